@@ -1,0 +1,63 @@
+#pragma once
+// The deterministic input generator of ../shared/benchmarks/WORKLOADS.md ("rb" PRNG), bit-identical to
+// rb_common.py, so hepgnn and the other tools run on exactly the same inputs.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "hepgnn/core/rng.hpp"
+
+namespace rb {
+
+/// z_i = mix64(seed + (i + 1) * golden)
+inline std::uint64_t u64(std::uint64_t seed, std::uint64_t i) { return hepgnn::mix64(seed + (i + 1) * 0x9E3779B97F4A7C15ULL); }
+/// u_i in [0, 1), exact float
+inline float u01(std::uint64_t seed, std::uint64_t i) { return static_cast<float>(u64(seed, i) >> 40) * 0x1.0p-24f; }
+/// s_i in [-1, 1)
+inline float upm1(std::uint64_t seed, std::uint64_t i) { return 2.0f * u01(seed, i) - 1.0f; }
+/// int_i in [0, n)
+inline std::uint32_t randint(std::uint64_t seed, std::uint64_t i, std::uint32_t n) {
+  return static_cast<std::uint32_t>(((u64(seed, i) >> 32) * n) >> 32);
+}
+
+/// Fills a Linear layer (PyTorch layout W[out][in]) the WORKLOADS.md way from seed S.
+template <class Dense>
+void init_linear(Dense& d, std::uint64_t seed) {
+  const int in = d.in_features(), out = d.out_features();
+  const float b = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
+  for (int o = 0; o < out; ++o)
+    for (int i = 0; i < in; ++i) d.weight()(o, i) = static_cast<typename Dense::scalar>(b * upm1(seed, std::uint64_t(o) * in + i));
+  if (d.has_bias())
+    for (int o = 0; o < out; ++o) d.bias()(0, o) = static_cast<typename Dense::scalar>(b * upm1(seed + 1, o));
+}
+
+/// Times fn() per the measurement rules: one warm-up, then at least `min_reps` repetitions and about
+/// `min_seconds` of timed work; returns the median seconds.
+template <class F>
+double median_seconds(F&& fn, int min_reps = 7, double min_seconds = 1.0) {
+  fn();
+  std::vector<double> t;
+  double total = 0;
+  while (static_cast<int>(t.size()) < min_reps || total < min_seconds) {
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    t.push_back(s);
+    total += s;
+    if (t.size() >= 1000) break;
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+/// Prints the harness's result line: `<workload> <implementation> <threads> <median_seconds>`.
+inline void report(const std::string& workload, const std::string& impl, int threads, double seconds) {
+  std::printf("%s %s %d %.6g\n", workload.c_str(), impl.c_str(), threads, seconds);
+  std::fflush(stdout);
+}
+
+}  // namespace rb

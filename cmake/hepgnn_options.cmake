@@ -1,0 +1,47 @@
+# Settings for hepgnn's own tests, benchmarks and examples only: never applied to the interface target,
+# so a parent project's flags stay its own.
+find_program(HEPGNN_CCACHE ccache)
+if(HEPGNN_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${HEPGNN_CCACHE})
+endif()
+
+find_package(OpenMP)
+find_package(ZLIB)
+
+# Real data beside the clone (../shared/data); tests that need it skip with a message when it is absent.
+set(_hepgnn_default_data "")
+if(EXISTS ${PROJECT_SOURCE_DIR}/../shared/data)
+  get_filename_component(_hepgnn_default_data ${PROJECT_SOURCE_DIR}/../shared/data ABSOLUTE)
+endif()
+set(HEPGNN_DATA_DIR "${_hepgnn_default_data}" CACHE PATH "Folder with hepgnn's real data sets (shared/data)")
+
+add_library(hepgnn_dev INTERFACE)
+target_link_libraries(hepgnn_dev INTERFACE hepgnn::hepgnn)
+target_compile_options(hepgnn_dev INTERFACE -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+if(HEPGNN_NATIVE)
+  target_compile_options(hepgnn_dev INTERFACE -march=native)
+endif()
+if(OpenMP_CXX_FOUND)
+  target_link_libraries(hepgnn_dev INTERFACE OpenMP::OpenMP_CXX)
+endif()
+if(HEPGNN_SANITIZE)
+  target_compile_options(hepgnn_dev INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(hepgnn_dev INTERFACE -fsanitize=address,undefined)
+endif()
+target_compile_definitions(hepgnn_dev INTERFACE HEPGNN_DATA_DIR="${HEPGNN_DATA_DIR}"
+  HEPGNN_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+
+# Optional dependencies used by optional headers (io/gzip, FastJet clustering).
+if(ZLIB_FOUND)
+  target_link_libraries(hepgnn_dev INTERFACE ZLIB::ZLIB)
+  target_compile_definitions(hepgnn_dev INTERFACE HEPGNN_HAVE_ZLIB=1)
+endif()
+find_library(HEPGNN_FASTJET_LIB fastjet)
+find_path(HEPGNN_FASTJET_INCLUDE fastjet/ClusterSequence.hh)
+if(HEPGNN_FASTJET_LIB AND HEPGNN_FASTJET_INCLUDE)
+  set(HEPGNN_HAVE_FASTJET ON)
+  add_library(hepgnn_fastjet INTERFACE)
+  target_link_libraries(hepgnn_fastjet INTERFACE ${HEPGNN_FASTJET_LIB})
+  target_include_directories(hepgnn_fastjet INTERFACE ${HEPGNN_FASTJET_INCLUDE})
+  target_compile_definitions(hepgnn_fastjet INTERFACE HEPGNN_HAVE_FASTJET=1)
+endif()

@@ -1,0 +1,68 @@
+#pragma once
+/// @file tensor.hpp
+/// @brief Feature matrices (row-major Eigen, one row per node/edge/graph), widths and shape checks.
+
+#include <Eigen/Core>
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+
+#include "hepgnn/core/error.hpp"
+
+namespace hepgnn {
+
+/// @brief Width sentinel: the width is set at construction instead of at compile time (Eigen's convention).
+inline constexpr int dynamic = -1;
+
+/// @brief Node, edge and graph indices. 32 bits: halves index bandwidth in gathers; 2^31 edges is ample per batch.
+using index_t = std::int32_t;
+
+/// @brief Row-major feature matrix: rows are items (nodes, edges, graphs), columns are features.
+template <class T>
+using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// @brief Column vector (per-item scalars such as edge scores or labels).
+template <class T>
+using vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+/// @brief Row vector (per-feature parameters such as a bias).
+template <class T>
+using row_vector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+
+/// @brief Read-only view of a row-major matrix held elsewhere (user buffers are not copied).
+template <class T>
+using matrix_view = Eigen::Map<const matrix<T>>;
+
+/// @brief True when a compile-time width W accepts the runtime width w.
+constexpr bool width_accepts(int W, long w) { return W == dynamic || W == w; }
+
+/// @brief Throws unless x has `cols` columns (any count when cols == dynamic).
+template <class Derived>
+void check_cols(const Eigen::MatrixBase<Derived>& x, long cols, std::string_view what) {
+  HEPGNN_CHECK(cols == dynamic || x.cols() == cols, what, ": expected ", cols, " columns (features), got ",
+               x.rows(), " x ", x.cols());
+}
+
+/// @brief Throws unless x has `rows` rows.
+template <class Derived>
+void check_rows(const Eigen::MatrixBase<Derived>& x, long rows, std::string_view what) {
+  HEPGNN_CHECK(x.rows() == rows, what, ": expected ", rows, " rows, got ", x.rows(), " x ", x.cols());
+}
+
+/// @brief Throws unless x has exactly the given shape.
+template <class Derived>
+void check_shape(const Eigen::MatrixBase<Derived>& x, long rows, long cols, std::string_view what) {
+  HEPGNN_CHECK(x.rows() == rows && (cols == dynamic || x.cols() == cols), what, ": expected shape ", rows, " x ",
+               cols, ", got ", x.rows(), " x ", x.cols());
+}
+
+/// @brief Throws unless every entry of x is finite (names the first offending row and column).
+template <class Derived>
+void check_finite(const Eigen::MatrixBase<Derived>& x, std::string_view what) {
+  for (Eigen::Index r = 0; r < x.rows(); ++r)
+    for (Eigen::Index c = 0; c < x.cols(); ++c)
+      HEPGNN_CHECK(std::isfinite(static_cast<double>(x(r, c))), what, ": non-finite value ", x(r, c), " at row ", r,
+                   ", column ", c);
+}
+
+}  // namespace hepgnn
