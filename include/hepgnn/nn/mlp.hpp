@@ -1,0 +1,121 @@
+#pragma once
+/// @file mlp.hpp
+/// @brief hepgnn::mlp: a multilayer perceptron whose depth, widths and activation are chosen at run time
+/// (for loaded configurations and hyperparameter scans); the compile-time alternative is sequential<...>.
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "hepgnn/nn/activation.hpp"
+#include "hepgnn/nn/dense.hpp"
+
+namespace hepgnn {
+
+/// @brief Activation chosen at run time.
+enum class activation_kind { none, relu, leaky_relu, elu, gelu, silu, tanh, sigmoid };
+
+namespace detail {
+template <class T, class V>
+decltype(auto) with_activation(activation_kind k, V&& v) {
+  switch (k) {
+    case activation_kind::relu: return v(act::relu{});
+    case activation_kind::leaky_relu: return v(act::leaky_relu{});
+    case activation_kind::elu: return v(act::elu{});
+    case activation_kind::gelu: return v(act::gelu{});
+    case activation_kind::silu: return v(act::silu{});
+    case activation_kind::tanh: return v(act::tanh{});
+    case activation_kind::sigmoid: return v(act::sigmoid{});
+    case activation_kind::none: break;
+  }
+  return v(act::relu{});  // unreachable for `none`: callers skip it
+}
+}  // namespace detail
+
+/// @brief Options of an mlp.
+struct mlp_options {
+  activation_kind activation = activation_kind::relu;
+  bool activate_last = false;  ///< apply the activation after the last linear layer too
+};
+
+/// @brief widths = {in, h1, ..., out}: Linear(in, h1), act, Linear(h1, h2), act, ..., Linear(.., out) [, act].
+/// Parameter names follow torch.nn.Sequential with the activations counted: "0.weight", "2.weight", ...
+template <class T>
+class mlp {
+ public:
+  using scalar = T;
+  static constexpr int in_width = dynamic;
+  static constexpr int out_width = dynamic;
+  struct cache {
+    std::vector<matrix<T>> pre, post;  ///< per linear layer: x W^T + b, and after the activation
+    matrix<T> grad[3];  ///< [0], [1]: linear-layer input gradients (alternating); [2]: pre-activation gradient
+  };
+
+  mlp(rng& gen, std::vector<int> widths, mlp_options o = {}) : o_(o) {
+    HEPGNN_CHECK(widths.size() >= 2, "mlp: widths needs at least {in, out}, got ", widths.size(), " entries");
+    for (std::size_t i = 0; i + 1 < widths.size(); ++i) layers_.emplace_back(gen, widths[i], widths[i + 1]);
+  }
+  mlp(rng& gen, std::initializer_list<int> widths, mlp_options o = {}) : mlp(gen, std::vector<int>(widths), o) {}
+
+  int in_features() const { return layers_.front().in_features(); }
+  int out_features() const { return layers_.back().out_features(); }
+  std::size_t depth() const { return layers_.size(); }
+  dense<T>& linear(std::size_t i) { return layers_[i]; }
+  const dense<T>& linear(std::size_t i) const { return layers_[i]; }
+  activation_kind activation() const { return o_.activation; }
+
+  void forward(const matrix<T>& x, matrix<T>& y, cache& c) const { infer(x, y, c); }
+  void infer(const matrix<T>& x, matrix<T>& y, cache& c) const {
+    check_cols(x, in_features(), "mlp: input x");
+    const std::size_t n = layers_.size();
+    c.pre.resize(n);
+    c.post.resize(n);
+    no_cache nc;
+    for (std::size_t i = 0; i < n; ++i) {
+      const matrix<T>& in = i == 0 ? x : c.post[i - 1];
+      layers_[i].infer(in, c.pre[i], nc);
+      if (activated(i)) {
+        detail::with_activation<T>(o_.activation, [&](auto p) {
+          using P = decltype(p);
+          hepgnn::activation<T, P>().infer(c.pre[i], c.post[i], nc);
+        });
+      } else {
+        c.post[i] = c.pre[i];
+      }
+    }
+    y = c.post[n - 1];
+  }
+
+  void backward(const matrix<T>& x, const matrix<T>&, const matrix<T>& dy, cache& c, matrix<T>* dx) {
+    const std::size_t n = layers_.size();
+    no_cache nc;
+    const matrix<T>* g = &dy;
+    for (std::size_t j = n; j-- > 0;) {
+      matrix<T>& gpre = c.grad[2];
+      if (activated(j)) {
+        detail::with_activation<T>(o_.activation, [&](auto p) {
+          using P = decltype(p);
+          hepgnn::activation<T, P>().backward(c.pre[j], c.post[j], *g, nc, &gpre);
+        });
+        g = &gpre;
+      }
+      matrix<T>* gin = j == 0 ? dx : &c.grad[j % 2];
+      layers_[j].backward(j == 0 ? x : c.post[j - 1], c.pre[j], *g, nc, gin);
+      g = gin;
+    }
+  }
+
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].for_each_param(prefix + std::to_string(2 * i) + ".", f);
+  }
+
+ private:
+  bool activated(std::size_t i) const {
+    return o_.activation != activation_kind::none && (i + 1 < layers_.size() || o_.activate_last);
+  }
+  std::vector<dense<T>> layers_;
+  mlp_options o_;
+};
+
+}  // namespace hepgnn

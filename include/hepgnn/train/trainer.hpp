@@ -1,0 +1,117 @@
+#pragma once
+/// @file trainer.hpp
+/// @brief hepgnn::fit: the minibatch loop every model family shares (shuffling, batching, progress line, CSV loss
+/// log, early stopping on a validation loss). The model-specific work is the caller's `step` function.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hepgnn/core/rng.hpp"
+#include "hepgnn/train/progress.hpp"
+
+namespace hepgnn {
+
+/// @brief Options of fit().
+struct fit_options {
+  int epochs = 10;
+  std::size_t batch_size = 32;
+  bool shuffle = true;
+  std::uint64_t seed = 1;
+  std::string csv_log;     ///< when set: one row per epoch (epoch, train_loss, val_loss, seconds, items_per_second)
+  int patience = 0;        ///< early stopping: epochs without validation improvement before stopping (0 = off)
+  double min_delta = 0;    ///< improvement smaller than this does not count
+  std::string label = "train";
+  bool progress = isatty(STDERR_FILENO) != 0;
+};
+
+/// @brief What happened in one epoch.
+struct epoch_record {
+  int epoch = 0;
+  double train_loss = 0;  ///< mean of the step losses, weighted by batch size
+  double val_loss = std::numeric_limits<double>::quiet_NaN();
+  double seconds = 0;
+};
+
+/// @brief The loss curve and the early-stopping outcome.
+struct fit_history {
+  std::vector<epoch_record> epochs;
+  bool stopped_early = false;
+  int best_epoch = -1;  ///< epoch with the lowest validation loss (-1 without validation)
+  double best_val_loss = std::numeric_limits<double>::infinity();
+};
+
+/// @brief Trains over `n_items` items in minibatches.
+/// @param step    double(std::span<const std::size_t> items): forward, backward and optimizer step on those items;
+///                returns the batch's mean loss.
+/// @param validate double(): validation loss after each epoch, or an empty function.
+/// @param on_best void(): called when the validation loss improves (e.g. to snapshot the weights); may be empty.
+inline fit_history fit(std::size_t n_items, const fit_options& o,
+                       const std::function<double(std::span<const std::size_t>)>& step,
+                       const std::function<double()>& validate = {}, const std::function<void()>& on_best = {}) {
+  HEPGNN_CHECK(o.batch_size > 0, "fit: batch_size must be > 0");
+  HEPGNN_CHECK(o.epochs >= 0, "fit: epochs must be >= 0, got ", o.epochs);
+  HEPGNN_CHECK(static_cast<bool>(step), "fit: step function is empty");
+  std::vector<std::size_t> order(n_items);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  rng gen(o.seed);
+  progress bar(o.label, o.progress);
+  fit_history h;
+  std::ofstream csv;
+  if (!o.csv_log.empty()) {
+    csv.open(o.csv_log);
+    HEPGNN_CHECK(csv.good(), "fit: cannot open csv_log '", o.csv_log, "' for writing");
+    csv << "epoch,train_loss,val_loss,seconds,items_per_second\n";
+  }
+  int since_best = 0;
+  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (o.shuffle)
+      for (std::size_t i = n_items; i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+    double sum = 0;
+    std::size_t seen = 0;
+    bar.new_epoch();
+    for (std::size_t b = 0; b < n_items; b += o.batch_size) {
+      const std::size_t e = std::min(n_items, b + o.batch_size);
+      const double loss = step(std::span<const std::size_t>(order.data() + b, e - b));
+      HEPGNN_CHECK(std::isfinite(loss), "fit: the loss became non-finite (", loss, ") in epoch ", epoch,
+                   "; lower the learning rate or check the inputs");
+      sum += loss * static_cast<double>(e - b);
+      seen = e;
+      bar.update(epoch, o.epochs, seen, n_items, sum / static_cast<double>(seen));
+    }
+    epoch_record r;
+    r.epoch = epoch;
+    r.train_loss = seen ? sum / static_cast<double>(seen) : 0;
+    if (validate) r.val_loss = validate();
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bar.update(epoch, o.epochs, seen, n_items, r.train_loss, true);
+    h.epochs.push_back(r);
+    if (csv.is_open())
+      csv << epoch << ',' << r.train_loss << ',' << r.val_loss << ',' << r.seconds << ','
+          << (r.seconds > 0 ? static_cast<double>(n_items) / r.seconds : 0) << '\n'
+          << std::flush;
+    if (validate) {
+      if (r.val_loss < h.best_val_loss - o.min_delta) {
+        h.best_val_loss = r.val_loss;
+        h.best_epoch = epoch;
+        since_best = 0;
+        if (on_best) on_best();
+      } else if (o.patience > 0 && ++since_best >= o.patience) {
+        h.stopped_early = true;
+        break;
+      }
+    }
+  }
+  bar.finish();
+  return h;
+}
+
+}  // namespace hepgnn
