@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Quick start 2/2: install what is missing, build every test and run the whole suite with ctest.
+# Real-data tests find ../shared/data beside the clone (or -DHEPGNN_DATA_DIR=...) and skip with a message without it.
+# Env: BUILD_DIR (default build-tests), CMAKE_ARGS (extra configure arguments), JOBS (default: number of cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+build=${BUILD_DIR:-build-tests}
+# shellcheck disable=SC2086
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEPGNN_BUILD_TESTS=ON -DHEPGNN_BUILD_BENCHMARKS=OFF \
+  -DHEPGNN_BUILD_EXAMPLES=OFF ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$build" -j"${JOBS:-$(nproc)}"
+# One test thread per ctest job: the tests check thread-count independence themselves.
+cd "$build" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure -j"${JOBS:-$(nproc)}" --timeout 600
