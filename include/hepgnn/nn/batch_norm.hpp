@@ -21,6 +21,7 @@ class batch_norm {
   struct cache {
     matrix<T> xhat;
     row_vector<T> rstd;
+    row_vector<T> scale, shift;  ///< inference: running statistics folded into one affine map per feature
   };
 
   explicit batch_norm(int width = Width, T eps = T(1e-5), T momentum = T(0.1)) : eps_(eps), momentum_(momentum) {
@@ -55,12 +56,14 @@ class batch_norm {
     tracked_(0, 0) += T(1);
   }
 
-  void infer(const matrix<T>& x, matrix<T>& y, cache&) const {
+  void infer(const matrix<T>& x, matrix<T>& y, cache& c) const {
     check_cols(x, width(), "batch_norm: input x");
-    const row_vector<T> scale = (weight_.row(0).array() * (running_var_.row(0).array() + eps_).rsqrt()).matrix();
-    const row_vector<T> shift = bias_.row(0) - (running_mean_.row(0).array() * scale.array()).matrix();
+    c.scale.resize(width());
+    c.shift.resize(width());
+    c.scale.array() = weight_.row(0).array() * (running_var_.row(0).array() + eps_).rsqrt();
+    c.shift.array() = bias_.row(0).array() - running_mean_.row(0).array() * c.scale.array();
     y.resize(x.rows(), x.cols());
-    y = ((x.array().rowwise() * scale.array()).rowwise() + shift.array()).matrix();
+    for (Eigen::Index r = 0; r < x.rows(); ++r) y.row(r).array() = x.row(r).array() * c.scale.array() + c.shift.array();
   }
 
   void backward(const matrix<T>&, const matrix<T>&, const matrix<T>& dy, cache& c, matrix<T>* dx) {

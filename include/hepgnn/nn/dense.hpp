@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "hepgnn/core/product.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/nn/layer.hpp"
 
@@ -53,8 +54,7 @@ class dense {
 
   void infer(const matrix<T>& x, matrix<T>& y, cache&) const {
     check_cols(x, in_features(), "dense: input x");
-    y.resize(x.rows(), out_features());
-    y.noalias() = x * weight_.transpose();
+    multiply_transposed(x, weight_, y);
     if (has_bias_) y.rowwise() += bias_.row(0);
   }
 
