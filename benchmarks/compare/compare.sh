@@ -10,6 +10,9 @@ root=$(cd "$here/../.." && pwd)
 build=${HEPGNN_COMPARE_BUILD:-$root/build-compare}
 [ $# -gt 0 ] || { echo "usage: $0 WORKLOAD..." >&2; exit 2; }
 
+# The reference side: Debian's PyTorch and POT, jemalloc and the OpenMP OpenBLAS of MEASURING.md, nanoflann, FAISS.
+bash "$root/scripts/setup.sh" libbenchmark-dev python3-torch python3-pot python3-numpy libjemalloc2 \
+  libopenblas0-openmp libnanoflann-dev libfaiss-dev
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DHEPGNN_BUILD_TESTS=OFF -DHEPGNN_BUILD_EXAMPLES=OFF \
   -DHEPGNN_BUILD_BENCHMARKS=ON >/dev/null
 targets=$(sed -n 's/.*{build}\/benchmarks\/\(compare_[A-Za-z0-9_]*\).*/\1/p' "$here/workloads.txt" | sort -u)
