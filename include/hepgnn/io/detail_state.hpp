@@ -1,0 +1,86 @@
+#pragma once
+/// @file detail_state.hpp
+/// @brief hepgnn::load_report and the shared logic that copies named tensors from a weight file into a model
+/// (safetensors and npz readers both use it).
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "hepgnn/io/detail_bytes.hpp"
+#include "hepgnn/nn/layer.hpp"
+
+namespace hepgnn {
+
+/// @brief What load_weights did: tensors loaded, and (non-strict mode) what it skipped and why.
+struct load_report {
+  std::vector<std::string> loaded;      ///< names copied into the model
+  std::vector<std::string> missing;     ///< model tensors absent from the file (kept their values)
+  std::vector<std::string> unexpected;  ///< file tensors the model does not have (ignored)
+  std::vector<std::string> mismatched;  ///< "name: file [..] vs model [..]" (kept their values)
+
+  /// @brief True when every model tensor was loaded and the file had nothing else.
+  bool complete() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
+
+  /// @brief One line per problem, empty when complete().
+  std::string summary() const {
+    std::string s;
+    for (const auto& m : missing) s += "missing from the file: '" + m + "'\n";
+    for (const auto& m : mismatched) s += "shape mismatch: " + m + "\n";
+    for (const auto& m : unexpected) s += "unexpected in the file: '" + m + "'\n";
+    return s;
+  }
+};
+
+namespace detail {
+
+/// @brief Copies every state tensor of `model` (parameters, then buffers) from `src`.
+///
+/// Source requirements: `names()` (all tensor names in the file), `find_shape(name)` (pointer to its shape or
+/// null), `read<T>(name, T* dst)` (converts its values into dst, which holds the shape's element count).
+/// Strict: any missing, unexpected or mis-shaped tensor throws before the model is changed, listing them all.
+template <class Model, class Source>
+load_report load_state(Model& model, const Source& src, bool strict, const std::string& who) {
+  load_report report;
+  std::unordered_set<std::string> seen;
+  std::vector<std::string> problems;
+  // First pass: match names and shapes without touching the model.
+  for_each_state(model, "", [&](const std::string& name, auto p) {
+    seen.insert(name);
+    const std::vector<std::int64_t>* shape = src.find_shape(name);
+    if (!shape) {
+      report.missing.push_back(name);
+      problems.push_back("tensor '" + name + "' is missing from the file (model expects shape " + shape_string(p.shape) + ")");
+    } else if (*shape != p.shape) {
+      report.mismatched.push_back(name + ": file " + shape_string(*shape) + " vs model " + shape_string(p.shape));
+      problems.push_back("tensor '" + name + "' has shape " + shape_string(*shape) + " in the file but the model expects " +
+                         shape_string(p.shape));
+    }
+  });
+  for (const auto& name : src.names()) {
+    if (seen.count(name)) continue;
+    report.unexpected.push_back(name);
+    problems.push_back("tensor '" + name + "' " + shape_string(*src.find_shape(name)) +
+                       " in the file is not a tensor of the model");
+  }
+  if (strict && !problems.empty()) {
+    std::string msg = who + ": " + std::to_string(problems.size()) + " problem(s), nothing loaded:";
+    const std::size_t shown = std::min<std::size_t>(problems.size(), 20);
+    for (std::size_t i = 0; i < shown; ++i) msg += "\n  " + problems[i];
+    if (shown < problems.size()) msg += "\n  ... and " + std::to_string(problems.size() - shown) + " more";
+    detail::fail(msg);
+  }
+  // Second pass: copy what matches.
+  for_each_state(model, "", [&](const std::string& name, auto p) {
+    const std::vector<std::int64_t>* shape = src.find_shape(name);
+    if (!shape || *shape != p.shape) return;
+    src.read(name, p.value);
+    report.loaded.push_back(name);
+  });
+  return report;
+}
+
+}  // namespace detail
+}  // namespace hepgnn
