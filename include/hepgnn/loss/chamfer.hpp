@@ -1,0 +1,259 @@
+#pragma once
+/// @file chamfer.hpp
+/// @brief Chamfer distance between the point sets of two batches (graph g of A against graph g of B), with
+/// gradients w.r.t. both sets.
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/tensor.hpp"
+#include "hepgnn/simd/distance.hpp"
+
+namespace hepgnn {
+
+/// @brief How the nearest distances of one direction are combined.
+enum class chamfer_reduction {
+  mean,  ///< mean_i min_j d(a_i, b_j) + mean_j min_i d(a_i, b_j)
+  sum    ///< sum_i min_j d(a_i, b_j) + sum_j min_i d(a_i, b_j)
+};
+
+/// @brief Point distance used by the Chamfer distance.
+enum class chamfer_metric {
+  squared_euclidean,  ///< |a - b|^2 (the usual Chamfer loss)
+  euclidean           ///< |a - b| (gradient 0 at coincident points)
+};
+
+/// @brief Options of hepgnn::chamfer.
+struct chamfer_options {
+  chamfer_reduction reduction = chamfer_reduction::mean;  ///< mean or sum over each direction
+  chamfer_metric metric = chamfer_metric::squared_euclidean;  ///< point distance
+};
+
+/// @brief What chamfer() records for chamfer_backward(): the nearest neighbour of every point in the other set
+/// (global row indices).
+struct chamfer_cache {
+  std::vector<index_t> nearest_in_b;  ///< for each row of A, its nearest row of B (same graph)
+  std::vector<index_t> nearest_in_a;  ///< for each row of B, its nearest row of A (same graph)
+};
+
+namespace detail {
+
+/// @brief Checks two batched point sets for the set losses (same dims, same graph count, non-empty graphs).
+template <class T>
+void check_set_pair(const matrix<T>& a, const batch& ba, const matrix<T>& b, const batch& bb, const char* who) {
+  HEPGNN_CHECK(a.cols() == b.cols(), who, ": a and b must have the same number of columns (dimensions), got ",
+               a.cols(), " and ", b.cols());
+  HEPGNN_CHECK(a.cols() >= 1, who, ": points need at least one coordinate column, got ", a.cols());
+  ba.validate(static_cast<index_t>(a.rows()));
+  bb.validate(static_cast<index_t>(b.rows()));
+  HEPGNN_CHECK(ba.num_graphs() == bb.num_graphs(), who, ": batches must hold the same number of graphs, got ",
+               ba.num_graphs(), " and ", bb.num_graphs());
+  for (index_t g = 0; g < ba.num_graphs(); ++g)
+    HEPGNN_CHECK(ba.size(g) > 0 && bb.size(g) > 0, who, ": point sets must not be empty, graph ", g, " has ",
+                 ba.size(g), " points in a and ", bb.size(g), " in b");
+  if (!a.allFinite()) check_finite(a, std::string(who) + ": a");  // the detailed scan only names the culprit
+  if (!b.allFinite()) check_finite(b, std::string(who) + ": b");
+}
+
+/// @brief Minimum of x[0..m) (m >= 1), SIMD over the native architecture.
+template <class T>
+T min_of(const T* x, int m) {
+  constexpr int W = simd::lanes<T, simd::native>();
+  T best = std::numeric_limits<T>::infinity();
+  int j = 0;
+  if constexpr (W > 1) {
+    using B = xsimd::batch<T, simd::native>;
+    if (m >= W) {
+      B acc = B::load_unaligned(x);
+      for (j = W; j + W <= m; j += W) acc = xsimd::min(acc, B::load_unaligned(x + j));
+      alignas(64) T buf[W];
+      acc.store_aligned(buf);
+      for (int l = 0; l < W; ++l) best = buf[l] < best ? buf[l] : best;
+    }
+  }
+  for (; j < m; ++j) best = x[j] < best ? x[j] : best;
+  return best;
+}
+
+/// @brief cmin = min(cmin, dist) and carg = row where dist < cmin, with full-width selects: masked stores
+/// followed by reloads of the same lines (the next row) stall store forwarding.
+template <class T>
+void update_column_minima(const T* dist, int m, T row, T* cmin, T* carg) {
+  constexpr int W = simd::lanes<T, simd::native>();
+  int k = 0;
+  if constexpr (W > 1) {
+    using B = xsimd::batch<T, simd::native>;
+    const B r(row);
+    for (; k + W <= m; k += W) {
+      const B d = B::load_unaligned(dist + k), c = B::load_unaligned(cmin + k);
+      const auto lt = d < c;
+      xsimd::select(lt, d, c).store_unaligned(cmin + k);
+      xsimd::select(lt, r, B::load_unaligned(carg + k)).store_unaligned(carg + k);
+    }
+  }
+  for (; k < m; ++k) {
+    const bool lt = dist[k] < cmin[k];
+    cmin[k] = lt ? dist[k] : cmin[k];
+    carg[k] = lt ? row : carg[k];
+  }
+}
+
+/// @brief Per-thread buffers of the Chamfer kernel.
+template <class T>
+struct chamfer_scratch {
+  std::vector<T> soa, dist, col_min;
+  std::vector<T> col_arg;  ///< row of the column minimum, held as T so the update is one same-width blend
+};
+
+/// @brief For every point of X (rows [x0, x0+nx)), updates the running minima over Y's points (SoA block yt,
+/// ny points) column-wise: ymin[j] = min_i d(x_i, y_j), yarg[j] = its i. Only vertical (lane-wise) SIMD work:
+/// horizontal arg-reductions per row are the slow part of a Chamfer kernel.
+template <class T>
+void nearest_from(const matrix<T>& x, index_t x0, index_t nx, const T* yt, int ny, chamfer_scratch<T>& s,
+                  bool with_arg) {
+  const int d = static_cast<int>(x.cols());
+  s.dist.resize(static_cast<std::size_t>(ny));
+  s.col_min.assign(static_cast<std::size_t>(ny), std::numeric_limits<T>::infinity());
+  if (with_arg) s.col_arg.assign(static_cast<std::size_t>(ny), T(0));
+  T* dist = s.dist.data();
+  T* cmin = s.col_min.data();
+  for (index_t i = 0; i < nx; ++i) {
+    simd::squared_distances_soa(x.data() + static_cast<std::ptrdiff_t>(x0 + i) * d, d, yt, ny, ny, dist);
+    if (with_arg)
+      update_column_minima(dist, ny, static_cast<T>(i), cmin, s.col_arg.data());
+    else
+      for (int k = 0; k < ny; ++k) cmin[k] = dist[k] < cmin[k] ? dist[k] : cmin[k];
+  }
+}
+
+/// @brief Chamfer of one pair: A rows [a0, a0+n), B rows [b0, b0+m). Optionally records nearest neighbours.
+/// Both directions run as column-wise minima (distances from each a_i to B, then from each b_j to A); the
+/// squared distances are bit-identical either way round.
+template <class T>
+double chamfer_pair(const matrix<T>& a, index_t a0, index_t n, const matrix<T>& b, index_t b0, index_t m,
+                    const chamfer_options& opt, chamfer_cache* cache, chamfer_scratch<T>& s) {
+  const int d = static_cast<int>(a.cols());
+  const bool root = opt.metric == chamfer_metric::euclidean;
+  auto total = [&](int k) {
+    double t = 0;
+    for (int j = 0; j < k; ++j) t += root ? std::sqrt(static_cast<double>(s.col_min[j])) : static_cast<double>(s.col_min[j]);
+    return t;
+  };
+  if (!cache) {  // forward only: one pass, row minima horizontally, column minima vertically
+    s.soa.resize(static_cast<std::size_t>(m) * d);
+    simd::transpose_to_soa(b.data() + static_cast<std::ptrdiff_t>(b0) * d, m, d, s.soa.data(), m);
+    s.dist.resize(static_cast<std::size_t>(m));
+    s.col_min.assign(static_cast<std::size_t>(m), std::numeric_limits<T>::infinity());
+    T* dist = s.dist.data();
+    T* cmin = s.col_min.data();
+    double row_total = 0;
+    for (index_t i = 0; i < n; ++i) {
+      simd::squared_distances_soa(a.data() + static_cast<std::ptrdiff_t>(a0 + i) * d, d, s.soa.data(), m, m, dist);
+      const T best = min_of(dist, m);
+      row_total += root ? std::sqrt(static_cast<double>(best)) : static_cast<double>(best);
+      for (int k = 0; k < m; ++k) cmin[k] = dist[k] < cmin[k] ? dist[k] : cmin[k];
+    }
+    const double col_total = total(m);
+    if (opt.reduction == chamfer_reduction::mean) return row_total / n + col_total / m;
+    return row_total + col_total;
+  }
+  // with nearest neighbours: b_j -> nearest a, then a_i -> nearest b
+  s.soa.resize(static_cast<std::size_t>(m) * d);
+  simd::transpose_to_soa(b.data() + static_cast<std::ptrdiff_t>(b0) * d, m, d, s.soa.data(), m);
+  nearest_from(a, a0, n, s.soa.data(), m, s, true);
+  const double col_total = total(m);
+  for (index_t k = 0; k < m; ++k) cache->nearest_in_a[b0 + k] = a0 + static_cast<index_t>(s.col_arg[k]);
+  // a_i -> nearest b
+  s.soa.resize(static_cast<std::size_t>(n) * d);
+  simd::transpose_to_soa(a.data() + static_cast<std::ptrdiff_t>(a0) * d, n, d, s.soa.data(), n);
+  nearest_from(b, b0, m, s.soa.data(), n, s, true);
+  const double row_total = total(n);
+  for (index_t k = 0; k < n; ++k) cache->nearest_in_b[a0 + k] = b0 + static_cast<index_t>(s.col_arg[k]);
+  if (opt.reduction == chamfer_reduction::mean) return row_total / n + col_total / m;
+  return row_total + col_total;
+}
+
+}  // namespace detail
+
+/// @brief Chamfer distance of every graph pair: set a_g = rows of `a` in graph g of `ba`, b_g = rows of `b` in
+/// graph g of `bb`. Returns one value per graph (see chamfer_reduction). With a cache, records the nearest
+/// neighbours that chamfer_backward needs. Threaded over graphs with OpenMP; results do not depend on the
+/// thread count. Throws hepgnn::error on mismatched dimensions or graph counts, empty sets, non-finite points.
+template <class T>
+vector<T> chamfer(const matrix<T>& a, const batch& ba, const matrix<T>& b, const batch& bb,
+                  const chamfer_options& options = {}, chamfer_cache* cache = nullptr) {
+  detail::check_set_pair(a, ba, b, bb, "chamfer");
+  const index_t G = ba.num_graphs();
+  vector<T> out(G);
+  if (cache) {
+    cache->nearest_in_b.resize(static_cast<std::size_t>(a.rows()));
+    cache->nearest_in_a.resize(static_cast<std::size_t>(b.rows()));
+  }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (G > 16)
+#endif
+  for (index_t g = 0; g < G; ++g) {
+    thread_local detail::chamfer_scratch<T> s;
+    out[g] = static_cast<T>(detail::chamfer_pair(a, ba.begin(g), ba.size(g), b, bb.begin(g), bb.size(g), options,
+                                                 cache, s));
+  }
+  return out;
+}
+
+/// @brief Gradients of sum_g dloss[g] * chamfer_g w.r.t. a and b (written, not added), from the cache of the
+/// matching chamfer() call with the same inputs and options. Either output may be null.
+template <class T>
+void chamfer_backward(const matrix<T>& a, const batch& ba, const matrix<T>& b, const batch& bb, const vector<T>& dloss,
+                      const chamfer_cache& cache, matrix<T>* grad_a, matrix<T>* grad_b,
+                      const chamfer_options& options = {}) {
+  HEPGNN_CHECK(dloss.size() == ba.num_graphs(), "chamfer_backward: dloss must have one entry per graph (",
+               ba.num_graphs(), "), got ", dloss.size());
+  HEPGNN_CHECK(cache.nearest_in_b.size() == static_cast<std::size_t>(a.rows()) &&
+                   cache.nearest_in_a.size() == static_cast<std::size_t>(b.rows()),
+               "chamfer_backward: the cache does not match the inputs (run chamfer with this cache first): it has ",
+               cache.nearest_in_b.size(), " and ", cache.nearest_in_a.size(), " entries for ", a.rows(), " and ",
+               b.rows(), " points");
+  HEPGNN_CHECK(a.cols() == b.cols(), "chamfer_backward: a and b must have the same number of columns, got ", a.cols(),
+               " and ", b.cols());
+  matrix<T> local_a, local_b;
+  matrix<T>& ga = grad_a ? *grad_a : local_a;
+  matrix<T>& gb = grad_b ? *grad_b : local_b;
+  ga.setZero(a.rows(), a.cols());
+  gb.setZero(b.rows(), b.cols());
+  const bool root = options.metric == chamfer_metric::euclidean;
+  const bool mean = options.reduction == chamfer_reduction::mean;
+  const index_t G = ba.num_graphs();
+  const Eigen::Index d = a.cols();
+  // Each graph touches only its own rows, so graphs run in parallel without races.
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (G > 16)
+#endif
+  for (index_t g = 0; g < G; ++g) {
+    const T wa = mean ? dloss[g] / static_cast<T>(ba.size(g)) : dloss[g];
+    const T wb = mean ? dloss[g] / static_cast<T>(bb.size(g)) : dloss[g];
+    auto pair_grad = [&](index_t i, index_t j, T w) {  // adds w * d dist(a_i, b_j) to a_i, and the opposite to b_j
+      const T* ai = a.data() + static_cast<std::ptrdiff_t>(i) * d;
+      const T* bj = b.data() + static_cast<std::ptrdiff_t>(j) * d;
+      T* gai = ga.data() + static_cast<std::ptrdiff_t>(i) * d;
+      T* gbj = gb.data() + static_cast<std::ptrdiff_t>(j) * d;
+      T scale = 2 * w;
+      if (root) {
+        T r2 = 0;
+        for (Eigen::Index c = 0; c < d; ++c) r2 += (ai[c] - bj[c]) * (ai[c] - bj[c]);
+        scale = r2 > 0 ? w / std::sqrt(r2) : T(0);
+      }
+      for (Eigen::Index c = 0; c < d; ++c) {
+        const T t = scale * (ai[c] - bj[c]);
+        gai[c] += t;
+        gbj[c] -= t;
+      }
+    };
+    for (index_t i = ba.begin(g); i < ba.end(g); ++i) pair_grad(i, cache.nearest_in_b[i], wa);
+    for (index_t j = bb.begin(g); j < bb.end(g); ++j) pair_grad(cache.nearest_in_a[j], j, wb);
+  }
+}
+
+}  // namespace hepgnn
