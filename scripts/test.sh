@@ -10,5 +10,6 @@ build=${BUILD_DIR:-build-tests}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEPGNN_BUILD_TESTS=ON -DHEPGNN_BUILD_BENCHMARKS=OFF \
   -DHEPGNN_BUILD_EXAMPLES=OFF ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j"${JOBS:-$(nproc)}"
-# One test thread per ctest job: the tests check thread-count independence themselves.
-cd "$build" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure -j"${JOBS:-$(nproc)}" --timeout 600
+# One OpenMP thread per ctest job (ctest runs nproc jobs); tests of thread-count independence set 1 and 2
+# threads themselves. Passive waiting keeps oversubscribed OpenMP teams from spinning.
+cd "$build" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} ctest --output-on-failure -j"${JOBS:-$(nproc)}" --timeout 600

@@ -1,0 +1,110 @@
+#pragma once
+/// @file jet_array.hpp
+/// @brief hepgnn::jet_array: jets as fixed-size constituent sets in the JetNet layout [n_jets, P, 4] with
+/// features (eta_rel, phi_rel, pt_rel, mask), and conversion to a packed node matrix + batch for graph models.
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <vector>
+
+#include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/error.hpp"
+#include "hepgnn/core/tensor.hpp"
+
+namespace hepgnn {
+
+/// @brief Column order of the JetNet particle features.
+namespace jet_col {
+inline constexpr int eta_rel = 0;  ///< pseudorapidity relative to the jet axis
+inline constexpr int phi_rel = 1;  ///< azimuth relative to the jet axis, wrapped to [-pi, pi]
+inline constexpr int pt_rel = 2;   ///< pt / jet pt
+inline constexpr int mask = 3;     ///< 1 for a real constituent, 0 for padding
+}  // namespace jet_col
+
+/// @brief Wraps an angle difference into [-pi, pi].
+template <class T>
+T wrap_phi(T dphi) {
+  constexpr T pi = std::numbers::pi_v<T>, two_pi = 2 * std::numbers::pi_v<T>;
+  if (!std::isfinite(dphi)) return dphi;
+  dphi = std::fmod(dphi + pi, two_pi);
+  if (dphi < 0) dphi += two_pi;
+  return dphi - pi;
+}
+
+/// @brief Jets in the JetNet layout: `particles` holds num_jets * max_particles rows of (eta_rel, phi_rel,
+/// pt_rel, mask); jet j owns rows [j * max_particles, (j + 1) * max_particles). Real constituents come first
+/// (mask 1, pt-ordered by convention), padding rows are all zero. `labels` is optional (one per jet).
+template <class T>
+struct jet_array {
+  index_t num_jets = 0;       ///< number of jets
+  index_t max_particles = 30; ///< slots per jet (P)
+  matrix<T> particles;        ///< (num_jets * P) x 4
+  std::vector<int> labels;    ///< optional class label per jet (empty or num_jets entries)
+  matrix<T> jet_features;     ///< optional num_jets x 4 (pt, eta, mass, n_constituents) as in JetNet; may be empty
+
+  /// @brief Allocates n zero jets of P slots.
+  static jet_array zeros(index_t n, index_t p) {
+    HEPGNN_CHECK(n >= 0 && p > 0, "jet_array::zeros: need n >= 0 and P > 0, got n=", n, ", P=", p);
+    jet_array a;
+    a.num_jets = n;
+    a.max_particles = p;
+    a.particles = matrix<T>::Zero(static_cast<Eigen::Index>(n) * p, 4);
+    return a;
+  }
+  /// @brief Row of constituent i of jet j.
+  auto row(index_t j, index_t i) { return particles.row(static_cast<Eigen::Index>(j) * max_particles + i); }
+  auto row(index_t j, index_t i) const { return particles.row(static_cast<Eigen::Index>(j) * max_particles + i); }
+  /// @brief Number of real constituents of jet j (mask > 0.5; real rows come first).
+  index_t count(index_t j) const {
+    index_t n = 0;
+    while (n < max_particles && row(j, n)(jet_col::mask) > T(0.5)) ++n;
+    return n;
+  }
+  /// @brief Checks shape, finiteness, mask in {0,1} with real rows first, and pt_rel >= 0.
+  void validate(const char* who = "jet_array") const {
+    HEPGNN_CHECK(num_jets >= 0 && max_particles > 0, who, ": bad sizes num_jets=", num_jets,
+                 ", max_particles=", max_particles);
+    HEPGNN_CHECK(particles.rows() == static_cast<Eigen::Index>(num_jets) * max_particles && particles.cols() == 4,
+                 who, ": particles must be (num_jets*max_particles) x 4 = ",
+                 static_cast<long>(num_jets) * max_particles, " x 4, got ", particles.rows(), " x ",
+                 particles.cols());
+    HEPGNN_CHECK(jet_features.size() == 0 || jet_features.rows() == num_jets, who,
+                 ": jet_features must be empty or have num_jets=", num_jets, " rows, got ", jet_features.rows());
+    HEPGNN_CHECK(labels.empty() || labels.size() == static_cast<std::size_t>(num_jets), who,
+                 ": labels must be empty or have num_jets=", num_jets, " entries, got ", labels.size());
+    for (index_t j = 0; j < num_jets; ++j) {
+      bool padding = false;
+      for (index_t i = 0; i < max_particles; ++i) {
+        auto r = row(j, i);
+        HEPGNN_CHECK(r.allFinite(), who, ": jet ", j, " particle ", i, " has a non-finite feature");
+        HEPGNN_CHECK(r(jet_col::mask) == T(0) || r(jet_col::mask) == T(1), who, ": jet ", j, " particle ", i,
+                     " mask must be 0 or 1, got ", r(jet_col::mask));
+        HEPGNN_CHECK(r(jet_col::pt_rel) >= T(0), who, ": jet ", j, " particle ", i, " pt_rel must be >= 0, got ", r(jet_col::pt_rel));
+        if (r(jet_col::mask) == T(0)) padding = true;
+        else HEPGNN_CHECK(!padding, who, ": jet ", j, " has a real particle at slot ", i, " after padding");
+      }
+    }
+  }
+};
+
+/// @brief Packs the real constituents of jets [first, first + n) into a node matrix (rows: eta_rel, phi_rel,
+/// pt_rel; columns chosen by `cols`, 3 by default) and the batch of their node offsets: the graph-model input.
+template <class T>
+void pack_jets(const jet_array<T>& jets, index_t first, index_t n, matrix<T>& x, batch& b, int cols = 3) {
+  HEPGNN_CHECK(first >= 0 && n >= 0 && first + n <= jets.num_jets, "pack_jets: jets [", first, ", ", first + n,
+               ") out of range for ", jets.num_jets, " jets");
+  HEPGNN_CHECK(cols >= 1 && cols <= 4, "pack_jets: cols must be in [1, 4], got ", cols);
+  std::vector<index_t> sizes(static_cast<std::size_t>(n));
+  Eigen::Index total = 0;
+  for (index_t j = 0; j < n; ++j) total += sizes[j] = jets.count(first + j);
+  x.resize(total, cols);
+  b.node_offsets.assign(1, 0);
+  Eigen::Index r = 0;
+  for (index_t j = 0; j < n; ++j) {
+    for (index_t i = 0; i < sizes[j]; ++i) x.row(r++) = jets.row(first + j, i).head(cols);
+    b.node_offsets.push_back(static_cast<index_t>(r));
+  }
+}
+
+}  // namespace hepgnn
