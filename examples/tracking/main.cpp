@@ -1,0 +1,329 @@
+// Exa.TrkX-style tracking: simulate toy events, train the embedding, filter and GNN stages, then evaluate on
+// held-out toy events and on the real TrackML sample event (trained on toy events only).
+//
+//   example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] [--walkthrough | --cc]
+//                    [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] [--filter-cut X]
+//
+// Track building: the walkthrough by default, connected components with --cc.
+// Writes DIR/event_display_xy.svg, DIR/event_display_rz.svg (real event, hits coloured by reconstructed track,
+// missed hits of reconstructable particles marked), DIR/loss_curves.svg, DIR/efficiency.svg and
+// DIR/tracking.safetensors (all stages' weights; --weights FILE loads them instead of training).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../common/svg_plot.hpp"
+#include "hepgnn/data/toy_tracker.hpp"
+#include "hepgnn/io/trackml.hpp"
+#include "hepgnn/metrics/tracking.hpp"
+#include "hepgnn/models/tracking.hpp"
+
+using namespace hepgnn;
+using T = float;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct args {
+  bool quick = false, walkthrough = true;
+  std::string metrics_out, out_dir = "tracking_out", weights, trackml_prefix;
+  int epochs = -1, train_events = -1;
+  double edge_cut = -1, filter_cut = -1;
+};
+
+args parse(int argc, char** argv) {
+  args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "missing value after " << s << "\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (s == "--quick") a.quick = true;
+    else if (s == "--walkthrough") a.walkthrough = true;
+    else if (s == "--cc") a.walkthrough = false;
+    else if (s == "--metrics-out") a.metrics_out = value();
+    else if (s == "--out") a.out_dir = value();
+    else if (s == "--weights") a.weights = value();
+    else if (s == "--trackml") a.trackml_prefix = value();
+    else if (s == "--epochs") a.epochs = std::atoi(value().c_str());
+    else if (s == "--edge-cut") a.edge_cut = std::atof(value().c_str());
+    else if (s == "--filter-cut") a.filter_cut = std::atof(value().c_str());
+    else if (s == "--train-events") a.train_events = std::atoi(value().c_str());
+    else {
+      std::cerr << "usage: example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] "
+                   "[--walkthrough | --cc] [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] "
+                   "[--filter-cut X]\n";
+      std::exit(s == "--help" ? 0 : 2);
+    }
+  }
+  return a;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void add(tracking::edge_metrics& a, const tracking::edge_metrics& b) {
+  a.truth_edges += b.truth_edges, a.found += b.found, a.candidates += b.candidates, a.same_particle += b.same_particle;
+  a.efficiency = a.truth_edges ? double(a.found) / double(a.truth_edges) : 1;
+  a.purity = a.candidates ? double(a.same_particle) / double(a.candidates) : 1;
+}
+
+/// Stage-by-stage results summed over events.
+struct evaluation {
+  tracking::edge_metrics graph, filter, gnn;
+  tracking::track_metrics tracks;
+  std::vector<tracking::particle_info> particles;
+  double score = 0, ms = 0, ms_embed = 0, ms_graph = 0, ms_filter = 0, ms_gnn = 0, ms_tracks = 0;
+  int events = 0;
+  std::vector<index_t> last_labels;
+};
+
+evaluation evaluate(const tracking::pipeline<T>& p, const std::vector<trackml::event>& events,
+                    tracking::track_builder builder) {
+  evaluation r;
+  for (const auto& ev : events) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto out = p.run(ev, builder);
+    r.ms += 1000 * seconds_since(t0);
+    r.ms_embed += out.ms_embed, r.ms_graph += out.ms_graph, r.ms_filter += out.ms_filter, r.ms_gnn += out.ms_gnn,
+        r.ms_tracks += out.ms_tracks;
+    const auto truth = tracking::truth_edges(ev);
+    add(r.graph, tracking::evaluate_edges<T>(ev, out.candidate_graph, truth));
+    add(r.filter, tracking::evaluate_edges<T>(ev, out.filtered_graph, truth));
+    add(r.gnn, tracking::evaluate_edges<T>(ev, out.filtered_graph, truth,
+                                           std::span<const T>(out.edge_scores.data(), out.edge_scores.size()),
+                                           static_cast<T>(p.config().edge_cut)));
+    const auto m = tracking::evaluate_tracks(ev, out.labels);
+    r.tracks.reconstructable += m.reconstructable, r.tracks.matched += m.matched, r.tracks.tracks += m.tracks;
+    r.tracks.fakes += m.fakes, r.tracks.duplicates += m.duplicates;
+    r.particles.insert(r.particles.end(), m.particles.begin(), m.particles.end());
+    if (ev.has_weights()) r.score += tracking::trackml_score(ev, out.labels);
+    r.last_labels = out.labels;
+    ++r.events;
+  }
+  auto& t = r.tracks;
+  t.efficiency = t.reconstructable ? double(t.matched) / double(t.reconstructable) : 0;
+  t.fake_rate = t.tracks ? double(t.fakes) / double(t.tracks) : 0;
+  t.duplicate_rate = t.tracks ? double(t.duplicates) / double(t.tracks) : 0;
+  const double n = std::max(1, r.events);
+  r.score /= n, r.ms /= n, r.ms_embed /= n, r.ms_graph /= n, r.ms_filter /= n, r.ms_gnn /= n, r.ms_tracks /= n;
+  t.particles = r.particles;
+  return r;
+}
+
+void print_table(const std::string& title, const evaluation& e) {
+  std::printf("\n%s (%d event%s)\n", title.c_str(), e.events, e.events == 1 ? "" : "s");
+  std::printf("  %-22s %10s %10s %12s %9s\n", "stage", "edge eff", "purity", "edges/event", "ms/event");
+  auto row = [&](const char* name, const tracking::edge_metrics& m, double ms) {
+    std::printf("  %-22s %9.2f%% %9.2f%% %12.0f %9.1f\n", name, 100 * m.efficiency, 100 * m.purity,
+                double(m.candidates) / std::max(1, e.events), ms);
+  };
+  std::printf("  %-22s %10s %10s %12s %9.1f\n", "embedding", "", "", "", e.ms_embed);
+  row("radius graph", e.graph, e.ms_graph);
+  row("filter", e.filter, e.ms_filter);
+  row("GNN (score > cut)", e.gnn, e.ms_gnn);
+  std::printf("  tracks: efficiency (pT > 1 GeV, >= 3 hits) %.2f%% (%zu / %zu), fake rate %.2f%%, duplicate rate "
+              "%.2f%% (%zu tracks), TrackML score %.3f, %.1f ms (track building %.1f ms)\n",
+              100 * e.tracks.efficiency, e.tracks.matched, e.tracks.reconstructable, 100 * e.tracks.fake_rate,
+              100 * e.tracks.duplicate_rate, e.tracks.tracks, e.score, e.ms, e.ms_tracks);
+}
+
+/// Event display of one event: hits coloured by track, noise/unassigned grey, missed hits of reconstructable
+/// particles (pT > 1 GeV, >= 3 hits, not matched) marked in black.
+void event_display(const trackml::event& ev, const std::vector<index_t>& labels,
+                   const tracking::track_metrics& m, const std::string& dir) {
+  std::unordered_map<std::int64_t, bool> missed;
+  for (const auto& p : m.particles) missed[p.particle_id] = !p.matched && p.pt > 1 && p.nhits >= 3;
+  for (int view = 0; view < 2; ++view) {
+    svg_plot::scatter s;
+    s.title = view == 0 ? "real TrackML event: x-y, hits coloured by reconstructed track"
+                        : "real TrackML event: r-z, hits coloured by reconstructed track";
+    s.xlabel = view == 0 ? "x [mm]" : "z [mm]";
+    s.ylabel = view == 0 ? "y [mm]" : "r [mm]";
+    std::vector<std::vector<double>> xs(11), ys(11);  // 10 palette colours + unassigned
+    std::vector<double> mx, my;
+    for (std::size_t i = 0; i < ev.num_hits(); ++i) {
+      const double a = view == 0 ? ev.x[i] : ev.z[i], b = view == 0 ? ev.y[i] : ev.r(i);
+      const int k = labels[i] >= 0 ? labels[i] % 10 : 10;
+      xs[k].push_back(a), ys[k].push_back(b);
+      if (ev.particle_id[i] != 0 && missed[ev.particle_id[i]]) mx.push_back(a), my.push_back(b);
+    }
+    auto& u = s.add("no track", xs[10], ys[10]);
+    u.color = "#bbbbbb", u.marker_radius = 1.2;
+    for (int k = 0; k < 10; ++k) {
+      auto& t = s.add(k == 0 ? "tracks" : "", xs[k], ys[k]);
+      t.color = svg_plot::palette(static_cast<std::size_t>(k)), t.marker_radius = 1.5, t.opacity = 0.9;
+    }
+    auto& ms = s.add("missed (pT > 1 GeV)", mx, my);
+    ms.color = "#000000", ms.marker_radius = 3, ms.opacity = 0.8;
+    s.save(dir + (view == 0 ? "/event_display_xy.svg" : "/event_display_rz.svg"), 900, 800);
+  }
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  const args a = parse(argc, argv);
+  fs::create_directories(a.out_dir);
+  const bool quick = a.quick;
+  const int n_train = a.train_events > 0 ? a.train_events : quick ? 4 : 12;
+  const int n_test = quick ? 1 : 3;
+  const int epochs = a.epochs > 0 ? a.epochs : quick ? 3 : 8;
+
+  // --- simulation: training events with pile-up-like vertex spread, held-out 2000-particle test events
+  toy::tracker_config train_cfg;
+  train_cfg.num_particles = 1000;
+  train_cfg.num_vertices = 20;
+  train_cfg.noise_fraction = 0.15;
+  toy::tracker_config test_cfg = train_cfg;
+  test_cfg.num_particles = 2000;
+  auto t_sim = std::chrono::steady_clock::now();
+  std::vector<trackml::event> train, test;
+  for (int i = 0; i < n_train; ++i) train.push_back(toy::simulate_event(train_cfg, 1000 + i));
+  for (int i = 0; i < n_test; ++i) test.push_back(toy::simulate_event(test_cfg, 900000 + i));
+  std::size_t train_hits = 0;
+  for (const auto& ev : train) train_hits += ev.num_hits();
+  std::printf("simulated %d training events (%d particles, %zu hits in all) and %d test events (2000 particles) in "
+              "%.2f s\n", n_train, train_cfg.num_particles, train_hits, n_test, seconds_since(t_sim));
+
+  // --- real event
+  std::string prefix = a.trackml_prefix;
+  if (prefix.empty()) prefix = std::string(HEPGNN_SOURCE_DIR) + "/tests/data/trackml/event000000001";
+  trackml::event real;
+  bool have_real = false;
+  try {
+    real = trackml::read_event(prefix);
+    have_real = true;
+    std::printf("real event %s: %zu hits, %zu particles\n", prefix.c_str(), real.num_hits(), real.particles.size());
+  } catch (const hepgnn::error& e) {
+    std::printf("real event not available: %s\n", e.what());
+  }
+
+  // --- pipeline and training
+  tracking::pipeline_config cfg;
+  tracking::pipeline<T> p(cfg);
+  std::vector<double> loss_embed, loss_filter, loss_gnn;
+  double train_seconds = 0;
+  if (!a.weights.empty()) {
+    p = tracking::pipeline<T>::load(a.weights);
+    std::printf("loaded weights from %s\n", a.weights.c_str());
+  } else {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto progress = [&](const std::string& stage, int epoch, double loss) {
+      std::fprintf(stderr, "  %-9s epoch %3d  loss %.5f  (%.0f s)\n", stage.c_str(), epoch + 1, loss, seconds_since(t0));
+    };
+    tracking::train_options o;
+    o.epochs = epochs;
+    o.lr = 1e-2;
+    loss_embed = tracking::train_embedding(p, train, o, progress);
+    o.lr = 3e-3;
+    loss_filter = tracking::train_filter(p, train, o, progress);
+    loss_gnn = tracking::train_gnn(p, train, o, progress);
+    train_seconds = seconds_since(t0);
+    std::printf("trained all stages in %.1f s\n", train_seconds);
+    p.save(a.out_dir + "/tracking.safetensors");
+  }
+
+  // --- evaluation (cuts may be overridden after training or loading)
+  if (a.edge_cut >= 0) p.config().edge_cut = a.edge_cut;
+  if (a.filter_cut >= 0) p.config().filter_cut = a.filter_cut;
+  const auto builder = a.walkthrough ? tracking::track_builder::walkthrough : tracking::track_builder::connected_components;
+  const auto toy_eval = evaluate(p, test, builder);
+  print_table(std::string("toy test events, 2000 particles, ") + (a.walkthrough ? "walkthrough" : "connected components"),
+              toy_eval);
+  evaluation real_eval;
+  if (have_real) {
+    real_eval = evaluate(p, {real}, builder);
+    print_table("real TrackML sample event (trained on toy events only)", real_eval);
+    event_display(real, real_eval.last_labels, real_eval.tracks, a.out_dir);
+  }
+
+  // --- pictures: loss curves and efficiency versus pT / eta
+  {
+    svg_plot::line_plot l;
+    l.title = "training loss per epoch";
+    l.xlabel = "epoch";
+    l.ylabel = "loss";
+    l.log_y = true;
+    auto series = [&](const char* name, const std::vector<double>& v) {
+      std::vector<double> x(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) x[i] = double(i + 1);
+      if (!v.empty()) l.add(name, x, v).markers = true;
+    };
+    series("embedding (hinge)", loss_embed);
+    series("filter (BCE)", loss_filter);
+    series("GNN (BCE)", loss_gnn);
+    l.save(a.out_dir + "/loss_curves.svg");
+    svg_plot::line_plot ept, eeta;
+    ept.title = "track efficiency vs pT";
+    ept.xlabel = "pT [GeV]";
+    ept.ylabel = "efficiency";
+    ept.log_x = true;
+    eeta.title = "track efficiency vs eta (pT > 1 GeV)";
+    eeta.xlabel = "eta";
+    eeta.ylabel = "efficiency";
+    const std::vector<double> pt_edges{0.1, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20};
+    std::vector<double> eta_edges;
+    for (double e = -4; e <= 4.001; e += 0.5) eta_edges.push_back(e);
+    tracking::track_selection all;
+    all.pt_min = 0;
+    for (int which = 0; which < 2; ++which) {
+      const evaluation& e = which == 0 ? toy_eval : real_eval;
+      if (e.events == 0) continue;
+      const char* name = which == 0 ? "toy" : "real TrackML";
+      std::vector<double> x, y;
+      for (const auto& b : tracking::efficiency_binned(e.tracks, pt_edges, false, all))
+        if (b.reconstructable) x.push_back(std::sqrt(b.lo * b.hi)), y.push_back(b.efficiency());
+      ept.add(name, x, y).markers = true;
+      x.clear(), y.clear();
+      for (const auto& b : tracking::efficiency_binned(e.tracks, eta_edges, true))
+        if (b.reconstructable) x.push_back(0.5 * (b.lo + b.hi)), y.push_back(b.efficiency());
+      eeta.add(name, x, y).markers = true;
+    }
+    svg_plot::save_grid(a.out_dir + "/efficiency.svg", {&ept, &eeta}, 2);
+  }
+
+  if (!a.metrics_out.empty()) {
+    std::ofstream j(a.metrics_out);
+    j << "{\n";
+    j << "  \"real.track_efficiency_pt1\": " << real_eval.tracks.efficiency << ",\n";
+    j << "  \"real.fake_rate\": " << real_eval.tracks.fake_rate << ",\n";
+    j << "  \"real.duplicate_rate\": " << real_eval.tracks.duplicate_rate << ",\n";
+    j << "  \"real.trackml_score\": " << real_eval.score << ",\n";
+    j << "  \"real.available\": " << (have_real ? "true" : "false") << ",\n";
+    j << "  \"toy.track_efficiency_pt1\": " << toy_eval.tracks.efficiency << ",\n";
+    j << "  \"toy.fake_rate\": " << toy_eval.tracks.fake_rate << ",\n";
+    j << "  \"toy.duplicate_rate\": " << toy_eval.tracks.duplicate_rate << ",\n";
+    j << "  \"toy.trackml_score\": " << toy_eval.score << ",\n";
+    j << "  \"toy.graph_edge_efficiency\": " << toy_eval.graph.efficiency << ",\n";
+    j << "  \"toy.gnn_edge_efficiency\": " << toy_eval.gnn.efficiency << ",\n";
+    j << "  \"toy.gnn_edge_purity\": " << toy_eval.gnn.purity << ",\n";
+    j << "  \"train_seconds\": " << train_seconds << ",\n";
+    j << "  \"infer_ms_per_event\": " << toy_eval.ms << ",\n";
+    j << "  \"quick\": " << (quick ? "true" : "false") << "\n";
+    j << "}\n";
+    std::printf("metrics written to %s\n", a.metrics_out.c_str());
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "example_tracking: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,743 @@
+#pragma once
+/// @file tracking.hpp
+/// @brief An Exa.TrkX-style tracking pipeline, each stage usable alone:
+///  1. embedding: an MLP maps hit features (r, cos phi, sin phi, z) into a space where hits of one particle are
+///     close; trained with a hinge loss on pairs (truth-graph neighbours pulled within the margin, random and
+///     hard negatives pushed beyond it);
+///  2. graph: radius graph in the embedding (radius, max neighbours), kept as directed edges from the hit nearer
+///     the origin to the farther one;
+///  3. filter (optional): an MLP on edge features drops most fake edges cheaply;
+///  4. GNN: an interaction network classifies the remaining edges (weighted BCE or focal loss);
+///  5. track building: connected components over edges above a score cut, or a walkthrough that follows the
+///     best-scored edge outward from each track start.
+/// All stages' weights go to one safetensors file, with the configuration in its metadata.
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <numbers>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "hepgnn/core/graph.hpp"
+#include "hepgnn/core/parameter.hpp"
+#include "hepgnn/core/rng.hpp"
+#include "hepgnn/graph/connected_components.hpp"
+#include "hepgnn/graph/radius.hpp"
+#include "hepgnn/io/safetensors.hpp"
+#include "hepgnn/io/trackml.hpp"
+#include "hepgnn/loss/classification.hpp"
+#include "hepgnn/metrics/tracking.hpp"
+#include "hepgnn/nn/interaction_network.hpp"
+#include "hepgnn/nn/mlp.hpp"
+#include "hepgnn/optim/adam.hpp"
+
+namespace hepgnn::tracking {
+
+/// @brief Number of hit features made by hit_features().
+inline constexpr int num_hit_features = 6;
+
+/// @brief Hit features, one row per hit: r / 1000, cos phi, sin phi, z / 1000 (mm), eta / 3 of the hit position
+/// (eta = asinh(z / r)) and phi / pi. cos/sin cover the phi seam, phi / pi makes phi differences linear; eta
+/// makes straight lines from the origin easy to follow.
+/// @throws hepgnn::error when a hit position is not finite.
+template <class T>
+matrix<T> hit_features(const trackml::event& ev) {
+  const std::size_t n = ev.num_hits();
+  HEPGNN_CHECK(ev.x.size() == n && ev.y.size() == n && ev.z.size() == n, "tracking::hit_features: the event's x, y, z ",
+               "columns must have one entry per hit (", n, "), got ", ev.x.size(), ", ", ev.y.size(), ", ", ev.z.size());
+  matrix<T> f(static_cast<Eigen::Index>(n), num_hit_features);
+  for (std::size_t i = 0; i < n; ++i) {
+    HEPGNN_CHECK(std::isfinite(ev.x[i]) && std::isfinite(ev.y[i]) && std::isfinite(ev.z[i]),
+                 "tracking::hit_features: hit ", i, " (hit_id ", ev.hit_id[i], ") has a non-finite position (", ev.x[i],
+                 ", ", ev.y[i], ", ", ev.z[i], ")");
+    const double r = std::hypot(ev.x[i], ev.y[i]);
+    const auto row = static_cast<Eigen::Index>(i);
+    f(row, 0) = static_cast<T>(r / 1000);
+    f(row, 1) = static_cast<T>(r > 0 ? ev.x[i] / r : 1.0);
+    f(row, 2) = static_cast<T>(r > 0 ? ev.y[i] / r : 0.0);
+    f(row, 3) = static_cast<T>(ev.z[i] / 1000);
+    f(row, 4) = static_cast<T>(std::asinh(ev.z[i] / std::max(r, 1e-3)) / 3);
+    f(row, 5) = static_cast<T>(std::atan2(ev.y[i], ev.x[i]) / std::numbers::pi);
+  }
+  return f;
+}
+
+/// @brief Edge labels: 1 when both hits belong to the same particle (not noise), else 0; E x 1 in CSR order.
+template <class T>
+matrix<T> edge_truth(const trackml::event& ev, const graph& g) {
+  HEPGNN_CHECK(ev.has_truth(), "tracking::edge_truth: the event has no truth");
+  HEPGNN_CHECK(static_cast<std::size_t>(g.num_nodes) == ev.num_hits(), "tracking::edge_truth: the graph has ",
+               g.num_nodes, " nodes, the event ", ev.num_hits(), " hits");
+  matrix<T> y(g.num_edges(), 1);
+  for (index_t i = 0; i < g.num_nodes; ++i)
+    for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
+      const auto p = ev.particle_id[g.sources[e]];
+      y(e, 0) = T(p != 0 && p == ev.particle_id[i] ? 1 : 0);
+    }
+  return y;
+}
+
+/// @brief Configuration of all stages (saved in the weight file's metadata).
+struct pipeline_config {
+  int embedding_dim = 3;          ///< width of the learned space (<= 3 lets the radius graph use a cell list)
+  int embedding_hidden = 64;      ///< hidden width of the embedding MLP
+  int embedding_layers = 3;       ///< linear layers of the embedding MLP
+  double margin = 0.3;            ///< hinge margin, and the radius of the graph in the embedding
+  int max_neighbors = 32;         ///< radius graph cap per hit
+  bool use_filter = true;         ///< run the filter MLP
+  int filter_hidden = 32;         ///< hidden width of the filter MLP (two hidden layers)
+  double filter_cut = 0.3;        ///< edges with filter score below this are dropped
+  int gnn_hidden = 32;            ///< interaction network hidden width
+  int gnn_iterations = 4;         ///< message-passing iterations (shared weights, residual)
+  double edge_cut = 0.3;          ///< track building keeps edges with GNN score above this
+  std::uint64_t seed = 1;         ///< weight initialisation
+
+  /// @brief As string metadata.
+  std::map<std::string, std::string> to_metadata() const {
+    return {{"tracking.embedding_dim", std::to_string(embedding_dim)},
+            {"tracking.embedding_hidden", std::to_string(embedding_hidden)},
+            {"tracking.embedding_layers", std::to_string(embedding_layers)},
+            {"tracking.margin", fmt(margin)},
+            {"tracking.max_neighbors", std::to_string(max_neighbors)},
+            {"tracking.use_filter", use_filter ? "1" : "0"},
+            {"tracking.filter_hidden", std::to_string(filter_hidden)},
+            {"tracking.filter_cut", fmt(filter_cut)},
+            {"tracking.gnn_hidden", std::to_string(gnn_hidden)},
+            {"tracking.gnn_iterations", std::to_string(gnn_iterations)},
+            {"tracking.edge_cut", fmt(edge_cut)}};
+  }
+  /// @brief From string metadata; throws naming a missing or unparsable key.
+  static pipeline_config from_metadata(const std::map<std::string, std::string>& m) {
+    auto get = [&](const char* k) -> const std::string& {
+      const auto it = m.find(k);
+      HEPGNN_CHECK(it != m.end(), "tracking::pipeline_config: the weight file's metadata lacks '", k,
+                   "' (not a tracking pipeline file?)");
+      return it->second;
+    };
+    auto num = [&](const char* k) {
+      const std::string& s = get(k);
+      double v = 0;
+      const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      HEPGNN_CHECK(ec == std::errc{} && p == s.data() + s.size() && std::isfinite(v),
+                   "tracking::pipeline_config: metadata '", k, "' = '", s, "' is not a number");
+      return v;
+    };
+    pipeline_config c;
+    c.embedding_dim = static_cast<int>(num("tracking.embedding_dim"));
+    c.embedding_hidden = static_cast<int>(num("tracking.embedding_hidden"));
+    c.embedding_layers = static_cast<int>(num("tracking.embedding_layers"));
+    c.margin = num("tracking.margin");
+    c.max_neighbors = static_cast<int>(num("tracking.max_neighbors"));
+    c.use_filter = num("tracking.use_filter") != 0;
+    c.filter_hidden = static_cast<int>(num("tracking.filter_hidden"));
+    c.filter_cut = num("tracking.filter_cut");
+    c.gnn_hidden = static_cast<int>(num("tracking.gnn_hidden"));
+    c.gnn_iterations = static_cast<int>(num("tracking.gnn_iterations"));
+    c.edge_cut = num("tracking.edge_cut");
+    return c;
+  }
+  /// @brief Throws unless every setting is in range.
+  void validate() const {
+    HEPGNN_CHECK(embedding_dim > 0 && embedding_hidden > 0 && embedding_layers >= 1, "tracking::pipeline_config: ",
+                 "embedding_dim, embedding_hidden must be > 0 and embedding_layers >= 1, got ", embedding_dim, ", ",
+                 embedding_hidden, ", ", embedding_layers);
+    HEPGNN_CHECK(margin > 0 && std::isfinite(margin), "tracking::pipeline_config: margin must be > 0, got ", margin);
+    HEPGNN_CHECK(max_neighbors >= 0, "tracking::pipeline_config: max_neighbors must be >= 0, got ", max_neighbors);
+    HEPGNN_CHECK(filter_hidden > 0 && gnn_hidden > 0 && gnn_iterations >= 1, "tracking::pipeline_config: filter_hidden",
+                 " and gnn_hidden must be > 0 and gnn_iterations >= 1, got ", filter_hidden, ", ", gnn_hidden, ", ",
+                 gnn_iterations);
+    HEPGNN_CHECK(filter_cut >= 0 && filter_cut < 1 && edge_cut >= 0 && edge_cut < 1,
+                 "tracking::pipeline_config: filter_cut and edge_cut must be in [0, 1), got ", filter_cut, ", ", edge_cut);
+  }
+
+ private:
+  static std::string fmt(double v) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+    return std::string(buf, r.ptr);
+  }
+};
+
+/// @brief Number of filter edge features: both hits' features, 4 geometric compatibility variables and the
+/// embedding distance.
+inline constexpr int num_edge_features = 2 * num_hit_features + 5;
+
+/// @brief What one inference pass produced, stage by stage.
+template <class T>
+struct pipeline_output {
+  matrix<T> embedding;          ///< N x embedding_dim
+  graph candidate_graph;        ///< after the radius graph (directed outward)
+  graph filtered_graph;         ///< after the filter (same as candidate_graph without it)
+  vector<T> filter_scores;      ///< per candidate edge (empty without filter)
+  vector<T> edge_scores;        ///< GNN score per filtered edge, in filtered_graph's CSR order
+  std::vector<index_t> labels;  ///< track label per hit (-1: no track)
+  double ms_embed = 0, ms_graph = 0, ms_filter = 0, ms_gnn = 0, ms_tracks = 0;  ///< stage timings
+};
+
+/// @brief Track building method.
+enum class track_builder { connected_components, walkthrough };
+
+/// @brief The three trainable stages and the glue between them.
+template <class T = float>
+class pipeline {
+ public:
+  using scalar = T;
+  using gnn_type = interaction_network<T>;
+
+  explicit pipeline(const pipeline_config& c = {}) : cfg_(checked(c)), gen_(c.seed) {
+    std::vector<int> widths{num_hit_features};
+    for (int l = 0; l + 1 < c.embedding_layers; ++l) widths.push_back(c.embedding_hidden);
+    widths.push_back(c.embedding_dim);
+    embedding_ = std::make_unique<mlp<T>>(gen_, widths, mlp_options{activation_kind::tanh, false});
+    filter_ = std::make_unique<mlp<T>>(gen_, std::vector<int>{num_edge_features, c.filter_hidden, c.filter_hidden, 1},
+                                       mlp_options{activation_kind::relu, false});
+    typename gnn_type::options o;
+    o.in = num_hit_features;
+    o.hidden = c.gnn_hidden;
+    o.iterations = c.gnn_iterations;
+    o.shared_weights = true;
+    gnn_ = std::make_unique<gnn_type>(gen_, o);
+  }
+
+  const pipeline_config& config() const { return cfg_; }
+  pipeline_config& config() { return cfg_; }
+  mlp<T>& embedding_net() { return *embedding_; }
+  mlp<T>& filter_net() { return *filter_; }
+  gnn_type& gnn() { return *gnn_; }
+
+  /// @brief All trainable tensors: "embedding.*", "filter.*", "gnn.*".
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    embedding_->for_each_param(prefix + "embedding.", f);
+    filter_->for_each_param(prefix + "filter.", f);
+    gnn_->for_each_param(prefix + "gnn.", f);
+  }
+
+  /// @brief Stage 1: embedding of hit features (N x 4) into N x embedding_dim.
+  void embed(const matrix<T>& features, matrix<T>& out) const {
+    check_cols(features, num_hit_features, "tracking::pipeline::embed: features");
+    typename mlp<T>::cache c;
+    embedding_->infer(features, out, c);
+  }
+
+  /// @brief Stage 2: radius graph in the embedding, as directed edges from the hit nearer the origin (by the
+  /// distance in (r, z) of the features) to the farther one, without duplicates.
+  graph build_graph(const matrix<T>& features, const matrix<T>& embedding) const {
+    check_rows(embedding, features.rows(), "tracking::pipeline::build_graph: embedding");
+    const auto n = static_cast<index_t>(features.rows());
+    if (n == 0) return graph::from_edges(0, {}, {});
+    radius_options ro;
+    ro.max_neighbors = cfg_.max_neighbors;
+    const graph g = radius_graph(embedding, static_cast<T>(cfg_.margin), ro);
+    return orient_outward(features, g);
+  }
+
+  /// @brief Orients and deduplicates the edges of g: src = the hit with the smaller r^2 + z^2 (ties: lower index).
+  static graph orient_outward(const matrix<T>& features, const graph& g) {
+    std::vector<T> rho(static_cast<std::size_t>(features.rows()));
+    for (Eigen::Index i = 0; i < features.rows(); ++i)
+      rho[i] = features(i, 0) * features(i, 0) + features(i, 3) * features(i, 3);
+    std::vector<std::uint64_t> keys;
+    keys.reserve(g.sources.size());
+    for (index_t i = 0; i < g.num_nodes; ++i)
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
+        index_t a = g.sources[e], b = i;
+        if (a == b) continue;
+        if (rho[b] < rho[a] || (rho[b] == rho[a] && b < a)) std::swap(a, b);
+        // key sorted by destination first so from_edges keeps a deterministic order
+        keys.push_back((static_cast<std::uint64_t>(static_cast<std::uint32_t>(b)) << 32) | static_cast<std::uint32_t>(a));
+      }
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    std::vector<index_t> src(keys.size()), dst(keys.size());
+    for (std::size_t k = 0; k < keys.size(); ++k)
+      dst[k] = static_cast<index_t>(keys[k] >> 32), src[k] = static_cast<index_t>(keys[k] & 0xFFFFFFFFu);
+    return graph::from_edges(g.num_nodes, src, dst);
+  }
+
+  /// @brief Filter edge features (E x 17): source and destination hit features, then 10 dphi, 10 deta, the
+  /// curvature proxy dphi / dr (per m, clipped to +-5), the z of the line through both hits at r = 0 (m, clipped to
+  /// +-3), and the embedding distance / margin. dphi is wrapped into [-pi, pi).
+  matrix<T> edge_features(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
+    constexpr int H = num_hit_features;
+    matrix<T> f(g.num_edges(), num_edge_features);
+    for (index_t i = 0; i < g.num_nodes; ++i)
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
+        const index_t s = g.sources[e];
+        f.row(e).template head<H>() = features.row(s);
+        f.row(e).template segment<H>(H) = features.row(i);
+        double dphi = std::numbers::pi * static_cast<double>(features(i, 5) - features(s, 5));
+        if (dphi >= std::numbers::pi) dphi -= 2 * std::numbers::pi;
+        if (dphi < -std::numbers::pi) dphi += 2 * std::numbers::pi;
+        const double dr = static_cast<double>(features(i, 0) - features(s, 0));
+        const double dz = static_cast<double>(features(i, 3) - features(s, 3));
+        const double deta = 3 * static_cast<double>(features(i, 4) - features(s, 4));
+        const double curv = std::abs(dr) > 1e-4 ? std::clamp(dphi / dr, -5.0, 5.0) : 0.0;
+        const double z0 = std::abs(dr) > 1e-4 ? std::clamp(static_cast<double>(features(s, 3)) -
+                                                                static_cast<double>(features(s, 0)) * dz / dr,
+                                                            -3.0, 3.0)
+                                              : 0.0;
+        f(e, 2 * H) = static_cast<T>(10 * dphi);
+        f(e, 2 * H + 1) = static_cast<T>(10 * deta);
+        f(e, 2 * H + 2) = static_cast<T>(curv);
+        f(e, 2 * H + 3) = static_cast<T>(z0);
+        f(e, 2 * H + 4) = (embedding.row(s) - embedding.row(i)).norm() / static_cast<T>(cfg_.margin);
+      }
+    return f;
+  }
+
+  /// @brief Stage 3: filter scores (sigmoid) of the edges of g.
+  vector<T> filter_scores(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
+    const matrix<T> ef = edge_features(features, embedding, g);
+    matrix<T> logits;
+    typename mlp<T>::cache c;
+    filter_->infer(ef, logits, c);
+    vector<T> s(g.num_edges());
+    for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(logits(e, 0));
+    return s;
+  }
+
+  /// @brief Keeps the edges of g with score >= cut (CSR order preserved).
+  static graph select_edges(const graph& g, const vector<T>& scores, T cut) {
+    HEPGNN_CHECK(scores.size() == g.num_edges(), "tracking::pipeline::select_edges: scores must have one entry per edge (",
+                 g.num_edges(), "), got ", scores.size());
+    graph out;
+    out.num_nodes = g.num_nodes;
+    out.offsets.assign(static_cast<std::size_t>(g.num_nodes) + 1, 0);
+    out.sources.reserve(g.sources.size());
+    for (index_t i = 0; i < g.num_nodes; ++i) {
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+        if (scores[e] >= cut) out.sources.push_back(g.sources[e]);
+      out.offsets[i + 1] = static_cast<index_t>(out.sources.size());
+    }
+    return out;
+  }
+
+  /// @brief Stage 4: GNN edge scores (sigmoid of the interaction network's logits), CSR order of g.
+  vector<T> edge_scores(const matrix<T>& features, const graph& g) const {
+    vector<T> s(g.num_edges());
+    if (g.num_edges() == 0) return s;
+    matrix<T> logits;
+    typename gnn_type::cache c;
+    gnn_->infer(features, g, logits, c);
+    for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(logits(e, 0));
+    return s;
+  }
+
+  /// @brief Stage 5a: connected components over the edges with score > cut; components of fewer than
+  /// `min_hits` hits are labelled -1.
+  static std::vector<index_t> build_tracks_cc(const graph& g, const vector<T>& scores, T cut, int min_hits = 3) {
+    const auto comp = connected_components(g, scores, cut);
+    return relabel(comp.labels, comp.count, min_hits);
+  }
+
+  /// @brief Stage 5b: walkthrough. Hits without an incoming edge above the cut start tracks (nearest the origin
+  /// first); each track follows the best-scored outgoing edge above the cut to an unused hit, layer by layer
+  /// outward. Hits left over start tracks of their own. Tracks of fewer than `min_hits` hits are labelled -1.
+  static std::vector<index_t> build_tracks_walkthrough(const matrix<T>& features, const graph& g,
+                                                       const vector<T>& scores, T cut, int min_hits = 3) {
+    HEPGNN_CHECK(scores.size() == g.num_edges(), "tracking::pipeline::build_tracks_walkthrough: scores must have one ",
+                 "entry per edge (", g.num_edges(), "), got ", scores.size());
+    const index_t n = g.num_nodes;
+    // outgoing adjacency (CSR by source) of the edges above the cut
+    std::vector<index_t> out_off(static_cast<std::size_t>(n) + 1, 0), has_in(n, 0);
+    for (index_t i = 0; i < n; ++i)
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+        if (scores[e] > cut) ++out_off[g.sources[e] + 1], has_in[i] = 1;
+    std::partial_sum(out_off.begin(), out_off.end(), out_off.begin());
+    std::vector<index_t> out_dst(out_off.back()), next(out_off.begin(), out_off.end() - 1);
+    std::vector<T> out_score(out_off.back());
+    for (index_t i = 0; i < n; ++i)
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+        if (scores[e] > cut) {
+          const index_t k = next[g.sources[e]]++;
+          out_dst[k] = i, out_score[k] = scores[e];
+        }
+    std::vector<index_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<T> rho(n);
+    for (index_t i = 0; i < n; ++i) rho[i] = features(i, 0) * features(i, 0) + features(i, 3) * features(i, 3);
+    std::stable_sort(order.begin(), order.end(), [&](index_t a, index_t b) { return rho[a] < rho[b]; });
+    std::vector<index_t> track(n, -1);
+    index_t count = 0;
+    for (int pass = 0; pass < 2; ++pass)
+      for (index_t s : order) {
+        if (track[s] >= 0 || (pass == 0 && has_in[s])) continue;
+        index_t cur = s;
+        track[cur] = count;
+        for (;;) {
+          index_t best = -1;
+          T best_score = cut;
+          for (index_t k = out_off[cur]; k < out_off[cur + 1]; ++k)
+            if (track[out_dst[k]] < 0 && out_score[k] > best_score) best_score = out_score[k], best = out_dst[k];
+          if (best < 0) break;
+          track[best] = count;
+          cur = best;
+        }
+        ++count;
+      }
+    return relabel(track, count, min_hits);
+  }
+
+  /// @brief The whole pipeline on one event.
+  pipeline_output<T> run(const trackml::event& ev, track_builder builder = track_builder::connected_components) const {
+    using clock = std::chrono::steady_clock;
+    auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    pipeline_output<T> out;
+    const matrix<T> features = hit_features<T>(ev);
+    auto t0 = clock::now();
+    embed(features, out.embedding);
+    auto t1 = clock::now();
+    out.candidate_graph = build_graph(features, out.embedding);
+    auto t2 = clock::now();
+    if (cfg_.use_filter) {
+      out.filter_scores = filter_scores(features, out.embedding, out.candidate_graph);
+      out.filtered_graph = select_edges(out.candidate_graph, out.filter_scores, static_cast<T>(cfg_.filter_cut));
+    } else {
+      out.filtered_graph = out.candidate_graph;
+    }
+    auto t3 = clock::now();
+    out.edge_scores = edge_scores(features, out.filtered_graph);
+    auto t4 = clock::now();
+    out.labels = builder == track_builder::connected_components
+                     ? build_tracks_cc(out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut))
+                     : build_tracks_walkthrough(features, out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut));
+    auto t5 = clock::now();
+    out.ms_embed = ms(t0, t1), out.ms_graph = ms(t1, t2), out.ms_filter = ms(t2, t3), out.ms_gnn = ms(t3, t4),
+    out.ms_tracks = ms(t4, t5);
+    return out;
+  }
+
+  /// @brief Saves every stage's weights, with the configuration as metadata, to one safetensors file.
+  void save(const std::filesystem::path& path) { save_weights(*this, path, cfg_.to_metadata()); }
+
+  /// @brief Builds a pipeline from a file written by save(): configuration from the metadata, weights strict.
+  static pipeline load(const std::filesystem::path& path) {
+    const auto file = safetensors_file::load(path);
+    pipeline p(pipeline_config::from_metadata(file.metadata));
+    load_weights(p, file, true);
+    return p;
+  }
+
+ private:
+  static pipeline_config checked(const pipeline_config& c) {
+    c.validate();
+    return c;
+  }
+  static T sigmoid(T z) { return T(1) / (T(1) + std::exp(-z)); }
+  static std::vector<index_t> relabel(const std::vector<index_t>& labels, index_t count, int min_hits) {
+    std::vector<index_t> size(static_cast<std::size_t>(count), 0), id(static_cast<std::size_t>(count), -1);
+    for (auto l : labels)
+      if (l >= 0) ++size[l];
+    index_t next = 0;
+    std::vector<index_t> out(labels.size(), -1);
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      const index_t l = labels[i];
+      if (l < 0 || size[l] < min_hits) continue;
+      if (id[l] < 0) id[l] = next++;
+      out[i] = id[l];
+    }
+    return out;
+  }
+
+  pipeline_config cfg_;
+  rng gen_;
+  std::unique_ptr<mlp<T>> embedding_, filter_;
+  std::unique_ptr<gnn_type> gnn_;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Training
+
+/// @brief Training settings shared by the stages.
+struct train_options {
+  int epochs = 10;
+  double lr = 1e-3;
+  int random_negatives = 8;   ///< embedding: random pairs per positive pair
+  int hard_negatives = 0;     ///< embedding: hard negatives (fakes of the current radius graph) per positive pair
+  double negative_weight = 1; ///< embedding: weight of the negative hinge term
+  double pos_weight = 0;      ///< filter / GNN BCE positive weight; 0: n_neg / n_pos of each event, capped at 10
+  bool focal = false;         ///< GNN: binary focal loss (gamma 2, alpha from pos fraction) instead of weighted BCE
+  int batch_pairs = 512;      ///< embedding: positive pairs per step
+  int batch_edges = 8192;     ///< filter: edges per step
+  int gnn_sectors = 8;        ///< GNN: overlapping phi sectors per event, one step each
+  std::uint64_t seed = 7;
+};
+
+/// @brief Progress report of one epoch: stage name, epoch, mean loss.
+using progress_callback = std::function<void(const std::string& stage, int epoch, double loss)>;
+
+/// @brief Hinge embedding loss of one event and its gradient (dL/dembedding): positives (pairs i, j of the
+/// truth graph) contribute |e_i - e_j|^2, negatives `negative_weight` * max(0, margin^2 - |e_i - e_j|^2); each
+/// term is a mean over its pairs.
+template <class T>
+T hinge_embedding_loss(const matrix<T>& emb, const edge_list& pos, const edge_list& neg, T margin, T negative_weight,
+                       matrix<T>* grad) {
+  HEPGNN_CHECK(margin > 0, "tracking::hinge_embedding_loss: margin must be > 0, got ", margin);
+  const index_t n = static_cast<index_t>(emb.rows());
+  for (const edge_list* l : {&pos, &neg})
+    for (std::size_t e = 0; e < l->size(); ++e)
+      HEPGNN_CHECK(l->src[e] >= 0 && l->src[e] < n && l->dst[e] >= 0 && l->dst[e] < n,
+                   "tracking::hinge_embedding_loss: pair ", e, " (", l->src[e], ", ", l->dst[e],
+                   ") is out of range for ", n, " embedded hits");
+  if (grad) grad->setZero(emb.rows(), emb.cols());
+  double loss = 0;
+  const T m2 = margin * margin;
+  if (pos.size()) {
+    const T w = T(1) / static_cast<T>(pos.size());
+    for (std::size_t e = 0; e < pos.size(); ++e) {
+      const auto d = (emb.row(pos.src[e]) - emb.row(pos.dst[e])).eval();
+      loss += static_cast<double>(w * d.squaredNorm());
+      if (grad) grad->row(pos.src[e]) += T(2) * w * d, grad->row(pos.dst[e]) -= T(2) * w * d;
+    }
+  }
+  if (neg.size()) {
+    const T w = negative_weight / static_cast<T>(neg.size());
+    for (std::size_t e = 0; e < neg.size(); ++e) {
+      const auto d = (emb.row(neg.src[e]) - emb.row(neg.dst[e])).eval();
+      const T d2 = d.squaredNorm();
+      if (d2 >= m2) continue;
+      loss += static_cast<double>(w * (m2 - d2));
+      if (grad) grad->row(neg.src[e]) -= T(2) * w * d, grad->row(neg.dst[e]) += T(2) * w * d;
+    }
+  }
+  return static_cast<T>(loss);
+}
+
+namespace detail {
+/// @brief Event features and truth graph, prepared once for training.
+template <class T>
+struct prepared_event {
+  const trackml::event* ev;
+  matrix<T> features;
+  edge_list truth;
+};
+template <class T>
+std::vector<prepared_event<T>> prepare(const std::vector<trackml::event>& events, const char* who) {
+  std::vector<prepared_event<T>> out;
+  for (const auto& ev : events) {
+    HEPGNN_CHECK(ev.has_truth(), who, ": every training event needs truth");
+    out.push_back({&ev, hit_features<T>(ev), truth_edges(ev)});
+  }
+  return out;
+}
+template <class T>
+T auto_pos_weight(const matrix<T>& y, double requested) {
+  if (requested > 0) return static_cast<T>(requested);
+  const double pos = static_cast<double>(y.sum()), neg = static_cast<double>(y.size()) - pos;
+  return static_cast<T>(pos > 0 ? std::clamp(neg / pos, 1.0, 10.0) : 1.0);
+}
+}  // namespace detail
+
+/// @brief Trains the embedding stage with minibatches of pairs: per event and epoch, hard negatives are the fake
+/// edges of the current radius graph; each step takes `batch_pairs` truth-graph pairs with their random and
+/// hard negatives, embeds only the hits involved and takes one Adam step. Returns the mean loss per epoch.
+template <class T>
+std::vector<double> train_embedding(pipeline<T>& p, const std::vector<trackml::event>& events, const train_options& o,
+                                    const progress_callback& progress = {}) {
+  auto data = detail::prepare<T>(events, "tracking::train_embedding");
+  auto& net = p.embedding_net();
+  adam<T> opt({.lr = o.lr});
+  rng gen(o.seed);
+  typename mlp<T>::cache cache;
+  matrix<T> emb, sub, sub_emb, grad;
+  std::vector<double> history;
+  std::vector<index_t> local;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    double total = 0;
+    long steps = 0;
+    for (std::size_t k = 0; k < data.size(); ++k) {
+      const auto& d = data[(k + static_cast<std::size_t>(epoch) * 7) % data.size()];
+      const auto& ev = *d.ev;
+      const auto n = static_cast<index_t>(d.features.rows());
+      if (n < 2 || d.truth.size() == 0) continue;
+      edge_list hard;
+      if (o.hard_negatives > 0) {  // fakes of the current radius graph
+        p.embed(d.features, emb);
+        radius_options ro;
+        ro.max_neighbors = p.config().max_neighbors;
+        const graph g = radius_graph(emb, static_cast<T>(p.config().margin), ro);
+        for (index_t i = 0; i < g.num_nodes; ++i)
+          for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
+            const index_t s = g.sources[e];
+            if (s < i && (ev.particle_id[s] == 0 || ev.particle_id[s] != ev.particle_id[i]))
+              hard.src.push_back(s), hard.dst.push_back(i);
+          }
+      }
+      std::vector<std::size_t> order(d.truth.size());
+      std::iota(order.begin(), order.end(), std::size_t{0});
+      for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+      local.assign(static_cast<std::size_t>(n), -1);
+      for (std::size_t b0 = 0; b0 < order.size(); b0 += static_cast<std::size_t>(o.batch_pairs)) {
+        const std::size_t b1 = std::min(order.size(), b0 + static_cast<std::size_t>(o.batch_pairs));
+        edge_list pos, neg;
+        for (std::size_t k2 = b0; k2 < b1; ++k2) pos.src.push_back(d.truth.src[order[k2]]), pos.dst.push_back(d.truth.dst[order[k2]]);
+        const std::size_t nb = b1 - b0;
+        for (std::size_t e = 0; e < nb * static_cast<std::size_t>(o.random_negatives); ++e) {
+          const auto a = static_cast<index_t>(gen.below(static_cast<std::uint64_t>(n)));
+          const auto b = static_cast<index_t>(gen.below(static_cast<std::uint64_t>(n)));
+          if (a == b || (ev.particle_id[a] != 0 && ev.particle_id[a] == ev.particle_id[b])) continue;
+          neg.src.push_back(a), neg.dst.push_back(b);
+        }
+        if (!hard.src.empty())
+          for (std::size_t e = 0; e < nb * static_cast<std::size_t>(o.hard_negatives); ++e) {
+            const auto h = gen.below(hard.size());
+            neg.src.push_back(hard.src[h]), neg.dst.push_back(hard.dst[h]);
+          }
+        // gather the hits involved
+        std::vector<index_t> rows;
+        for (edge_list* l : {&pos, &neg})
+          for (std::size_t e = 0; e < l->size(); ++e)
+            for (index_t* v : {&l->src[e], &l->dst[e]}) {
+              if (local[*v] < 0) local[*v] = static_cast<index_t>(rows.size()), rows.push_back(*v);
+              *v = local[*v];
+            }
+        sub.resize(static_cast<Eigen::Index>(rows.size()), num_hit_features);
+        for (std::size_t r = 0; r < rows.size(); ++r) sub.row(static_cast<Eigen::Index>(r)) = d.features.row(rows[r]);
+        for (index_t r : rows) local[r] = -1;
+        net.forward(sub, sub_emb, cache);
+        const T loss = hinge_embedding_loss(sub_emb, pos, neg, static_cast<T>(p.config().margin),
+                                            static_cast<T>(o.negative_weight), &grad);
+        zero_grad(net);
+        net.backward(sub, sub_emb, grad, cache, nullptr);
+        opt.step(net);
+        total += static_cast<double>(loss);
+        ++steps;
+      }
+    }
+    history.push_back(total / static_cast<double>(std::max<long>(1, steps)));
+    if (progress) progress("embedding", epoch, history.back());
+  }
+  return history;
+}
+
+/// @brief Trains the filter stage on the radius graphs of the (trained) embedding, minibatches of `batch_edges`
+/// edges; returns the mean loss per epoch.
+template <class T>
+std::vector<double> train_filter(pipeline<T>& p, const std::vector<trackml::event>& events, const train_options& o,
+                                 const progress_callback& progress = {}) {
+  auto data = detail::prepare<T>(events, "tracking::train_filter");
+  std::vector<matrix<T>> feats, labels;
+  for (const auto& d : data) {
+    matrix<T> emb;
+    p.embed(d.features, emb);
+    const graph g = p.build_graph(d.features, emb);
+    feats.push_back(p.edge_features(d.features, emb, g));
+    labels.push_back(edge_truth<T>(*d.ev, g));
+  }
+  auto& net = p.filter_net();
+  adam<T> opt({.lr = o.lr});
+  rng gen(o.seed + 1);
+  typename mlp<T>::cache cache;
+  matrix<T> logits, grad, xb, yb;
+  std::vector<double> history;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    double total = 0;
+    long steps = 0;
+    for (std::size_t k = 0; k < feats.size(); ++k) {
+      const auto ne = feats[k].rows();
+      if (ne == 0) continue;
+      const T pw = detail::auto_pos_weight(labels[k], o.pos_weight);
+      std::vector<Eigen::Index> order(static_cast<std::size_t>(ne));
+      std::iota(order.begin(), order.end(), Eigen::Index{0});
+      for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+      for (Eigen::Index b0 = 0; b0 < ne; b0 += o.batch_edges) {
+        const Eigen::Index nb = std::min<Eigen::Index>(o.batch_edges, ne - b0);
+        xb.resize(nb, feats[k].cols());
+        yb.resize(nb, 1);
+        for (Eigen::Index r = 0; r < nb; ++r) xb.row(r) = feats[k].row(order[b0 + r]), yb(r, 0) = labels[k](order[b0 + r], 0);
+        net.forward(xb, logits, cache);
+        const T loss = bce_with_logits(logits, yb, &grad, pw);
+        zero_grad(net);
+        net.backward(xb, logits, grad, cache, nullptr);
+        opt.step(net);
+        total += static_cast<double>(loss);
+        ++steps;
+      }
+    }
+    history.push_back(total / static_cast<double>(std::max<long>(1, steps)));
+    if (progress) progress("filter", epoch, history.back());
+  }
+  return history;
+}
+
+/// @brief Trains the GNN stage on the (filtered) graphs of the trained earlier stages; returns the mean loss per
+/// epoch.
+template <class T>
+std::vector<double> train_gnn(pipeline<T>& p, const std::vector<trackml::event>& events, const train_options& o,
+                              const progress_callback& progress = {}) {
+  auto data = detail::prepare<T>(events, "tracking::train_gnn");
+  // Each event's filtered graph is cut into `gnn_sectors` overlapping phi sectors: more, cheaper steps.
+  std::vector<graph> graphs;
+  std::vector<matrix<T>> labels, feats;
+  const int sectors = std::max(1, o.gnn_sectors);
+  for (const auto& d : data) {
+    matrix<T> emb;
+    p.embed(d.features, emb);
+    graph g = p.build_graph(d.features, emb);
+    if (p.config().use_filter)
+      g = pipeline<T>::select_edges(g, p.filter_scores(d.features, emb, g), static_cast<T>(p.config().filter_cut));
+    const auto dst = g.destinations();
+    const auto n = static_cast<std::size_t>(g.num_nodes);
+    for (int sct = 0; sct < sectors; ++sct) {
+      std::vector<index_t> local(n, -1), rows;
+      const double width = 2 * std::numbers::pi / sectors, centre = -std::numbers::pi + (sct + 0.5) * width;
+      for (std::size_t i = 0; i < n; ++i) {
+        double dphi = std::numbers::pi * static_cast<double>(d.features(static_cast<Eigen::Index>(i), 5)) - centre;
+        dphi = std::remainder(dphi, 2 * std::numbers::pi);
+        if (sectors == 1 || std::abs(dphi) <= 0.5 * width + 0.15)
+          local[i] = static_cast<index_t>(rows.size()), rows.push_back(static_cast<index_t>(i));
+      }
+      std::vector<index_t> src, dd;
+      for (std::size_t e = 0; e < g.sources.size(); ++e)
+        if (local[g.sources[e]] >= 0 && local[dst[e]] >= 0) src.push_back(local[g.sources[e]]), dd.push_back(local[dst[e]]);
+      if (src.empty()) continue;
+      graph sg = graph::from_edges(static_cast<index_t>(rows.size()), src, dd);
+      matrix<T> f(static_cast<Eigen::Index>(rows.size()), num_hit_features);
+      for (std::size_t r = 0; r < rows.size(); ++r) f.row(static_cast<Eigen::Index>(r)) = d.features.row(rows[r]);
+      matrix<T> y(sg.num_edges(), 1);
+      for (index_t i = 0; i < sg.num_nodes; ++i)
+        for (index_t e = sg.offsets[i]; e < sg.offsets[i + 1]; ++e) {
+          const auto pa = d.ev->particle_id[rows[sg.sources[e]]], pb = d.ev->particle_id[rows[i]];
+          y(e, 0) = T(pa != 0 && pa == pb ? 1 : 0);
+        }
+      graphs.push_back(std::move(sg)), labels.push_back(std::move(y)), feats.push_back(std::move(f));
+    }
+  }
+  auto& net = p.gnn();
+  adam<T> opt({.lr = o.lr});
+  typename pipeline<T>::gnn_type::cache cache;
+  matrix<T> logits, grad;
+  std::vector<double> history;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    double total = 0;
+    for (std::size_t k = 0; k < graphs.size(); ++k) {
+      if (graphs[k].num_edges() == 0) continue;
+      net.forward(feats[k], graphs[k], logits, cache);
+      T loss;
+      if (o.focal) {
+        const double pos = static_cast<double>(labels[k].sum()) / static_cast<double>(labels[k].size());
+        loss = binary_focal_loss(logits, labels[k], T(2), static_cast<T>(1 - pos), &grad);
+      } else {
+        loss = bce_with_logits(logits, labels[k], &grad, detail::auto_pos_weight(labels[k], o.pos_weight));
+      }
+      zero_grad(net);
+      net.backward(feats[k], graphs[k], logits, grad, cache, nullptr);
+      opt.step(net);
+      total += static_cast<double>(loss);
+    }
+    history.push_back(total / static_cast<double>(std::max<std::size_t>(1, graphs.size())));
+    if (progress) progress("gnn", epoch, history.back());
+  }
+  return history;
+}
+
+}  // namespace hepgnn::tracking
