@@ -1,0 +1,113 @@
+// Graph builders on the W1 workloads of ../shared/benchmarks/WORKLOADS.md (items/s = points) and the LSH
+// workload lsh_100k_16d of issue 3 (N = 100000, d = 16, k = 16, bins of 128, seed 105; recall@16 as a counter,
+// measured on 1000 sampled queries against an exact brute force).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "compare/rb.hpp"
+#include "hepgnn/graph/connected_components.hpp"
+#include "hepgnn/graph/fully_connected.hpp"
+#include "hepgnn/graph/knn.hpp"
+#include "hepgnn/graph/lsh.hpp"
+#include "hepgnn/graph/radius.hpp"
+
+namespace {
+
+hepgnn::matrix<float> points(hepgnn::index_t n, int d, std::uint64_t seed) {
+  hepgnn::matrix<float> x(n, d);
+  for (hepgnn::index_t i = 0; i < n; ++i)
+    for (int c = 0; c < d; ++c) x(i, c) = rb::u01(seed, static_cast<std::uint64_t>(i) * d + c);
+  return x;
+}
+
+void knn_workload(benchmark::State& state, int graphs, int per_graph, int d, std::uint64_t seed) {
+  const auto x = points(graphs * per_graph, d, seed);
+  const auto b = hepgnn::batch::uniform(graphs, per_graph);
+  for (auto _ : state) {
+    auto nl = hepgnn::knn(x, 16, b);
+    benchmark::DoNotOptimize(nl.indices.data());
+  }
+  state.SetItemsProcessed(state.iterations() * graphs * per_graph);
+}
+
+void W1a_knn_10k_3d(benchmark::State& s) { knn_workload(s, 1, 10000, 3, 101); }
+void W1b_knn_100k_3d(benchmark::State& s) { knn_workload(s, 1, 100000, 3, 102); }
+void W1c_knn_10k_16d(benchmark::State& s) { knn_workload(s, 1, 10000, 16, 103); }
+void W1d_knn_512x64_2d(benchmark::State& s) { knn_workload(s, 512, 64, 2, 104); }
+BENCHMARK(W1a_knn_10k_3d)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(W1b_knn_100k_3d)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(W1c_knn_10k_16d)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(W1d_knn_512x64_2d)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void lsh_100k_16d(benchmark::State& state) {
+  const hepgnn::index_t n = 100000;
+  const int d = 16, k = 16;
+  const auto x = points(n, d, 105);
+  const auto b = hepgnn::batch::single(n);
+  hepgnn::lsh_options opt;
+  opt.bin_size = 128;
+  opt.seed = 105;
+  opt.rounds = static_cast<int>(state.range(0));
+  opt.center = state.range(1) != 0;
+  hepgnn::neighbour_list<float> nl;
+  for (auto _ : state) {
+    nl = hepgnn::lsh_knn(x, k, b, opt);
+    benchmark::DoNotOptimize(nl.indices.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  // recall@16 on 1000 sampled queries (exact by brute force over all points)
+  long hit = 0, total = 0;
+  for (int q = 0; q < 1000; ++q) {
+    const auto i = static_cast<hepgnn::index_t>(rb::randint(7, q, n));
+    std::vector<std::pair<float, hepgnn::index_t>> c;
+    c.reserve(n);
+    for (hepgnn::index_t j = 0; j < n; ++j)
+      if (j != i) c.emplace_back(hepgnn::metric::euclidean::squared(x.row(i).data(), x.row(j).data(), d), j);
+    std::partial_sort(c.begin(), c.begin() + k, c.end());
+    const auto row = nl.of(i);
+    for (int r = 0; r < k; ++r, ++total) hit += std::find(row.begin(), row.end(), c[r].second) != row.end();
+  }
+  state.counters["recall@16"] = static_cast<double>(hit) / static_cast<double>(total);
+}
+BENCHMARK(lsh_100k_16d)->ArgNames({"rounds", "center"})->Args({1, 0})->Args({3, 0})->Args({1, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void radius_100k_3d(benchmark::State& state) {  // W1b points, r giving ~16 neighbours on average, capped at 32
+  const auto x = points(100000, 3, 102);
+  hepgnn::radius_options opt;
+  opt.max_neighbors = 32;
+  for (auto _ : state) {
+    auto g = hepgnn::radius_graph(x, 0.0337f, opt);
+    benchmark::DoNotOptimize(g.sources.data());
+  }
+  state.SetItemsProcessed(state.iterations() * 100000);
+}
+BENCHMARK(radius_100k_3d)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void fully_connected_512x30(benchmark::State& state) {
+  const auto b = hepgnn::batch::uniform(512, 30);
+  for (auto _ : state) {
+    auto g = hepgnn::fully_connected(b);
+    benchmark::DoNotOptimize(g.sources.data());
+  }
+  state.SetItemsProcessed(state.iterations() * 512 * 30);
+}
+BENCHMARK(fully_connected_512x30)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+void components_100k(benchmark::State& state) {  // kNN graph of W1b, half of the edges cut
+  const auto x = points(100000, 3, 102);
+  const auto g = hepgnn::knn(x, 4).to_graph();
+  std::vector<float> score(static_cast<std::size_t>(g.num_edges()));
+  for (std::size_t e = 0; e < score.size(); ++e) score[e] = rb::u01(9, e);
+  for (auto _ : state) {
+    auto cc = hepgnn::connected_components(g, score, 0.5f);
+    benchmark::DoNotOptimize(cc.labels.data());
+  }
+  state.SetItemsProcessed(state.iterations() * 100000);
+}
+BENCHMARK(components_100k)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

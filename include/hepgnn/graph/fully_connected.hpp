@@ -1,0 +1,41 @@
+#pragma once
+/// @file fully_connected.hpp
+/// @brief Fully connected graph within each graph of a batch (MPGAN jets: every particle sees every other).
+
+#include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/graph.hpp"
+
+namespace hepgnn {
+
+/// @brief Edges j -> i for every pair of nodes i, j of the same graph of `b` (j ascending per destination),
+/// plus i -> i when `self_loops`. A graph of n nodes gives n (n - 1) edges (n^2 with self loops).
+/// @throws hepgnn::error for malformed batch offsets or more than 2^31 - 1 edges.
+inline graph fully_connected(const batch& b, bool self_loops = false) {
+  HEPGNN_CHECK(!b.node_offsets.empty() && b.node_offsets.front() == 0,
+               "fully_connected: batch node_offsets must start with 0");
+  long long edges = 0;
+  for (index_t g = 0; g < b.num_graphs(); ++g) {
+    HEPGNN_CHECK(b.size(g) >= 0, "fully_connected: batch node_offsets must be non-decreasing, graph ", g, " has size ",
+                 b.size(g));
+    const long long n = b.size(g);
+    edges += n * (self_loops ? n : n - (n > 0));
+  }
+  HEPGNN_CHECK(edges <= 0x7fffffffLL, "fully_connected: the batch would have ", edges,
+               " edges, more than index_t can count (2^31 - 1)");
+  graph out;
+  out.num_nodes = b.num_nodes();
+  out.offsets.assign(static_cast<std::size_t>(out.num_nodes) + 1, 0);
+  out.sources.reserve(static_cast<std::size_t>(edges));
+  for (index_t g = 0; g < b.num_graphs(); ++g)
+    for (index_t i = b.begin(g); i < b.end(g); ++i) {
+      for (index_t j = b.begin(g); j < b.end(g); ++j)
+        if (self_loops || j != i) out.sources.push_back(j);
+      out.offsets[i + 1] = static_cast<index_t>(out.sources.size());
+    }
+  return out;
+}
+
+/// @brief fully_connected() over one graph of n nodes.
+inline graph fully_connected(index_t n, bool self_loops = false) { return fully_connected(batch::single(n), self_loops); }
+
+}  // namespace hepgnn

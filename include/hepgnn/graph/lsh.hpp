@@ -1,0 +1,243 @@
+#pragma once
+/// @file lsh.hpp
+/// @brief LSH-binned approximate kNN, the MLPF way: random-projection bins, equal chunks, kNN within chunks.
+///
+/// Binning of one graph (lsh_bins): with a seeded Gaussian matrix R (d x n_bins/2), node i goes to bin
+/// argmax over [x_i R, -x_i R] (ties to the lower bin); nodes are stably sorted by bin and the sorted order is
+/// cut into consecutive chunks of bin_size nodes (the last one may be smaller). Nearby points tend to share a
+/// bin, hence a chunk. lsh_knn() then keeps, for every node, its k nearest among the members of its chunk; with
+/// rounds > 1 the candidates of independent binnings are merged, which raises recall. Cost
+/// O(N * rounds * bin_size * d) instead of O(N^2 d). Chunks never cross the graphs of a batch.
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "hepgnn/core/rng.hpp"
+#include "hepgnn/graph/knn.hpp"
+
+namespace hepgnn {
+
+/// @brief Options of the LSH builders.
+struct lsh_options {
+  index_t bin_size = 128;    ///< nodes per chunk (MLPF: bin_size)
+  index_t n_bins = 0;        ///< number of hash bins, even; 0 picks 2*ceil(largest graph / bin_size / 2) (>= 2)
+  int rounds = 1;            ///< independent binnings merged (more rounds: higher recall, proportional cost)
+  std::uint64_t seed = 0;    ///< seed of the projection matrices (round r uses a stream derived from seed and r)
+  bool include_self = false; ///< node i may be its own neighbour
+  bool center = false;       ///< project x - mean(graph) instead of x (not in MLPF; helps clouds far from the origin)
+};
+
+/// @brief One binning of a batch: chunks of the permuted order.
+struct lsh_binning {
+  std::vector<index_t> permutation;    ///< sorted position -> node id (graph by graph, stable by bin)
+  std::vector<index_t> position;       ///< node id -> sorted position (inverse permutation: back to original order)
+  std::vector<index_t> bin;            ///< hash bin of every node
+  std::vector<index_t> chunk_offsets;  ///< chunk c = positions [chunk_offsets[c], chunk_offsets[c+1]); never spans graphs
+  /// @brief Number of chunks.
+  index_t num_chunks() const { return static_cast<index_t>(chunk_offsets.size()) - 1; }
+};
+
+namespace detail {
+
+inline index_t lsh_bin_count(const batch& b, const lsh_options& opt) {
+  if (opt.n_bins > 0) return opt.n_bins;
+  index_t largest = 0;
+  for (index_t g = 0; g < b.num_graphs(); ++g) largest = std::max(largest, b.size(g));
+  const index_t half = std::max<index_t>(1, (largest + 2 * opt.bin_size - 1) / (2 * opt.bin_size));
+  return 2 * half;
+}
+
+template <class T>
+void check_lsh(const char* fn, const T* x, index_t n, int d, const batch& b, const lsh_options& opt) {
+  HEPGNN_CHECK(opt.bin_size > 0, fn, ": bin_size must be positive, got ", opt.bin_size);
+  HEPGNN_CHECK(opt.n_bins == 0 || (opt.n_bins >= 2 && opt.n_bins % 2 == 0), fn,
+               ": n_bins must be 0 (automatic) or an even number >= 2, got ", opt.n_bins);
+  HEPGNN_CHECK(opt.rounds >= 1, fn, ": rounds must be >= 1, got ", opt.rounds);
+  check_points<metric::euclidean, dynamic>(fn, x, n, d, b);
+}
+
+template <class T>
+lsh_binning lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const lsh_options& opt, int round) {
+  const index_t n_bins = lsh_bin_count(b, opt), half = n_bins / 2;
+  rng gen(mix64(opt.seed + static_cast<std::uint64_t>(round + 1) * 0x9E3779B97F4A7C15ULL));
+  std::vector<T> r(static_cast<std::size_t>(d) * half);  // R[c][j], row-major d x half
+  for (auto& v : r) v = static_cast<T>(gen.normal());
+
+  lsh_binning out;
+  out.bin.resize(static_cast<std::size_t>(n));
+  // per-graph offset subtracted before projecting (zero unless opt.center)
+  std::vector<T> offset(static_cast<std::size_t>(b.num_graphs()) * d, T(0));
+  if (opt.center)
+    for (index_t g = 0; g < b.num_graphs(); ++g) {
+      if (b.size(g) == 0) continue;
+      for (int c = 0; c < d; ++c) {
+        double sum = 0;
+        for (index_t i = b.begin(g); i < b.end(g); ++i) sum += x[static_cast<std::ptrdiff_t>(i) * d + c];
+        offset[static_cast<std::size_t>(g) * d + c] = static_cast<T>(sum / b.size(g));
+      }
+    }
+  const std::vector<index_t> gid = b.graph_of_nodes();
+  const Eigen::Map<const matrix<T>> rm(r.data(), d, half);
+  // Projections of 256 rows at a time as one GEMM (an n x n_bins/2 matrix would not fit in cache, or memory).
+  constexpr index_t rows = 256;
+  const index_t chunks = (n + rows - 1) / rows;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (index_t ch = 0; ch < chunks; ++ch) {
+    const index_t a0 = ch * rows, m = std::min(rows, n - a0);
+    matrix<T> y(m, d);
+    for (index_t i = 0; i < m; ++i)
+      for (int c = 0; c < d; ++c)
+        y(i, c) = x[static_cast<std::ptrdiff_t>(a0 + i) * d + c] - offset[static_cast<std::size_t>(gid[a0 + i]) * d + c];
+    const matrix<T> proj = y * rm;
+    for (index_t i = 0; i < m; ++i) {
+      T best = -std::numeric_limits<T>::infinity(), worst = std::numeric_limits<T>::infinity();
+      index_t arg_best = 0, arg_worst = 0;
+      for (index_t j = 0; j < half; ++j) {
+        const T v = proj(i, j);
+        if (v > best) best = v, arg_best = j;
+        if (v < worst) worst = v, arg_worst = j;
+      }
+      // argmax over [s, -s]: bin j for +s wins over half + j' for -s' unless -worst is strictly larger
+      out.bin[a0 + i] = (-worst > best) ? half + arg_worst : arg_best;
+    }
+  }
+  out.permutation.resize(static_cast<std::size_t>(n));
+  out.position.resize(static_cast<std::size_t>(n));
+  out.chunk_offsets.assign(1, 0);
+  std::vector<index_t> count(static_cast<std::size_t>(n_bins) + 1);
+  for (index_t g = 0; g < b.num_graphs(); ++g) {
+    std::fill(count.begin(), count.end(), 0);
+    for (index_t i = b.begin(g); i < b.end(g); ++i) ++count[out.bin[i] + 1];
+    for (index_t j = 0; j < n_bins; ++j) count[j + 1] += count[j];
+    for (index_t i = b.begin(g); i < b.end(g); ++i) {
+      const index_t pos = b.begin(g) + count[out.bin[i]]++;
+      out.permutation[pos] = i;
+      out.position[i] = pos;
+    }
+    for (index_t c = b.begin(g); c < b.end(g); c += opt.bin_size)
+      out.chunk_offsets.push_back(std::min(b.end(g), c + opt.bin_size));
+  }
+  return out;
+}
+
+template <class T>
+struct unique_top_k {  // top_k that ignores an id it already holds (merging rounds)
+  simd::top_k<T>& top;
+  const index_t* ids;
+  T threshold() const { return top.threshold(); }
+  void offer(T d, index_t i) {
+    if (!(d <= top.threshold())) return;
+    for (int r = 0; r < top.size(); ++r)
+      if (ids[r] == i) return;
+    top.offer(d, i);
+  }
+};
+
+}  // namespace detail
+
+/// @brief The binning of round `round` (chunks, permutation and its inverse); what the MLPF graph layer uses.
+/// @throws hepgnn::error for bad options, non-finite points or a batch that does not cover the points.
+template <class T>
+lsh_binning lsh_bins(const matrix<T>& x, const batch& b, const lsh_options& opt = {}, int round = 0) {
+  const auto n = static_cast<index_t>(x.rows());
+  const int d = static_cast<int>(x.cols());
+  detail::check_lsh("lsh_bins", x.data(), n, d, b, opt);
+  return detail::lsh_bins_impl(x.data(), n, d, b, opt, round);
+}
+
+/// @brief Approximate kNN: the k nearest (Euclidean) among the members of each node's chunks, merged over
+/// opt.rounds binnings; same output form as knn() (rows nearest first, -1 padded when a chunk is small).
+template <class T>
+neighbour_list<T> lsh_knn(const matrix<T>& x, int k, const batch& b, const lsh_options& opt = {}) {
+  const auto n = static_cast<index_t>(x.rows());
+  const int d = static_cast<int>(x.cols());
+  HEPGNN_CHECK(k > 0, "lsh_knn: k must be positive, got ", k);
+  detail::check_lsh("lsh_knn", x.data(), n, d, b, opt);
+  neighbour_list<T> out;
+  out.k = k;
+  out.indices.assign(static_cast<std::size_t>(n) * k, index_t(-1));
+  out.distances.assign(static_cast<std::size_t>(n) * k, std::numeric_limits<T>::infinity());
+  out.counts.assign(static_cast<std::size_t>(n), 0);
+  for (int round = 0; round < opt.rounds; ++round) {
+    const lsh_binning bins = detail::lsh_bins_impl(x.data(), n, d, b, opt, round);
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+      std::vector<T> tile;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+      for (index_t c = 0; c < bins.num_chunks(); ++c) {
+        const index_t a = bins.chunk_offsets[c], e = bins.chunk_offsets[c + 1], m = e - a;
+        tile.resize(static_cast<std::size_t>(m) * d);
+        for (index_t p = 0; p < m; ++p)
+          for (int cc = 0; cc < d; ++cc)
+            tile[static_cast<std::size_t>(cc) * m + p] = x(bins.permutation[a + p], cc);
+        const index_t* ids = bins.permutation.data() + a;
+        for (index_t p = 0; p < m; ++p) {
+          const index_t i = ids[p];
+          T* dist = out.distances.data() + static_cast<std::size_t>(i) * k;
+          index_t* idx = out.indices.data() + static_cast<std::size_t>(i) * k;
+          simd::top_k<T> top(dist, idx, k);
+          top.resume(out.counts[i]);  // neighbours from earlier rounds
+          detail::unique_top_k<T> sink{top, idx};
+          simd::scan_nearest<simd::distance_kind::euclidean>(x.row(i).data(), d, tile.data(), m, 0, m, ids,
+                                                             opt.include_self ? -1 : i, sink);
+          out.counts[i] = top.size();
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/// @brief Fraction of the exact neighbours that `approx` found (summed over nodes: |approx ∩ exact| / |exact|).
+/// @throws hepgnn::error when the two lists have different node counts.
+template <class T>
+double knn_recall(const neighbour_list<T>& approx, const neighbour_list<T>& exact) {
+  HEPGNN_CHECK(approx.num_nodes() == exact.num_nodes(), "knn_recall: approx has ", approx.num_nodes(),
+               " nodes but exact has ", exact.num_nodes());
+  long long hit = 0, total = 0;
+  for (index_t i = 0; i < exact.num_nodes(); ++i) {
+    const auto a = approx.of(i);
+    for (const index_t j : exact.of(i)) {
+      ++total;
+      hit += std::find(a.begin(), a.end(), j) != a.end();
+    }
+  }
+  return total ? static_cast<double>(hit) / static_cast<double>(total) : 1.0;
+}
+
+/// @brief Edges j -> i between all members of each chunk (MLPF's dense attention within a bin), merged over
+/// opt.rounds binnings without duplicates; sources ascending per destination.
+template <class T>
+graph lsh_chunk_graph(const matrix<T>& x, const batch& b, const lsh_options& opt = {}) {
+  const auto n = static_cast<index_t>(x.rows());
+  const int d = static_cast<int>(x.cols());
+  detail::check_lsh("lsh_chunk_graph", x.data(), n, d, b, opt);
+  std::vector<std::vector<index_t>> in(static_cast<std::size_t>(n));
+  for (int round = 0; round < opt.rounds; ++round) {
+    const lsh_binning bins = detail::lsh_bins_impl(x.data(), n, d, b, opt, round);
+    for (index_t c = 0; c < bins.num_chunks(); ++c)
+      for (index_t p = bins.chunk_offsets[c]; p < bins.chunk_offsets[c + 1]; ++p)
+        for (index_t q = bins.chunk_offsets[c]; q < bins.chunk_offsets[c + 1]; ++q)
+          if (opt.include_self || p != q) in[bins.permutation[p]].push_back(bins.permutation[q]);
+  }
+  graph g;
+  g.num_nodes = n;
+  g.offsets.assign(static_cast<std::size_t>(n) + 1, 0);
+  for (index_t i = 0; i < n; ++i) {
+    auto& l = in[i];
+    std::sort(l.begin(), l.end());
+    l.erase(std::unique(l.begin(), l.end()), l.end());
+    g.offsets[i + 1] = g.offsets[i] + static_cast<index_t>(l.size());
+    g.sources.insert(g.sources.end(), l.begin(), l.end());
+  }
+  return g;
+}
+
+}  // namespace hepgnn

@@ -1,0 +1,410 @@
+// Exact kNN (graph/knn.hpp) and its SIMD kernels (simd/distance.hpp, simd/top_k.hpp) against brute-force oracles.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <numbers>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "hepgnn/core/rng.hpp"
+#include "hepgnn/graph/knn.hpp"
+#include "support/data.hpp"
+
+using hepgnn::batch;
+using hepgnn::index_t;
+using hepgnn::matrix;
+
+namespace {
+
+// Independent oracle: every candidate of i's graph, sorted by (distance, index), first k kept.
+template <class Metric, class T>
+std::vector<std::vector<index_t>> oracle(const matrix<T>& x, int k, const batch& b, bool include_self) {
+  std::vector<std::vector<index_t>> out(static_cast<std::size_t>(x.rows()));
+  const int d = static_cast<int>(x.cols());
+  for (index_t g = 0; g < b.num_graphs(); ++g)
+    for (index_t i = b.begin(g); i < b.end(g); ++i) {
+      std::vector<std::pair<T, index_t>> c;
+      for (index_t j = b.begin(g); j < b.end(g); ++j)
+        if (include_self || j != i) c.emplace_back(Metric::squared(x.row(i).data(), x.row(j).data(), d), j);
+      const int kk = std::min<int>(k, static_cast<int>(c.size()));
+      std::partial_sort(c.begin(), c.begin() + kk, c.end());
+      for (int r = 0; r < kk; ++r) out[i].push_back(c[r].second);
+    }
+  return out;
+}
+
+template <class Metric, class T>
+void check_one(const matrix<T>& x, int k, const batch& b, const hepgnn::knn_options& opt,
+               const std::vector<std::vector<index_t>>& ref) {
+  const auto nl = hepgnn::knn<Metric>(x, k, b, opt);
+  REQUIRE(nl.num_nodes() == x.rows());
+  int bad = 0;
+  for (index_t i = 0; i < nl.num_nodes(); ++i) {
+    const auto row = nl.of(i);
+    const std::vector<index_t> got(row.begin(), row.end());
+    if (got != ref[i] && bad++ < 3) {
+      std::ostringstream s;
+      s << "node " << i << ": got";
+      for (auto v : got) s << ' ' << v;
+      s << " want";
+      for (auto v : ref[i]) s << ' ' << v;
+      FAIL_CHECK(s.str());
+    }
+    for (int r = static_cast<int>(row.size()); r < k; ++r) CHECK(nl.indices[static_cast<std::size_t>(i) * k + r] == -1);
+    for (std::size_t r = 0; r < row.size(); ++r)
+      CHECK(nl.distances[static_cast<std::size_t>(i) * k + r] ==
+            Metric::squared(x.row(i).data(), x.row(row[r]).data(), static_cast<int>(x.cols())));
+  }
+  CHECK(bad == 0);
+}
+
+// Runs every selection path on the same input: the default choice, one-by-one insertion only, ranking for every
+// graph (small inputs), and the cell list forced on (d <= 3).
+template <class Metric = hepgnn::metric::euclidean, class T>
+void check_against_oracle(const matrix<T>& x, int k, const batch& b, hepgnn::knn_options opt = {}) {
+  const auto ref = oracle<Metric>(x, k, b, opt.include_self);
+  check_one<Metric>(x, k, b, opt, ref);
+  auto insertion = opt;
+  insertion.rank_max_points = 0;
+  check_one<Metric>(x, k, b, insertion, ref);
+  if (x.rows() <= 400) {
+    auto ranked = opt;
+    ranked.rank_max_points = 400;
+    check_one<Metric>(x, k, b, ranked, ref);
+  }
+  auto grid = insertion;
+  grid.grid_min_points = 1;
+  check_one<Metric>(x, k, b, grid, ref);
+}
+
+template <class T>
+matrix<T> uniform_cloud(index_t n, int d, std::uint64_t seed, double scale = 1) {
+  hepgnn::rng r(seed);
+  matrix<T> x(n, d);
+  for (index_t i = 0; i < n; ++i)
+    for (int c = 0; c < d; ++c) x(i, c) = static_cast<T>(scale * r.uniform());
+  return x;
+}
+
+template <class T>
+matrix<T> clustered_cloud(index_t n, int d, std::uint64_t seed) {
+  hepgnn::rng r(seed);
+  matrix<T> centres(5, d), x(n, d);
+  for (int j = 0; j < 5; ++j)
+    for (int c = 0; c < d; ++c) centres(j, c) = static_cast<T>(r.uniform(-10, 10));
+  for (index_t i = 0; i < n; ++i) {
+    const auto j = r.below(5);
+    for (int c = 0; c < d; ++c) x(i, c) = static_cast<T>(centres(j, c) + 0.05 * r.normal());
+  }
+  return x;
+}
+
+template <class T>
+matrix<T> lattice_cloud(index_t side, int d) {  // integer lattice: many exact ties
+  index_t n = 1;
+  for (int c = 0; c < d; ++c) n *= side;
+  matrix<T> x(n, d);
+  for (index_t i = 0; i < n; ++i) {
+    index_t v = i;
+    for (int c = 0; c < d; ++c, v /= side) x(i, c) = static_cast<T>(v % side);
+  }
+  return x;
+}
+
+template <class T>
+matrix<T> duplicated_cloud(index_t n, int d, std::uint64_t seed) {  // each point repeated 1 to 4 times
+  hepgnn::rng r(seed);
+  matrix<T> x(n, d);
+  for (index_t i = 0; i < n;) {
+    const index_t reps = 1 + static_cast<index_t>(r.below(4));
+    matrix<T> p(1, d);
+    for (int c = 0; c < d; ++c) p(0, c) = static_cast<T>(r.uniform());
+    for (index_t k = 0; k < reps && i < n; ++k, ++i) x.row(i) = p;
+  }
+  // shuffle rows so duplicates are not adjacent
+  for (index_t i = n - 1; i > 0; --i) {
+    const index_t j = static_cast<index_t>(r.below(static_cast<std::uint64_t>(i) + 1));
+    x.row(i).swap(x.row(j));
+  }
+  return x;
+}
+
+hepgnn::knn_options grid_always() {
+  hepgnn::knn_options o;
+  o.grid_min_points = 1;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("knn matches brute force on uniform, clustered, duplicated and lattice clouds", T, float, double) {
+  for (int d : {1, 2, 3, 5, 16}) {
+    CAPTURE(d);
+    check_against_oracle(uniform_cloud<T>(300, d, 11 + d), 7, batch::single(300));
+    check_against_oracle(clustered_cloud<T>(300, d, 12 + d), 16, batch::single(300));
+    check_against_oracle(duplicated_cloud<T>(200, d, 13 + d), 5, batch::single(200));
+    if (d <= 3) {
+      // the cell-list path on the same clouds
+      check_against_oracle(uniform_cloud<T>(300, d, 11 + d), 7, batch::single(300), grid_always());
+      check_against_oracle(clustered_cloud<T>(300, d, 12 + d), 16, batch::single(300), grid_always());
+      check_against_oracle(duplicated_cloud<T>(200, d, 13 + d), 5, batch::single(200), grid_always());
+    }
+  }
+  for (int d : {1, 2, 3}) {
+    const index_t side = d == 1 ? 50 : d == 2 ? 12 : 6;
+    const auto x = lattice_cloud<T>(side, d);
+    const auto b = batch::single(static_cast<index_t>(x.rows()));
+    check_against_oracle(x, 6, b);
+    check_against_oracle(x, 6, b, grid_always());
+  }
+}
+
+TEST_CASE("knn cell list on large clouds (uniform, clustered, anisotropic) matches brute force") {
+  using T = float;
+  check_against_oracle(uniform_cloud<T>(3000, 3, 21), 16, batch::single(3000));
+  check_against_oracle(clustered_cloud<T>(2500, 3, 22), 10, batch::single(2500));
+  check_against_oracle(uniform_cloud<T>(2500, 2, 23, 1000.0), 8, batch::single(2500));
+  matrix<T> line = uniform_cloud<T>(2100, 3, 24);
+  line.col(1) *= 1e-4f;  // nearly one-dimensional
+  line.col(2).setConstant(5.0f);
+  check_against_oracle(line, 12, batch::single(2100));
+  // all points identical: every distance ties, lower indices win
+  matrix<T> same = matrix<T>::Constant(2100, 3, 0.25f);
+  check_against_oracle(same, 9, batch::single(2100));
+}
+
+TEST_CASE("knn respects graph boundaries, k >= size, empty and single-node graphs") {
+  const auto x = uniform_cloud<double>(40, 3, 31);
+  const auto b = batch::from_sizes({0, 1, 3, 0, 20, 16});
+  check_against_oracle(x, 4, b);
+  check_against_oracle(x, 50, b);  // k >= every graph size: all other nodes
+  check_against_oracle(x, 4, b, grid_always());
+  const auto nl = hepgnn::knn(x, 4, b);
+  CHECK(nl.counts[0] == 0);  // the single-node graph
+  CHECK(nl.counts[1] == 2);  // a three-node graph
+  for (index_t i = 4; i < 24; ++i)
+    for (auto j : nl.of(i)) CHECK((j >= 4 && j < 24));
+
+  matrix<double> empty(0, 3);
+  const auto ne = hepgnn::knn(empty, 3);
+  CHECK(ne.num_nodes() == 0);
+  CHECK(ne.to_graph().num_edges() == 0);
+}
+
+TEST_CASE("knn include_self and strict policy") {
+  const auto x = uniform_cloud<double>(30, 2, 41);
+  hepgnn::knn_options self;
+  self.include_self = true;
+  check_against_oracle(x, 5, batch::single(30), self);
+  const auto nl = hepgnn::knn(x, 5, self);
+  for (index_t i = 0; i < 30; ++i) CHECK(nl.of(i)[0] == i);  // distinct points: self is nearest
+
+  hepgnn::knn_options strict;
+  strict.strict = true;
+  CHECK_NOTHROW(hepgnn::knn(x, 29, strict));
+  CHECK_THROWS_WITH_AS(hepgnn::knn(x, 30, strict), doctest::Contains("graph 0 has 30 nodes, too few for k = 30"),
+                       hepgnn::error);
+  strict.include_self = true;
+  CHECK_NOTHROW(hepgnn::knn(x, 30, strict));
+  CHECK(hepgnn::knn(x, 30).counts[0] == 29);  // default: fewer neighbours
+}
+
+TEST_CASE("knn CSR graph: edges j -> i, nearest first") {
+  const auto x = uniform_cloud<float>(50, 3, 51);
+  const auto nl = hepgnn::knn(x, 6);
+  const auto g = nl.to_graph();
+  g.validate();
+  CHECK(g.num_edges() == 50 * 6);
+  for (index_t i = 0; i < 50; ++i) {
+    const auto in = g.incoming(i);
+    REQUIRE(in.size() == 6);
+    for (int r = 0; r < 6; ++r) CHECK(in[r] == nl.of(i)[r]);
+  }
+  const auto g2 = hepgnn::knn_graph(x, 6, batch::single(50));
+  CHECK(g2.sources == g.sources);
+  const auto dyn = hepgnn::dynamic_knn(x, 6, batch::single(50), true);
+  for (index_t i = 0; i < 50; ++i) CHECK(dyn.of(i)[0] == i);
+}
+
+TEST_CASE("knn delta_r wraps phi") {
+  using T = double;
+  matrix<T> x(4, 2);
+  x << 0.0, 3.1,   // near +pi
+      0.0, -3.1,   // near -pi: 2 pi - 6.2 = 0.083 away from row 0
+      0.0, 2.5,    // 0.6 from row 0
+      0.5, 3.1;    // 0.5 from row 0
+  const auto nl = hepgnn::knn<hepgnn::metric::delta_r>(x, 3);
+  CHECK(nl.of(0)[0] == 1);
+  CHECK(nl.of(0)[1] == 3);
+  CHECK(nl.of(0)[2] == 2);
+  const double dphi = 2 * std::numbers::pi - 6.2;
+  CHECK(nl.distances[0] == doctest::Approx(dphi * dphi).epsilon(1e-12));
+  CHECK(hepgnn::simd::wrap_phi(3.5) == doctest::Approx(3.5 - 2 * std::numbers::pi));
+  CHECK(hepgnn::simd::wrap_phi(-3.5) == doctest::Approx(2 * std::numbers::pi - 3.5));
+  CHECK(hepgnn::simd::wrap_phi(7.0) == doctest::Approx(7.0 - 2 * std::numbers::pi));
+  CHECK(hepgnn::simd::wrap_phi(-std::numbers::pi) == doctest::Approx(-std::numbers::pi));
+
+  // random (eta, phi) clouds spanning the seam, against the oracle (same rounding, independent selection)
+  hepgnn::rng r(61);
+  matrix<float> y(400, 2);
+  for (index_t i = 0; i < 400; ++i) {
+    y(i, 0) = static_cast<float>(r.uniform(-1, 1));
+    y(i, 1) = static_cast<float>(r.uniform(-std::numbers::pi, std::numbers::pi));
+  }
+  check_against_oracle<hepgnn::metric::delta_r>(y, 8, batch::uniform(4, 100));
+  // the oracle distance agrees with an independent double computation
+  for (index_t i = 1; i < 400; ++i) {
+    double dp = std::fmod(std::abs(double(y(i, 1)) - double(y(0, 1))), 2 * std::numbers::pi);
+    dp = std::min(dp, 2 * std::numbers::pi - dp);
+    const double de = double(y(i, 0)) - double(y(0, 0));
+    CHECK(hepgnn::metric::delta_r::squared(y.row(0).data(), y.row(i).data(), 2) ==
+          doctest::Approx(de * de + dp * dp).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("knn results are identical for 1 and 2 threads") {
+#ifdef _OPENMP
+  const auto x = clustered_cloud<float>(6000, 3, 71);
+  const auto y = uniform_cloud<float>(3000, 8, 72);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto a = hepgnn::knn(x, 16), c = hepgnn::knn(y, 9, batch::uniform(30, 100));
+  omp_set_num_threads(2);
+  const auto b = hepgnn::knn(x, 16), d = hepgnn::knn(y, 9, batch::uniform(30, 100));
+  omp_set_num_threads(saved);
+  CHECK(a.indices == b.indices);
+  CHECK(a.distances == b.distances);
+  CHECK(c.indices == d.indices);
+#else
+  MESSAGE("skipped: built without OpenMP");
+#endif
+}
+
+TEST_CASE_TEMPLATE("simd kernels are bit-identical to the scalar fallback", T, float, double) {
+  using hepgnn::simd::distance_kind;
+  hepgnn::rng r(81);
+  for (int d : {1, 2, 3, 7, 16, 33}) {
+    for (int m : {0, 1, 5, 16, 37, 100}) {
+      CAPTURE(d);
+      CAPTURE(m);
+      std::vector<T> a(d), block(static_cast<std::size_t>(m) * d);
+      for (auto& v : a) v = static_cast<T>(r.uniform(-3, 3));
+      for (auto& v : block) v = static_cast<T>(r.uniform(-3, 3));
+      std::vector<T> s(m), v(m), aos(m);
+      std::vector<T> soa(static_cast<std::size_t>(m) * d + 1);
+      hepgnn::simd::transpose_to_soa(block.data(), m, d, soa.data(), m);
+      hepgnn::simd::squared_distances_soa<hepgnn::simd::scalar>(a.data(), d, soa.data(), m, m, s.data());
+      hepgnn::simd::squared_distances_soa(a.data(), d, soa.data(), m, m, v.data());
+      hepgnn::simd::squared_distances(a.data(), d, block.data(), m, aos.data());
+      CHECK(s == v);  // == on floats: bit-identical for these finite values
+      CHECK(s == aos);
+      for (int j = 0; j < m; ++j) {
+        double ref = 0;
+        for (int c = 0; c < d; ++c) ref += std::pow(double(a[c]) - double(block[j * d + c]), 2);
+        CHECK(double(s[j]) == doctest::Approx(ref).epsilon(1e-5));
+      }
+      if (d == 2) {
+        hepgnn::simd::distances_soa<distance_kind::delta_r, hepgnn::simd::scalar>(a.data(), 2, soa.data(), m, m, s.data());
+        hepgnn::simd::distances_soa<distance_kind::delta_r>(a.data(), 2, soa.data(), m, m, v.data());
+        CHECK(s == v);
+      }
+      // fused scan + top-k, scalar vs SIMD
+      const int k = 4;
+      std::vector<T> ds(k), dv(k);
+      std::vector<index_t> is(k), iv(k);
+      hepgnn::simd::top_k<T> ts(ds.data(), is.data(), k), tv(dv.data(), iv.data(), k);
+      hepgnn::simd::scan_nearest<distance_kind::euclidean, hepgnn::simd::scalar>(a.data(), d, soa.data(), m, 0, m,
+                                                                                nullptr, 2, ts);
+      hepgnn::simd::scan_nearest(a.data(), d, soa.data(), m, 0, m, nullptr, 2, tv);
+      CHECK(ts.size() == std::min(k, m > 2 ? m - 1 : m));
+      CHECK(tv.size() == ts.size());
+      for (int j = 0; j < ts.size(); ++j) {
+        CHECK(is[j] == iv[j]);
+        CHECK(ds[j] == dv[j]);
+        CHECK(is[j] != 2);
+      }
+    }
+  }
+}
+
+TEST_CASE("top_k keeps the k smallest (distance, index) pairs in order, ties to the lower index") {
+  std::vector<float> d(3);
+  std::vector<index_t> i(3);
+  hepgnn::simd::top_k<float> t(d.data(), i.data(), 3, 2.0f);
+  CHECK_FALSE(t.offer(2.5f, 0));  // above the limit
+  CHECK(t.offer(1.0f, 9));
+  CHECK(t.offer(1.0f, 4));
+  CHECK(t.offer(2.0f, 1));  // limit is inclusive
+  CHECK(t.threshold() == 2.0f);
+  CHECK(t.offer(1.0f, 7));
+  CHECK_FALSE(t.offer(1.0f, 10));  // ties the last entry with a higher index
+  CHECK(i == std::vector<index_t>{4, 7, 9});
+  CHECK(t.offer(1.0f, 8));
+  CHECK(i == std::vector<index_t>{4, 7, 8});
+}
+
+TEST_CASE("knn rejects bad input with messages naming the argument") {
+  auto x = uniform_cloud<double>(10, 3, 91);
+  CHECK_THROWS_WITH_AS(hepgnn::knn(x, 0), doctest::Contains("knn: k must be positive, got 0"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(hepgnn::knn(x, -2), doctest::Contains("k must be positive"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(hepgnn::knn(x, 3, batch::from_sizes({4, 5})),
+                       doctest::Contains("batch node_offsets cover 9 nodes but the points matrix has 10 rows"),
+                       hepgnn::error);
+  batch bad{{0, 6, 4, 10}};
+  CHECK_THROWS_WITH_AS(hepgnn::knn(x, 3, bad), doctest::Contains("node_offsets must be non-decreasing"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(hepgnn::knn<hepgnn::metric::delta_r>(x, 3),
+                       doctest::Contains("metric delta_r needs 2 coordinate columns (eta, phi), points have 3"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS((hepgnn::knn<hepgnn::metric::euclidean, 2>(x, 3)),
+                       doctest::Contains("points have 3 columns but the compile-time dimension D is 2"), hepgnn::error);
+  x(4, 1) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(hepgnn::knn(x, 3), doctest::Contains("points must be finite, got nan at row 4, column 1"),
+                       hepgnn::error);
+  x(4, 1) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH_AS(hepgnn::knn(x, 3), doctest::Contains("points must be finite"), hepgnn::error);
+}
+
+TEST_CASE("knn in (eta, phi) on real FastJet jets matches brute force") {
+  HEPGNN_REQUIRE_DATA(dir, "jets_fastjet_pythia");
+  // Minimal .npy reader: little-endian float32, C order, shape (26, 30, 4) checked from the header text.
+  std::ifstream in(dir / "jetnet30_particle_features.npy", std::ios::binary);
+  REQUIRE(in);
+  char magic[10];
+  in.read(magic, 10);
+  REQUIRE(std::string(magic, 6) == "\x93NUMPY");
+  const int header_len = static_cast<unsigned char>(magic[8]) | (static_cast<unsigned char>(magic[9]) << 8);
+  std::string header(static_cast<std::size_t>(header_len), '\0');
+  in.read(header.data(), header_len);
+  REQUIRE(header.find("'<f4'") != std::string::npos);
+  REQUIRE(header.find("(26, 30, 4)") != std::string::npos);
+  std::vector<float> v(26 * 30 * 4);
+  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+  REQUIRE(in.gcount() == static_cast<std::streamsize>(v.size() * sizeof(float)));
+
+  std::vector<index_t> sizes;
+  std::vector<float> pts;
+  for (int j = 0; j < 26; ++j) {
+    index_t n = 0;
+    for (int p = 0; p < 30; ++p) {
+      const float* f = &v[(j * 30 + p) * 4];
+      if (f[3] > 0.5f) {
+        pts.push_back(f[0]);
+        pts.push_back(f[1]);
+        ++n;
+      }
+    }
+    sizes.push_back(n);
+  }
+  const matrix<float> x = Eigen::Map<const matrix<float>>(pts.data(), static_cast<Eigen::Index>(pts.size() / 2), 2);
+  const auto b = batch::from_sizes(sizes);
+  CHECK(x.rows() > 100);
+  check_against_oracle<hepgnn::metric::delta_r>(x, 7, b);
+  check_against_oracle<hepgnn::metric::euclidean>(x, 16, b);
+}
