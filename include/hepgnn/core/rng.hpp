@@ -43,7 +43,8 @@ class rng {
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   /// @brief Uniform integer in [0, n) (n > 0), without modulo bias worth noticing (Lemire's multiply-shift).
   std::uint64_t below(std::uint64_t n) {
-    return static_cast<std::uint64_t>((static_cast<unsigned __int128>((*this)()) * n) >> 64);
+    __extension__ using u128 = unsigned __int128;  // a GCC/Clang extension; __extension__ keeps -Wpedantic quiet
+    return static_cast<std::uint64_t>((static_cast<u128>((*this)()) * n) >> 64);
   }
   /// @brief Standard normal (Box-Muller; no cached second value so the stream is simple to reason about).
   double normal() {

@@ -25,7 +25,7 @@ struct fit_options {
   std::size_t batch_size = 32;
   bool shuffle = true;
   std::uint64_t seed = 1;
-  std::string csv_log;     ///< when set: one row per epoch (epoch, train_loss, val_loss, seconds, items_per_second)
+  std::string csv_log{};   ///< when set: one row per epoch (epoch, train_loss, val_loss, seconds, items_per_second)
   int patience = 0;        ///< early stopping: epochs without validation improvement before stopping (0 = off)
   double min_delta = 0;    ///< improvement smaller than this does not count
   std::string label = "train";
