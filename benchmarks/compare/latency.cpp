@@ -1,0 +1,163 @@
+// W5 of shared/benchmarks/WORKLOADS.md in hepgnn: single-jet inference latency of a ParticleNet-Lite-like,
+// BatchNorm-free network (two EdgeConv blocks with kNN, k = 7, mean aggregation, linear shortcut; mean pool;
+// Linear-ReLU-Linear; softmax), one thread, batch size 1.
+// Usage: compare_latency W5   prints `W5 hepgnn 1 <median_s>`; stderr: the output probabilities and the heap
+// allocations counted (global operator new) over the timed calls after warm-up (must be 0).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <new>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "hepgnn/nn/activation.hpp"
+#include "hepgnn/nn/dynamic_edge_conv.hpp"
+#include "hepgnn/nn/edge_conv.hpp"
+#include "hepgnn/nn/pooling.hpp"
+#include "rb.hpp"
+
+// Counting global allocator: every heap allocation of the program goes through here.
+static std::atomic<long> g_allocations{0};
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t al = static_cast<std::size_t>(a);
+  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace hepgnn;
+
+namespace {
+
+template <int In, int C>
+using block_mlp = sequential<float, dense<float, 2 * In, C>, relu<float>, dense<float, C, C>, relu<float>,
+                             dense<float, C, C>, relu<float>>;
+
+/// EdgeConv block of W5: kNN (k = 7, self excluded) on `coords`, EdgeConv(mean) with a 3-layer MLP,
+/// out = ReLU(mean + shortcut(x)).
+template <int In, int C>
+struct lite_block {
+  edge_conv<float, block_mlp<In, C>> conv;
+  dense<float, In, C> shortcut;
+  struct buffers {
+    graph g;
+    knn_workspace<float> knn;
+    typename edge_conv<float, block_mlp<In, C>>::cache conv;
+    matrix<float> agg, sc;
+    no_cache nc;
+  };
+  lite_block(std::uint64_t seed)
+      : conv(make(seed), aggregation::mean), shortcut() {
+    rb::init_linear(shortcut, seed + 6);
+  }
+  static block_mlp<In, C> make(std::uint64_t seed) {
+    block_mlp<In, C> m{dense<float, 2 * In, C>(), relu<float>(), dense<float, C, C>(), relu<float>(), dense<float, C, C>(),
+                       relu<float>()};
+    rb::init_linear(m.template get<0>(), seed);
+    rb::init_linear(m.template get<2>(), seed + 2);
+    rb::init_linear(m.template get<4>(), seed + 4);
+    return m;
+  }
+  void run(const matrix<float>& coords, const matrix<float>& x, const batch& b, matrix<float>& out, buffers& c) const {
+    build_knn_graph(coords, b, 7, false, c.g, c.knn);
+    conv.infer(x, c.g, c.agg, c.conv);
+    shortcut.infer(x, c.sc, c.nc);
+    out.resize(x.rows(), C);
+    out = (c.agg + c.sc).cwiseMax(0.0f);
+  }
+};
+
+struct lite_net {
+  lite_block<7, 32> b1{5100};
+  lite_block<32, 64> b2{5108};
+  dense<float, 64, 128> fc1;
+  dense<float, 128, 2> fc2;
+  lite_net() {
+    rb::init_linear(fc1, 5116);
+    rb::init_linear(fc2, 5118);
+  }
+  struct buffers {
+    lite_block<7, 32>::buffers c1;
+    lite_block<32, 64>::buffers c2;
+    matrix<float> h1, h2, pooled, f1, logits;
+    no_cache nc;
+  };
+  /// Probabilities (1 x 2) of one jet.
+  void infer(const matrix<float>& points, const matrix<float>& features, const batch& b, matrix<float>& prob,
+             buffers& c) const {
+    b1.run(points, features, b, c.h1, c.c1);
+    b2.run(c.h1, c.h1, b, c.h2, c.c2);
+    global_pool(c.h2, b, aggregation::mean, c.pooled);
+    fc1.infer(c.pooled, c.f1, c.nc);
+    c.f1 = c.f1.cwiseMax(0.0f);
+    fc2.infer(c.f1, c.logits, c.nc);
+    prob.resize(c.logits.rows(), 2);
+    for (Eigen::Index g = 0; g < c.logits.rows(); ++g) {
+      const float m = c.logits.row(g).maxCoeff();
+      prob.row(g) = (c.logits.row(g).array() - m).exp().matrix();
+      prob.row(g) /= prob.row(g).sum();
+    }
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string w = argc > 1 ? argv[1] : "W5";
+#ifdef _OPENMP
+  omp_set_num_threads(1);  // W5 is single-threaded by definition
+#endif
+  matrix<float> points(30, 2), features(30, 7);
+  for (int j = 0; j < 30; ++j) {
+    for (int t = 0; t < 2; ++t) points(j, t) = 0.4f * rb::upm1(501, std::uint64_t(2 * j + t));
+    for (int c = 0; c < 7; ++c) features(j, c) = rb::upm1(502, std::uint64_t(7 * j + c));
+  }
+  const lite_net net;
+  lite_net::buffers c;
+  const batch b = batch::single(30);
+  matrix<float> prob;
+  for (int i = 0; i < 200; ++i) net.infer(points, features, b, prob, c);
+  std::vector<double> t(2000), cpu(2000);
+  auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  };
+  const long before = g_allocations.load();
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const double c0 = cpu_now();
+    const auto a = std::chrono::steady_clock::now();
+    net.infer(points, features, b, prob, c);
+    t[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    cpu[i] = cpu_now() - c0;
+  }
+  std::sort(cpu.begin(), cpu.end());
+  const long allocs = g_allocations.load() - before;
+  std::sort(t.begin(), t.end());
+  std::fprintf(stderr, "%s: probabilities %.6f %.6f; heap allocations in 2000 timed calls: %ld; min %.3g us, max %.3g us; median thread CPU time %.3g us\n",
+               w.c_str(), double(prob(0, 0)), double(prob(0, 1)), allocs, t.front() * 1e6, t.back() * 1e6, cpu[cpu.size() / 2] * 1e6);
+  rb::report(w, "hepgnn", 1, t[t.size() / 2]);
+  return allocs == 0 ? 0 : 1;
+}

@@ -1,0 +1,260 @@
+#pragma once
+/// @file aggregate.hpp
+/// @brief Per-destination segment reductions over a CSR graph (sum, mean, max with arg-max), their backward
+/// passes, and the gather / scatter helpers of message passing.
+///
+/// Every kernel loops over destination (or source) rows and reduces each row's contiguous edge range in edge
+/// order, one output row per iteration: OpenMP splits rows, never a reduction, so results are bit-identical
+/// for any thread count and no atomics are needed. Inner loops are over features of contiguous row-major rows
+/// (vectorised by the compiler).
+
+#include <algorithm>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "hepgnn/core/graph.hpp"
+#include "hepgnn/core/tensor.hpp"
+
+namespace hepgnn {
+
+/// @brief How messages arriving at a node are combined (PyTorch Geometric `aggr`).
+enum class aggregation { sum, mean, max };
+
+/// @brief "sum", "mean" or "max".
+constexpr std::string_view to_string(aggregation a) {
+  return a == aggregation::sum ? "sum" : a == aggregation::mean ? "mean" : "max";
+}
+
+namespace detail {
+/// Rows x features below which a kernel stays on one thread (thread start-up costs more than the work).
+inline constexpr long parallel_min_work = 1L << 15;
+
+template <class T>
+inline void row_copy(T* __restrict y, const T* __restrict a, long f) {
+  for (long c = 0; c < f; ++c) y[c] = a[c];
+}
+template <class T>
+inline void row_add(T* __restrict y, const T* __restrict a, long f) {
+  for (long c = 0; c < f; ++c) y[c] += a[c];
+}
+template <class T>
+inline void row_scale(T* __restrict y, T s, long f) {
+  for (long c = 0; c < f; ++c) y[c] *= s;
+}
+/// y = max(y, a) with arg-max bookkeeping; strict '>' keeps the first edge on ties (and ignores NaN messages
+/// only if they come after a number; a NaN first message propagates, as in PyTorch).
+template <class T>
+inline void row_max(T* __restrict y, index_t* __restrict arg, const T* __restrict a, index_t e, long f) {
+  for (long c = 0; c < f; ++c) {
+    const bool take = a[c] > y[c];
+    y[c] = take ? a[c] : y[c];
+    arg[c] = take ? e : arg[c];
+  }
+}
+}  // namespace detail
+
+/// @brief Reverse (by source) index of a graph's edges: the outgoing edges of node j are
+/// edges[offsets[j] .. offsets[j+1]) in increasing edge id. Lets backward passes scatter to sources
+/// deterministically and in parallel, as a gather.
+struct source_index {
+  std::vector<index_t> offsets;  ///< num_nodes + 1
+  std::vector<index_t> edges;    ///< edge ids grouped by source
+
+  /// @brief Builds the index of g (O(N + E)); reuses this object's storage.
+  void build(const graph& g) {
+    offsets.assign(static_cast<std::size_t>(g.num_nodes) + 1, 0);
+    for (index_t s : g.sources) ++offsets[s + 1];
+    for (index_t j = 0; j < g.num_nodes; ++j) offsets[j + 1] += offsets[j];
+    edges.resize(g.sources.size());
+    // Fill with a running cursor per source; edge ids come out increasing because e increases.
+    std::vector<index_t>& cursor = scratch_;
+    cursor.assign(offsets.begin(), offsets.end() - 1);
+    for (index_t e = 0; e < g.num_edges(); ++e) edges[cursor[g.sources[e]]++] = e;
+  }
+
+ private:
+  std::vector<index_t> scratch_;
+};
+
+/// @brief y[i] = AGG_{e in in(i)} m[e] for the E x F edge messages m (rows in g's CSR edge order).
+/// Nodes without incoming edges get 0 (PyG). For max, `argmax` (if given) receives N x F edge ids
+/// (-1 for nodes without edges), what segment_reduce_backward needs.
+template <class T>
+void segment_reduce(const graph& g, const matrix<T>& m, aggregation a, matrix<T>& y,
+                    std::vector<index_t>* argmax = nullptr) {
+  HEPGNN_CHECK(m.rows() == g.num_edges(), "segment_reduce: messages m must have one row per edge (", g.num_edges(),
+               "), got ", m.rows(), " x ", m.cols());
+  HEPGNN_CHECK(g.offsets.size() == static_cast<std::size_t>(g.num_nodes) + 1,
+               "segment_reduce: graph offsets must have num_nodes + 1 entries");
+  const long n = g.num_nodes, f = m.cols();
+  y.resize(n, f);
+  if (a == aggregation::max && argmax) argmax->resize(static_cast<std::size_t>(n * f));
+  const index_t* off = g.offsets.data();
+  const T* mp = m.data();
+  T* yp = y.data();
+  index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
+#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+  for (long i = 0; i < n; ++i) {
+    T* yi = yp + i * f;
+    const index_t b = off[i], en = off[i + 1];
+    if (b == en) {
+      std::fill(yi, yi + f, T(0));
+      if (ap) std::fill(ap + i * f, ap + (i + 1) * f, index_t(-1));
+      continue;
+    }
+    detail::row_copy(yi, mp + long(b) * f, f);
+    if (a == aggregation::max) {
+      if (ap) {
+        index_t* ai = ap + i * f;
+        std::fill(ai, ai + f, b);
+        for (index_t e = b + 1; e < en; ++e) detail::row_max(yi, ai, mp + long(e) * f, e, f);
+      } else {
+        for (index_t e = b + 1; e < en; ++e) {
+          const T* me = mp + long(e) * f;
+          for (long c = 0; c < f; ++c) yi[c] = me[c] > yi[c] ? me[c] : yi[c];
+        }
+      }
+    } else {
+      for (index_t e = b + 1; e < en; ++e) detail::row_add(yi, mp + long(e) * f, f);
+      if (a == aggregation::mean) detail::row_scale(yi, T(1) / T(en - b), f);
+    }
+  }
+}
+
+/// @brief Vector-Jacobian product of segment_reduce: writes dm (E x F) from dy (N x F).
+/// sum: dm[e] = dy[dst(e)]; mean: dy[dst(e)] / deg; max: dy routed to the arg-max edge only (others 0).
+template <class T>
+void segment_reduce_backward(const graph& g, aggregation a, const matrix<T>& dy, const std::vector<index_t>* argmax,
+                             matrix<T>& dm) {
+  HEPGNN_CHECK(dy.rows() == g.num_nodes, "segment_reduce_backward: dy must have one row per node (", g.num_nodes,
+               "), got ", dy.rows(), " x ", dy.cols());
+  const long n = g.num_nodes, f = dy.cols();
+  if (a == aggregation::max)
+    HEPGNN_CHECK(argmax && argmax->size() == static_cast<std::size_t>(n * f),
+                 "segment_reduce_backward: max needs the N x F arg-max of the forward pass (", n * f, " entries), got ",
+                 argmax ? argmax->size() : 0);
+  dm.resize(g.num_edges(), f);
+  const index_t* off = g.offsets.data();
+  const T* dyp = dy.data();
+  T* dmp = dm.data();
+#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+  for (long i = 0; i < n; ++i) {
+    const index_t b = off[i], en = off[i + 1];
+    const T* dyi = dyp + i * f;
+    if (a == aggregation::max) {
+      for (index_t e = b; e < en; ++e) std::fill(dmp + long(e) * f, dmp + long(e + 1) * f, T(0));
+      const index_t* ai = argmax->data() + i * f;
+      for (long c = 0; c < f; ++c)
+        if (ai[c] >= 0) dmp[long(ai[c]) * f + c] = dyi[c];
+    } else {
+      const T s = a == aggregation::mean && en > b ? T(1) / T(en - b) : T(1);
+      for (index_t e = b; e < en; ++e) {
+        T* de = dmp + long(e) * f;
+        for (long c = 0; c < f; ++c) de[c] = s * dyi[c];
+      }
+    }
+  }
+}
+
+/// @brief y[i] = AGG_{j -> i} x[j]: a segment reduction of source node features without materialising the
+/// E x F message matrix. argmax (max only) receives edge ids as in segment_reduce.
+template <class T>
+void gather_reduce(const graph& g, const matrix<T>& x, aggregation a, matrix<T>& y,
+                   std::vector<index_t>* argmax = nullptr) {
+  HEPGNN_CHECK(x.rows() == g.num_nodes, "gather_reduce: x must have one row per node (", g.num_nodes, "), got ",
+               x.rows(), " x ", x.cols());
+  const long n = g.num_nodes, f = x.cols();
+  y.resize(n, f);
+  if (a == aggregation::max && argmax) argmax->resize(static_cast<std::size_t>(n * f));
+  const index_t* off = g.offsets.data();
+  const index_t* src = g.sources.data();
+  const T* xp = x.data();
+  T* yp = y.data();
+  index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
+#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+  for (long i = 0; i < n; ++i) {
+    T* yi = yp + i * f;
+    const index_t b = off[i], en = off[i + 1];
+    if (b == en) {
+      std::fill(yi, yi + f, T(0));
+      if (ap) std::fill(ap + i * f, ap + (i + 1) * f, index_t(-1));
+      continue;
+    }
+    detail::row_copy(yi, xp + long(src[b]) * f, f);
+    if (a == aggregation::max) {
+      if (ap) {
+        index_t* ai = ap + i * f;
+        std::fill(ai, ai + f, b);
+        for (index_t e = b + 1; e < en; ++e) detail::row_max(yi, ai, xp + long(src[e]) * f, e, f);
+      } else {
+        for (index_t e = b + 1; e < en; ++e) {
+          const T* xe = xp + long(src[e]) * f;
+          for (long c = 0; c < f; ++c) yi[c] = xe[c] > yi[c] ? xe[c] : yi[c];
+        }
+      }
+    } else {
+      for (index_t e = b + 1; e < en; ++e) detail::row_add(yi, xp + long(src[e]) * f, f);
+      if (a == aggregation::mean) detail::row_scale(yi, T(1) / T(en - b), f);
+    }
+  }
+}
+
+/// @brief out[e] = x[sources[e]] (E x F): the source feature of every edge.
+template <class T>
+void gather_sources(const graph& g, const matrix<T>& x, matrix<T>& out) {
+  HEPGNN_CHECK(x.rows() == g.num_nodes, "gather_sources: x must have one row per node (", g.num_nodes, "), got ",
+               x.rows(), " x ", x.cols());
+  const long ne = g.num_edges(), f = x.cols();
+  out.resize(ne, f);
+  const index_t* src = g.sources.data();
+#pragma omp parallel for schedule(static) if (ne * f >= detail::parallel_min_work)
+  for (long e = 0; e < ne; ++e) detail::row_copy(out.data() + e * f, x.data() + long(src[e]) * f, f);
+}
+
+/// @brief out[e] = x[dst(e)] (E x F): the destination feature of every edge.
+template <class T>
+void gather_destinations(const graph& g, const matrix<T>& x, matrix<T>& out) {
+  HEPGNN_CHECK(x.rows() == g.num_nodes, "gather_destinations: x must have one row per node (", g.num_nodes,
+               "), got ", x.rows(), " x ", x.cols());
+  const long n = g.num_nodes, f = x.cols();
+  out.resize(g.num_edges(), f);
+  const index_t* off = g.offsets.data();
+#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+  for (long i = 0; i < n; ++i)
+    for (index_t e = off[i]; e < off[i + 1]; ++e) detail::row_copy(out.data() + long(e) * f, x.data() + i * f, f);
+}
+
+/// @brief dx[i] += sum_{e in in(i)} dm[e]: adjoint of gather_destinations (a sum segment reduction, added).
+template <class T>
+void scatter_destinations_add(const graph& g, const matrix<T>& dm, matrix<T>& dx) {
+  HEPGNN_CHECK(dm.rows() == g.num_edges() && dx.rows() == g.num_nodes && dx.cols() == dm.cols(),
+               "scatter_destinations_add: expected dm ", g.num_edges(), " x F and dx ", g.num_nodes,
+               " x F, got dm ", dm.rows(), " x ", dm.cols(), " and dx ", dx.rows(), " x ", dx.cols());
+  const long n = g.num_nodes, f = dm.cols();
+  const index_t* off = g.offsets.data();
+#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+  for (long i = 0; i < n; ++i)
+    for (index_t e = off[i]; e < off[i + 1]; ++e) detail::row_add(dx.data() + i * f, dm.data() + long(e) * f, f);
+}
+
+/// @brief dx[j] += sum_{e: sources[e] = j} dm[e]: adjoint of gather_sources, deterministic via the source index
+/// (build it once per graph with source_index::build).
+template <class T>
+void scatter_sources_add(const graph& g, const source_index& s, const matrix<T>& dm, matrix<T>& dx) {
+  HEPGNN_CHECK(dm.rows() == g.num_edges() && dx.rows() == g.num_nodes && dx.cols() == dm.cols(),
+               "scatter_sources_add: expected dm ", g.num_edges(), " x F and dx ", g.num_nodes, " x F, got dm ",
+               dm.rows(), " x ", dm.cols(), " and dx ", dx.rows(), " x ", dx.cols());
+  HEPGNN_CHECK(s.offsets.size() == static_cast<std::size_t>(g.num_nodes) + 1 && s.edges.size() == g.sources.size(),
+               "scatter_sources_add: the source index was built for another graph (", s.offsets.size() - 1,
+               " nodes, ", s.edges.size(), " edges; this graph has ", g.num_nodes, " and ", g.num_edges(), ")");
+  const long n = g.num_nodes, f = dm.cols();
+  const index_t* off = s.offsets.data();
+  const index_t* ed = s.edges.data();
+#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+  for (long j = 0; j < n; ++j)
+    for (index_t k = off[j]; k < off[j + 1]; ++k) detail::row_add(dx.data() + j * f, dm.data() + long(ed[k]) * f, f);
+}
+
+}  // namespace hepgnn

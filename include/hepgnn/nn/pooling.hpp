@@ -1,0 +1,241 @@
+#pragma once
+/// @file pooling.hpp
+/// @brief Graph-level readout per graph of a batch: global sum / mean / max pooling and attention pooling
+/// (PyTorch Geometric global_add_pool, global_mean_pool, global_max_pool, GlobalAttention).
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "hepgnn/core/batch.hpp"
+#include "hepgnn/nn/aggregate.hpp"
+#include "hepgnn/nn/layer.hpp"
+
+namespace hepgnn {
+
+namespace detail {
+inline void check_pool_input(long rows, const batch& b, const char* who) {
+  HEPGNN_CHECK(!b.node_offsets.empty() && b.node_offsets.front() == 0, who,
+               ": batch node_offsets must start with 0 (one entry more than graphs)");
+  for (std::size_t g = 0; g + 1 < b.node_offsets.size(); ++g)
+    HEPGNN_CHECK(b.node_offsets[g] <= b.node_offsets[g + 1], who, ": batch node_offsets must be non-decreasing, got ",
+                 b.node_offsets[g], " then ", b.node_offsets[g + 1]);
+  HEPGNN_CHECK(b.num_nodes() == rows, who, ": x must have one row per batch node (", b.num_nodes(), "), got ", rows,
+               " rows");
+}
+}  // namespace detail
+
+/// @brief y[g] = AGG_{i in graph g} x[i] (G x F); empty graphs give 0. For max, `argmax` receives G x F node
+/// ids (-1 for empty graphs) for the backward pass.
+template <class T>
+void global_pool(const matrix<T>& x, const batch& b, aggregation a, matrix<T>& y, std::vector<index_t>* argmax = nullptr) {
+  detail::check_pool_input(x.rows(), b, "global_pool");
+  const long ng = b.num_graphs(), f = x.cols();
+  y.resize(ng, f);
+  if (a == aggregation::max && argmax) argmax->resize(static_cast<std::size_t>(ng * f));
+  index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
+  auto body = [&](long g) {
+    T* yg = y.data() + g * f;
+    const index_t s = b.node_offsets[g], e = b.node_offsets[g + 1];
+    if (s == e) {
+      std::fill(yg, yg + f, T(0));
+      if (ap) std::fill(ap + g * f, ap + (g + 1) * f, index_t(-1));
+      return;
+    }
+    detail::row_copy(yg, x.data() + long(s) * f, f);
+    if (a == aggregation::max) {
+      index_t* ag = ap ? ap + g * f : nullptr;
+      if (ag) std::fill(ag, ag + f, s);
+      for (index_t i = s + 1; i < e; ++i) {
+        const T* xi = x.data() + long(i) * f;
+        if (ag)
+          detail::row_max(yg, ag, xi, i, f);
+        else
+          for (long c = 0; c < f; ++c) yg[c] = xi[c] > yg[c] ? xi[c] : yg[c];
+      }
+    } else {
+      for (index_t i = s + 1; i < e; ++i) detail::row_add(yg, x.data() + long(i) * f, f);
+      if (a == aggregation::mean) detail::row_scale(yg, T(1) / T(e - s), f);
+    }
+  };
+  if (long(x.rows()) * f >= detail::parallel_min_work) {  // small inputs skip the OpenMP runtime altogether
+#pragma omp parallel for schedule(static)
+    for (long g = 0; g < ng; ++g) body(g);
+  } else {
+    for (long g = 0; g < ng; ++g) body(g);
+  }
+}
+
+/// @brief Vector-Jacobian product of global_pool: writes dx (N x F) from dy (G x F).
+template <class T>
+void global_pool_backward(const batch& b, aggregation a, const matrix<T>& dy, const std::vector<index_t>* argmax,
+                          matrix<T>& dx) {
+  HEPGNN_CHECK(dy.rows() == b.num_graphs(), "global_pool_backward: dy must have one row per graph (", b.num_graphs(),
+               "), got ", dy.rows(), " x ", dy.cols());
+  const long ng = b.num_graphs(), f = dy.cols();
+  if (a == aggregation::max)
+    HEPGNN_CHECK(argmax && argmax->size() == static_cast<std::size_t>(ng * f),
+                 "global_pool_backward: max needs the G x F arg-max of the forward pass (", ng * f, " entries), got ",
+                 argmax ? argmax->size() : 0);
+  dx.resize(b.num_nodes(), f);
+#pragma omp parallel for schedule(static) if (long(b.num_nodes()) * f >= detail::parallel_min_work)
+  for (long g = 0; g < ng; ++g) {
+    const index_t s = b.node_offsets[g], e = b.node_offsets[g + 1];
+    const T* dg = dy.data() + g * f;
+    if (a == aggregation::max) {
+      dx.middleRows(s, e - s).setZero();
+      const index_t* ag = argmax->data() + g * f;
+      for (long c = 0; c < f; ++c)
+        if (ag[c] >= 0) dx(ag[c], c) = dg[c];
+    } else {
+      const T w = a == aggregation::mean && e > s ? T(1) / T(e - s) : T(1);
+      for (index_t i = s; i < e; ++i)
+        for (long c = 0; c < f; ++c) dx(i, c) = w * dg[c];
+    }
+  }
+}
+
+/// @brief Global pooling as a layer over a batch: forward(x, b, y, cache) with y G x F. No parameters.
+template <class T>
+class global_pool_layer {
+ public:
+  using scalar = T;
+  static constexpr int in_width = same_width;
+  static constexpr int out_width = same_width;
+  struct cache {
+    std::vector<index_t> argmax;
+  };
+  explicit global_pool_layer(aggregation a = aggregation::mean) : aggr_(a) {}
+  aggregation aggr() const { return aggr_; }
+
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) { global_pool(x, b, aggr_, y, &c.argmax); }
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache&) const { global_pool(x, b, aggr_, y); }
+  void backward(const matrix<T>& x, const batch& b, const matrix<T>&, const matrix<T>& dy, cache& c, matrix<T>* dx) {
+    detail::check_pool_input(x.rows(), b, "global_pool_layer::backward");
+    if (dx) global_pool_backward(b, aggr_, dy, &c.argmax, *dx);
+  }
+  template <class F>
+  void for_each_param(const std::string&, F&&) {}
+
+ private:
+  aggregation aggr_;
+};
+
+/// @brief Marker: attention pooling without a feature network (pools x itself).
+struct no_feature_nn {};
+
+/// @brief Attention pooling (PyG GlobalAttention): out_g = sum_{i in g} softmax_g(gate_nn(x_i)) * nn(x_i).
+///
+/// `Gate` is a layer mapping F -> 1 (a dense or an MLP); `NN` an optional layer applied to x before pooling
+/// (no_feature_nn: pool x). The softmax runs over the nodes of each graph (max-subtracted); empty graphs give 0.
+/// Parameters "gate_nn.<name>" and "nn.<name>" as in PyG.
+template <class T, class Gate, class NN = no_feature_nn>
+class attention_pool {
+  static constexpr bool has_nn = !std::is_same_v<NN, no_feature_nn>;
+  static_assert(layer<Gate>, "hepgnn::attention_pool: Gate must satisfy the hepgnn::layer concept");
+  struct empty {};
+  using nn_type = std::conditional_t<has_nn, NN, empty>;
+  template <class L>
+  struct cache_of {
+    using type = typename L::cache;
+  };
+  using nn_cache = typename std::conditional_t<has_nn, cache_of<nn_type>, std::type_identity<empty>>::type;
+
+ public:
+  using scalar = T;
+  static constexpr int in_width = Gate::in_width;
+  static constexpr int out_width = dynamic;
+  struct cache {
+    typename Gate::cache gate;
+    nn_cache nn;
+    matrix<T> score, feat, alpha, dscore, dfeat, dx2;
+  };
+
+  explicit attention_pool(Gate gate) requires(!has_nn) : gate_(std::move(gate)) {}
+  attention_pool(Gate gate, NN nn) requires(has_nn) : gate_(std::move(gate)), nn_(std::move(nn)) {}
+
+  Gate& gate_nn() { return gate_; }
+  nn_type& nn() { return nn_; }
+
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) { run<true>(x, b, y, c); }
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
+    const_cast<attention_pool*>(this)->template run<false>(x, b, y, c);
+  }
+
+  void backward(const matrix<T>& x, const batch& b, const matrix<T>&, const matrix<T>& dy, cache& c, matrix<T>* dx) {
+    detail::check_pool_input(x.rows(), b, "attention_pool::backward");
+    const matrix<T>& v = features(x, c);
+    HEPGNN_CHECK(dy.rows() == b.num_graphs() && dy.cols() == v.cols(), "attention_pool::backward: dy must be ",
+                 b.num_graphs(), " x ", v.cols(), ", got ", dy.rows(), " x ", dy.cols());
+    const long f = v.cols();
+    c.dscore.resize(x.rows(), 1);
+    if constexpr (has_nn) c.dfeat.resize(x.rows(), f);
+    for (index_t g = 0; g < b.num_graphs(); ++g) {
+      const index_t s = b.begin(g), e = b.end(g);
+      // da_i = dy_g . v_i;  ds_i = a_i (da_i - sum_k a_k da_k);  dv_i = a_i dy_g
+      T mean = 0;
+      for (index_t i = s; i < e; ++i) {
+        const T da = dy.row(g).dot(v.row(i));
+        c.dscore(i, 0) = da;
+        mean += c.alpha(i, 0) * da;
+      }
+      for (index_t i = s; i < e; ++i) c.dscore(i, 0) = c.alpha(i, 0) * (c.dscore(i, 0) - mean);
+      if constexpr (has_nn)
+        for (index_t i = s; i < e; ++i) c.dfeat.row(i) = c.alpha(i, 0) * dy.row(g);
+    }
+    gate_.backward(x, c.score, c.dscore, c.gate, dx);
+    if constexpr (has_nn) {
+      nn_.backward(x, c.feat, c.dfeat, c.nn, dx ? &c.dx2 : nullptr);
+      if (dx) *dx += c.dx2;
+    } else if (dx) {
+      for (index_t g = 0; g < b.num_graphs(); ++g)
+        for (index_t i = b.begin(g); i < b.end(g); ++i) dx->row(i) += c.alpha(i, 0) * dy.row(g);
+    }
+  }
+
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    gate_.for_each_param(prefix + "gate_nn.", f);
+    if constexpr (has_nn) nn_.for_each_param(prefix + "nn.", f);
+  }
+
+ private:
+  const matrix<T>& features(const matrix<T>& x, const cache& c) const {
+    if constexpr (has_nn) return c.feat; else return x;
+  }
+
+  template <bool Train>
+  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) {
+    detail::check_pool_input(x.rows(), b, "attention_pool");
+    if constexpr (Train) gate_.forward(x, c.score, c.gate); else std::as_const(gate_).infer(x, c.score, c.gate);
+    HEPGNN_CHECK(c.score.cols() == 1 && c.score.rows() == x.rows(),
+                 "attention_pool: gate_nn must give one score per node (N x 1), got ", c.score.rows(), " x ",
+                 c.score.cols());
+    if constexpr (has_nn) {
+      if constexpr (Train) nn_.forward(x, c.feat, c.nn); else std::as_const(nn_).infer(x, c.feat, c.nn);
+    }
+    const matrix<T>& v = features(x, c);
+    const long f = v.cols();
+    c.alpha.resize(x.rows(), 1);
+    y.setZero(b.num_graphs(), f);
+    for (index_t g = 0; g < b.num_graphs(); ++g) {
+      const index_t s = b.begin(g), e = b.end(g);
+      if (s == e) continue;
+      T mx = c.score(s, 0);
+      for (index_t i = s + 1; i < e; ++i) mx = std::max(mx, c.score(i, 0));
+      T den = 0;
+      for (index_t i = s; i < e; ++i) den += (c.alpha(i, 0) = std::exp(c.score(i, 0) - mx));
+      for (index_t i = s; i < e; ++i) {
+        c.alpha(i, 0) /= den;
+        y.row(g) += c.alpha(i, 0) * v.row(i);
+      }
+    }
+  }
+
+  Gate gate_;
+  [[no_unique_address]] nn_type nn_;
+};
+
+}  // namespace hepgnn
