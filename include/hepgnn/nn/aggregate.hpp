@@ -95,7 +95,9 @@ void segment_reduce(const graph& g, const matrix<T>& m, aggregation a, matrix<T>
   const T* mp = m.data();
   T* yp = y.data();
   index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+#endif
   for (long i = 0; i < n; ++i) {
     T* yi = yp + i * f;
     const index_t b = off[i], en = off[i + 1];
@@ -139,7 +141,9 @@ void segment_reduce_backward(const graph& g, aggregation a, const matrix<T>& dy,
   const index_t* off = g.offsets.data();
   const T* dyp = dy.data();
   T* dmp = dm.data();
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+#endif
   for (long i = 0; i < n; ++i) {
     const index_t b = off[i], en = off[i + 1];
     const T* dyi = dyp + i * f;
@@ -173,7 +177,9 @@ void gather_reduce(const graph& g, const matrix<T>& x, aggregation a, matrix<T>&
   const T* xp = x.data();
   T* yp = y.data();
   index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+#endif
   for (long i = 0; i < n; ++i) {
     T* yi = yp + i * f;
     const index_t b = off[i], en = off[i + 1];
@@ -209,7 +215,9 @@ void gather_sources(const graph& g, const matrix<T>& x, matrix<T>& out) {
   const long ne = g.num_edges(), f = x.cols();
   out.resize(ne, f);
   const index_t* src = g.sources.data();
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (ne * f >= detail::parallel_min_work)
+#endif
   for (long e = 0; e < ne; ++e) detail::row_copy(out.data() + e * f, x.data() + long(src[e]) * f, f);
 }
 
@@ -221,7 +229,9 @@ void gather_destinations(const graph& g, const matrix<T>& x, matrix<T>& out) {
   const long n = g.num_nodes, f = x.cols();
   out.resize(g.num_edges(), f);
   const index_t* off = g.offsets.data();
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+#endif
   for (long i = 0; i < n; ++i)
     for (index_t e = off[i]; e < off[i + 1]; ++e) detail::row_copy(out.data() + long(e) * f, x.data() + i * f, f);
 }
@@ -234,7 +244,9 @@ void scatter_destinations_add(const graph& g, const matrix<T>& dm, matrix<T>& dx
                " x F, got dm ", dm.rows(), " x ", dm.cols(), " and dx ", dx.rows(), " x ", dx.cols());
   const long n = g.num_nodes, f = dm.cols();
   const index_t* off = g.offsets.data();
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+#endif
   for (long i = 0; i < n; ++i)
     for (index_t e = off[i]; e < off[i + 1]; ++e) detail::row_add(dx.data() + i * f, dm.data() + long(e) * f, f);
 }
@@ -252,7 +264,9 @@ void scatter_sources_add(const graph& g, const source_index& s, const matrix<T>&
   const long n = g.num_nodes, f = dm.cols();
   const index_t* off = s.offsets.data();
   const index_t* ed = s.edges.data();
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
+#endif
   for (long j = 0; j < n; ++j)
     for (index_t k = off[j]; k < off[j + 1]; ++k) detail::row_add(dx.data() + j * f, dm.data() + long(ed[k]) * f, f);
 }

@@ -83,7 +83,9 @@ void build_knn_graph(const matrix<T>& x, const batch& b, int k, bool include_sel
     }
   };
   if (long(n) * 32 * d >= detail::parallel_min_work && b.num_graphs() > 1) {
+#ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 16)
+#endif
     for (index_t g = 0; g < b.num_graphs(); ++g) {
       int me = 0;
 #ifdef _OPENMP

@@ -337,7 +337,9 @@ class edge_conv {
   static void gather_add_all(const graph& g, const matrix<T>& pq, matrix<T>& ein) {
     const long h = pq.cols() / 2, n = g.num_nodes;
     ein.resize(g.num_edges(), h);
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (long(g.num_edges()) * h >= detail::parallel_min_work)
+#endif
     for (long i = 0; i < n; ++i) gather_add_rows(g, pq, static_cast<index_t>(i), 0, ein);
   }
   /// Rows for the edges of node i, written at row (e - e0) of out.
@@ -355,7 +357,9 @@ class edge_conv {
   static void edge_inputs(const matrix<T>& x, const graph& g, matrix<T>& out) {
     const long f = x.cols(), n = g.num_nodes;
     out.resize(g.num_edges(), 2 * f);
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (long(g.num_edges()) * f >= detail::parallel_min_work)
+#endif
     for (long i = 0; i < n; ++i) edge_input_rows(x, g, static_cast<index_t>(i), 0, out);
   }
   static void edge_input_rows(const matrix<T>& x, const graph& g, index_t i, index_t e0, matrix<T>& out) {
@@ -397,7 +401,9 @@ class edge_conv {
     if (ntiles == 0) return;
     detail::reduce_tile(g, c.tiles[0], c.tiles[1], tile_result(c.threads[0]), aggr_, y, arg);
     if (ntiles < 2) return;  // one tile (a jet): no OpenMP runtime call at all
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (ntiles > 2 && long(g.num_edges()) * fo >= detail::parallel_min_work)
+#endif
     for (index_t t = 1; t < ntiles; ++t) {
       int me = 0;
 #ifdef _OPENMP
@@ -425,7 +431,9 @@ class edge_conv {
       c.chunk_nets[k] = nn_;  // same shapes: copies values without allocating
       zero_grad(c.chunk_nets[k]);
     }
+#ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) if (nchunks > 1 && long(g.num_edges()) * fo >= detail::parallel_min_work)
+#endif
     for (index_t k = 0; k < nchunks; ++k) {
       int me = 0;
 #ifdef _OPENMP

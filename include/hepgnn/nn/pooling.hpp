@@ -61,7 +61,9 @@ void global_pool(const matrix<T>& x, const batch& b, aggregation a, matrix<T>& y
     }
   };
   if (long(x.rows()) * f >= detail::parallel_min_work) {  // small inputs skip the OpenMP runtime altogether
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static)
+#endif
     for (long g = 0; g < ng; ++g) body(g);
   } else {
     for (long g = 0; g < ng; ++g) body(g);
@@ -80,7 +82,9 @@ void global_pool_backward(const batch& b, aggregation a, const matrix<T>& dy, co
                  "global_pool_backward: max needs the G x F arg-max of the forward pass (", ng * f, " entries), got ",
                  argmax ? argmax->size() : 0);
   dx.resize(b.num_nodes(), f);
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (long(b.num_nodes()) * f >= detail::parallel_min_work)
+#endif
   for (long g = 0; g < ng; ++g) {
     const index_t s = b.node_offsets[g], e = b.node_offsets[g + 1];
     const T* dg = dy.data() + g * f;
