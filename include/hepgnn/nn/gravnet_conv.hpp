@@ -1,0 +1,242 @@
+#pragma once
+/// @file gravnet_conv.hpp
+/// @brief hepgnn::gravnet_conv: GravNet (Qasim et al. 2019) with PyTorch Geometric GravNetConv semantics.
+///
+///   s = lin_s(x)            learned coordinates (N x S)
+///   h = lin_h(x)            features to propagate (N x P)
+///   N(i) = the k nearest nodes to i in s within i's graph of the batch, i itself included (ties: lower index)
+///   w_ij = exp(-10 |s_i - s_j|^2)
+///   y_i = lin_out1(x_i) + lin_out2([mean_{j in N(i)} w_ij h_j, max_{j in N(i)} w_ij h_j])
+/// lin_out1 has no bias, lin_out2 has one (as in PyG). The neighbour selection is piecewise constant; gradients
+/// reach s (and lin_s) through the weights w_ij. Graphs with fewer than k nodes use all of their nodes.
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/rng.hpp"
+#include "hepgnn/graph/knn.hpp"
+#include "hepgnn/nn/aggregate.hpp"
+#include "hepgnn/nn/dense.hpp"
+#include "hepgnn/nn/graph_layer.hpp"
+
+namespace hepgnn {
+
+/// @brief GravNetConv (see the file comment). Parameters: lin_s.{weight,bias}, lin_h.{weight,bias},
+/// lin_out1.weight, lin_out2.{weight,bias}.
+/// @tparam In, Out input and output widths, or dynamic.
+template <class T, int In = dynamic, int Out = dynamic>
+class gravnet_conv {
+ public:
+  using scalar = T;
+  static constexpr int in_width = In;
+  static constexpr int out_width = Out;
+
+  /// @brief Configuration (PyG argument names).
+  struct options {
+    int in_channels = In;
+    int out_channels = Out;
+    int space_dimensions = 4;
+    int propagate_dimensions = 22;
+    int k = 40;
+  };
+
+  /// @brief What forward records for backward (and infer reuses as scratch).
+  struct cache {
+    matrix<T> s, h, agg, dagg, dh, ds, dmsg, dse;
+    graph g;                      ///< kNN graph in s: incoming(i) = neighbours of i
+    source_index by_source;
+    std::vector<T> w;             ///< per edge
+    std::vector<index_t> argmax;  ///< N x P edge ids of the max
+  };
+
+  gravnet_conv(rng& gen, const options& o)
+      : o_(checked(o)),
+        lin_s_(gen, o.in_channels, o.space_dimensions),
+        lin_h_(gen, o.in_channels, o.propagate_dimensions),
+        lin_out1_(gen, o.in_channels, o.out_channels, false),
+        lin_out2_(gen, 2 * o.propagate_dimensions, o.out_channels) {}
+
+  const options& config() const { return o_; }
+  dense<T>& lin_s() { return lin_s_; }
+  dense<T>& lin_h() { return lin_h_; }
+  dense<T>& lin_out1() { return lin_out1_; }
+  dense<T>& lin_out2() { return lin_out2_; }
+
+  /// @brief Training forward: y (N x out).
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, true); }
+  /// @brief Inference (the kNN search allocates its result; the rest reuses the cache).
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, false); }
+
+  /// @brief Adds parameter gradients for dy (N x out); writes dL/dx when dx is not null.
+  void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    const long n = x.rows(), P = o_.propagate_dimensions, S = o_.space_dimensions;
+    HEPGNN_CHECK(c.g.num_nodes == n && c.h.rows() == n && c.argmax.size() == static_cast<std::size_t>(n * P),
+                 "gravnet_conv::backward: call forward with this input (", n, " nodes) first");
+    check_shape(dy, n, o_.out_channels, "gravnet_conv::backward: output gradient dy");
+    lin_out1_.weight_grad().noalias() += dy.transpose() * x;
+    lin_out2_.weight_grad().noalias() += dy.transpose() * c.agg;
+    lin_out2_.bias_grad().row(0) += dy.colwise().sum();
+    c.dagg.noalias() = dy * lin_out2_.weight();
+    const index_t* off = c.g.offsets.data();
+    const index_t* src = c.g.sources.data();
+    const long ne = c.g.num_edges();
+    c.dmsg.resize(ne, P);  // dL/dmsg_e
+    c.dse.resize(ne, S);   // dL/ds_dst contribution of edge e (the source gets minus this)
+    c.ds.resize(n, S);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n * P * 8 >= detail::parallel_min_work)
+#endif
+    for (long i = 0; i < n; ++i) {
+      const index_t e0 = off[i], e1 = off[i + 1];
+      T* dsi = c.ds.data() + i * S;
+      std::fill(dsi, dsi + S, T(0));
+      if (e0 == e1) continue;
+      const T* dmean = c.dagg.data() + i * 2 * P;
+      const T* dmax = dmean + P;
+      const T inv = T(1) / T(e1 - e0);
+      for (index_t e = e0; e < e1; ++e) {
+        T* dm = c.dmsg.data() + long(e) * P;
+        for (long f = 0; f < P; ++f) dm[f] = dmean[f] * inv;
+      }
+      const index_t* am = c.argmax.data() + i * P;
+      for (long f = 0; f < P; ++f) c.dmsg(am[f], f) += dmax[f];
+      const T* si = c.s.data() + i * S;
+      for (index_t e = e0; e < e1; ++e) {
+        const long j = src[e];
+        const T* dm = c.dmsg.data() + long(e) * P;
+        const T* hj = c.h.data() + j * P;
+        T dw = 0;
+        for (long f = 0; f < P; ++f) dw += dm[f] * hj[f];
+        // w = exp(-10 d), d = |s_i - s_j|^2: dd = -10 w dw; dd/ds_i = 2 (s_i - s_j)
+        const T dd = T(-10) * c.w[e] * dw;
+        const T* sj = c.s.data() + j * S;
+        T* dse = c.dse.data() + long(e) * S;
+        for (long q = 0; q < S; ++q) {
+          dse[q] = T(2) * dd * (si[q] - sj[q]);
+          dsi[q] += dse[q];
+        }
+      }
+    }
+    // scatter to the sources (neighbours j) through the source index: deterministic
+    c.dh.resize(n, P);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n * P * 8 >= detail::parallel_min_work)
+#endif
+    for (long j = 0; j < n; ++j) {
+      T* dhj = c.dh.data() + j * P;
+      T* dsj = c.ds.data() + j * S;
+      std::fill(dhj, dhj + P, T(0));
+      for (index_t q = c.by_source.offsets[j]; q < c.by_source.offsets[j + 1]; ++q) {
+        const index_t e = c.by_source.edges[q];
+        const T we = c.w[e];
+        const T* dm = c.dmsg.data() + long(e) * P;
+        for (long f = 0; f < P; ++f) dhj[f] += we * dm[f];
+        const T* dse = c.dse.data() + long(e) * S;
+        for (long r = 0; r < S; ++r) dsj[r] -= dse[r];
+      }
+    }
+    lin_h_.weight_grad().noalias() += c.dh.transpose() * x;
+    lin_h_.bias_grad().row(0) += c.dh.colwise().sum();
+    lin_s_.weight_grad().noalias() += c.ds.transpose() * x;
+    lin_s_.bias_grad().row(0) += c.ds.colwise().sum();
+    if (dx) {
+      dx->resize(n, o_.in_channels);
+      dx->noalias() = dy * lin_out1_.weight();
+      dx->noalias() += c.dh * lin_h_.weight();
+      dx->noalias() += c.ds * lin_s_.weight();
+    }
+    (void)b;
+    (void)y;
+  }
+
+  /// @brief Visits lin_s, lin_h, lin_out1, lin_out2 (PyG GravNetConv state_dict names).
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    lin_s_.for_each_param(prefix + "lin_s.", f);
+    lin_h_.for_each_param(prefix + "lin_h.", f);
+    lin_out1_.for_each_param(prefix + "lin_out1.", f);
+    lin_out2_.for_each_param(prefix + "lin_out2.", f);
+  }
+
+ private:
+  static const options& checked(const options& o) {
+    HEPGNN_CHECK(o.in_channels > 0 && o.out_channels > 0 && o.space_dimensions > 0 && o.propagate_dimensions > 0 &&
+                     o.k > 0,
+                 "gravnet_conv: in_channels, out_channels, space_dimensions, propagate_dimensions and k must be "
+                 "positive, got ",
+                 o.in_channels, ", ", o.out_channels, ", ", o.space_dimensions, ", ", o.propagate_dimensions, ", ", o.k);
+    HEPGNN_CHECK(width_accepts(In, o.in_channels) && width_accepts(Out, o.out_channels), "gravnet_conv: runtime widths ",
+                 o.in_channels, " -> ", o.out_channels, " contradict the compile-time widths ", In, " -> ", Out);
+    return o;
+  }
+
+  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, bool train) const {
+    const char* who = train ? "gravnet_conv::forward" : "gravnet_conv::infer";
+    check_cols(x, o_.in_channels, who);
+    HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
+                 " rows");
+    b.validate(static_cast<index_t>(x.rows()));
+    check_finite(x, who);
+    const long n = x.rows(), P = o_.propagate_dimensions, S = o_.space_dimensions;
+    c.s.resize(n, S);
+    c.s.noalias() = x * lin_s_.weight().transpose();
+    c.s.rowwise() += lin_s_.bias().row(0);
+    c.h.resize(n, P);
+    c.h.noalias() = x * lin_h_.weight().transpose();
+    c.h.rowwise() += lin_h_.bias().row(0);
+    knn_options ko;
+    ko.include_self = true;
+    c.g = knn_graph(c.s, o_.k, b, ko);
+    const index_t* off = c.g.offsets.data();
+    const index_t* src = c.g.sources.data();
+    const long ne = c.g.num_edges();
+    c.w.resize(static_cast<std::size_t>(ne));
+    c.agg.resize(n, 2 * P);
+    if (train) c.argmax.resize(static_cast<std::size_t>(n * P));
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n * P * 8 >= detail::parallel_min_work)
+#endif
+    for (long i = 0; i < n; ++i) {
+      T* mean = c.agg.data() + i * 2 * P;
+      T* mx = mean + P;
+      index_t* am = train ? c.argmax.data() + i * P : nullptr;
+      const index_t e0 = off[i], e1 = off[i + 1];
+      std::fill(mean, mean + P, T(0));
+      std::fill(mx, mx + P, T(0));
+      if (e0 == e1) continue;
+      const T* si = c.s.data() + i * S;
+      for (index_t e = e0; e < e1; ++e) {
+        const long j = src[e];
+        const T* sj = c.s.data() + j * S;
+        T d = 0;
+        for (long q = 0; q < S; ++q) d += (si[q] - sj[q]) * (si[q] - sj[q]);
+        const T w = std::exp(T(-10) * d);
+        c.w[e] = w;
+        const T* hj = c.h.data() + j * P;
+        for (long f = 0; f < P; ++f) {
+          const T m = w * hj[f];
+          mean[f] += m;
+          if (e == e0 || m > mx[f]) {
+            mx[f] = m;
+            if (am) am[f] = e;
+          }
+        }
+      }
+      const T inv = T(1) / T(e1 - e0);
+      for (long f = 0; f < P; ++f) mean[f] *= inv;
+    }
+    if (train) c.by_source.build(c.g);
+    y.resize(n, o_.out_channels);
+    y.noalias() = x * lin_out1_.weight().transpose();
+    y.noalias() += c.agg * lin_out2_.weight().transpose();
+    y.rowwise() += lin_out2_.bias().row(0);
+  }
+
+  options o_;
+  dense<T> lin_s_, lin_h_, lin_out1_, lin_out2_;
+};
+
+}  // namespace hepgnn

@@ -1,0 +1,711 @@
+#pragma once
+/// @file interaction_network.hpp
+/// @brief hepgnn::interaction_network: the Exa.TrkX interaction-network edge classifier (node and edge
+/// encoders, residual edge/node updates, edge output head), with an explicit backward pass.
+///
+/// Semantics (edge e goes src(e) -> dst(e); edges are rows in the graph's CSR order, sorted by destination):
+///   h   = MLP_x(x)                                  node encoder
+///   e   = MLP_ex([x_src, x_dst])                    edge encoder
+///   repeat `iterations` times (weights shared or one set per iteration):
+///     e   = e + MLP_e([h_src, h_dst, e])            edge update
+///     a_i = AGG_{e: dst(e) = i} e                   sum, mean or max (0 for nodes without edges), or several
+///                                                   of them concatenated
+///     h   = h + MLP_n([h, a])                       node update
+///   y   = MLP_o(e)                                  edge logits (E x out), CSR edge order
+/// Every MLP is Linear-ReLU-Linear-ReLU except MLP_o (Linear-ReLU-Linear). With hidden 64, 4 shared iterations,
+/// sum aggregation and out = 1 this is workload W3 of WORKLOADS.md.
+///
+/// Speed (DESIGN.md section 5): the first Linear of MLP_e and MLP_ex is split by input block, so the h_src and h_dst
+/// parts are node-level GEMMs gathered per edge and only the e part is an edge-level GEMM. Edge work runs over
+/// blocks of consecutive destination nodes (a few hundred edges each), so an edge update, its aggregation and the
+/// output head stay in cache; weight gradients are summed per fixed chunk of blocks and then in chunk order, so
+/// results do not depend on the thread count.
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "hepgnn/core/graph.hpp"
+#include "hepgnn/core/rng.hpp"
+#include "hepgnn/nn/aggregate.hpp"
+#include "hepgnn/nn/dense.hpp"
+#include "hepgnn/nn/graph_layer.hpp"
+#include "hepgnn/simd/arch.hpp"
+
+namespace hepgnn {
+
+namespace detail {
+
+/// C (Mr x NV lanes) (+)= A B for one register tile: a(m, k) = A[m * sam + k * sak], B row k at B + k * ldb.
+template <class T, int Mr, int NV>
+inline void mm_tile(const T* A, long sam, long sak, const T* B, long ldb, long K, T* C, long ldc, bool acc, bool relu) {
+  using V = xsimd::batch<T, simd::native>;
+  constexpr long L = static_cast<long>(V::size);
+  V c[Mr][NV];
+  for (int m = 0; m < Mr; ++m)
+    for (int v = 0; v < NV; ++v) c[m][v] = acc ? V::load_unaligned(C + m * ldc + v * L) : V(T(0));
+  for (long k = 0; k < K; ++k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = V::load_unaligned(B + k * ldb + v * L);
+    for (int m = 0; m < Mr; ++m) {
+      const V a(A[m * sam + k * sak]);
+      for (int v = 0; v < NV; ++v) c[m][v] = xsimd::fma(a, b[v], c[m][v]);
+    }
+  }
+  for (int m = 0; m < Mr; ++m)
+    for (int v = 0; v < NV; ++v) (relu ? xsimd::max(c[m][v], V(T(0))) : c[m][v]).store_unaligned(C + m * ldc + v * L);
+}
+
+template <class T, int NV>
+inline void mm_rows(long M, const T* A, long sam, long sak, const T* B, long ldb, long K, T* C, long ldc, bool acc,
+                    bool relu) {
+  constexpr int Mr = NV <= 2 ? 8 : 6;  // accumulators + B registers fit the 32 vector registers
+  long m = 0;
+  for (; m + Mr <= M; m += Mr) mm_tile<T, Mr, NV>(A + m * sam, sam, sak, B, ldb, K, C + m * ldc, ldc, acc, relu);
+  for (; m < M; ++m) mm_tile<T, 1, NV>(A + m * sam, sam, sak, B, ldb, K, C + m * ldc, ldc, acc, relu);
+}
+
+/// @brief Small dense product for the edge blocks: C (M x N, row stride ldc) = or += A B, optionally followed by
+/// ReLU; a(m, k) = A[m * sam + k * sak] (so A may be read transposed), B is K x N with row stride ldb. Register-
+/// tiled xsimd kernel when N is 1 to 4 registers wide (no packing: the operands of an edge block sit in L1/L2),
+/// Eigen otherwise. The reduction runs over k in order, so results do not depend on how rows are split.
+template <class T>
+void block_mm(long M, long N, long K, const T* A, long sam, long sak, const T* B, long ldb, T* C, long ldc, bool acc,
+              bool relu) {
+  if (M == 0 || N == 0) return;
+  constexpr long L = static_cast<long>(xsimd::batch<T, simd::native>::size);
+  if (N % L == 0 && N / L >= 1 && N / L <= 4 && L > 1) {
+    switch (N / L) {
+      case 1: mm_rows<T, 1>(M, A, sam, sak, B, ldb, K, C, ldc, acc, relu); return;
+      case 2: mm_rows<T, 2>(M, A, sam, sak, B, ldb, K, C, ldc, acc, relu); return;
+      case 3: mm_rows<T, 3>(M, A, sam, sak, B, ldb, K, C, ldc, acc, relu); return;
+      default: mm_rows<T, 4>(M, A, sam, sak, B, ldb, K, C, ldc, acc, relu); return;
+    }
+  }
+  using S = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+  Eigen::Map<const matrix<T>, 0, S> a(A, M, K, S(sam, sak));
+  Eigen::Map<const matrix<T>, 0, S> b(B, K, N, S(ldb, 1));
+  Eigen::Map<matrix<T>, 0, S> c(C, M, N, S(ldc, 1));
+  if (acc) c.noalias() += a * b; else c.noalias() = a * b;
+  if (relu) c = c.cwiseMax(T(0));
+}
+
+}  // namespace detail
+
+/// @brief Two Linear layers named "0." and "2." (torch.nn.Sequential(Linear, ReLU, Linear[, ReLU])).
+template <class T>
+struct two_layer_mlp {
+  dense<T> first;   ///< "0."
+  dense<T> second;  ///< "2."
+  /// @brief Visits "<prefix>0.weight", "<prefix>0.bias", "<prefix>2.weight", "<prefix>2.bias".
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    first.for_each_param(prefix + "0.", f);
+    second.for_each_param(prefix + "2.", f);
+  }
+};
+
+/// @brief Interaction-network edge classifier (see the file comment for the equations).
+/// @tparam In     node feature width, or dynamic
+/// @tparam Hidden hidden width of nodes, edges and every MLP, or dynamic
+/// Parameters: node_encoder.{0,2}, edge_encoder.{0,2}, edge_network.{0,2}, node_network.{0,2}, output.{0,2}
+/// (.weight/.bias); without shared weights edge_network.<t>.{0,2} and node_network.<t>.{0,2}.
+/// Output: y is E x out (one row per edge, CSR order), not N x out.
+template <class T, int In = dynamic, int Hidden = dynamic>
+class interaction_network {
+ public:
+  using scalar = T;
+  static constexpr int in_width = In;
+  static constexpr int out_width = dynamic;
+
+  /// @brief Configuration; widths default to the template parameters.
+  struct options {
+    int in = In;                                              ///< node feature width
+    int hidden = Hidden;                                      ///< hidden width
+    int iterations = 4;                                       ///< message-passing iterations
+    bool shared_weights = true;                               ///< one edge/node network for all iterations
+    std::vector<aggregation> aggregations{aggregation::sum};  ///< concatenated in this order
+    int out = 1;                                              ///< output head width (1: edge logit)
+  };
+
+  /// @brief Training cache (also used by infer, which touches only its inference buffers).
+  struct cache {
+    // graph-derived
+    std::vector<index_t> dst, block_node, chunk_block;
+    index_t max_block_edges = 0;
+    const index_t* off = nullptr;  // offsets of the graph being processed
+    source_index by_source;
+    // node level, per iteration
+    std::vector<matrix<T>> h, zn, un, agg;  // h: iterations + 1
+    std::vector<std::vector<index_t>> argmax;
+    matrix<T> zx, ps, pd;
+    // edge level
+    std::vector<matrix<T>> e, z, m;  // e: iterations + 1
+    matrix<T> zex, zo;
+    std::vector<matrix<T>> wt;  // transposed weights (K x N) of the edge-block products
+    // backward
+    matrix<T> de, dpre, dh, du, dzn, ssrc, sdst, dnin;
+    std::vector<matrix<T>> part_a, part_b, part_ba, part_n;
+    // per-thread scratch
+    std::vector<matrix<T>> tz, tm, tg;
+  };
+
+  /// @brief Builds the layers (PyTorch default initialisation from gen) in the order node encoder, edge
+  /// encoder, edge network(s), node network(s), output head.
+  interaction_network(rng& gen, const options& o)
+      : o_(checked(o)),
+        node_enc_(make(gen, o.in, o.hidden, o.hidden)),
+        edge_enc_(make(gen, 2 * o.in, o.hidden, o.hidden)),
+        edge_net_(make_sets(gen, o, 3 * o.hidden)),
+        node_net_(make_sets(gen, o, o.hidden + static_cast<int>(o.aggregations.size()) * o.hidden)),
+        out_(make(gen, o.hidden, o.hidden, o.out)) {}
+
+  const options& config() const { return o_; }
+  /// @brief Node encoder layer i (0: first Linear, 1: second).
+  dense<T>& node_encoder(int i) { return i == 0 ? node_enc_.first : node_enc_.second; }
+  dense<T>& edge_encoder(int i) { return i == 0 ? edge_enc_.first : edge_enc_.second; }
+  /// @brief Edge network of iteration t (any t when shared), layer i.
+  dense<T>& edge_network(int t, int i) { auto& m = edge_net_[set_of(t)]; return i == 0 ? m.first : m.second; }
+  dense<T>& node_network(int t, int i) { auto& m = node_net_[set_of(t)]; return i == 0 ? m.first : m.second; }
+  dense<T>& output(int i) { return i == 0 ? out_.first : out_.second; }
+
+  /// @brief Training forward: y = edge logits (E x out) in CSR edge order.
+  void forward(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) {
+    run<true>(x, g, y, c);
+  }
+  /// @brief Inference; no heap allocation once `c` and `y` have been used with the same graph sizes.
+  void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const {
+    const_cast<interaction_network*>(this)->template run<false>(x, g, y, c);
+  }
+
+  /// @brief Adds dL/dparameters for dy = dL/dy (E x out); writes dL/dx (N x in) when dx is not null.
+  void backward(const matrix<T>& x, const graph& g, const matrix<T>& y, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    const long n = g.num_nodes, ne = g.num_edges(), H = o_.hidden;
+    const int T_ = o_.iterations;
+    HEPGNN_CHECK(static_cast<long>(c.e.size()) == T_ + 1 && c.e[0].rows() == ne && c.h[0].rows() == n &&
+                     x.rows() == n,
+                 "interaction_network::backward: call forward with this graph (", n, " nodes, ", ne,
+                 " edges) first");
+    check_shape(dy, ne, o_.out, "interaction_network::backward: output gradient dy");
+    const index_t* off = g.offsets.data();
+    HEPGNN_CHECK(c.block_node.size() >= 1 && c.block_node.back() == n && c.dst.size() == static_cast<std::size_t>(ne),
+                 "interaction_network::backward: the cache was filled for another graph");
+    c.off = off;
+    resize_parts(c, std::max<long>(o_.out, H));
+
+    // ---- output head: y = relu(e W1^T + b1) W2^T + b2
+    c.de.resize(ne, H);
+    for_chunks(c, [&](long k, long e0, long e1, long, long, int) {
+      const long nb = e1 - e0;
+      if (nb == 0) return;
+      auto dyb = dy.middleRows(e0, nb);
+      auto zo = c.zo.middleRows(e0, nb);
+      const long O = o_.out;
+      detail::block_mm(O, H, nb, dyb.data(), 1, O, zo.data(), H, c.part_a[k].data(), H, true, false);
+      c.part_ba[k].leftCols(O) += dyb.colwise().sum();
+      auto dz = c.dpre.middleRows(e0, nb);
+      detail::block_mm(nb, H, O, dyb.data(), O, 1, out_.second.weight().data(), H, dz.data(), H, false, false);
+      dz = (zo.array() > T(0)).select(dz, T(0));
+      detail::block_mm(H, H, nb, dz.data(), 1, H, c.e[T_].data() + e0 * H, H, c.part_b[k].data(), H, true, false);
+      detail::block_mm(nb, H, H, dz.data(), H, 1, out_.first.weight().data(), H, c.de.data() + e0 * H, H, false,
+                       false);
+    }, true);
+    reduce_parts(c, out_.second.weight_grad(), &out_.second.bias_grad(), o_.out);
+    reduce_b(c, out_.first.weight_grad());
+    out_.first.bias_grad().row(0) += c.dpre.colwise().sum();
+
+    c.dh.setZero(n, H);
+    const int na = static_cast<int>(o_.aggregations.size());
+    for (int t = T_ - 1; t >= 0; --t) {
+      auto& nn = node_net_[set_of(t)];
+      auto& en = edge_net_[set_of(t)];
+      // ---- node update: h' = h + relu(relu([h, a] Wn1^T + b) Wn2^T + b)
+      c.du = (c.un[t].array() > T(0)).select(c.dh, T(0));
+      add_at_b(c, nn.second.weight_grad(), c.du, c.zn[t]);
+      nn.second.bias_grad().row(0) += c.du.colwise().sum();
+      c.dzn.noalias() = c.du * nn.second.weight();
+      c.dzn = (c.zn[t].array() > T(0)).select(c.dzn, T(0));
+      add_at_b(c, nn.first.weight_grad().leftCols(H), c.dzn, c.h[t]);
+      add_at_b(c, nn.first.weight_grad().rightCols(na * H), c.dzn, c.agg[t]);
+      nn.first.bias_grad().row(0) += c.dzn.colwise().sum();
+      c.dh.noalias() += c.dzn * nn.first.weight().leftCols(H);
+      c.dnin.noalias() = c.dzn * nn.first.weight().rightCols(na * H);  // dL/da (N x na H)
+
+      // ---- edge update, per block: g = dL/de' (incl. aggregation), e' = e + relu(relu(pre) W2^T + b2)
+      resize_parts(c, H);
+      c.sdst.resize(n, H);
+      for_chunks(c, [&](long k, long e0, long e1, long n0, long n1, int) {
+        const long nb = e1 - e0;
+        // aggregation backward into de rows
+        for (long i = n0; i < n1; ++i) {
+          const index_t b = off[i], en_ = off[i + 1];
+          if (b == en_) continue;
+          for (int a = 0; a < na; ++a) {
+            const T* da = c.dnin.data() + i * na * H + a * H;
+            const auto kind = o_.aggregations[a];
+            if (kind == aggregation::max) {
+              const index_t* am = c.argmax[t].data() + (i * na + a) * H;
+              for (long f = 0; f < H; ++f) c.de(am[f], f) += da[f];
+            } else {
+              const T s = kind == aggregation::mean ? T(1) / T(en_ - b) : T(1);
+              for (index_t e = b; e < en_; ++e) {
+                T* de = c.de.data() + long(e) * H;
+                for (long f = 0; f < H; ++f) de[f] += s * da[f];
+              }
+            }
+          }
+        }
+        if (nb > 0) {
+          auto gb = c.de.middleRows(e0, nb);
+          auto mb = c.m[t].middleRows(e0, nb);
+          auto zb = c.z[t].middleRows(e0, nb);
+          auto dp = c.dpre.middleRows(e0, nb);
+          // dM into dp temporarily, then dZ
+          auto& tg = c.tg[thread_id()];
+          auto dm = tg.topRows(nb);
+          dm = (mb.array() > T(0)).select(gb, T(0));
+          const long ldm = tg.cols();
+          detail::block_mm(H, H, nb, dm.data(), 1, ldm, zb.data(), H, c.part_a[k].data(), H, true, false);
+          c.part_ba[k] += dm.colwise().sum();
+          detail::block_mm(nb, H, H, dm.data(), ldm, 1, en.second.weight().data(), H, dp.data(), H, false, false);
+          dp = (zb.array() > T(0)).select(dp, T(0));
+          detail::block_mm(H, H, nb, dp.data(), 1, H, c.e[t].data() + e0 * H, H, c.part_b[k].data(), H, true, false);
+          detail::block_mm(nb, H, H, dp.data(), H, 1, en.first.weight().data() + 2 * H, 3 * H, gb.data(), H, true,
+                           false);
+        }
+        for (long i = n0; i < n1; ++i) {
+          T* s = c.sdst.data() + i * H;
+          std::fill(s, s + H, T(0));
+          for (index_t e = off[i]; e < off[i + 1]; ++e) detail::row_add(s, c.dpre.data() + long(e) * H, H);
+        }
+      }, true);
+      reduce_parts(c, en.second.weight_grad(), &en.second.bias_grad(), H);
+      reduce_b(c, en.first.weight_grad().rightCols(H));
+      source_sum(g, c, c.dpre, c.ssrc, H);
+      add_at_b(c, en.first.weight_grad().leftCols(H), c.ssrc, c.h[t]);
+      add_at_b(c, en.first.weight_grad().middleCols(H, H), c.sdst, c.h[t]);
+      en.first.bias_grad().row(0) += c.sdst.colwise().sum();
+      c.dh.noalias() += c.ssrc * en.first.weight().leftCols(H);
+      c.dh.noalias() += c.sdst * en.first.weight().middleCols(H, H);
+    }
+
+    // ---- edge encoder: e0 = relu(relu(Pa[src] + Pb[dst]) W2^T + b2)
+    const long F = o_.in;
+    resize_parts(c, H);
+    c.sdst.resize(n, H);
+    for_chunks(c, [&](long k, long e0, long e1, long n0, long n1, int) {
+      const long nb = e1 - e0;
+      if (nb > 0) {
+        auto gb = c.de.middleRows(e0, nb);
+        auto dp = c.dpre.middleRows(e0, nb);
+        auto zb = c.zex.middleRows(e0, nb);
+        auto& tg = c.tg[thread_id()];
+        auto dm = tg.topRows(nb);
+        dm = (c.e[0].middleRows(e0, nb).array() > T(0)).select(gb, T(0));
+        const long ldm = tg.cols();
+        detail::block_mm(H, H, nb, dm.data(), 1, ldm, zb.data(), H, c.part_a[k].data(), H, true, false);
+        c.part_ba[k] += dm.colwise().sum();
+        detail::block_mm(nb, H, H, dm.data(), ldm, 1, edge_enc_.second.weight().data(), H, dp.data(), H, false, false);
+        dp = (zb.array() > T(0)).select(dp, T(0));
+      }
+      for (long i = n0; i < n1; ++i) {
+        T* s = c.sdst.data() + i * H;
+        std::fill(s, s + H, T(0));
+        for (index_t e = off[i]; e < off[i + 1]; ++e) detail::row_add(s, c.dpre.data() + long(e) * H, H);
+      }
+    }, true);
+    reduce_parts(c, edge_enc_.second.weight_grad(), &edge_enc_.second.bias_grad(), H);
+    source_sum(g, c, c.dpre, c.ssrc, H);
+    add_at_b(c, edge_enc_.first.weight_grad().leftCols(F), c.ssrc, x);
+    add_at_b(c, edge_enc_.first.weight_grad().rightCols(F), c.sdst, x);
+    edge_enc_.first.bias_grad().row(0) += c.sdst.colwise().sum();
+
+    // ---- node encoder: h0 = relu(relu(x W1^T + b1) W2^T + b2)
+    c.du = (c.h[0].array() > T(0)).select(c.dh, T(0));
+    add_at_b(c, node_enc_.second.weight_grad(), c.du, c.zx);
+    node_enc_.second.bias_grad().row(0) += c.du.colwise().sum();
+    c.dzn.noalias() = c.du * node_enc_.second.weight();
+    c.dzn = (c.zx.array() > T(0)).select(c.dzn, T(0));
+    add_at_b(c, node_enc_.first.weight_grad(), c.dzn, x);
+    node_enc_.first.bias_grad().row(0) += c.dzn.colwise().sum();
+    if (dx) {
+      dx->resize(n, F);
+      dx->noalias() = c.dzn * node_enc_.first.weight();
+      dx->noalias() += c.ssrc * edge_enc_.first.weight().leftCols(F);
+      dx->noalias() += c.sdst * edge_enc_.first.weight().rightCols(F);
+    }
+    (void)y;
+  }
+
+  /// @brief Visits every parameter by its PyTorch name (see the class comment).
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    node_enc_.for_each_param(prefix + "node_encoder.", f);
+    edge_enc_.for_each_param(prefix + "edge_encoder.", f);
+    if (o_.shared_weights) {
+      edge_net_[0].for_each_param(prefix + "edge_network.", f);
+      node_net_[0].for_each_param(prefix + "node_network.", f);
+    } else {
+      for (std::size_t t = 0; t < edge_net_.size(); ++t)
+        edge_net_[t].for_each_param(prefix + "edge_network." + std::to_string(t) + ".", f);
+      for (std::size_t t = 0; t < node_net_.size(); ++t)
+        node_net_[t].for_each_param(prefix + "node_network." + std::to_string(t) + ".", f);
+    }
+    out_.for_each_param(prefix + "output.", f);
+  }
+
+  /// @brief Target number of edges per block of destination nodes (the cache-resident unit of edge work).
+  static constexpr index_t block_edges = 256;
+  /// @brief Most chunks of blocks whose weight-gradient partial sums are kept apart (fixed, thread-independent).
+  static constexpr long max_chunks = 64;
+
+ private:
+  static two_layer_mlp<T> make(rng& gen, int in, int hidden, int out) {
+    dense<T> a(gen, in, hidden);
+    dense<T> b(gen, hidden, out);
+    return {std::move(a), std::move(b)};
+  }
+  static std::vector<two_layer_mlp<T>> make_sets(rng& gen, const options& o, int in) {
+    std::vector<two_layer_mlp<T>> v;
+    const int sets = o.shared_weights ? 1 : std::max(1, o.iterations);
+    for (int t = 0; t < sets; ++t) v.push_back(make(gen, in, o.hidden, o.hidden));
+    return v;
+  }
+  static const options& checked(const options& o) {
+    HEPGNN_CHECK(o.in > 0 && o.hidden > 0 && o.out > 0 && o.iterations >= 0,
+                 "interaction_network: in, hidden and out must be positive and iterations >= 0, got in = ", o.in,
+                 ", hidden = ", o.hidden, ", out = ", o.out, ", iterations = ", o.iterations);
+    HEPGNN_CHECK(width_accepts(In, o.in) && width_accepts(Hidden, o.hidden), "interaction_network: runtime widths in = ",
+                 o.in, ", hidden = ", o.hidden, " contradict the compile-time widths ", In, ", ", Hidden);
+    HEPGNN_CHECK(!o.aggregations.empty(), "interaction_network: aggregations must not be empty");
+    return o;
+  }
+  std::size_t set_of(int t) const { return o_.shared_weights ? 0 : static_cast<std::size_t>(t); }
+  static int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+  }
+  static int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }
+
+  /// Splits destination nodes into blocks of about block_edges edges and blocks into at most max_chunks chunks.
+  static void partition(const graph& g, cache& c) {
+    c.block_node.clear();
+    c.block_node.push_back(0);
+    c.max_block_edges = 0;
+    index_t start = 0;
+    for (index_t i = 0; i < g.num_nodes; ++i) {
+      if (g.offsets[i + 1] - g.offsets[start] >= block_edges || i + 1 == g.num_nodes) {
+        c.max_block_edges = std::max(c.max_block_edges, g.offsets[i + 1] - g.offsets[start]);
+        c.block_node.push_back(i + 1);
+        start = i + 1;
+      }
+    }
+    const long nblocks = static_cast<long>(c.block_node.size()) - 1;
+    const long nchunks = std::min(nblocks, max_chunks);
+    c.chunk_block.resize(static_cast<std::size_t>(nchunks) + 1);
+    for (long k = 0; k <= nchunks; ++k) c.chunk_block[k] = static_cast<index_t>(nchunks ? k * nblocks / nchunks : 0);
+  }
+
+  /// Calls fn(chunk, e0, e1, n0, n1, thread) for every block, chunks in parallel, blocks of a chunk in order.
+  template <class Fn>
+  static void for_chunks(cache& c, Fn&& fn, bool parallel) {
+    const long nchunks = static_cast<long>(c.chunk_block.size()) - 1;
+    const index_t* bn = c.block_node.data();
+    const index_t* offs = c.off;
+    // small graphs stay on one thread: a parallel region costs more than a few blocks of work
+    const bool big = nchunks > 1 && offs[c.block_node.back()] >= 4096;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && big)
+#endif
+    for (long k = 0; k < nchunks; ++k)
+      for (index_t b = c.chunk_block[k]; b < c.chunk_block[k + 1]; ++b) {
+        const long n0 = bn[b], n1 = bn[b + 1];
+        fn(k, long(offs[n0]), long(offs[n1]), n0, n1, thread_id());
+      }
+  }
+
+  void resize_parts(cache& c, long rows_a) {
+    const long H = o_.hidden, nchunks = static_cast<long>(c.chunk_block.size()) - 1;
+    c.part_a.resize(static_cast<std::size_t>(nchunks));
+    c.part_b.resize(static_cast<std::size_t>(nchunks));
+    c.part_ba.resize(static_cast<std::size_t>(nchunks));
+    for (long k = 0; k < nchunks; ++k) {
+      c.part_a[k].setZero(rows_a, H);
+      c.part_b[k].setZero(H, H);
+      c.part_ba[k].setZero(1, rows_a);
+    }
+    c.tg.resize(static_cast<std::size_t>(max_threads()));
+    for (auto& m : c.tg) m.resize(std::max<index_t>(c.max_block_edges, 1), std::max<long>(H, o_.out));
+    c.dpre.resize(c.e.empty() ? 0 : c.e[0].rows(), H);
+  }
+  template <class W>
+  static void reduce_parts(cache& c, W&& wgrad, matrix<T>* bgrad, long rows_a) {
+    for (std::size_t k = 0; k < c.part_a.size(); ++k) {
+      wgrad += c.part_a[k].topRows(rows_a);
+      if (bgrad) bgrad->row(0) += c.part_ba[k].leftCols(rows_a);
+    }
+  }
+  template <class W>
+  static void reduce_b(cache& c, W&& wgrad) {
+    for (std::size_t k = 0; k < c.part_b.size(); ++k) wgrad += c.part_b[k];
+  }
+  /// grad += a^T b over the rows of a and b, summed per fixed chunk of rows and then in chunk order: Eigen's
+  /// multi-threaded GEMM picks its depth blocking by thread count, which would change the rounding.
+  template <class W, class A, class B>
+  static void add_at_b(cache& c, W&& grad, const A& a, const B& b) {
+    const long rows = a.rows();
+    const long nchunks = std::clamp<long>(rows / 512, 1, max_chunks);
+    c.part_n.resize(static_cast<std::size_t>(nchunks));
+  // a region whenever Eigen might thread the product (>= 2^16 multiply-adds): keeps it on one thread per chunk
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * a.cols() * b.cols() >= (1L << 16))
+#endif
+    for (long k = 0; k < nchunks; ++k) {
+      const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
+      c.part_n[k].resize(a.cols(), b.cols());
+      const auto ab = a.middleRows(r0, r1 - r0);
+      const auto bb = b.middleRows(r0, r1 - r0);
+      detail::block_mm(ab.cols(), bb.cols(), r1 - r0, ab.data(), 1, ab.outerStride(), bb.data(), bb.outerStride(),
+                       c.part_n[k].data(), bb.cols(), false, false);
+    }
+    for (long k = 0; k < nchunks; ++k) grad += c.part_n[k];
+  }
+  /// s[j] = sum of d rows over edges leaving j (deterministic gather through the source index).
+  static void source_sum(const graph& g, cache& c, const matrix<T>& d, matrix<T>& s, long H) {
+    const long n = g.num_nodes;
+    s.resize(n, H);
+    const index_t* so = c.by_source.offsets.data();
+    const index_t* se = c.by_source.edges.data();
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n * H >= detail::parallel_min_work)
+#endif
+    for (long j = 0; j < n; ++j) {
+      T* sj = s.data() + j * H;
+      std::fill(sj, sj + H, T(0));
+      for (index_t q = so[j]; q < so[j + 1]; ++q) detail::row_add(sj, d.data() + long(se[q]) * H, H);
+    }
+  }
+
+  template <bool Train>
+  void run(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) {
+    const char* who = Train ? "interaction_network::forward" : "interaction_network::infer";
+    check_graph_input(x, g, who);
+    check_cols(x, o_.in, who);
+    const long n = g.num_nodes, ne = g.num_edges(), H = o_.hidden, F = o_.in;
+    const int T_ = o_.iterations, na = static_cast<int>(o_.aggregations.size());
+    const index_t* off = g.offsets.data();
+    const index_t* src = g.sources.data();
+    c.off = g.offsets.data();
+    partition(g, c);
+    c.dst.resize(static_cast<std::size_t>(ne));
+    for (long i = 0; i < n; ++i) std::fill(c.dst.begin() + off[i], c.dst.begin() + off[i + 1], index_t(i));
+    if (Train) c.by_source.build(g);
+    const int nthreads = max_threads();
+    c.tz.resize(static_cast<std::size_t>(nthreads));
+    c.tm.resize(static_cast<std::size_t>(nthreads));
+    for (int t = 0; t < nthreads; ++t) {
+      c.tz[t].resize(std::max<index_t>(c.max_block_edges, 1), H);
+      c.tm[t].resize(std::max<index_t>(c.max_block_edges, 1), std::max<long>(H, o_.out));
+    }
+    const std::size_t nh = Train ? T_ + 1 : 1, ni = Train ? std::max(T_, 0) : 1;
+    c.h.resize(nh);
+    c.e.resize(nh);
+    c.zn.resize(ni);
+    c.un.resize(ni);
+    c.agg.resize(ni);
+    if (Train) {
+      c.z.resize(ni);
+      c.m.resize(ni);
+      c.argmax.resize(ni);
+    }
+
+    // node encoder
+    c.zx.resize(n, H);
+    c.zx.noalias() = x * node_enc_.first.weight().transpose();
+    c.zx.rowwise() += node_enc_.first.bias().row(0);
+    c.zx = c.zx.cwiseMax(T(0));
+    c.h[0].resize(n, H);
+    c.h[0].noalias() = c.zx * node_enc_.second.weight().transpose();
+    c.h[0].rowwise() += node_enc_.second.bias().row(0);
+    c.h[0] = c.h[0].cwiseMax(T(0));
+
+    // edge encoder: first Linear split into x_src and x_dst parts (node level)
+    c.ps.resize(n, H);
+    c.pd.resize(n, H);
+    c.ps.noalias() = x * edge_enc_.first.weight().leftCols(F).transpose();
+    c.pd.noalias() = x * edge_enc_.first.weight().rightCols(F).transpose();
+    c.pd.rowwise() += edge_enc_.first.bias().row(0);
+    c.e[0].resize(ne, H);
+    if (Train) c.zex.resize(ne, H);
+    c.wt.resize(9);
+    c.wt[0] = edge_enc_.second.weight().transpose();
+    c.wt[3] = out_.first.weight().transpose();
+    for_chunks(c, [&](long, long e0, long e1, long, long, int tid) {
+      const long nb = e1 - e0;
+      if (nb == 0) return;
+      T* zp = Train ? c.zex.data() + e0 * H : c.tz[tid].data();
+      Eigen::Map<matrix<T>> z(zp, nb, H);
+      gather_pre(z, c, src, e0, nb, H, false, true);
+      auto eb = c.e[0].middleRows(e0, nb);
+      eb.rowwise() = edge_enc_.second.bias().row(0);
+      detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[0].data(), H, eb.data(), H, true, true);
+    }, true);
+
+    for (int t = 0; t < T_; ++t) {
+      auto& en = edge_net_[set_of(t)];
+      auto& nn = node_net_[set_of(t)];
+      const matrix<T>& h = Train ? c.h[t] : c.h[0];
+      const matrix<T>& ein = Train ? c.e[t] : c.e[0];
+      matrix<T>& eout = Train ? c.e[t + 1] : c.e[0];
+      matrix<T>& agg = Train ? c.agg[t] : c.agg[0];
+      c.wt[1] = en.first.weight().rightCols(H).transpose();
+      c.wt[2] = en.second.weight().transpose();
+      c.wt[4] = en.first.weight().leftCols(H).transpose();
+      c.wt[5] = en.first.weight().middleCols(H, H).transpose();
+      c.pd.rowwise() = en.first.bias().row(0);
+      node_mm(h, c.wt[4], c.ps, false, false);
+      node_mm(h, c.wt[5], c.pd, true, false);
+      if (Train) {
+        eout.resize(ne, H);
+        c.z[t].resize(ne, H);
+        c.m[t].resize(ne, H);
+        c.argmax[t].resize(static_cast<std::size_t>(n * na * H));
+      }
+      agg.resize(n, na * H);
+      index_t* am = Train ? c.argmax[t].data() : nullptr;
+      for_chunks(c, [&](long, long e0, long e1, long n0, long n1, int tid) {
+        const long nb = e1 - e0;
+        if (nb > 0) {
+          Eigen::Map<matrix<T>> z(Train ? c.z[t].data() + e0 * H : c.tz[tid].data(), nb, H);
+          Eigen::Map<matrix<T>> m(Train ? c.m[t].data() + e0 * H : c.tm[tid].data(), nb, H);
+          // products are accumulated onto their initial terms (gathered node parts, biases): no zero-fill pass
+          gather_pre(z, c, src, e0, nb, H, false, false);
+          detail::block_mm(nb, H, H, ein.data() + e0 * H, H, 1, c.wt[1].data(), H, z.data(), H, true, true);
+          m.rowwise() = en.second.bias().row(0);
+          detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, m.data(), H, true, false);
+          if (Train) {
+            m = m.cwiseMax(T(0));
+            eout.middleRows(e0, nb) = ein.middleRows(e0, nb) + m;
+          } else {
+            eout.middleRows(e0, nb) += m.cwiseMax(T(0));
+          }
+        }
+        aggregate_nodes(eout, off, n0, n1, agg, am, H);
+      }, true);
+
+      // node update
+      matrix<T>& zn = Train ? c.zn[t] : c.zn[0];
+      matrix<T>& un = Train ? c.un[t] : c.un[0];
+      zn.resize(n, H);
+      c.wt[6] = nn.first.weight().leftCols(H).transpose();
+      c.wt[7] = nn.first.weight().rightCols(na * H).transpose();
+      c.wt[8] = nn.second.weight().transpose();
+      zn.rowwise() = nn.first.bias().row(0);
+      node_mm(h, c.wt[6], zn, true, false);
+      node_mm(agg, c.wt[7], zn, true, true);
+      un.resize(n, H);
+      un.rowwise() = nn.second.bias().row(0);
+      node_mm(zn, c.wt[8], un, true, true);
+      if (Train) c.h[t + 1] = c.h[t] + un; else c.h[0] += un;
+    }
+
+    // output head
+    const matrix<T>& ef = Train ? c.e[T_] : c.e[0];
+    y.resize(ne, o_.out);
+    if (Train) c.zo.resize(ne, H);
+    for_chunks(c, [&](long, long e0, long e1, long, long, int tid) {
+      const long nb = e1 - e0;
+      if (nb == 0) return;
+      Eigen::Map<matrix<T>> z(Train ? c.zo.data() + e0 * H : c.tz[tid].data(), nb, H);
+      z.rowwise() = out_.first.bias().row(0);
+      detail::block_mm(nb, H, H, ef.data() + e0 * H, H, 1, c.wt[3].data(), H, z.data(), H, true, true);
+      auto yb = y.middleRows(e0, nb);
+      yb.rowwise() = out_.second.bias().row(0);
+      yb.noalias() += z * out_.second.weight().transpose();
+    }, true);
+  }
+
+  /// c (+)= a b (b is K x N) over fixed row chunks in parallel, each with the edge-block kernel (no packing and
+  /// no zero fill; row splits do not change any element's rounding).
+  static void node_mm(const matrix<T>& a, const matrix<T>& b, matrix<T>& c, bool acc, bool relu) {
+    const long rows = a.rows(), K = a.cols(), N = b.cols();
+    if (!acc) c.resize(rows, N);
+    const long nchunks = std::clamp<long>(rows / 256, 1, 256);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * K * N >= (1L << 16))
+#endif
+    for (long k = 0; k < nchunks; ++k) {
+      const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
+      detail::block_mm(r1 - r0, N, K, a.data() + r0 * K, K, 1, b.data(), N, c.data() + r0 * N, N, acc, relu);
+    }
+  }
+
+  /// z[r] = ps[src] + pd[dst] (pd holds the bias), optionally followed by ReLU.
+  template <class Z>
+  static void gather_pre(Z& z, const cache& c, const index_t* src, long e0, long nb, long H, bool, bool relu) {
+    for (long r = 0; r < nb; ++r) {
+      T* __restrict zr = z.data() + r * H;
+      const T* __restrict a = c.ps.data() + long(src[e0 + r]) * H;
+      const T* __restrict b = c.pd.data() + long(c.dst[e0 + r]) * H;
+      if (relu)
+        for (long f = 0; f < H; ++f) zr[f] = std::max(a[f] + b[f], T(0));
+      else
+        for (long f = 0; f < H; ++f) zr[f] = a[f] + b[f];
+    }
+  }
+
+  /// agg rows [n0, n1) from the edge rows of those nodes, one H-wide block per aggregation.
+  void aggregate_nodes(const matrix<T>& e, const index_t* off, long n0, long n1, matrix<T>& agg, index_t* am,
+                       long H) const {
+    const int na = static_cast<int>(o_.aggregations.size());
+    for (long i = n0; i < n1; ++i) {
+      const index_t b = off[i], en = off[i + 1];
+      for (int a = 0; a < na; ++a) {
+        T* y = agg.data() + i * na * H + a * H;
+        const auto kind = o_.aggregations[a];
+        index_t* arg = am ? am + (i * na + a) * H : nullptr;
+        if (b == en) {
+          std::fill(y, y + H, T(0));
+          if (arg) std::fill(arg, arg + H, index_t(-1));
+          continue;
+        }
+        detail::row_copy(y, e.data() + long(b) * H, H);
+        if (kind == aggregation::max) {
+          if (arg) {
+            std::fill(arg, arg + H, b);
+            for (index_t q = b + 1; q < en; ++q) detail::row_max(y, arg, e.data() + long(q) * H, q, H);
+          } else {
+            for (index_t q = b + 1; q < en; ++q) {
+              const T* r = e.data() + long(q) * H;
+              for (long f = 0; f < H; ++f) y[f] = r[f] > y[f] ? r[f] : y[f];
+            }
+          }
+        } else {
+          for (index_t q = b + 1; q < en; ++q) detail::row_add(y, e.data() + long(q) * H, H);
+          if (kind == aggregation::mean) detail::row_scale(y, T(1) / T(en - b), H);
+        }
+      }
+    }
+  }
+
+  options o_;
+  two_layer_mlp<T> node_enc_, edge_enc_;
+  std::vector<two_layer_mlp<T>> edge_net_, node_net_;
+  two_layer_mlp<T> out_;
+};
+
+}  // namespace hepgnn

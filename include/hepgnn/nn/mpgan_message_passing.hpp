@@ -1,0 +1,320 @@
+#pragma once
+/// @file mpgan_message_passing.hpp
+/// @brief hepgnn::mpgan_message_passing: the message-passing block of MPGAN (Kansal et al., NeurIPS 2021).
+///
+/// Every graph of the batch (a jet) is fully connected, self loops included. One iteration t:
+///   m_ij = f_e([h_i, h_j, d_ij])      edge MLP; d_ij = |p_i - p_j| (Euclidean) over the first `pos_dims`
+///                                      columns of h (omitted when pos_dims = 0)
+///   m_i  = sum_j m_ij                  (or the mean over the jet, `sum = false`)
+///   h_i' = f_n([h_i, m_i])             node MLP
+/// Several iterations with their own weights are applied in turn. MLP layers are Linear + LeakyReLU(slope); the
+/// edge MLP is activated after its last layer, the node MLP not after its last layer of the last iteration
+/// (options). MPGAN concatenates [m_i, h_i] in the node MLP input; this block uses [h_i, m_i] (the same model up
+/// to a permutation of the first weight's columns). The distance of a self loop is 0 and passes no gradient
+/// (MPGAN adds 1e-12 inside the norm for the same effect).
+///
+/// Speed: the first edge Linear is split into node-level products (W_a h_i + W_b h_j + w_d d_ij + b), so only the
+/// later edge layers are edge-level GEMMs. Jets of different sizes are handled without padding.
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/rng.hpp"
+#include "hepgnn/nn/dense.hpp"
+#include "hepgnn/nn/graph_layer.hpp"
+
+namespace hepgnn {
+
+/// @brief MPGAN message passing over fully connected jets (see the file comment).
+/// Parameters: "<t>.fe.<l>.weight/bias" and "<t>.fn.<l>.weight/bias" for iteration t and layer l
+/// (torch.nn.ModuleList numbering, as in MPGAN's MPLayer).
+template <class T, int In = dynamic, int Out = dynamic>
+class mpgan_message_passing {
+ public:
+  using scalar = T;
+  static constexpr int in_width = In;
+  static constexpr int out_width = Out;
+
+  /// @brief Configuration. Iteration t maps `hidden` to `hidden` features (the first reads `in`, the last writes `out`).
+  struct options {
+    int in = In;                    ///< input node features
+    int hidden = dynamic;           ///< node features between iterations (default: in)
+    int out = Out;                  ///< output node features (default: hidden)
+    int iterations = 1;             ///< message-passing iterations, each with its own weights
+    std::vector<int> fe_widths{32};  ///< edge MLP output widths, last = message width
+    std::vector<int> fn_widths{32};  ///< node MLP hidden widths (its last layer writes the node width)
+    int pos_dims = 0;               ///< distance feature over the first pos_dims columns of h (0: none)
+    bool sum = true;                ///< sum (true) or mean of the messages
+    double negative_slope = 0.2;    ///< LeakyReLU slope (MPGAN: 0.2)
+    bool final_activation = false;  ///< activation after the last node layer of the last iteration
+  };
+
+  /// @brief What forward keeps for backward.
+  struct cache {
+    std::vector<index_t> edge_offsets;                        ///< first edge row of each jet
+    std::vector<matrix<T>> h;                                 ///< iteration inputs (and the output copy)
+    std::vector<std::vector<matrix<T>>> fe_act, fn_act;       ///< layer outputs per iteration
+    std::vector<matrix<T>> dist, nin, pa, pb;                 ///< per iteration: distances (E x 1), [h, m]
+    matrix<T> g, g2, dnin, dh, sdst, ssrc;
+  };
+
+  mpgan_message_passing(rng& gen, options o) : o_(complete(o)) {
+    for (int t = 0; t < o_.iterations; ++t) {
+      const int fin = t == 0 ? o_.in : o_.hidden, fout = t + 1 == o_.iterations ? o_.out : o_.hidden;
+      HEPGNN_CHECK(o_.pos_dims <= fin, "mpgan_message_passing: pos_dims = ", o_.pos_dims,
+                   " exceeds the node width ", fin, " of iteration ", t);
+      std::vector<dense<T>> fe, fn;
+      int w = 2 * fin + (o_.pos_dims > 0 ? 1 : 0);
+      for (int width : o_.fe_widths) {
+        fe.emplace_back(gen, w, width);
+        w = width;
+      }
+      w = fin + o_.fe_widths.back();
+      for (int width : o_.fn_widths) {
+        fn.emplace_back(gen, w, width);
+        w = width;
+      }
+      fn.emplace_back(gen, w, fout);
+      fe_.push_back(std::move(fe));
+      fn_.push_back(std::move(fn));
+    }
+  }
+
+  const options& config() const { return o_; }
+  /// @brief Layer l of the edge MLP of iteration t.
+  dense<T>& fe(int t, int l) { return fe_[t][l]; }
+  /// @brief Layer l of the node MLP of iteration t.
+  dense<T>& fn(int t, int l) { return fn_[t][l]; }
+
+  /// @brief Training forward: y (N x out); b gives the jets (rows of x).
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "forward"); }
+  /// @brief Inference (same computation; buffers reused across calls of the same sizes).
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "infer"); }
+
+  /// @brief Adds parameter gradients for dy (N x out); writes dL/dx when dx is not null.
+  void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    const long n = x.rows();
+    HEPGNN_CHECK(static_cast<int>(c.h.size()) == o_.iterations + 1 && c.h[0].rows() == n &&
+                     c.edge_offsets.size() == b.node_offsets.size(),
+                 "mpgan_message_passing::backward: call forward with this batch (", n, " nodes) first");
+    check_shape(dy, n, o_.out, "mpgan_message_passing::backward: output gradient dy");
+    const T slope = static_cast<T>(o_.negative_slope);
+    c.dh = dy;
+    for (int t = o_.iterations - 1; t >= 0; --t) {
+      const matrix<T>& h = c.h[t];
+      const long F = h.cols(), Wm = o_.fe_widths.back();
+      // node MLP backward, input [h, m]
+      auto& fn = fn_[t];
+      const std::size_t L = fn.size();
+      c.g = c.dh;
+      for (std::size_t l = L; l-- > 0;) {
+        const matrix<T>& out = c.fn_act[t][l];
+        const bool act = l + 1 < L || (t + 1 == o_.iterations && o_.final_activation);
+        if (act) leaky_backward(out, c.g, slope);
+        const matrix<T>& in = l == 0 ? c.nin[t] : c.fn_act[t][l - 1];
+        fn[l].weight_grad().noalias() += c.g.transpose() * in;
+        fn[l].bias_grad().row(0) += c.g.colwise().sum();
+        c.g2.noalias() = c.g * fn[l].weight();
+        c.g.swap(c.g2);
+      }
+      c.dnin = c.g;  // N x (F + Wm)
+      c.dh = c.dnin.leftCols(F);
+      // messages: dmsg_ij = dm_i (sum) or dm_i / n_g (mean)
+      auto& fe = fe_[t];
+      const std::size_t Le = fe.size();
+      const long ne = c.fe_act[t][0].rows();
+      c.g.resize(ne, Wm);
+      for (index_t q = 0; q < b.num_graphs(); ++q) {
+        const long a0 = b.begin(q), ng = b.size(q);
+        const T s = o_.sum ? T(1) : T(1) / T(std::max<long>(ng, 1));
+        for (long i = 0; i < ng; ++i)
+          for (long j = 0; j < ng; ++j)
+            c.g.row(c.edge_offsets[q] + i * ng + j) = s * c.dnin.row(a0 + i).rightCols(Wm);
+      }
+      for (std::size_t l = Le; l-- > 0;) {
+        leaky_backward(c.fe_act[t][l], c.g, slope);
+        if (l == 0) break;
+        fe[l].weight_grad().noalias() += c.g.transpose() * c.fe_act[t][l - 1];
+        fe[l].bias_grad().row(0) += c.g.colwise().sum();
+        c.g2.noalias() = c.g * fe[l].weight();
+        c.g.swap(c.g2);
+      }
+      // first edge layer, split: pre_ij = A h_i + B h_j + w_d d_ij + b
+      const long W1 = c.g.cols();
+      c.sdst.setZero(n, W1);
+      c.ssrc.setZero(n, W1);
+      for (index_t q = 0; q < b.num_graphs(); ++q) {
+        const long a0 = b.begin(q), ng = b.size(q);
+        for (long i = 0; i < ng; ++i)
+          for (long j = 0; j < ng; ++j) {
+            const auto gr = c.g.row(c.edge_offsets[q] + i * ng + j);
+            c.sdst.row(a0 + i) += gr;
+            c.ssrc.row(a0 + j) += gr;
+          }
+      }
+      auto& w0 = fe[0].weight_grad();
+      w0.leftCols(F).noalias() += c.sdst.transpose() * h;
+      w0.middleCols(F, F).noalias() += c.ssrc.transpose() * h;
+      fe[0].bias_grad().row(0) += c.sdst.colwise().sum();
+      c.dh.noalias() += c.sdst * fe[0].weight().leftCols(F);
+      c.dh.noalias() += c.ssrc * fe[0].weight().middleCols(F, F);
+      if (o_.pos_dims > 0) {
+        const auto wd = fe[0].weight().col(2 * F);
+        const long P = o_.pos_dims;
+        for (index_t q = 0; q < b.num_graphs(); ++q) {
+          const long a0 = b.begin(q), ng = b.size(q);
+          for (long i = 0; i < ng; ++i)
+            for (long j = 0; j < ng; ++j) {
+              const long e = c.edge_offsets[q] + i * ng + j;
+              const T d = c.dist[t](e, 0);
+              const T dd = c.g.row(e).dot(wd.transpose());
+              if (d > T(0)) {
+                for (long p = 0; p < P; ++p) {
+                  const T v = dd * (h(a0 + i, p) - h(a0 + j, p)) / d;
+                  c.dh(a0 + i, p) += v;
+                  c.dh(a0 + j, p) -= v;
+                }
+              }
+            }
+        }
+        // dL/dw_d = sum_e g_e d_e
+        w0.col(2 * F).noalias() += c.g.transpose() * c.dist[t];
+      }
+    }
+    if (dx) *dx = c.dh;
+    (void)y;
+  }
+
+  /// @brief Visits "<t>.fe.<l>.*" and "<t>.fn.<l>.*".
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    for (int t = 0; t < o_.iterations; ++t) {
+      const std::string p = prefix + std::to_string(t) + ".";
+      for (std::size_t l = 0; l < fe_[t].size(); ++l) fe_[t][l].for_each_param(p + "fe." + std::to_string(l) + ".", f);
+      for (std::size_t l = 0; l < fn_[t].size(); ++l) fn_[t][l].for_each_param(p + "fn." + std::to_string(l) + ".", f);
+    }
+  }
+
+ private:
+  static options complete(options o) {
+    if (o.hidden == dynamic) o.hidden = o.in;
+    if (o.out == dynamic) o.out = o.hidden;
+    HEPGNN_CHECK(o.in > 0 && o.hidden > 0 && o.out > 0 && o.iterations > 0,
+                 "mpgan_message_passing: in, hidden, out and iterations must be positive, got in = ", o.in,
+                 ", hidden = ", o.hidden, ", out = ", o.out, ", iterations = ", o.iterations);
+    HEPGNN_CHECK(width_accepts(In, o.in) && width_accepts(Out, o.out), "mpgan_message_passing: runtime widths ", o.in,
+                 " -> ", o.out, " contradict the compile-time widths ", In, " -> ", Out);
+    HEPGNN_CHECK(!o.fe_widths.empty(), "mpgan_message_passing: fe_widths must name at least the message width");
+    for (int w : o.fe_widths) HEPGNN_CHECK(w > 0, "mpgan_message_passing: fe_widths must be positive, got ", w);
+    for (int w : o.fn_widths) HEPGNN_CHECK(w > 0, "mpgan_message_passing: fn_widths must be positive, got ", w);
+    HEPGNN_CHECK(o.pos_dims >= 0, "mpgan_message_passing: pos_dims must be >= 0, got ", o.pos_dims);
+    HEPGNN_CHECK(o.negative_slope > 0, "mpgan_message_passing: negative_slope must be > 0, got ", o.negative_slope);
+    return o;
+  }
+
+  static void leaky(matrix<T>& m, T slope) { m = (m.array() > T(0)).select(m, slope * m); }
+  /// g *= f'(pre) where out = leaky(pre): the sign of out is the sign of pre (slope > 0).
+  static void leaky_backward(const matrix<T>& out, matrix<T>& g, T slope) {
+    g = (out.array() > T(0)).select(g, slope * g);
+  }
+
+  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const char* what) const {
+    const std::string who = std::string("mpgan_message_passing::") + what;
+    check_cols(x, o_.in, who);
+    HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
+                 " rows");
+    b.validate(static_cast<index_t>(x.rows()));
+    const T slope = static_cast<T>(o_.negative_slope);
+    const long n = x.rows();
+    c.edge_offsets.resize(b.node_offsets.size());
+    c.edge_offsets[0] = 0;
+    for (index_t q = 0; q < b.num_graphs(); ++q) {
+      const long ng = b.size(q);
+      HEPGNN_CHECK(c.edge_offsets[q] + ng * ng < (1L << 31), who, ": too many pairs (fully connected jets of ", ng,
+                   " nodes)");
+      c.edge_offsets[q + 1] = static_cast<index_t>(c.edge_offsets[q] + ng * ng);
+    }
+    const long ne = c.edge_offsets.back();
+    const int T_ = o_.iterations;
+    c.h.resize(T_ + 1);
+    c.fe_act.resize(T_);
+    c.fn_act.resize(T_);
+    c.dist.resize(T_);
+    c.nin.resize(T_);
+    c.pa.resize(T_);
+    c.pb.resize(T_);
+    c.h[0] = x;
+    for (int t = 0; t < T_; ++t) {
+      const matrix<T>& h = c.h[t];
+      const long F = h.cols(), P = o_.pos_dims;
+      auto& fe = fe_[t];
+      auto& fn = fn_[t];
+      c.fe_act[t].resize(fe.size());
+      c.fn_act[t].resize(fn.size());
+      // first edge layer from node-level products
+      const long W1 = fe[0].out_features();
+      c.pa[t].noalias() = h * fe[0].weight().leftCols(F).transpose();
+      c.pa[t].rowwise() += fe[0].bias().row(0);
+      c.pb[t].noalias() = h * fe[0].weight().middleCols(F, F).transpose();
+      c.dist[t].resize(ne, 1);
+      matrix<T>& z = c.fe_act[t][0];
+      z.resize(ne, W1);
+      for (index_t q = 0; q < b.num_graphs(); ++q) {
+        const long a0 = b.begin(q), ng = b.size(q);
+        for (long i = 0; i < ng; ++i)
+          for (long j = 0; j < ng; ++j) {
+            const long e = c.edge_offsets[q] + i * ng + j;
+            T d = 0;
+            for (long p = 0; p < P; ++p) d += (h(a0 + i, p) - h(a0 + j, p)) * (h(a0 + i, p) - h(a0 + j, p));
+            d = std::sqrt(d);
+            c.dist[t](e, 0) = d;
+            z.row(e) = c.pa[t].row(a0 + i) + c.pb[t].row(a0 + j);
+            if (P > 0) z.row(e) += d * fe[0].weight().col(2 * F).transpose();
+          }
+      }
+      leaky(z, slope);
+      for (std::size_t l = 1; l < fe.size(); ++l) {
+        matrix<T>& o = c.fe_act[t][l];
+        o.resize(ne, fe[l].out_features());
+        o.noalias() = c.fe_act[t][l - 1] * fe[l].weight().transpose();
+        o.rowwise() += fe[l].bias().row(0);
+        leaky(o, slope);
+      }
+      // aggregate messages per receiving node
+      const matrix<T>& msg = c.fe_act[t].back();
+      const long Wm = msg.cols();
+      c.nin[t].resize(n, F + Wm);
+      c.nin[t].leftCols(F) = h;
+      for (index_t q = 0; q < b.num_graphs(); ++q) {
+        const long a0 = b.begin(q), ng = b.size(q);
+        const T s = o_.sum ? T(1) : T(1) / T(std::max<long>(ng, 1));
+        for (long i = 0; i < ng; ++i) {
+          auto mi = c.nin[t].row(a0 + i).rightCols(Wm);
+          mi.setZero();
+          for (long j = 0; j < ng; ++j) mi += msg.row(c.edge_offsets[q] + i * ng + j);
+          mi *= s;
+        }
+      }
+      // node MLP
+      for (std::size_t l = 0; l < fn.size(); ++l) {
+        matrix<T>& o = c.fn_act[t][l];
+        const matrix<T>& in = l == 0 ? c.nin[t] : c.fn_act[t][l - 1];
+        o.resize(n, fn[l].out_features());
+        o.noalias() = in * fn[l].weight().transpose();
+        o.rowwise() += fn[l].bias().row(0);
+        if (l + 1 < fn.size() || (t + 1 == T_ && o_.final_activation)) leaky(o, slope);
+      }
+      c.h[t + 1] = c.fn_act[t].back();
+    }
+    y = c.h[T_];
+  }
+
+  options o_;
+  std::vector<std::vector<dense<T>>> fe_, fn_;
+};
+
+}  // namespace hepgnn

@@ -1,0 +1,133 @@
+// gravnet_conv: PyTorch reference (PyG GravNetConv equations, tests/reference/gnn_layers_reference.py), finite
+// differences away from kNN ties, float vs reference, bad input.
+#include <doctest/doctest.h>
+
+#include "support/gnn_layers_reference.hpp"
+#include "hepgnn/nn/gravnet_conv.hpp"
+#include "hepgnn/train/gradient_check.hpp"
+
+using namespace hepgnn;
+using gnn_ref::load;
+
+static_assert(batch_layer<gravnet_conv<float>> && batch_layer<gravnet_conv<double, 4, 8>>,
+              "gravnet_conv must satisfy the batch_layer concept");
+
+namespace {
+template <class T>
+gravnet_conv<T> make(const gnn_ref::tensors& ref, rng& gen) {
+  typename gravnet_conv<T>::options o;
+  o.in_channels = static_cast<int>(ref.at("x").cols());
+  o.out_channels = static_cast<int>(ref.at("y").cols());
+  o.space_dimensions = static_cast<int>(ref.at("param:lin_s.weight").rows());
+  o.propagate_dimensions = static_cast<int>(ref.at("param:lin_h.weight").rows());
+  o.k = static_cast<int>(ref.at("k")(0, 0));
+  return gravnet_conv<T>(gen, o);
+}
+}  // namespace
+
+TEST_CASE("gravnet_conv matches the PyTorch reference (double: outputs and gradients)") {
+  const auto ref = load("gravnet");
+  rng gen(1);
+  auto layer = make<double>(ref, gen);
+  gnn_ref::set_params(layer, ref);
+  const batch b = batch::from_sizes(gnn_ref::ints(ref.at("sizes")));
+  matrix<double> x = ref.at("x"), y, dx;
+  gravnet_conv<double>::cache c;
+  layer.forward(x, b, y, c);
+  CHECK(gnn_ref::rel_diff(y, ref.at("y")) < 1e-10);
+  zero_grad(layer);
+  layer.backward(x, b, y, ref.at("dy"), c, &dx);
+  CHECK(gnn_ref::rel_diff(dx, ref.at("grad_x")) < 1e-10);
+  CHECK(gnn_ref::grad_diff(layer, ref) < 1e-10);
+  matrix<double> yi;
+  layer.infer(x, b, yi, c);
+  CHECK(gnn_ref::rel_diff(yi, y) < 1e-15);
+}
+
+TEST_CASE("gravnet_conv in float matches the reference to 1e-5") {
+  const auto ref = load("gravnet");
+  rng gen(1);
+  auto layer = make<float>(ref, gen);
+  gnn_ref::set_params(layer, ref);
+  const batch b = batch::from_sizes(gnn_ref::ints(ref.at("sizes")));
+  matrix<float> x = ref.at("x").cast<float>(), y;
+  gravnet_conv<float>::cache c;
+  layer.infer(x, b, y, c);
+  CHECK(gnn_ref::rel_diff(y, ref.at("y")) < 1e-5);
+}
+
+TEST_CASE("gravnet_conv gradients match finite differences") {
+  rng gen(21);
+  gravnet_conv<double>::options o;
+  o.in_channels = 4;
+  o.out_channels = 3;
+  o.space_dimensions = 3;
+  o.propagate_dimensions = 5;
+  o.k = 3;
+  gravnet_conv<double> layer(gen, o);
+  // small learned-space scale keeps the weights exp(-10 d) in a useful range
+  layer.lin_s().weight() *= 0.3;
+  const batch b = batch::from_sizes({6, 4, 1});
+  matrix<double> x = gnn_ref::random_matrix(gen, 11, 4);
+  const matrix<double> w = gnn_ref::random_matrix(gen, 11, 3);
+  gravnet_conv<double>::cache c;
+  matrix<double> y, dx;
+  // the neighbour sets must not change under the finite-difference steps: check they are stable
+  layer.infer(x, b, y, c);
+  const auto sources = c.g.sources;
+  auto loss = [&] {
+    layer.infer(x, b, y, c);
+    REQUIRE(c.g.sources == sources);
+    return (y.array() * w.array()).sum();
+  };
+  auto backward = [&] {
+    zero_grad(layer);
+    layer.forward(x, b, y, c);
+    layer.backward(x, b, y, w, c, &dx);
+  };
+  const auto rp = check_parameter_gradients(layer, loss, backward);
+  CAPTURE(rp.worst);
+  CHECK(rp.max_error < 1e-6);
+  backward();
+  const matrix<double> dx0 = dx;
+  const auto rx = check_input_gradient(x, dx0, loss);
+  CAPTURE(rx.worst);
+  CHECK(rx.max_error < 1e-6);
+  // the gradient reaches the learned space (lin_s) through the distance weights
+  double s_grad = 0;
+  layer.for_each_param("", [&](const std::string& name, parameter<double> p) {
+    if (name == "lin_s.weight")
+      for (long i = 0; i < p.size(); ++i) s_grad += std::abs(p.grad[i]);
+  });
+  CHECK(s_grad > 1e-6);
+}
+
+TEST_CASE("gravnet_conv rejects bad input with a clear message") {
+  rng gen(2);
+  gravnet_conv<double>::options o;
+  o.in_channels = 4;
+  o.out_channels = 2;
+  o.k = 3;
+  gravnet_conv<double> layer(gen, o);
+  gravnet_conv<double>::cache c;
+  matrix<double> y;
+  const matrix<double> x_cols = matrix<double>::Ones(5, 3);
+  CHECK_THROWS_WITH_AS(layer.forward(x_cols, batch::single(5), y, c),
+                       doctest::Contains("gravnet_conv::forward: expected 4 columns"), hepgnn::error);
+  const matrix<double> x = matrix<double>::Ones(5, 4);
+  CHECK_THROWS_WITH_AS(layer.infer(x, batch::single(6), y, c), doctest::Contains("the batch covers 6 nodes but x has 5"),
+                       hepgnn::error);
+  matrix<double> x_nan = x;
+  x_nan(2, 1) = std::nan("");
+  CHECK_THROWS_WITH_AS(layer.forward(x_nan, batch::single(5), y, c), doctest::Contains("non-finite value"),
+                       hepgnn::error);
+  const matrix<double> dy = matrix<double>::Ones(5, 2);
+  CHECK_THROWS_WITH_AS(layer.backward(x, batch::single(5), y, dy, c, nullptr), doctest::Contains("call forward"),
+                       hepgnn::error);
+  layer.forward(x, batch::single(5), y, c);
+  const matrix<double> dy_bad = matrix<double>::Ones(5, 3);
+  CHECK_THROWS_WITH_AS(layer.backward(x, batch::single(5), y, dy_bad, c, nullptr),
+                       doctest::Contains("output gradient dy"), hepgnn::error);
+  o.k = 0;
+  CHECK_THROWS_WITH_AS(gravnet_conv<double>(gen, o), doctest::Contains("must be positive"), hepgnn::error);
+}
