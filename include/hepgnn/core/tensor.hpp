@@ -36,6 +36,19 @@ using matrix_view = Eigen::Map<const matrix<T>>;
 /// @brief True when a compile-time width W accepts the runtime width w.
 constexpr bool width_accepts(int W, long w) { return W == dynamic || W == w; }
 
+/// @brief target += column sums of m (target is a 1 x m.cols() row).
+/// Why not `m.colwise().sum()`: on a row-major matrix Eigen walks each column with a stride of one row, one pass
+/// over the whole matrix per column; adding whole rows reads it once, contiguously (30x faster on 32768 x 128).
+template <class Derived, class Target>
+void add_column_sums(const Eigen::MatrixBase<Derived>& m, Eigen::MatrixBase<Target>&& target) {
+  HEPGNN_ASSERT(target.size() == m.cols());
+  for (Eigen::Index r = 0; r < m.rows(); ++r) target.derived() += m.row(r);
+}
+template <class Derived, class Target>
+void add_column_sums(const Eigen::MatrixBase<Derived>& m, Eigen::MatrixBase<Target>& target) {
+  add_column_sums(m, std::move(target));
+}
+
 /// @brief Throws unless x has `cols` columns (any count when cols == dynamic).
 template <class Derived>
 void check_cols(const Eigen::MatrixBase<Derived>& x, long cols, std::string_view what) {

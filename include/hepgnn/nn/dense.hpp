@@ -61,7 +61,7 @@ class dense {
   void backward(const matrix<T>& x, const matrix<T>&, const matrix<T>& dy, cache&, matrix<T>* dx) {
     check_shape(dy, x.rows(), out_features(), "dense: output gradient dy");
     weight_grad_.noalias() += dy.transpose() * x;
-    if (has_bias_) bias_grad_.row(0) += dy.colwise().sum();
+    if (has_bias_) add_column_sums(dy, bias_grad_.row(0));
     if (dx) {
       dx->resize(x.rows(), in_features());
       dx->noalias() = dy * weight_;

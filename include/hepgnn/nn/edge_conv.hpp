@@ -273,7 +273,7 @@ class edge_conv {
       const matrix<T> db = c.dq.transpose() * x;
       d.weight_grad().leftCols(f) += da;
       d.weight_grad().rightCols(f) += db - da;
-      if (d.has_bias()) d.bias_grad().row(0) += c.dp.colwise().sum();
+      if (d.has_bias()) add_column_sums(c.dp, d.bias_grad().row(0));
       if (dx) {
         dx->resize(x.rows(), f);
         dx->noalias() = c.dp * c.ab.topRows(h);

@@ -78,7 +78,7 @@ class gravnet_conv {
     check_shape(dy, n, o_.out_channels, "gravnet_conv::backward: output gradient dy");
     lin_out1_.weight_grad().noalias() += dy.transpose() * x;
     lin_out2_.weight_grad().noalias() += dy.transpose() * c.agg;
-    lin_out2_.bias_grad().row(0) += dy.colwise().sum();
+    add_column_sums(dy, lin_out2_.bias_grad().row(0));
     c.dagg.noalias() = dy * lin_out2_.weight();
     const index_t* off = c.g.offsets.data();
     const index_t* src = c.g.sources.data();
@@ -139,9 +139,9 @@ class gravnet_conv {
       }
     }
     lin_h_.weight_grad().noalias() += c.dh.transpose() * x;
-    lin_h_.bias_grad().row(0) += c.dh.colwise().sum();
+    add_column_sums(c.dh, lin_h_.bias_grad().row(0));
     lin_s_.weight_grad().noalias() += c.ds.transpose() * x;
-    lin_s_.bias_grad().row(0) += c.ds.colwise().sum();
+    add_column_sums(c.ds, lin_s_.bias_grad().row(0));
     if (dx) {
       dx->resize(n, o_.in_channels);
       dx->noalias() = dy * lin_out1_.weight();

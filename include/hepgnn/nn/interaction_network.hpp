@@ -207,7 +207,7 @@ class interaction_network {
       auto zo = c.zo.middleRows(e0, nb);
       const long O = o_.out;
       detail::block_mm(O, H, nb, dyb.data(), 1, O, zo.data(), H, c.part_a[k].data(), H, true, false);
-      c.part_ba[k].leftCols(O) += dyb.colwise().sum();
+      add_column_sums(dyb, c.part_ba[k].leftCols(O));
       auto dz = c.dpre.middleRows(e0, nb);
       detail::block_mm(nb, H, O, dyb.data(), O, 1, out_.second.weight().data(), H, dz.data(), H, false, false);
       dz = (zo.array() > T(0)).select(dz, T(0));
@@ -217,7 +217,7 @@ class interaction_network {
     }, true);
     reduce_parts(c, out_.second.weight_grad(), &out_.second.bias_grad(), o_.out);
     reduce_b(c, out_.first.weight_grad());
-    out_.first.bias_grad().row(0) += c.dpre.colwise().sum();
+    add_column_sums(c.dpre, out_.first.bias_grad().row(0));
 
     c.dh.setZero(n, H);
     const int na = static_cast<int>(o_.aggregations.size());
@@ -227,12 +227,12 @@ class interaction_network {
       // ---- node update: h' = h + relu(relu([h, a] Wn1^T + b) Wn2^T + b)
       c.du = (c.un[t].array() > T(0)).select(c.dh, T(0));
       add_at_b(c, nn.second.weight_grad(), c.du, c.zn[t]);
-      nn.second.bias_grad().row(0) += c.du.colwise().sum();
+      add_column_sums(c.du, nn.second.bias_grad().row(0));
       c.dzn.noalias() = c.du * nn.second.weight();
       c.dzn = (c.zn[t].array() > T(0)).select(c.dzn, T(0));
       add_at_b(c, nn.first.weight_grad().leftCols(H), c.dzn, c.h[t]);
       add_at_b(c, nn.first.weight_grad().rightCols(na * H), c.dzn, c.agg[t]);
-      nn.first.bias_grad().row(0) += c.dzn.colwise().sum();
+      add_column_sums(c.dzn, nn.first.bias_grad().row(0));
       c.dh.noalias() += c.dzn * nn.first.weight().leftCols(H);
       c.dnin.noalias() = c.dzn * nn.first.weight().rightCols(na * H);  // dL/da (N x na H)
 
@@ -271,7 +271,7 @@ class interaction_network {
           dm = (mb.array() > T(0)).select(gb, T(0));
           const long ldm = tg.cols();
           detail::block_mm(H, H, nb, dm.data(), 1, ldm, zb.data(), H, c.part_a[k].data(), H, true, false);
-          c.part_ba[k] += dm.colwise().sum();
+          add_column_sums(dm, c.part_ba[k]);
           detail::block_mm(nb, H, H, dm.data(), ldm, 1, en.second.weight().data(), H, dp.data(), H, false, false);
           dp = (zb.array() > T(0)).select(dp, T(0));
           detail::block_mm(H, H, nb, dp.data(), 1, H, c.e[t].data() + e0 * H, H, c.part_b[k].data(), H, true, false);
@@ -289,7 +289,7 @@ class interaction_network {
       source_sum(g, c, c.dpre, c.ssrc, H);
       add_at_b(c, en.first.weight_grad().leftCols(H), c.ssrc, c.h[t]);
       add_at_b(c, en.first.weight_grad().middleCols(H, H), c.sdst, c.h[t]);
-      en.first.bias_grad().row(0) += c.sdst.colwise().sum();
+      add_column_sums(c.sdst, en.first.bias_grad().row(0));
       c.dh.noalias() += c.ssrc * en.first.weight().leftCols(H);
       c.dh.noalias() += c.sdst * en.first.weight().middleCols(H, H);
     }
@@ -309,7 +309,7 @@ class interaction_network {
         dm = (c.e[0].middleRows(e0, nb).array() > T(0)).select(gb, T(0));
         const long ldm = tg.cols();
         detail::block_mm(H, H, nb, dm.data(), 1, ldm, zb.data(), H, c.part_a[k].data(), H, true, false);
-        c.part_ba[k] += dm.colwise().sum();
+        add_column_sums(dm, c.part_ba[k]);
         detail::block_mm(nb, H, H, dm.data(), ldm, 1, edge_enc_.second.weight().data(), H, dp.data(), H, false, false);
         dp = (zb.array() > T(0)).select(dp, T(0));
       }
@@ -323,16 +323,16 @@ class interaction_network {
     source_sum(g, c, c.dpre, c.ssrc, H);
     add_at_b(c, edge_enc_.first.weight_grad().leftCols(F), c.ssrc, x);
     add_at_b(c, edge_enc_.first.weight_grad().rightCols(F), c.sdst, x);
-    edge_enc_.first.bias_grad().row(0) += c.sdst.colwise().sum();
+    add_column_sums(c.sdst, edge_enc_.first.bias_grad().row(0));
 
     // ---- node encoder: h0 = relu(relu(x W1^T + b1) W2^T + b2)
     c.du = (c.h[0].array() > T(0)).select(c.dh, T(0));
     add_at_b(c, node_enc_.second.weight_grad(), c.du, c.zx);
-    node_enc_.second.bias_grad().row(0) += c.du.colwise().sum();
+    add_column_sums(c.du, node_enc_.second.bias_grad().row(0));
     c.dzn.noalias() = c.du * node_enc_.second.weight();
     c.dzn = (c.zx.array() > T(0)).select(c.dzn, T(0));
     add_at_b(c, node_enc_.first.weight_grad(), c.dzn, x);
-    node_enc_.first.bias_grad().row(0) += c.dzn.colwise().sum();
+    add_column_sums(c.dzn, node_enc_.first.bias_grad().row(0));
     if (dx) {
       dx->resize(n, F);
       dx->noalias() = c.dzn * node_enc_.first.weight();

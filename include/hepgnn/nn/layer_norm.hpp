@@ -39,7 +39,7 @@ class layer_norm {
     const Eigen::Index n = c.xhat.rows(), f = c.xhat.cols();
     check_shape(dy, n, f, "layer_norm: output gradient dy");
     weight_grad_.row(0) += (dy.array() * c.xhat.array()).colwise().sum().matrix();
-    bias_grad_.row(0) += dy.colwise().sum();
+    add_column_sums(dy, bias_grad_.row(0));
     if (!dx) return;
     dx->resize(n, f);
     for (Eigen::Index r = 0; r < n; ++r) {

@@ -134,7 +134,7 @@ class mlpf_graph_layer {
       // gate
       c.g2 = (c.g.array() * (c.fhom[l].array() - c.fhet[l].array()) * G.array() * (T(1) - G.array())).matrix();
       cv.gW_t.noalias() += xin.transpose() * c.g2;
-      cv.gb_t.row(0) += c.g2.colwise().sum();
+      add_column_sums(c.g2, cv.gb_t.row(0));
       c.dx.noalias() = c.g2 * cv.W_t.transpose();
       // heterogeneous part
       c.g2 = (c.g.array() * (T(1) - G.array())).matrix();
@@ -190,7 +190,7 @@ class mlpf_graph_layer {
       c.dxd = (out.array() > T(0)).select(c.dxd, c.dxd.array() * (out.array() + T(1)));
       const matrix<T>& in = l == 0 ? x : c.ffn[l - 1];
       ffn_[l].weight_grad().noalias() += c.dxd.transpose() * in;
-      ffn_[l].bias_grad().row(0) += c.dxd.colwise().sum();
+      add_column_sums(c.dxd, ffn_[l].bias_grad().row(0));
       c.g2.noalias() = c.dxd * ffn_[l].weight();
       c.dxd.swap(c.g2);
     }

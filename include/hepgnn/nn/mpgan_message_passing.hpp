@@ -117,7 +117,7 @@ class mpgan_message_passing {
         if (act) leaky_backward(out, c.g, slope);
         const matrix<T>& in = l == 0 ? c.nin[t] : c.fn_act[t][l - 1];
         fn[l].weight_grad().noalias() += c.g.transpose() * in;
-        fn[l].bias_grad().row(0) += c.g.colwise().sum();
+        add_column_sums(c.g, fn[l].bias_grad().row(0));
         c.g2.noalias() = c.g * fn[l].weight();
         c.g.swap(c.g2);
       }
@@ -139,7 +139,7 @@ class mpgan_message_passing {
         leaky_backward(c.fe_act[t][l], c.g, slope);
         if (l == 0) break;
         fe[l].weight_grad().noalias() += c.g.transpose() * c.fe_act[t][l - 1];
-        fe[l].bias_grad().row(0) += c.g.colwise().sum();
+        add_column_sums(c.g, fe[l].bias_grad().row(0));
         c.g2.noalias() = c.g * fe[l].weight();
         c.g.swap(c.g2);
       }
@@ -159,7 +159,7 @@ class mpgan_message_passing {
       auto& w0 = fe[0].weight_grad();
       w0.leftCols(F).noalias() += c.sdst.transpose() * h;
       w0.middleCols(F, F).noalias() += c.ssrc.transpose() * h;
-      fe[0].bias_grad().row(0) += c.sdst.colwise().sum();
+      add_column_sums(c.sdst, fe[0].bias_grad().row(0));
       c.dh.noalias() += c.sdst * fe[0].weight().leftCols(F);
       c.dh.noalias() += c.ssrc * fe[0].weight().middleCols(F, F);
       if (o_.pos_dims > 0) {
