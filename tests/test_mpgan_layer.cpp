@@ -36,18 +36,7 @@ TEST_CASE("mpgan_message_passing matches the PyTorch reference (double: outputs 
     rng gen(1);
     auto layer = make<double>(ref, gen);
     gnn_ref::set_params(layer, ref);
-    const batch b = batch::from_sizes(gnn_ref::ints(ref.at("sizes")));
-    matrix<double> x = ref.at("x"), y, dx;
-    mpgan_message_passing<double>::cache c;
-    layer.forward(x, b, y, c);
-    CHECK(gnn_ref::rel_diff(y, ref.at("y")) < 1e-10);
-    zero_grad(layer);
-    layer.backward(x, b, y, ref.at("dy"), c, &dx);
-    CHECK(gnn_ref::rel_diff(dx, ref.at("grad_x")) < 1e-10);
-    CHECK(gnn_ref::grad_diff(layer, ref) < 1e-10);
-    matrix<double> yi;
-    layer.infer(x, b, yi, c);
-    CHECK(gnn_ref::rel_diff(yi, y) < 1e-15);
+    gnn_ref::check_against_reference(layer, batch::from_sizes(gnn_ref::ints(ref.at("sizes"))), ref);
   }
 }
 
@@ -56,11 +45,7 @@ TEST_CASE("mpgan_message_passing in float matches the reference to 1e-5") {
   rng gen(1);
   auto layer = make<float>(ref, gen);
   gnn_ref::set_params(layer, ref);
-  const batch b = batch::from_sizes(gnn_ref::ints(ref.at("sizes")));
-  matrix<float> x = ref.at("x").cast<float>(), y;
-  mpgan_message_passing<float>::cache c;
-  layer.infer(x, b, y, c);
-  CHECK(gnn_ref::rel_diff(y, ref.at("y")) < 1e-5);
+  gnn_ref::check_float_against_reference(layer, batch::from_sizes(gnn_ref::ints(ref.at("sizes"))), ref);
 }
 
 TEST_CASE("mpgan_message_passing gradients match finite differences (sum and mean, with and without distance)") {
@@ -81,25 +66,7 @@ TEST_CASE("mpgan_message_passing gradients match finite differences (sum and mea
     const batch b = batch::from_sizes({5, 1, 3});
     matrix<double> x = gnn_ref::random_matrix(gen, 9, 3);
     const matrix<double> w = gnn_ref::random_matrix(gen, 9, 2);
-    mpgan_message_passing<double>::cache c;
-    matrix<double> y, dx;
-    auto loss = [&] {
-      layer.infer(x, b, y, c);
-      return (y.array() * w.array()).sum();
-    };
-    auto backward = [&] {
-      zero_grad(layer);
-      layer.forward(x, b, y, c);
-      layer.backward(x, b, y, w, c, &dx);
-    };
-    const auto rp = check_parameter_gradients(layer, loss, backward);
-    CAPTURE(rp.worst);
-    CHECK(rp.max_error < 1e-6);
-    backward();
-    const matrix<double> dx0 = dx;
-    const auto rx = check_input_gradient(x, dx0, loss);
-    CAPTURE(rx.worst);
-    CHECK(rx.max_error < 1e-6);
+    gnn_ref::check_layer_gradients(layer, b, x, w);
   }
 }
 

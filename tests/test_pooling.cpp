@@ -2,10 +2,7 @@
 // finite-difference gradients, empty graphs, bad input.
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <map>
-#include <sstream>
-
+#include "support/gnn_layers_reference.hpp"
 #include "hepgnn/nn/activation.hpp"
 #include "hepgnn/nn/dense.hpp"
 #include "hepgnn/nn/pooling.hpp"
@@ -16,42 +13,12 @@ using namespace hepgnn;
 
 namespace {
 
-const std::map<std::string, matrix<double>>& reference() {
-  static const std::map<std::string, matrix<double>> ref = [] {
-    std::map<std::string, matrix<double>> m;
-    std::ifstream in(std::string(HEPGNN_SOURCE_DIR) + "/tests/data/edge_conv_reference.txt");
-    REQUIRE_MESSAGE(in.good(), "missing tests/data/edge_conv_reference.txt (run tests/reference/edge_conv_reference.py)");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("tensor ", 0) != 0) continue;
-      std::istringstream h(line.substr(7));
-      std::string name;
-      long r = 0, c = 0;
-      h >> name >> r >> c;
-      matrix<double> t(r, c);
-      for (long i = 0; i < r * c; ++i) in >> t.data()[i];
-      m[name] = t;
-    }
-    return m;
-  }();
-  return ref;
-}
 const matrix<double>& ref_t(const std::string& name) {
-  auto it = reference().find(name);
-  REQUIRE_MESSAGE(it != reference().end(), "reference tensor missing: " << name);
-  return it->second;
+  static const gnn_ref::tensors ref = gnn_ref::load_file("tests/data/edge_conv_reference.txt");
+  return gnn_ref::at(ref, name);
 }
 
-template <class A, class B>
-double rel_diff(const A& a, const B& b) {
-  REQUIRE(a.rows() == b.rows());
-  REQUIRE(a.cols() == b.cols());
-  double worst = 0;
-  for (long i = 0; i < a.rows(); ++i)
-    for (long j = 0; j < a.cols(); ++j)
-      worst = std::max(worst, std::abs(double(a(i, j)) - double(b(i, j))) / std::max(1.0, std::abs(double(b(i, j)))));
-  return worst;
-}
+using gnn_ref::rel_diff;
 
 const batch pool_batch = batch::from_sizes({7, 0, 5});
 
@@ -110,52 +77,14 @@ TEST_CASE("pooling gradients match finite differences") {
   for (aggregation a : {aggregation::sum, aggregation::mean, aggregation::max}) {
     CAPTURE(to_string(a));
     global_pool_layer<double> p(a);
-    global_pool_layer<double>::cache c;
-    matrix<double> y, dx;
-    p.forward(x, pool_batch, y, c);
-    p.backward(x, pool_batch, y, r, c, &dx);
-    auto loss = [&] {
-      matrix<double> yy;
-      global_pool_layer<double>::cache cc;
-      p.forward(x, pool_batch, yy, cc);
-      return (yy.array() * r.array()).sum();
-    };
-    CHECK(check_input_gradient(x, dx, loss).max_error < 1e-6);
+    gnn_ref::check_layer_gradients(p, pool_batch, x, r);
   }
   using mlp_gate = sequential<double, dense<double>, tanh_layer<double>, dense<double>>;
   attention_pool<double, mlp_gate, dense<double>> att(
       mlp_gate(dense<double>(gen, 3, 4), tanh_layer<double>(), dense<double>(gen, 4, 1)), dense<double>(gen, 3, 5));
-  attention_pool<double, mlp_gate, dense<double>>::cache c;
-  auto run = [&](matrix<double>* dx) {
-    matrix<double> y;
-    att.forward(x, pool_batch, y, c);
-    if (dx) {
-      zero_grad(att);
-      att.backward(x, pool_batch, y, r5, c, dx);
-    }
-    return (y.array() * r5.array()).sum();
-  };
-  matrix<double> dx;
-  run(&dx);
-  CHECK(check_input_gradient(x, dx, [&] { return run(nullptr); }).max_error < 1e-6);
-  auto res = check_parameter_gradients(att, [&] { return run(nullptr); }, [&] { run(&dx); });
-  CHECK_MESSAGE(res.max_error < 1e-6, res.worst);
-
+  gnn_ref::check_layer_gradients(att, pool_batch, x, r5);
   attention_pool<double, dense<double>> plain(dense<double>(gen, 3, 1));
-  attention_pool<double, dense<double>>::cache pc;
-  auto run2 = [&](matrix<double>* d) {
-    matrix<double> y;
-    plain.forward(x, pool_batch, y, pc);
-    if (d) {
-      zero_grad(plain);
-      plain.backward(x, pool_batch, y, r, pc, d);
-    }
-    return (y.array() * r.array()).sum();
-  };
-  run2(&dx);
-  CHECK(check_input_gradient(x, dx, [&] { return run2(nullptr); }).max_error < 1e-6);
-  auto res2 = check_parameter_gradients(plain, [&] { return run2(nullptr); }, [&] { run2(&dx); });
-  CHECK_MESSAGE(res2.max_error < 1e-6, res2.worst);
+  gnn_ref::check_layer_gradients(plain, pool_batch, x, r);
 
   std::vector<std::string> names;
   att.for_each_param("pool.", [&](const std::string& n, parameter<double>) { names.push_back(n); });

@@ -1,6 +1,7 @@
 #pragma once
-// Shared by the gnn-layer tests: reads tests/data/gnn_layers_<case>.txt (written by
-// tests/reference/gnn_layers_reference.py) and compares hepgnn parameters and gradients with it.
+// Shared by the gnn-layer tests: reads reference tensor files (tests/data/gnn_layers_<case>.txt written by
+// tests/reference/gnn_layers_reference.py, and the same format from the other reference scripts), compares
+// hepgnn outputs, parameters and gradients with them, and runs the finite-difference check every layer needs.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -12,17 +13,18 @@
 
 #include "hepgnn/core/parameter.hpp"
 #include "hepgnn/core/rng.hpp"
+#include "hepgnn/train/gradient_check.hpp"
 #include "support/data.hpp"
 
 namespace gnn_ref {
 
 using tensors = std::map<std::string, hepgnn::matrix<double>>;
 
-/// All tensors of one reference case, by name.
-inline tensors load(const std::string& name) {
-  const auto path = hepgnn_test::source_path("tests/data/gnn_layers_" + name + ".txt");
+/// All tensors of a reference file (lines `tensor <name> <rows> <cols>` followed by the values), by name.
+inline tensors load_file(const std::string& relative_path) {
+  const auto path = hepgnn_test::source_path(relative_path);
   std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "missing reference file ", path.string());
+  REQUIRE_MESSAGE(in.good(), "missing reference file ", path.string(), " (run the script in tests/reference/)");
   tensors t;
   std::string line;
   while (std::getline(in, line)) {
@@ -33,9 +35,20 @@ inline tensors load(const std::string& name) {
     h >> key >> r >> c;
     hepgnn::matrix<double> m(r, c);
     for (long i = 0; i < r * c; ++i) in >> m.data()[i];
+    REQUIRE_MESSAGE(!in.fail(), "truncated tensor ", key, " in ", path.string());
     t[key] = m;
   }
   return t;
+}
+
+/// All tensors of one gnn-layer reference case, by name.
+inline tensors load(const std::string& name) { return load_file("tests/data/gnn_layers_" + name + ".txt"); }
+
+/// The tensor `name` of `ref`, failing the test with its name when the file lacks it.
+inline const hepgnn::matrix<double>& at(const tensors& ref, const std::string& name) {
+  auto it = ref.find(name);
+  REQUIRE_MESSAGE(it != ref.end(), "reference tensor missing: ", name);
+  return it->second;
 }
 
 inline std::vector<hepgnn::index_t> ints(const hepgnn::matrix<double>& m) {
@@ -44,15 +57,17 @@ inline std::vector<hepgnn::index_t> ints(const hepgnn::matrix<double>& m) {
   return v;
 }
 
-/// max |a - b| / max(1, |b|)
-template <class A>
-double rel_diff(const A& a, const hepgnn::matrix<double>& b) {
+/// max |a - b| / max(floor, |b|)
+template <class A, class B>
+double rel_diff(const A& a, const B& b, double floor = 1.0) {
   REQUIRE(a.rows() == b.rows());
   REQUIRE(a.cols() == b.cols());
   double worst = 0;
   for (long r = 0; r < b.rows(); ++r)
-    for (long c = 0; c < b.cols(); ++c)
-      worst = std::max(worst, std::abs(static_cast<double>(a(r, c)) - b(r, c)) / std::max(1.0, std::abs(b(r, c))));
+    for (long c = 0; c < b.cols(); ++c) {
+      const double bv = static_cast<double>(b(r, c));
+      worst = std::max(worst, std::abs(static_cast<double>(a(r, c)) - bv) / std::max(floor, std::abs(bv)));
+    }
   return worst;
 }
 
@@ -77,7 +92,7 @@ template <class Model>
 double grad_diff(Model& model, const tensors& ref) {
   double worst = 0;
   model.for_each_param("", [&](const std::string& name, hepgnn::parameter<double> p) {
-    const auto& g = ref.at("grad:" + name);
+    const auto& g = at(ref, "grad:" + name);
     for (long i = 0; i < g.size(); ++i)
       worst = std::max(worst, std::abs(p.grad[i] - g.data()[i]) / std::max(1.0, std::abs(g.data()[i])));
   });
@@ -88,6 +103,66 @@ inline hepgnn::matrix<double> random_matrix(hepgnn::rng& gen, long r, long c, do
   hepgnn::matrix<double> m(r, c);
   for (long i = 0; i < m.size(); ++i) m.data()[i] = scale * gen.normal();
   return m;
+}
+
+/// No extra assertion after each inference of the finite-difference loss.
+struct no_hook {
+  template <class Cache>
+  void operator()(const Cache&) const {}
+};
+
+/// Finite differences of L = sum(w .* layer(x, context)) against the layer's backward, for every parameter and for x.
+/// `after_infer(cache)` runs after each loss evaluation: layers with discrete choices (kNN in a learned space) use it
+/// to assert the choice did not change under the steps.
+template <class Layer, class Context, class Hook = no_hook>
+void check_layer_gradients(Layer& layer, const Context& context, hepgnn::matrix<double>& x,
+                           const hepgnn::matrix<double>& w, Hook after_infer = {}, double tol = 1e-6) {
+  typename Layer::cache c;
+  hepgnn::matrix<double> y, dx;
+  auto loss = [&] {
+    layer.infer(x, context, y, c);
+    after_infer(c);
+    return (y.array() * w.array()).sum();
+  };
+  auto backward = [&] {
+    hepgnn::zero_grad(layer);
+    layer.forward(x, context, y, c);
+    layer.backward(x, context, y, w, c, &dx);
+  };
+  const auto rp = hepgnn::check_parameter_gradients(layer, loss, backward);
+  CAPTURE(rp.worst);
+  CHECK(rp.max_error < tol);
+  backward();
+  const hepgnn::matrix<double> dx0 = dx;
+  const auto rx = hepgnn::check_input_gradient(x, dx0, loss);
+  CAPTURE(rx.worst);
+  CHECK(rx.max_error < tol);
+}
+
+/// Double precision against a reference case holding x, y, dy, grad_x and grad:<param>: training forward, backward
+/// (input and parameter gradients), and inference equal to the training forward.
+template <class Layer, class Context>
+void check_against_reference(Layer& layer, const Context& context, const tensors& ref, double tol = 1e-10) {
+  typename Layer::cache c;
+  hepgnn::matrix<double> x = at(ref, "x"), y, dx, yi;
+  layer.forward(x, context, y, c);
+  CHECK(rel_diff(y, at(ref, "y")) < tol);
+  hepgnn::zero_grad(layer);
+  layer.backward(x, context, y, at(ref, "dy"), c, &dx);
+  CHECK(rel_diff(dx, at(ref, "grad_x")) < tol);
+  CHECK(grad_diff(layer, ref) < tol);
+  layer.infer(x, context, yi, c);
+  CHECK(rel_diff(yi, y) < 1e-14);
+}
+
+/// Single-precision inference against the reference output.
+template <class Layer, class Context>
+void check_float_against_reference(const Layer& layer, const Context& context, const tensors& ref, double tol = 1e-5) {
+  typename Layer::cache c;
+  const hepgnn::matrix<float> x = at(ref, "x").cast<float>();
+  hepgnn::matrix<float> y;
+  layer.infer(x, context, y, c);
+  CHECK(rel_diff(y, at(ref, "y")) < tol);
 }
 
 }  // namespace gnn_ref
