@@ -38,20 +38,26 @@ struct graph {
     return dst;
   }
 
-  /// @brief Throws hepgnn::error unless the CSR invariants hold.
-  void validate() const {
-    HEPGNN_CHECK(num_nodes >= 0, "graph: num_nodes must be >= 0, got ", num_nodes);
-    HEPGNN_CHECK(offsets.size() == static_cast<std::size_t>(num_nodes) + 1, "graph: offsets must have num_nodes + 1 = ",
-                 num_nodes + 1, " entries, got ", offsets.size());
-    HEPGNN_CHECK(offsets.front() == 0, "graph: offsets[0] must be 0, got ", offsets.front());
-    HEPGNN_CHECK(static_cast<std::size_t>(offsets.back()) == sources.size(), "graph: offsets[num_nodes] must equal the edge count ",
-                 sources.size(), ", got ", offsets.back());
+  /// @brief Throws hepgnn::error unless the CSR invariants hold. `who` (e.g. "edge_conv") prefixes the messages.
+  /// O(N + E) integer compares with a branch-free scan of the sources, so layers can afford it on every call.
+  void validate(const char* who = nullptr) const {
+    const char* sep = who ? ": " : "";
+    if (!who) who = "";
+    HEPGNN_CHECK(num_nodes >= 0, who, sep, "graph: num_nodes must be >= 0, got ", num_nodes);
+    HEPGNN_CHECK(offsets.size() == static_cast<std::size_t>(num_nodes) + 1, who, sep,
+                 "graph: offsets must have num_nodes + 1 = ", num_nodes + 1, " entries, got ", offsets.size());
+    HEPGNN_CHECK(offsets.front() == 0, who, sep, "graph: offsets[0] must be 0, got ", offsets.front());
+    HEPGNN_CHECK(static_cast<std::size_t>(offsets.back()) == sources.size(), who, sep,
+                 "graph: offsets[num_nodes] must equal the edge count ", sources.size(), ", got ", offsets.back());
     for (index_t i = 0; i < num_nodes; ++i)
-      HEPGNN_CHECK(offsets[i] <= offsets[i + 1], "graph: offsets must be non-decreasing, offsets[", i, "] = ", offsets[i],
-                   " > offsets[", i + 1, "] = ", offsets[i + 1]);
+      HEPGNN_CHECK(offsets[i] <= offsets[i + 1], who, sep, "graph: offsets must be non-decreasing, offsets[", i,
+                   "] = ", offsets[i], " > offsets[", i + 1, "] = ", offsets[i + 1]);
+    bool in_range = true;
+    for (index_t s : sources) in_range &= (s >= 0) & (s < num_nodes);
+    if (in_range) return;
     for (std::size_t e = 0; e < sources.size(); ++e)
-      HEPGNN_CHECK(sources[e] >= 0 && sources[e] < num_nodes, "graph: sources[", e, "] = ", sources[e],
-                   " is out of range [0, ", num_nodes, ")");
+      HEPGNN_CHECK(sources[e] >= 0 && sources[e] < num_nodes, who, sep, "graph: sources[", e, "] = ", sources[e],
+                   " is out of range [0, ", num_nodes, ") (a graph of another batch?)");
   }
 
   /// @brief Builds a graph from an edge list (src[e] -> dst[e]); edges keep their relative order per destination.

@@ -57,26 +57,14 @@ concept batch_layer = requires(L& l, const L& cl, const matrix<typename L::scala
   l.for_each_param(std::string{}, [](const std::string&, parameter<typename L::scalar>) {});
 };
 
-/// @brief Throws unless x has one row per node of g and g's CSR arrays are consistent (O(N + E) integer
-/// compares, negligible next to the E x F message work; it is what keeps a wrong graph from reading out of bounds).
+/// @brief Throws unless x has one row per node of g and g's CSR arrays are consistent (graph::validate: O(N + E)
+/// integer compares, negligible next to the E x F message work; it is what keeps a wrong graph from reading out of
+/// bounds).
 template <class T>
 void check_graph_input(const matrix<T>& x, const graph& g, const char* who) {
-  HEPGNN_CHECK(g.offsets.size() == static_cast<std::size_t>(g.num_nodes) + 1, who, ": graph offsets must have num_nodes + 1 = ",
-               g.num_nodes + 1, " entries, got ", g.offsets.size());
-  HEPGNN_CHECK(g.offsets.back() == g.num_edges(), who, ": graph offsets end at ", g.offsets.back(), " but it has ",
-               g.num_edges(), " edges");
+  g.validate(who);
   HEPGNN_CHECK(x.rows() == g.num_nodes, who, ": x must have one row per graph node (", g.num_nodes, "), got ",
                x.rows(), " x ", x.cols());
-  HEPGNN_CHECK(g.offsets.front() == 0, who, ": graph offsets[0] must be 0, got ", g.offsets.front());
-  for (index_t i = 0; i < g.num_nodes; ++i)
-    HEPGNN_CHECK(g.offsets[i] <= g.offsets[i + 1], who, ": graph offsets must be non-decreasing at node ", i);
-  const index_t n = g.num_nodes;
-  bool ok = true;
-  for (index_t s : g.sources) ok &= (s >= 0) & (s < n);
-  if (!ok)
-    for (std::size_t e = 0; e < g.sources.size(); ++e)
-      HEPGNN_CHECK(g.sources[e] >= 0 && g.sources[e] < n, who, ": graph sources[", e, "] = ", g.sources[e],
-                   " is out of range [0, ", n, ") (a graph of another batch?)");
 }
 
 }  // namespace hepgnn
