@@ -1,6 +1,7 @@
 // Training helpers: fit() (minibatches, early stopping, CSV log), schedules, clipping, parameter naming, rng.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -139,4 +140,29 @@ TEST_CASE("rng: deterministic per seed, different across seeds, sane moments") {
   std::vector<int> hist(10, 0);
   for (int i = 0; i < 100000; ++i) ++hist[g.below(10)];
   for (int h : hist) CHECK(std::abs(h - 10000) < 500);
+}
+
+TEST_CASE("rng::shuffle: a permutation, reproducible per seed, every position reachable") {
+  std::vector<int> v(50), w(50);
+  for (int i = 0; i < 50; ++i) v[i] = w[i] = i;
+  rng a(7), b(7);
+  a.shuffle(v);
+  b.shuffle(w);
+  CHECK(v == w);
+  std::vector<int> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < 50; ++i) CHECK(sorted[i] == i);
+  CHECK(v != sorted);
+  // element 0 lands in every one of 5 places about equally often
+  std::vector<int> where(5, 0);
+  rng g(3);
+  for (int t = 0; t < 50000; ++t) {
+    int small[5] = {0, 1, 2, 3, 4};
+    g.shuffle(small);
+    for (int p = 0; p < 5; ++p) where[p] += small[p] == 0;
+  }
+  for (int c : where) CHECK(std::abs(c - 10000) < 500);
+  std::vector<int> empty;
+  g.shuffle(empty);
+  CHECK(empty.empty());
 }

@@ -107,7 +107,7 @@ double train_graph_ae(graph_autoencoder<T>& model, const packed_batches& data, c
   const auto t0 = clock_type::now();
   for (int e = 0; e < epochs; ++e) {
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[g.below(i)]);
+    g.shuffle(order);
     opt.set_lr(3e-3 * 0.5 * (1 + std::cos(3.14159265358979 * e / epochs)));
     double sum = 0;
     for (std::size_t k : order) {
@@ -157,7 +157,7 @@ double train_dense_ae(dense_autoencoder<T>& model, const jet_array<T>& jets, ind
   const auto t0 = clock_type::now();
   for (int e = 0; e < epochs; ++e) {
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[g.below(i)]);
+    g.shuffle(order);
     opt.set_lr(1e-3 * 0.5 * (1 + std::cos(3.14159265358979 * e / epochs)));
     double sum = 0;
     for (std::size_t k : order) {

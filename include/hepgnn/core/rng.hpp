@@ -3,7 +3,10 @@
 /// @brief hepgnn::rng: a small seedable deterministic generator (xoshiro256**), same stream on every platform.
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <utility>
 #include <numbers>
 
 namespace hepgnn {
@@ -59,6 +62,13 @@ class rng {
   double exponential(double mean) { return -mean * std::log1p(-uniform()); }
   /// @brief Bernoulli trial.
   bool bernoulli(double p) { return uniform() < p; }
+  /// @brief Shuffles a range in place (Fisher-Yates; the same permutation for the same seed on every platform,
+  /// unlike std::shuffle whose algorithm the standard leaves open).
+  template <class Range>
+  void shuffle(Range& r) {
+    using std::swap;
+    for (std::size_t i = std::size(r); i > 1; --i) swap(r[i - 1], r[below(i)]);
+  }
   /// @brief An independent generator derived from this one (for per-thread or per-event streams).
   rng split() { return rng((*this)()); }
 

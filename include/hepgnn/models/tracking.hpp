@@ -574,7 +574,7 @@ std::vector<double> train_embedding(pipeline<T>& p, const std::vector<trackml::e
       }
       std::vector<std::size_t> order(d.truth.size());
       std::iota(order.begin(), order.end(), std::size_t{0});
-      for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+      gen.shuffle(order);
       local.assign(static_cast<std::size_t>(n), -1);
       for (std::size_t b0 = 0; b0 < order.size(); b0 += static_cast<std::size_t>(o.batch_pairs)) {
         const std::size_t b1 = std::min(order.size(), b0 + static_cast<std::size_t>(o.batch_pairs));
@@ -648,7 +648,7 @@ std::vector<double> train_filter(pipeline<T>& p, const std::vector<trackml::even
       const T pw = detail::auto_pos_weight(labels[k], o.pos_weight);
       std::vector<Eigen::Index> order(static_cast<std::size_t>(ne));
       std::iota(order.begin(), order.end(), Eigen::Index{0});
-      for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+      gen.shuffle(order);
       for (Eigen::Index b0 = 0; b0 < ne; b0 += o.batch_edges) {
         const Eigen::Index nb = std::min<Eigen::Index>(o.batch_edges, ne - b0);
         xb.resize(nb, feats[k].cols());

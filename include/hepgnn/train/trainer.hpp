@@ -74,7 +74,7 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     if (o.shuffle)
-      for (std::size_t i = n_items; i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+      gen.shuffle(order);
     double sum = 0;
     std::size_t seen = 0;
     bar.new_epoch();
