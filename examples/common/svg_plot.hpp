@@ -166,7 +166,16 @@ inline void frame(std::ostream& o, double x, double y, double w, double h, const
 
 inline void legend(std::ostream& o, const axis_map& ax, const axis_map& ay,
                    const std::vector<std::pair<std::string, std::string>>& entries) {
-  double lx = ax.p1 - 150, ly = ay.p1 + 8;
+  // Sized from the longest label (about 6.2 px per character at 11 px) so long labels stay inside the panel,
+  // on a translucent box so curves under it stay visible but do not cross the text.
+  std::size_t longest = 0, shown = 0;
+  for (auto& e : entries)
+    if (!e.first.empty()) longest = std::max(longest, e.first.size()), ++shown;
+  if (shown == 0) return;
+  const double width = 28 + 6.2 * static_cast<double>(longest);
+  const double lx = std::max(ax.p0 + 4, ax.p1 - width - 6), ly = ay.p1 + 8;
+  o << "<rect x=\"" << lx - 4 << "\" y=\"" << ly - 4 << "\" width=\"" << width << "\" height=\"" << 16 * shown + 4
+    << "\" fill=\"white\" fill-opacity=\"0.8\" stroke=\"#ccc\"/>\n";
   int k = 0;
   for (auto& [label, color] : entries) {
     if (label.empty()) continue;
