@@ -2,6 +2,8 @@
 // thread independence and bad input. (Real-jet Chamfer references are checked in test_emd.cpp.)
 #include <doctest/doctest.h>
 
+#include "support/point_sets.hpp"
+
 #include <cmath>
 #include <limits>
 
@@ -14,16 +16,11 @@
 #endif
 
 using hepgnn::matrix;
+using hepgnn_test::random_points;
+using hepgnn_test::random_weights;
 using hepgnn::vector;
 
 namespace {
-
-template <class T>
-matrix<T> random_points(hepgnn::rng& r, int n, int d) {
-  matrix<T> x(n, d);
-  for (int k = 0; k < n * d; ++k) x.data()[k] = static_cast<T>(r.uniform(-1, 1));
-  return x;
-}
 
 /// Brute-force Chamfer of graph g in double.
 template <class T>

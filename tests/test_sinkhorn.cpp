@@ -2,6 +2,8 @@
 // finite-difference gradients (implicit differentiation at a converged fixed point), batching, bad input.
 #include <doctest/doctest.h>
 
+#include "support/point_sets.hpp"
+
 #include <cmath>
 #include <fstream>
 
@@ -15,23 +17,9 @@
 #endif
 
 using hepgnn::matrix;
+using hepgnn_test::random_points;
+using hepgnn_test::random_weights;
 using hepgnn::vector;
-
-namespace {
-
-matrix<double> random_points(hepgnn::rng& r, int n, int d) {
-  matrix<double> x(n, d);
-  for (int k = 0; k < n * d; ++k) x.data()[k] = r.uniform(-1, 1);
-  return x;
-}
-
-vector<double> random_weights(hepgnn::rng& r, int n) {
-  vector<double> w(n);
-  for (int k = 0; k < n; ++k) w[k] = r.uniform(0.1, 1.0);
-  return w;
-}
-
-}  // namespace
 
 TEST_CASE("sinkhorn matches POT ot.sinkhorn2(method='sinkhorn_log') (1e-5 relative)") {
   std::ifstream in(hepgnn_test::source_path("tests/data/set_losses_pot.txt"));

@@ -2,6 +2,8 @@
 // finite-difference gradients, batching and bad input.
 #include <doctest/doctest.h>
 
+#include "support/point_sets.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -14,23 +16,9 @@
 #endif
 
 using hepgnn::matrix;
+using hepgnn_test::random_points;
+using hepgnn_test::random_weights;
 using hepgnn::vector;
-
-namespace {
-
-matrix<double> random_points(hepgnn::rng& r, int n, int d) {
-  matrix<double> x(n, d);
-  for (int k = 0; k < n * d; ++k) x.data()[k] = r.uniform(-1, 1);
-  return x;
-}
-
-vector<double> random_weights(hepgnn::rng& r, int n) {
-  vector<double> w(n);
-  for (int k = 0; k < n; ++k) w[k] = r.uniform(0.1, 1.0);
-  return w;
-}
-
-}  // namespace
 
 TEST_CASE("sliced wasserstein: uniform equal sizes match sorted projections (brute force)") {
   hepgnn::rng r(1);
