@@ -175,6 +175,97 @@ TEST_CASE("emd optimality on degenerate problems (ties, equal partial sums): pri
   CHECK(failures == 0);
 }
 
+namespace {
+
+/// Optimality certificate of a balanced EMD result: primal feasibility (flow >= 0, marginals), dual feasibility
+/// (u_i + v_j <= c_ij) and equal primal and dual objectives. Returns the worst violation.
+double certificate_violation(const matrix<double>& x, const vector<double>& wx, const matrix<double>& y,
+                             const vector<double>& wy, const hepgnn::emd_options& opt,
+                             const hepgnn::emd_result<double>& res) {
+  const vector<double> a = wx / wx.sum(), b = wy / wy.sum();
+  double worst = std::max(0.0, -res.flow.minCoeff());
+  worst = std::max(worst, (res.flow.rowwise().sum() - a).cwiseAbs().maxCoeff());
+  worst = std::max(worst, (res.flow.colwise().sum().transpose() - b).cwiseAbs().maxCoeff());
+  double primal = 0, dual = a.dot(res.u) + b.dot(res.v);
+  for (int i = 0; i < x.rows(); ++i)
+    for (int j = 0; j < y.rows(); ++j) {
+      const double c = std::pow((x.row(i) - y.row(j)).norm(), opt.cost.beta);
+      primal += res.flow(i, j) * c;
+      worst = std::max(worst, res.u[i] + res.v[j] - c);
+    }
+  worst = std::max(worst, std::abs(primal - res.cost));
+  return std::max(worst, std::abs(dual - res.cost));
+}
+
+}  // namespace
+
+TEST_CASE("emd simplex on degenerate inputs at W4a sizes: certified optimal") {
+  hepgnn::rng r(31);
+  hepgnn::emd_options opt;
+  opt.assignment_fast_path = false;  // the network simplex itself
+  auto check = [&](const matrix<double>& x, const vector<double>& wx, const matrix<double>& y,
+                   const vector<double>& wy, const char* what) {
+    const auto res = hepgnn::emd(x, wx, y, wy, opt);
+    INFO(what << ": n = " << x.rows() << ", m = " << y.rows());
+    CHECK(res.converged);
+    CHECK(certificate_violation(x, wx, y, wy, opt, res) < 1e-12);
+    return res.cost;
+  };
+  // one point against many, both ways
+  for (int m : {1, 2, 64, 128}) {
+    const auto x = random_points(r, 1, 2), y = random_points(r, m, 2);
+    const auto wy = random_weights(r, m);
+    const vector<double> one = vector<double>::Constant(1, 0.7);
+    double direct = 0;
+    for (int j = 0; j < m; ++j) direct += wy[j] / wy.sum() * (x.row(0) - y.row(j)).norm();
+    CHECK(check(x, one, y, wy, "1 vs m") == doctest::Approx(direct).epsilon(1e-13));
+    CHECK(check(y, wy, x, one, "m vs 1") == doctest::Approx(direct).epsilon(1e-13));
+  }
+  for (int n : {30, 64, 128}) {
+    const auto x = random_points(r, n, 2), y = random_points(r, n + 3, 2);
+    auto wx = random_weights(r, n), wy = random_weights(r, n + 3);
+    // identical sets and a set against itself at one point: cost 0
+    CHECK(std::abs(check(x, wx, x, wx, "identical sets")) < 1e-13);
+    const matrix<double> same = matrix<double>::Constant(n, 2, 0.25);
+    const matrix<double> same_y = matrix<double>::Constant(n + 3, 2, 0.25);
+    CHECK(std::abs(check(same, wx, same_y, wy, "all points coincide")) < 1e-13);
+    // integer grid points and integer weights: massive ties in costs and in partial sums of weights
+    matrix<double> gx(n, 2), gy(n + 3, 2);
+    for (int k = 0; k < 2 * n; ++k) gx.data()[k] = static_cast<double>(r.below(4));
+    for (int k = 0; k < 2 * (n + 3); ++k) gy.data()[k] = static_cast<double>(r.below(4));
+    vector<double> ix(n), iy(n + 3);
+    for (int k = 0; k < n; ++k) ix[k] = static_cast<double>(1 + r.below(3));
+    for (int k = 0; k < n + 3; ++k) iy[k] = static_cast<double>(1 + r.below(3));
+    for (double beta : {1.0, 2.0}) {
+      opt.cost.beta = beta;
+      check(gx, ix, gy, iy, "grid ties");
+      check(gx, vector<double>::Ones(n), gy, vector<double>::Ones(n + 3), "grid ties, uniform");
+    }
+    opt.cost.beta = 1;
+    // half of the weights zero on both sides
+    for (int k = 0; k < n; k += 2) wx[k] = 0;
+    for (int k = 1; k < n + 3; k += 2) wy[k] = 0;
+    check(x, wx, y, wy, "zero weights");
+    // weights spanning 12 orders of magnitude
+    for (int k = 0; k < n; ++k) wx[k] = std::pow(10.0, -12.0 * r.uniform(0, 1));
+    for (int k = 0; k < n + 3; ++k) wy[k] = std::pow(10.0, -12.0 * r.uniform(0, 1));
+    check(x, wx, y, wy, "wide weight range");
+  }
+}
+
+TEST_CASE("emd pivot limit: converged is false and the cost an upper bound") {
+  hepgnn::rng r(32);
+  const auto x = random_points(r, 64, 2), y = random_points(r, 64, 2);
+  const auto wx = random_weights(r, 64), wy = random_weights(r, 64);
+  const double best = hepgnn::emd(x, wx, y, wy).cost;
+  hepgnn::emd_options opt;
+  opt.max_pivots = 3;
+  const auto capped = hepgnn::emd(x, wx, y, wy, opt);
+  CHECK_FALSE(capped.converged);
+  CHECK(capped.cost > best);
+  CHECK((capped.flow.rowwise().sum() - wx / wx.sum()).cwiseAbs().maxCoeff() < 1e-12);
+}
+
 TEST_CASE("emd is symmetric and satisfies the triangle inequality") {
   hepgnn::rng r(11);
   for (int t = 0; t < 30; ++t) {

@@ -142,7 +142,8 @@ double emd_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Eigen
   if (extra_row) s.a[n] = tb - ta;
   if (extra_col) s.b[m] = ta - tb;
 
-  s.flow.assign(static_cast<std::size_t>(N) * M, 0.0);
+  const bool dense_flow = opt.gradient || opt.keep_flow;  // W4a-style cost-only calls skip the N x M fill
+  if (dense_flow) s.flow.assign(static_cast<std::size_t>(N) * M, 0.0);
   double cost = 0;
   std::vector<double>& u = s.sol.u;
   std::vector<double>& v = s.sol.v;
@@ -152,13 +153,13 @@ double emd_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Eigen
     const double w = ta / N;
     assignment(N, s.cost.data(), s.match, u, v, s.ws);
     for (int i = 0; i < N; ++i) {
-      s.flow[static_cast<std::size_t>(i) * M + s.match[i]] = w;
+      if (dense_flow) s.flow[static_cast<std::size_t>(i) * M + s.match[i]] = w;
       cost += w * s.cost[static_cast<std::size_t>(i) * M + s.match[i]];
     }
     converged = true;
   } else {
     transport_simplex(N, M, s.cost.data(), s.a.data(), s.b.data(), s.sol, s.ws, opt.max_pivots);
-    for (std::size_t k = 0; k < s.sol.arc_row.size(); ++k)
+    for (std::size_t k = 0; dense_flow && k < s.sol.arc_row.size(); ++k)
       s.flow[static_cast<std::size_t>(s.sol.arc_row[k]) * M + s.sol.arc_col[k]] = s.sol.arc_flow[k];
     cost = s.sol.cost;
     converged = s.sol.converged;
