@@ -103,6 +103,68 @@ TEST_CASE("mlpf_graph_layer gradients match finite differences with several LSH 
   CHECK(g > 1e-8);
 }
 
+TEST_CASE("mlpf_graph_layer with hash_dims: bins from the coordinate columns, local kernel, exact gradients") {
+  rng gen(43);
+  mlpf_graph_layer<double>::options o;
+  o.inout_dim = 4;
+  o.distance_dim = 3;
+  o.ffn_dist_hidden_dim = 5;
+  o.bin_size = 3;
+  o.lsh_seed = 9;
+  o.hash_dims = 2;
+  o.hash_kernel_width = 0.8;
+  mlpf_graph_layer<double> layer(gen, o);
+  const batch b = batch::from_sizes({7, 5});
+  matrix<double> x = gnn_ref::random_matrix(gen, 12, 4), y, dx;
+  const matrix<double> w = gnn_ref::random_matrix(gen, 12, 4);
+  mlpf_graph_layer<double>::cache c;
+  layer.infer(x, b, y, c);
+  const auto perm = c.bins.permutation;
+  for (std::size_t p = 1; p < perm.size(); ++p) {  // inside a bin (and graph), nodes are ordered along column 0
+    const index_t i = perm[p - 1], j = perm[p];
+    if (c.bins.bin[i] == c.bins.bin[j] && (i < 7) == (j < 7)) CHECK(x(i, 0) <= x(j, 0));
+  }
+  // the binning ignores the other columns
+  matrix<double> x2 = x;
+  x2.rightCols(2) = gnn_ref::random_matrix(gen, 12, 2);
+  layer.infer(x2, b, y, c);
+  CHECK(c.bins.permutation == perm);
+  // a very wide locality factor is 1: same output as the plain kernel
+  auto op = o;
+  op.hash_kernel_width = 0;
+  auto ow = o;
+  ow.hash_kernel_width = 1e9;
+  rng g2(43);
+  mlpf_graph_layer<double> ref_plain(g2, op);
+  rng g3(43);
+  mlpf_graph_layer<double> ref_wide(g3, ow);
+  matrix<double> yp, yw;
+  ref_plain.infer(x, b, yp, c);
+  ref_wide.infer(x, b, yw, c);
+  CHECK(gnn_ref::rel_diff(yw, yp) < 1e-12);
+  // and a finite width changes it
+  layer.infer(x, b, y, c);
+  CHECK(gnn_ref::rel_diff(y, yp) > 1e-3);
+  auto loss = [&] {
+    layer.infer(x, b, y, c);
+    REQUIRE(c.bins.permutation == perm);
+    return (y.array() * w.array()).sum();
+  };
+  auto backward = [&] {
+    zero_grad(layer);
+    layer.forward(x, b, y, c);
+    layer.backward(x, b, y, w, c, &dx);
+  };
+  const auto rp = check_parameter_gradients(layer, loss, backward);
+  CAPTURE(rp.worst);
+  CHECK(rp.max_error < 1e-6);
+  backward();
+  const matrix<double> dx0 = dx;
+  const auto rx = check_input_gradient(x, dx0, loss);  // includes the locality factor's dependence on the coordinates
+  CAPTURE(rx.worst);
+  CHECK(rx.max_error < 1e-6);
+}
+
 TEST_CASE("mlpf_graph_layer returns rows in the original order") {
   rng gen(5);
   mlpf_graph_layer<double>::options o;
@@ -147,6 +209,13 @@ TEST_CASE("mlpf_graph_layer rejects bad input with a clear message") {
   const matrix<double> dy_bad = matrix<double>::Ones(5, 2);
   CHECK_THROWS_WITH_AS(layer.backward(x, batch::single(5), y, dy_bad, c, nullptr),
                        doctest::Contains("output gradient dy"), hepgnn::error);
+  o.hash_dims = 5;
+  CHECK_THROWS_WITH_AS(mlpf_graph_layer<double>(gen, o), doctest::Contains("hash_dims must be in [0, inout_dim = 4]"),
+                       hepgnn::error);
+  o.hash_dims = 2;
+  o.hash_kernel_width = -1;
+  CHECK_THROWS_WITH_AS(mlpf_graph_layer<double>(gen, o), doctest::Contains("hash_kernel_width must be >= 0"),
+                       hepgnn::error);
   o.bin_size = 0;
   CHECK_THROWS_WITH_AS(mlpf_graph_layer<double>(gen, o), doctest::Contains("must be positive"), hepgnn::error);
 }

@@ -8,6 +8,7 @@
 #include "hepgnn/io/safetensors.hpp"
 #include "hepgnn/models/particle_flow.hpp"
 #include "hepgnn/optim/adam.hpp"
+#include "hepgnn/optim/clip.hpp"
 #include "hepgnn/train/gradient_check.hpp"
 
 using namespace hepgnn;
@@ -115,6 +116,44 @@ TEST_CASE("mlpf: parameter gradients match finite differences (double)") {
   CHECK(model.train_step(x, b, ev.target_class, r, ws).total == doctest::Approx(loss()).epsilon(1e-12));
 }
 
+TEST_CASE("mlpf: spatial LSH bins put a track and the HCAL cluster it points to in one chunk") {
+  const auto ev = toy_pf_detector().simulate(11, 1)[0];
+  const matrix<double>& f = ev.features;
+  auto phi = [&](index_t i, int s, int c) { return std::atan2(f(i, s), f(i, c)); };
+  auto shared = [&](bool spatial) {
+    rng gen(7);
+    mlpf_options o;
+    o.hidden = o.head_hidden = 16;
+    o.num_convs = 1;
+    o.spatial_bins = spatial;
+    const auto model = make_mlpf<float>(gen, o);
+    model_t<float>::workspace ws;
+    (void)model.reconstruct(f, ws);
+    const auto& bins = ws.convs[0].bins;
+    std::vector<index_t> chunk(static_cast<std::size_t>(f.rows()));
+    for (index_t ch = 0; ch < bins.num_chunks(); ++ch)
+      for (index_t p = bins.chunk_offsets[ch]; p < bins.chunk_offsets[ch + 1]; ++p) chunk[bins.permutation[p]] = ch;
+    long pairs = 0, same = 0;
+    for (index_t t = 0; t < f.rows(); ++t) {
+      if (f(t, feature::type) != track) continue;
+      for (index_t h = 0; h < f.rows(); ++h) {
+        if (f(h, feature::type) != hcal_cluster ||
+            delta_r(f(t, feature::eta_calo), phi(t, feature::sin_phi_calo, feature::cos_phi_calo), f(h, feature::eta),
+                    phi(h, feature::sin_phi, feature::cos_phi)) > 0.15)
+          continue;
+        ++pairs;
+        same += chunk[t] == chunk[h];
+      }
+    }
+    REQUIRE(pairs > 100);
+    return static_cast<double>(same) / static_cast<double>(pairs);
+  };
+  const double spatial = shared(true), learned = shared(false);
+  MESSAGE("track-HCAL pairs (dR < 0.15) sharing a chunk: spatial bins ", spatial, ", learned-embedding bins ", learned);
+  CHECK(spatial > 0.8);
+  CHECK(learned < 0.5);
+}
+
 TEST_CASE("mlpf: a short training run beats the stated accuracy") {
   const toy_pf_detector det(small_events());
   const auto train = det.simulate(100, 24), test = det.simulate(200, 6);
@@ -132,6 +171,7 @@ TEST_CASE("mlpf: a short training run beats the stated accuracy") {
     for (std::size_t i = 0; i < train.size(); ++i) {
       zero_grad(model);
       sum += model.train_step(xs[i], batch::single(train[i].num_elements()), train[i].target_class, rs[i], ws).total;
+      clip_grad_norm(model, 5.0);  // as in the example: one bad event must not throw the weights away
       opt.step(model);
     }
     (epoch == 0 ? first : last) = sum / static_cast<double>(train.size());
@@ -152,7 +192,7 @@ TEST_CASE("mlpf: a short training run beats the stated accuracy") {
   const double acc = static_cast<double>(right) / static_cast<double>(total);
   MESSAGE("held-out element accuracy ", acc, " (all-none guess ", static_cast<double>(majority) / total,
           ", rule-based baseline ", static_cast<double>(base_right) / total, ")");
-  CHECK(acc > 0.80);  // stated target: well above the all-none guess (~0.50)
+  CHECK(acc > 0.87);  // stated target: above the rule-based baseline (0.85) and the all-none guess (~0.50)
 }
 
 TEST_CASE("mlpf: weights round trip through safetensors") {

@@ -8,6 +8,8 @@
 ///   x0 = mlpf_inputs(features)                          N x input_width  (fixed preprocessing)
 ///   h0 = encoder(x0)                                    N x hidden
 ///   h_{k+1} = LayerNorm_k(h_k + conv_k(h_k, batch))     N x hidden       (residual graph layers)
+///   with spatial_bins, columns [0, 3) of every h_k are overwritten by the calorimeter position of x0, and the
+///   graph layers draw their LSH bins (and a locality factor of their kernel) from them
 ///   [logits, regression] = heads([x0, h_K])             N x 6, N x 5
 /// Regression outputs are relative to the element: log(pT / pT_el), eta - eta_el, sin and cos of
 /// phi - phi_el, log(E / E_el); `decode` turns them into candidates in the target layout.
@@ -38,6 +40,10 @@ namespace hepgnn::pf {
 inline constexpr int mlpf_input_width = 3 + feature::count - 1;
 /// @brief Width of the regression output (relative pT, eta, sin dphi, cos dphi, relative E).
 inline constexpr int mlpf_regression_width = 5;
+/// @brief First column of the calorimeter position (1.5 eta, 3 sin phi, 3 cos phi) in the preprocessed inputs.
+inline constexpr int mlpf_position_col = 3 + feature::eta_calo - 1;
+/// @brief Number of position columns.
+inline constexpr int mlpf_position_dims = 3;
 
 /// @brief Preprocesses element features (N x feature::count) into network inputs (N x mlpf_input_width):
 /// one-hot element type, log-scaled momenta, angles, the calorimeter position of every element (scaled x3),
@@ -164,6 +170,12 @@ struct mlpf_options {
   int ffn_dist_hidden_dim = 64; ///< hidden width of the distance network
   int num_node_messages = 2;    ///< gated message-passing steps inside each graph layer
   index_t bin_size = 64;        ///< LSH chunk size (elements that exchange messages)
+  /// LSH bins over the calorimeter position (kept in the first mlpf_position_dims hidden channels before every
+  /// graph layer) instead of the learned embedding: tracks and the clusters they point to then share a chunk.
+  bool spatial_bins = true;
+  /// with spatial_bins: width of the Gaussian locality factor of the kernel, in units of the position columns
+  /// (1.5 eta, 3 sin phi, 3 cos phi; 0.4 ~ dR 0.13 in phi); 0 disables it
+  double spatial_kernel_width = 0.4;
   double focal_gamma = 2;   ///< focal loss exponent
   double huber_delta = 1;   ///< Huber threshold (regression targets are O(1))
   double regression_weight = 1;
@@ -209,6 +221,8 @@ class mlpf_model {
     HEPGNN_CHECK(o_.hidden > 0 && o_.head_hidden > 0 && o_.num_convs >= 0,
                  "mlpf_model: hidden and head_hidden must be positive and num_convs >= 0, got ", o_.hidden, ", ",
                  o_.head_hidden, ", ", o_.num_convs);
+    HEPGNN_CHECK(!o_.spatial_bins || o_.hidden >= mlpf_position_dims, "mlpf_model: spatial_bins needs hidden >= ",
+                 mlpf_position_dims, ", got ", o_.hidden);
     HEPGNN_CHECK(o_.class_weights.empty() || o_.class_weights.size() == static_cast<std::size_t>(num_classes),
                  "mlpf_model: class_weights must be empty or have ", num_classes, " entries, got ",
                  o_.class_weights.size());
@@ -294,6 +308,7 @@ class mlpf_model {
     ws.sum.resize(K);
     ws.norms.resize(K);
     if constexpr (Train) encoder_.forward(x0, ws.h[0], ws.encoder); else encoder_.infer(x0, ws.h[0], ws.encoder);
+    set_position(x0, ws.h[0]);
     for (std::size_t k = 0; k < K; ++k) {
       if constexpr (Train)
         convs_[k].forward(ws.h[k], b, ws.conv_out[k], ws.convs[k]);
@@ -302,6 +317,7 @@ class mlpf_model {
       ws.sum[k].resize(ws.h[k].rows(), ws.h[k].cols());
       ws.sum[k].noalias() = ws.h[k] + ws.conv_out[k];
       norms_[k].infer(ws.sum[k], ws.h[k + 1], ws.norms[k]);
+      set_position(x0, ws.h[k + 1]);
     }
     ws.z.resize(x0.rows(), x0.cols() + ws.h[K].cols());
     ws.z.leftCols(x0.cols()) = x0;
@@ -314,11 +330,21 @@ class mlpf_model {
     heads_.backward(ws.z, ws.out, ws.dout, ws.head, &ws.dz);
     ws.dh = ws.dz.rightCols(ws.h[K].cols());
     for (std::size_t k = K; k-- > 0;) {
+      clear_position_grad(ws.dh);
       norms_[k].backward(ws.sum[k], ws.h[k + 1], ws.dh, ws.norms[k], &ws.dsum);
       convs_[k].backward(ws.h[k], b, ws.conv_out[k], ws.dsum, ws.convs[k], &ws.dconv);
       ws.dh = ws.dsum + ws.dconv;
     }
+    clear_position_grad(ws.dh);
     encoder_.backward(x0, ws.h[0], ws.dh, ws.encoder, nullptr);
+  }
+
+  // With spatial_bins the first hidden channels carry the calorimeter position (overwritten, so no gradient).
+  void set_position(const matrix<T>& x0, matrix<T>& h) const {
+    if (o_.spatial_bins) h.leftCols(mlpf_position_dims) = x0.middleCols(mlpf_position_col, mlpf_position_dims);
+  }
+  void clear_position_grad(matrix<T>& dh) const {
+    if (o_.spatial_bins) dh.leftCols(mlpf_position_dims).setZero();
   }
 
   mlpf_options o_;
@@ -346,6 +372,8 @@ mlpf<T> make_mlpf(rng& gen, const mlpf_options& o = {}) {
     lo.ffn_dist_hidden_dim = o.ffn_dist_hidden_dim;
     lo.num_node_messages = o.num_node_messages;
     lo.bin_size = o.bin_size;
+    lo.hash_dims = o.spatial_bins ? mlpf_position_dims : 0;
+    lo.hash_kernel_width = o.spatial_bins ? o.spatial_kernel_width : 0.0;
     lo.lsh_seed = 0x9F1A + static_cast<std::uint64_t>(layer++);
     return mlpf_graph_layer<T>(g, lo);
   };

@@ -18,9 +18,15 @@
 /// smaller; their padded elements are zero rows that take part in their bin), no layernorm or dropout, and the
 /// LSH projection comes from lsh_options::seed rather than a stored codebook. Gradients reach ffn_dist through A
 /// (the bin assignment itself is piecewise constant).
+/// Option hash_dims = k > 0 (not in particleflow): the bins come from the first k input columns (coordinates the
+/// caller keeps there, e.g. the calorimeter position of PF elements), the nodes of a bin ordered along column 0,
+/// and with hash_kernel_width = w > 0 the kernel is multiplied by exp(-|h_a - h_b|^2 / (2 w^2)) over those columns.
+/// A fresh learned embedding hashes PF elements by type (tracks and the clusters they hit almost never share a
+/// chunk) and its kernel is nearly flat; this keeps the graph local from the first step.
 /// Parameters: ffn_dist.<0,2,4,...>.{weight,bias}, message_passing_layers.<i>.{W_t,b_t,W_h,theta}
 /// (W_* and theta are [in, out] and used as x W, as in particleflow).
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -54,6 +60,13 @@ class mlpf_graph_layer {
     std::uint64_t lsh_seed = 0;       ///< seed of the LSH projection
     double dist_mult = 0.1;           ///< kernel exp(-dist_mult * d)
     double clip_value_low = 0.0;      ///< kernel lower clip
+    /// 0: LSH bins from the learned embedding x_d (MLPF). k > 0: bins from the first k columns of the input
+    /// (coordinates the caller keeps there, e.g. the position at the calorimeter), nodes of a bin ordered along
+    /// column 0, so that elements a PF algorithm would link share a chunk from the first step on
+    int hash_dims = 0;
+    /// with hash_dims > 0 and w > 0: the kernel is also multiplied by exp(-|h_a - h_b|^2 / (2 w^2)) over those
+    /// columns, a locality prior (a fresh learned embedding gives a nearly flat kernel: messages would be chunk means)
+    double hash_kernel_width = 0;
   };
 
   /// @brief One GHConvDense: gate, homogeneous (graph) and heterogeneous (self) maps.
@@ -67,9 +80,9 @@ class mlpf_graph_layer {
     std::vector<matrix<T>> ffn;  ///< ELU outputs of each ffn_dist Linear (the last is x_d)
     lsh_binning bins;
     std::vector<long> a_off;     ///< start of chunk c's m x m kernel in a / sq
-    std::vector<T> a, sq, da;
+    std::vector<T> a, sq, da, s;  ///< s: locality factor of the kernel (hash_kernel_width > 0)
     std::vector<matrix<T>> xs, gate, fhom, fhet, p;  ///< per GHConv: input, gate, A(x theta), x W_h, x theta
-    matrix<T> g, g2, dx, dfhom, dp, pc, fc, dxd;
+    matrix<T> g, g2, dx, dfhom, dp, pc, fc, dxd, hx;
   };
 
   mlpf_graph_layer(rng& gen, const options& o) : o_(checked(o)) {
@@ -175,7 +188,7 @@ class mlpf_graph_layer {
           if (!(sq > T(1e-6) && sq < T(1e6))) continue;  // distance clipped: no gradient
           const T raw = std::exp(-k * std::sqrt(sq));
           if (raw < low) continue;  // kernel clipped: no gradient
-          const T dsq = c.da[idx] * raw * (-k) / (T(2) * std::sqrt(sq));
+          const T dsq = c.da[idx] * raw * (c.s.empty() ? T(1) : c.s[idx]) * (-k) / (T(2) * std::sqrt(sq));
           const index_t i = perm[p0 + r], j = perm[p0 + q];
           for (long f = 0; f < D; ++f) {
             const T v = T(2) * dsq * (xd(i, f) - xd(j, f));
@@ -194,7 +207,27 @@ class mlpf_graph_layer {
       c.g2.noalias() = c.dxd * ffn_[l].weight();
       c.dxd.swap(c.g2);
     }
-    if (dx) *dx = c.g + c.dxd;
+    if (dx) {
+      *dx = c.g + c.dxd;
+      // locality factor s_ab = exp(-|h_a - h_b|^2 / (2 w^2)) over the hash columns: dA_ab/dh_a = -A_ab (h_a - h_b) / w^2
+      if (!c.s.empty()) {
+        const T m2 = static_cast<T>(-1 / (o_.hash_kernel_width * o_.hash_kernel_width));
+        for (index_t ch = 0; ch < nchunks; ++ch) {
+          const long p0 = c.bins.chunk_offsets[ch], m = c.bins.chunk_offsets[ch + 1] - p0;
+          for (long r = 0; r < m; ++r)
+            for (long q = 0; q < m; ++q) {
+              const long idx = c.a_off[ch] + r * m + q;
+              const T v = m2 * c.da[idx] * c.a[idx];
+              const index_t i = perm[p0 + r], j = perm[p0 + q];
+              for (long f = 0; f < o_.hash_dims; ++f) {
+                const T d = v * (c.hx(i, f) - c.hx(j, f));
+                (*dx)(i, f) += d;
+                (*dx)(j, f) -= d;
+              }
+            }
+        }
+      }
+    }
     (void)b;
     (void)y;
   }
@@ -221,10 +254,27 @@ class mlpf_graph_layer {
                  "num_node_messages and bin_size must be positive, got ",
                  o.inout_dim, ", ", o.distance_dim, ", ", o.ffn_dist_hidden_dim, ", ", o.ffn_dist_num_layers, ", ",
                  o.num_node_messages, ", ", o.bin_size);
+    HEPGNN_CHECK(o.hash_dims >= 0 && o.hash_dims <= o.inout_dim, "mlpf_graph_layer: hash_dims must be in [0, inout_dim = ",
+                 o.inout_dim, "], got ", o.hash_dims);
     HEPGNN_CHECK(width_accepts(Width, o.inout_dim), "mlpf_graph_layer: runtime width ", o.inout_dim,
                  " contradicts the compile-time width ", Width);
+    HEPGNN_CHECK(o.hash_kernel_width >= 0, "mlpf_graph_layer: hash_kernel_width must be >= 0, got ",
+                 o.hash_kernel_width);
     HEPGNN_CHECK(o.dist_mult > 0, "mlpf_graph_layer: dist_mult must be > 0, got ", o.dist_mult);
     return o;
+  }
+
+  // Orders the nodes of every bin by column 0 of h (ties by id): a bin larger than a chunk is then cut into
+  // slices of h-space rather than into arbitrary subsets. Chunks are unchanged (they depend on graph sizes only).
+  static void order_bins_along_first_column(const matrix<T>& h, const batch& b, lsh_binning& bins) {
+    auto& perm = bins.permutation;
+    for (index_t g = 0; g < b.num_graphs(); ++g) {
+      std::sort(perm.begin() + b.begin(g), perm.begin() + b.end(g), [&](index_t i, index_t j) {
+        if (bins.bin[i] != bins.bin[j]) return bins.bin[i] < bins.bin[j];
+        return h(i, 0) != h(j, 0) ? h(i, 0) < h(j, 0) : i < j;
+      });
+    }
+    for (std::size_t p = 0; p < perm.size(); ++p) bins.position[perm[p]] = static_cast<index_t>(p);
   }
 
   static void elu(matrix<T>& m) { m = (m.array() > T(0)).select(m, m.array().unaryExpr([](T v) { return std::expm1(v); })); }
@@ -250,7 +300,13 @@ class mlpf_graph_layer {
     lsh_options lo;
     lo.bin_size = o_.bin_size;
     lo.seed = o_.lsh_seed;
-    c.bins = lsh_bins(xd, b, lo);
+    if (o_.hash_dims > 0) {
+      c.hx = x.leftCols(o_.hash_dims);
+      c.bins = lsh_bins(c.hx, b, lo);
+      order_bins_along_first_column(c.hx, b, c.bins);
+    } else {
+      c.bins = lsh_bins(xd, b, lo);
+    }
     const auto& perm = c.bins.permutation;
     const index_t nchunks = c.bins.num_chunks();
     c.a_off.resize(static_cast<std::size_t>(nchunks) + 1);
@@ -261,6 +317,9 @@ class mlpf_graph_layer {
     }
     c.a.resize(static_cast<std::size_t>(c.a_off.back()));
     c.sq.resize(c.a.size());
+    const bool local = o_.hash_dims > 0 && o_.hash_kernel_width > 0;
+    c.s.resize(local ? c.a.size() : 0);
+    const T inv2w2 = local ? static_cast<T>(0.5 / (o_.hash_kernel_width * o_.hash_kernel_width)) : T(0);
     const T k = static_cast<T>(o_.dist_mult), low = static_cast<T>(o_.clip_value_low);
     const long D = xd.cols();
 #ifdef _OPENMP
@@ -278,6 +337,15 @@ class mlpf_graph_layer {
           c.sq[idx] = sq;
           const T d = std::sqrt(std::clamp(sq, T(1e-6), T(1e6)));
           c.a[idx] = std::clamp(std::exp(-k * d), low, T(1));
+          if (local) {
+            T sh = 0;
+            for (long f = 0; f < o_.hash_dims; ++f) {
+              const T dh = c.hx(perm[p0 + r], f) - c.hx(perm[p0 + q], f);
+              sh += dh * dh;
+            }
+            c.s[idx] = std::exp(-inv2w2 * sh);
+            c.a[idx] *= c.s[idx];
+          }
         }
       }
     }
