@@ -90,9 +90,9 @@ class mpgan_message_passing {
   dense<T>& fn(int t, int l) { return fn_[t][l]; }
 
   /// @brief Training forward: y (N x out); b gives the jets (rows of x).
-  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "forward"); }
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "mpgan_message_passing::forward"); }
   /// @brief Inference (same computation; buffers reused across calls of the same sizes).
-  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "infer"); }
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "mpgan_message_passing::infer"); }
 
   /// @brief Adds parameter gradients for dy (N x out); writes dL/dx when dx is not null.
   void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
@@ -222,8 +222,7 @@ class mpgan_message_passing {
     g = (out.array() > T(0)).select(g, slope * g);
   }
 
-  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const char* what) const {
-    const std::string who = std::string("mpgan_message_passing::") + what;
+  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const char* who) const {
     check_cols(x, o_.in, who);
     HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
                  " rows");
@@ -257,9 +256,9 @@ class mpgan_message_passing {
       c.fn_act[t].resize(fn.size());
       // first edge layer from node-level products
       const long W1 = fe[0].out_features();
-      c.pa[t].noalias() = h * fe[0].weight().leftCols(F).transpose();
+      multiply_transposed(h, fe[0].weight().leftCols(F), c.pa[t]);
       c.pa[t].rowwise() += fe[0].bias().row(0);
-      c.pb[t].noalias() = h * fe[0].weight().middleCols(F, F).transpose();
+      multiply_transposed(h, fe[0].weight().middleCols(F, F), c.pb[t]);
       c.dist[t].resize(ne, 1);
       matrix<T>& z = c.fe_act[t][0];
       z.resize(ne, W1);
@@ -280,7 +279,7 @@ class mpgan_message_passing {
       for (std::size_t l = 1; l < fe.size(); ++l) {
         matrix<T>& o = c.fe_act[t][l];
         o.resize(ne, fe[l].out_features());
-        o.noalias() = c.fe_act[t][l - 1] * fe[l].weight().transpose();
+        multiply_transposed(c.fe_act[t][l - 1], fe[l].weight(), o);
         o.rowwise() += fe[l].bias().row(0);
         leaky(o, slope);
       }
@@ -304,7 +303,7 @@ class mpgan_message_passing {
         matrix<T>& o = c.fn_act[t][l];
         const matrix<T>& in = l == 0 ? c.nin[t] : c.fn_act[t][l - 1];
         o.resize(n, fn[l].out_features());
-        o.noalias() = in * fn[l].weight().transpose();
+        multiply_transposed(in, fn[l].weight(), o);
         o.rowwise() += fn[l].bias().row(0);
         if (l + 1 < fn.size() || (t + 1 == T_ && o_.final_activation)) leaky(o, slope);
       }
