@@ -58,7 +58,7 @@ void BM_pipeline_infer(benchmark::State& state) {
   auto& p = model();
   std::size_t edges = 0;
   for (auto _ : state) {
-    const auto out = p.run(ev);
+    const auto out = p.run(ev, tracking::track_builder::walkthrough);
     edges = static_cast<std::size_t>(out.filtered_graph.num_edges());
     benchmark::DoNotOptimize(out.labels.data());
   }

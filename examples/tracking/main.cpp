@@ -2,7 +2,7 @@
 // held-out toy events and on the real TrackML sample event (trained on toy events only).
 //
 //   example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] [--walkthrough | --cc]
-//                    [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] [--filter-cut X]
+//                    [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] [--filter-cut X] [--pt-min GEV]
 //
 // Track building: the walkthrough by default, connected components with --cc.
 // Writes DIR/event_display_xy.svg, DIR/event_display_rz.svg (real event, hits coloured by reconstructed track,
@@ -35,7 +35,7 @@ struct args {
   bool quick = false, walkthrough = true;
   std::string metrics_out, out_dir = "tracking_out", weights, trackml_prefix;
   int epochs = -1, train_events = -1;
-  double edge_cut = -1, filter_cut = -1;
+  double edge_cut = -1, filter_cut = -1, pt_min = 0.3;
 };
 
 args parse(int argc, char** argv) {
@@ -60,10 +60,11 @@ args parse(int argc, char** argv) {
     else if (s == "--edge-cut") a.edge_cut = std::atof(value().c_str());
     else if (s == "--filter-cut") a.filter_cut = std::atof(value().c_str());
     else if (s == "--train-events") a.train_events = std::atoi(value().c_str());
+    else if (s == "--pt-min") a.pt_min = std::atof(value().c_str());
     else {
       std::cerr << "usage: example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] "
                    "[--walkthrough | --cc] [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] "
-                   "[--filter-cut X]\n";
+                   "[--filter-cut X] [--pt-min GEV]\n";
       std::exit(s == "--help" ? 0 : 2);
     }
   }
@@ -140,6 +141,40 @@ void print_table(const std::string& title, const evaluation& e) {
               100 * e.tracks.duplicate_rate, e.tracks.tracks, e.score, e.ms, e.ms_tracks);
 }
 
+/// Sets the filter and edge cuts that maximise track efficiency minus fake rate over `events` (grids over the
+/// cuts that are free; the filter cut needs a GNN pass per value, the edge cut only track building).
+void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& events, tracking::track_builder builder,
+                 bool free_filter_cut, bool free_edge_cut) {
+  std::vector<double> filter_cuts{p.config().filter_cut}, edge_cuts{p.config().edge_cut};
+  if (free_filter_cut) filter_cuts = {0.05, 0.1, 0.2, 0.3, 0.5, 0.7};
+  if (free_edge_cut) edge_cuts = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  double best = -2, best_fc = p.config().filter_cut, best_ec = p.config().edge_cut;
+  for (double fc : filter_cuts) {
+    p.config().filter_cut = fc;
+    std::vector<tracking::pipeline_output<T>> outs;
+    std::vector<matrix<T>> features;
+    for (const auto& ev : events) outs.push_back(p.run(ev)), features.push_back(tracking::hit_features<T>(ev));
+    for (double ec : edge_cuts) {
+      std::size_t matched = 0, reconstructable = 0, fakes = 0, tracks = 0;
+      for (std::size_t k = 0; k < events.size(); ++k) {
+        const auto& o = outs[k];
+        const auto labels =
+            builder == tracking::track_builder::walkthrough
+                ? tracking::pipeline<T>::build_tracks_walkthrough(features[k], o.filtered_graph, o.edge_scores, T(ec))
+                : tracking::pipeline<T>::build_tracks_cc(o.filtered_graph, o.edge_scores, T(ec));
+        const auto m = tracking::evaluate_tracks(events[k], labels);
+        matched += m.matched, reconstructable += m.reconstructable, fakes += m.fakes, tracks += m.tracks;
+      }
+      const double eff = reconstructable ? double(matched) / double(reconstructable) : 0;
+      const double fake = tracks ? double(fakes) / double(tracks) : 0;
+      if (eff - fake > best) best = eff - fake, best_fc = fc, best_ec = ec;
+    }
+  }
+  p.config().filter_cut = best_fc, p.config().edge_cut = best_ec;
+  std::printf("cuts chosen on %zu validation event%s: filter cut %.2f, edge cut %.2f (efficiency - fake rate %.3f)\n",
+              events.size(), events.size() == 1 ? "" : "s", best_fc, best_ec, best);
+}
+
 /// Event display of one event: hits coloured by track, noise/unassigned grey, missed hits of reconstructable
 /// particles (pT > 1 GeV, >= 3 hits, not matched) marked in black.
 void event_display(const trackml::event& ev, const std::vector<index_t>& labels,
@@ -179,8 +214,11 @@ int run(int argc, char** argv) {
   fs::create_directories(a.out_dir);
   const bool quick = a.quick;
   const int n_train = a.train_events > 0 ? a.train_events : quick ? 4 : 12;
-  const int n_test = quick ? 1 : 3;
-  const int epochs = a.epochs > 0 ? a.epochs : quick ? 3 : 8;
+  const int n_test = quick ? 1 : 3, n_val = quick ? 1 : 2;
+  // epochs per stage: the filter and GNN steps are cheap, the embedding's are not
+  const int epochs_embed = a.epochs > 0 ? a.epochs : quick ? 3 : 6;
+  const int epochs_filter = a.epochs > 0 ? a.epochs : quick ? 3 : 20;
+  const int epochs_gnn = a.epochs > 0 ? a.epochs : quick ? 3 : 30;
 
   // --- simulation: training events with pile-up-like vertex spread, held-out 2000-particle test events
   toy::tracker_config train_cfg;
@@ -189,14 +227,18 @@ int run(int argc, char** argv) {
   train_cfg.noise_fraction = 0.15;
   toy::tracker_config test_cfg = train_cfg;
   test_cfg.num_particles = 2000;
+  // training spectrum reaches below the test spectrum's 0.5 GeV: real events have many soft particles
+  train_cfg.pt_min = a.pt_min;
   auto t_sim = std::chrono::steady_clock::now();
-  std::vector<trackml::event> train, test;
+  std::vector<trackml::event> train, val, test;
   for (int i = 0; i < n_train; ++i) train.push_back(toy::simulate_event(train_cfg, 1000 + i));
+  for (int i = 0; i < n_val; ++i) val.push_back(toy::simulate_event(test_cfg, 800000 + i));
   for (int i = 0; i < n_test; ++i) test.push_back(toy::simulate_event(test_cfg, 900000 + i));
   std::size_t train_hits = 0;
   for (const auto& ev : train) train_hits += ev.num_hits();
-  std::printf("simulated %d training events (%d particles, %zu hits in all) and %d test events (2000 particles) in "
-              "%.2f s\n", n_train, train_cfg.num_particles, train_hits, n_test, seconds_since(t_sim));
+  std::printf("simulated %d training events (%d particles, pT > %.2f GeV, %zu hits in all), %d validation and %d test "
+              "events (2000 particles) in %.2f s\n", n_train, train_cfg.num_particles, train_cfg.pt_min, train_hits, n_val,
+              n_test, seconds_since(t_sim));
 
   // --- real event
   std::string prefix = a.trackml_prefix;
@@ -225,21 +267,26 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "  %-9s epoch %3d  loss %.5f  (%.0f s)\n", stage.c_str(), epoch + 1, loss, seconds_since(t0));
     };
     tracking::train_options o;
-    o.epochs = epochs;
+    o.epochs = epochs_embed;
     o.lr = 1e-2;
+    o.hard_negatives = 2;
     loss_embed = tracking::train_embedding(p, train, o, progress);
+    o.epochs = epochs_filter;
     o.lr = 3e-3;
+    o.batch_edges = 2048;
     loss_filter = tracking::train_filter(p, train, o, progress);
+    o.epochs = epochs_gnn;
     loss_gnn = tracking::train_gnn(p, train, o, progress);
     train_seconds = seconds_since(t0);
     std::printf("trained all stages in %.1f s\n", train_seconds);
     p.save(a.out_dir + "/tracking.safetensors");
   }
 
-  // --- evaluation (cuts may be overridden after training or loading)
+  // --- cuts: given on the command line, or chosen on the validation events (never on the test events)
+  const auto builder = a.walkthrough ? tracking::track_builder::walkthrough : tracking::track_builder::connected_components;
   if (a.edge_cut >= 0) p.config().edge_cut = a.edge_cut;
   if (a.filter_cut >= 0) p.config().filter_cut = a.filter_cut;
-  const auto builder = a.walkthrough ? tracking::track_builder::walkthrough : tracking::track_builder::connected_components;
+  if (a.edge_cut < 0 || a.filter_cut < 0) choose_cuts(p, val, builder, a.filter_cut < 0, a.edge_cut < 0);
   const auto toy_eval = evaluate(p, test, builder);
   print_table(std::string("toy test events, 2000 particles, ") + (a.walkthrough ? "walkthrough" : "connected components"),
               toy_eval);
@@ -310,6 +357,8 @@ int run(int argc, char** argv) {
     j << "  \"toy.graph_edge_efficiency\": " << toy_eval.graph.efficiency << ",\n";
     j << "  \"toy.gnn_edge_efficiency\": " << toy_eval.gnn.efficiency << ",\n";
     j << "  \"toy.gnn_edge_purity\": " << toy_eval.gnn.purity << ",\n";
+    j << "  \"filter_cut\": " << p.config().filter_cut << ",\n";
+    j << "  \"edge_cut\": " << p.config().edge_cut << ",\n";
     j << "  \"train_seconds\": " << train_seconds << ",\n";
     j << "  \"infer_ms_per_event\": " << toy_eval.ms << ",\n";
     j << "  \"quick\": " << (quick ? "true" : "false") << "\n";

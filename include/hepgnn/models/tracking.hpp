@@ -7,7 +7,8 @@
 ///  2. graph: radius graph in the embedding (radius, max neighbours), kept as directed edges from the hit nearer
 ///     the origin to the farther one;
 ///  3. filter (optional): an MLP on edge features drops most fake edges cheaply;
-///  4. GNN: an interaction network classifies the remaining edges (weighted BCE or focal loss);
+///  4. GNN: an interaction network classifies the remaining edges (weighted BCE or focal loss); its logit is added
+///     to the filter logit of the edge, so it learns a correction to the filter's geometric decision;
 ///  5. track building: connected components over edges above a score cut, or a walkthrough that follows the
 ///     best-scored edge outward from each track start.
 /// All stages' weights go to one safetensors file, with the configuration in its metadata.
@@ -38,6 +39,7 @@
 #include "hepgnn/nn/interaction_network.hpp"
 #include "hepgnn/nn/mlp.hpp"
 #include "hepgnn/optim/adam.hpp"
+#include "hepgnn/optim/schedule.hpp"
 
 namespace hepgnn::tracking {
 
@@ -70,19 +72,42 @@ matrix<T> hit_features(const trackml::event& ev) {
   return f;
 }
 
-/// @brief Edge labels: 1 when both hits belong to the same particle (not noise), else 0; E x 1 in CSR order.
+namespace detail {
+/// Undirected edge set (sorted keys) for label lookups.
+struct edge_set {
+  std::vector<std::uint64_t> keys;
+  explicit edge_set(const edge_list& l) : keys(l.size()) {
+    for (std::size_t e = 0; e < l.size(); ++e) keys[e] = undirected_key(l.src[e], l.dst[e]);
+    std::sort(keys.begin(), keys.end());
+  }
+  bool contains(index_t a, index_t b) const { return std::binary_search(keys.begin(), keys.end(), undirected_key(a, b)); }
+};
+}  // namespace detail
+
+/// @brief Edge labels, E x 1 in CSR order: 1 when the edge joins two consecutive hits of one particle (an edge of
+/// `truth`, either direction), else 0. Edges that skip a hit of their particle are negatives: the walkthrough
+/// follows the best-scored edge, and a skip edge would split the particle into two tracks of half its hits each.
+template <class T>
+matrix<T> edge_truth(const trackml::event& ev, const graph& g, const edge_list& truth) {
+  HEPGNN_CHECK(static_cast<std::size_t>(g.num_nodes) == ev.num_hits(), "tracking::edge_truth: the graph has ",
+               g.num_nodes, " nodes, the event ", ev.num_hits(), " hits");
+  const auto n = static_cast<index_t>(ev.num_hits());
+  for (std::size_t e = 0; e < truth.size(); ++e)
+    HEPGNN_CHECK(truth.src[e] >= 0 && truth.src[e] < n && truth.dst[e] >= 0 && truth.dst[e] < n,
+                 "tracking::edge_truth: truth edge ", e, " (", truth.src[e], ", ", truth.dst[e], ") is out of range for ",
+                 n, " hits");
+  const detail::edge_set keys(truth);
+  matrix<T> y(g.num_edges(), 1);
+  for (index_t i = 0; i < g.num_nodes; ++i)
+    for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) y(e, 0) = T(keys.contains(g.sources[e], i) ? 1 : 0);
+  return y;
+}
+
+/// @brief edge_truth() against the event's truth graph (truth_edges()).
 template <class T>
 matrix<T> edge_truth(const trackml::event& ev, const graph& g) {
   HEPGNN_CHECK(ev.has_truth(), "tracking::edge_truth: the event has no truth");
-  HEPGNN_CHECK(static_cast<std::size_t>(g.num_nodes) == ev.num_hits(), "tracking::edge_truth: the graph has ",
-               g.num_nodes, " nodes, the event ", ev.num_hits(), " hits");
-  matrix<T> y(g.num_edges(), 1);
-  for (index_t i = 0; i < g.num_nodes; ++i)
-    for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
-      const auto p = ev.particle_id[g.sources[e]];
-      y(e, 0) = T(p != 0 && p == ev.particle_id[i] ? 1 : 0);
-    }
-  return y;
+  return edge_truth<T>(ev, g, truth_edges(ev));
 }
 
 /// @brief Configuration of all stages (saved in the weight file's metadata).
@@ -241,67 +266,74 @@ class pipeline {
   }
 
   /// @brief Orients and deduplicates the edges of g: src = the hit with the smaller r^2 + z^2 (ties: lower index).
+  /// Sources ascend within each destination. A bucket pass by destination and a sort per (short) bucket instead
+  /// of one sort of all edges.
   static graph orient_outward(const matrix<T>& features, const graph& g) {
-    std::vector<T> rho(static_cast<std::size_t>(features.rows()));
-    for (Eigen::Index i = 0; i < features.rows(); ++i)
-      rho[i] = features(i, 0) * features(i, 0) + features(i, 3) * features(i, 3);
-    std::vector<std::uint64_t> keys;
-    keys.reserve(g.sources.size());
-    for (index_t i = 0; i < g.num_nodes; ++i)
-      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
-        index_t a = g.sources[e], b = i;
-        if (a == b) continue;
-        if (rho[b] < rho[a] || (rho[b] == rho[a] && b < a)) std::swap(a, b);
-        // key sorted by destination first so from_edges keeps a deterministic order
-        keys.push_back((static_cast<std::uint64_t>(static_cast<std::uint32_t>(b)) << 32) | static_cast<std::uint32_t>(a));
-      }
-    std::sort(keys.begin(), keys.end());
-    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    std::vector<index_t> src(keys.size()), dst(keys.size());
-    for (std::size_t k = 0; k < keys.size(); ++k)
-      dst[k] = static_cast<index_t>(keys[k] >> 32), src[k] = static_cast<index_t>(keys[k] & 0xFFFFFFFFu);
-    return graph::from_edges(g.num_nodes, src, dst);
+    const index_t n = g.num_nodes;
+    std::vector<T> rho(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) rho[i] = features(i, 0) * features(i, 0) + features(i, 3) * features(i, 3);
+    const auto nearer = [&](index_t a, index_t b) { return rho[a] < rho[b] || (rho[a] == rho[b] && a < b); };
+    graph out;
+    out.num_nodes = n;
+    out.offsets.assign(static_cast<std::size_t>(n) + 1, 0);
+    for (index_t i = 0; i < n; ++i)
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+        if (const index_t s = g.sources[e]; s != i) ++out.offsets[(nearer(s, i) ? i : s) + 1];
+    std::partial_sum(out.offsets.begin(), out.offsets.end(), out.offsets.begin());
+    out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
+    std::vector<index_t> next(out.offsets.begin(), out.offsets.end() - 1);
+    for (index_t i = 0; i < n; ++i)
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+        if (const index_t s = g.sources[e]; s != i) {
+          if (nearer(s, i)) out.sources[next[i]++] = s;
+          else out.sources[next[s]++] = i;
+        }
+    // sort and deduplicate each bucket, compacting in place
+    index_t w = 0;
+    for (index_t i = 0; i < n; ++i) {
+      const auto b0 = out.sources.begin() + out.offsets[i], b1 = out.sources.begin() + out.offsets[i + 1];
+      std::sort(b0, b1);
+      const auto u = std::unique(b0, b1);
+      out.offsets[i] = w;
+      w = static_cast<index_t>(std::copy(b0, u, out.sources.begin() + w) - out.sources.begin());
+    }
+    out.offsets[n] = w;
+    out.sources.resize(static_cast<std::size_t>(w));
+    return out;
   }
 
   /// @brief Filter edge features (E x 17): source and destination hit features, then 10 dphi, 10 deta, the
   /// curvature proxy dphi / dr (per m, clipped to +-5), the z of the line through both hits at r = 0 (m, clipped to
   /// +-3), and the embedding distance / margin. dphi is wrapped into [-pi, pi).
   matrix<T> edge_features(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
-    constexpr int H = num_hit_features;
-    matrix<T> f(g.num_edges(), num_edge_features);
-    for (index_t i = 0; i < g.num_nodes; ++i)
-      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
-        const index_t s = g.sources[e];
-        f.row(e).template head<H>() = features.row(s);
-        f.row(e).template segment<H>(H) = features.row(i);
-        double dphi = std::numbers::pi * static_cast<double>(features(i, 5) - features(s, 5));
-        if (dphi >= std::numbers::pi) dphi -= 2 * std::numbers::pi;
-        if (dphi < -std::numbers::pi) dphi += 2 * std::numbers::pi;
-        const double dr = static_cast<double>(features(i, 0) - features(s, 0));
-        const double dz = static_cast<double>(features(i, 3) - features(s, 3));
-        const double deta = 3 * static_cast<double>(features(i, 4) - features(s, 4));
-        const double curv = std::abs(dr) > 1e-4 ? std::clamp(dphi / dr, -5.0, 5.0) : 0.0;
-        const double z0 = std::abs(dr) > 1e-4 ? std::clamp(static_cast<double>(features(s, 3)) -
-                                                                static_cast<double>(features(s, 0)) * dz / dr,
-                                                            -3.0, 3.0)
-                                              : 0.0;
-        f(e, 2 * H) = static_cast<T>(10 * dphi);
-        f(e, 2 * H + 1) = static_cast<T>(10 * deta);
-        f(e, 2 * H + 2) = static_cast<T>(curv);
-        f(e, 2 * H + 3) = static_cast<T>(z0);
-        f(e, 2 * H + 4) = (embedding.row(s) - embedding.row(i)).norm() / static_cast<T>(cfg_.margin);
-      }
+    matrix<T> f;
+    const auto dst = g.destinations();
+    fill_edge_features(features, embedding, g.sources.data(), dst.data(), 0, g.num_edges(), f);
     return f;
   }
 
-  /// @brief Stage 3: filter scores (sigmoid) of the edges of g.
-  vector<T> filter_scores(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
-    const matrix<T> ef = edge_features(features, embedding, g);
-    matrix<T> logits;
-    typename mlp<T>::cache c;
-    filter_->infer(ef, logits, c);
+  /// @brief Stage 3: filter logits of the edges of g. Runs over blocks of edges so that the features and hidden
+  /// activations stay in cache (the candidate graph has ~20 edges per hit).
+  vector<T> filter_logits(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
+    check_rows(embedding, features.rows(), "tracking::pipeline::filter_logits: embedding");
     vector<T> s(g.num_edges());
-    for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(logits(e, 0));
+    const auto dst = g.destinations();
+    constexpr index_t block = 2048;
+    matrix<T> ef, logits;
+    typename mlp<T>::cache c;
+    for (index_t e0 = 0; e0 < g.num_edges(); e0 += block) {
+      const index_t e1 = std::min(g.num_edges(), e0 + block);
+      fill_edge_features(features, embedding, g.sources.data(), dst.data(), e0, e1, ef);
+      filter_->infer(ef, logits, c);
+      s.segment(e0, e1 - e0) = logits.col(0);
+    }
+    return s;
+  }
+
+  /// @brief Stage 3: filter scores (sigmoid of filter_logits()) of the edges of g.
+  vector<T> filter_scores(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
+    vector<T> s = filter_logits(features, embedding, g);
+    for (index_t e = 0; e < s.size(); ++e) s[e] = sigmoid(s[e]);
     return s;
   }
 
@@ -321,15 +353,35 @@ class pipeline {
     return out;
   }
 
-  /// @brief Stage 4: GNN edge scores (sigmoid of the interaction network's logits), CSR order of g.
-  vector<T> edge_scores(const matrix<T>& features, const graph& g) const {
+  /// @brief Stage 4: GNN edge scores, CSR order of g: sigmoid(prior + interaction network logit). The prior is
+  /// the filter logit of each edge (empty: 0), so the GNN, which sees hit features only, learns a correction to
+  /// the filter, whose inputs include the geometric edge features (dphi, deta, curvature, z0).
+  vector<T> edge_scores(const matrix<T>& features, const graph& g, const vector<T>& prior = {}) const {
+    HEPGNN_CHECK(prior.size() == 0 || prior.size() == g.num_edges(), "tracking::pipeline::edge_scores: prior must be ",
+                 "empty or have one entry per edge (", g.num_edges(), "), got ", prior.size());
     vector<T> s(g.num_edges());
     if (g.num_edges() == 0) return s;
     matrix<T> logits;
     typename gnn_type::cache c;
     gnn_->infer(features, g, logits, c);
-    for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(logits(e, 0));
+    for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(logits(e, 0) + (prior.size() ? prior[e] : T(0)));
     return s;
+  }
+
+  /// @brief The filter stage of run(): keeps the edges of g with filter score >= filter_cut; returns the kept
+  /// graph, writes every edge's score to `scores` and the kept edges' logits (the GNN prior) to `prior`.
+  graph filter_graph(const matrix<T>& features, const matrix<T>& embedding, const graph& g, vector<T>& scores,
+                     vector<T>& prior) const {
+    const vector<T> logits = filter_logits(features, embedding, g);
+    scores.resize(logits.size());
+    for (index_t e = 0; e < logits.size(); ++e) scores[e] = sigmoid(logits[e]);
+    const T cut = static_cast<T>(cfg_.filter_cut);
+    index_t kept = 0;
+    for (index_t e = 0; e < scores.size(); ++e) kept += scores[e] >= cut;
+    prior.resize(kept);
+    for (index_t e = 0, k = 0; e < scores.size(); ++e)
+      if (scores[e] >= cut) prior[k++] = logits[e];
+    return select_edges(g, scores, cut);
   }
 
   /// @brief Stage 5a: connected components over the edges with score > cut; components of fewer than
@@ -398,14 +450,13 @@ class pipeline {
     auto t1 = clock::now();
     out.candidate_graph = build_graph(features, out.embedding);
     auto t2 = clock::now();
-    if (cfg_.use_filter) {
-      out.filter_scores = filter_scores(features, out.embedding, out.candidate_graph);
-      out.filtered_graph = select_edges(out.candidate_graph, out.filter_scores, static_cast<T>(cfg_.filter_cut));
-    } else {
+    vector<T> prior;
+    if (cfg_.use_filter)
+      out.filtered_graph = filter_graph(features, out.embedding, out.candidate_graph, out.filter_scores, prior);
+    else
       out.filtered_graph = out.candidate_graph;
-    }
     auto t3 = clock::now();
-    out.edge_scores = edge_scores(features, out.filtered_graph);
+    out.edge_scores = edge_scores(features, out.filtered_graph, prior);
     auto t4 = clock::now();
     out.labels = builder == track_builder::connected_components
                      ? build_tracks_cc(out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut))
@@ -433,6 +484,34 @@ class pipeline {
     return c;
   }
   static T sigmoid(T z) { return T(1) / (T(1) + std::exp(-z)); }
+  /// Filter features of the edges e0 .. e1 (src[e] -> dst[e]) into the rows of f.
+  void fill_edge_features(const matrix<T>& features, const matrix<T>& embedding, const index_t* src,
+                          const index_t* dst, index_t e0, index_t e1, matrix<T>& f) const {
+    constexpr int H = num_hit_features;
+    f.resize(e1 - e0, num_edge_features);
+    const T inv_margin = T(1) / static_cast<T>(cfg_.margin);
+    for (index_t e = e0; e < e1; ++e) {
+      const index_t s = src[e], i = dst[e], r = e - e0;
+      f.row(r).template head<H>() = features.row(s);
+      f.row(r).template segment<H>(H) = features.row(i);
+      double dphi = std::numbers::pi * static_cast<double>(features(i, 5) - features(s, 5));
+      if (dphi >= std::numbers::pi) dphi -= 2 * std::numbers::pi;
+      if (dphi < -std::numbers::pi) dphi += 2 * std::numbers::pi;
+      const double dr = static_cast<double>(features(i, 0) - features(s, 0));
+      const double dz = static_cast<double>(features(i, 3) - features(s, 3));
+      const double deta = 3 * static_cast<double>(features(i, 4) - features(s, 4));
+      const double curv = std::abs(dr) > 1e-4 ? std::clamp(dphi / dr, -5.0, 5.0) : 0.0;
+      const double z0 = std::abs(dr) > 1e-4 ? std::clamp(static_cast<double>(features(s, 3)) -
+                                                              static_cast<double>(features(s, 0)) * dz / dr,
+                                                          -3.0, 3.0)
+                                            : 0.0;
+      f(r, 2 * H) = static_cast<T>(10 * dphi);
+      f(r, 2 * H + 1) = static_cast<T>(10 * deta);
+      f(r, 2 * H + 2) = static_cast<T>(curv);
+      f(r, 2 * H + 3) = static_cast<T>(z0);
+      f(r, 2 * H + 4) = (embedding.row(s) - embedding.row(i)).norm() * inv_margin;
+    }
+  }
   static std::vector<index_t> relabel(const std::vector<index_t>& labels, index_t count, int min_hits) {
     std::vector<index_t> size(static_cast<std::size_t>(count), 0), id(static_cast<std::size_t>(count), -1);
     for (auto l : labels)
@@ -469,7 +548,16 @@ struct train_options {
   int batch_pairs = 512;      ///< embedding: positive pairs per step
   int batch_edges = 8192;     ///< filter: edges per step
   int gnn_sectors = 8;        ///< GNN: overlapping phi sectors per event, one step each
+  double final_lr_fraction = 0.05;  ///< lr follows a cosine over the epochs, from lr down to lr * this
   std::uint64_t seed = 7;
+
+  /// @brief Learning rate of epoch `epoch` (of `epochs`): cosine annealing to lr * final_lr_fraction.
+  double lr_at(int epoch) const {
+    HEPGNN_CHECK(lr >= 0 && final_lr_fraction >= 0, "tracking::train_options: lr and final_lr_fraction must be >= 0, ",
+                 "got ", lr, ", ", final_lr_fraction);
+    if (epochs <= 1) return lr;
+    return cosine_schedule{lr, epochs - 1, lr * final_lr_fraction}.lr_at(epoch);
+  }
 };
 
 /// @brief Progress report of one epoch: stage name, epoch, mean loss.
@@ -552,6 +640,7 @@ std::vector<double> train_embedding(pipeline<T>& p, const std::vector<trackml::e
   std::vector<double> history;
   std::vector<index_t> local;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    opt.set_lr(o.lr_at(epoch));
     double total = 0;
     long steps = 0;
     for (std::size_t k = 0; k < data.size(); ++k) {
@@ -631,7 +720,7 @@ std::vector<double> train_filter(pipeline<T>& p, const std::vector<trackml::even
     p.embed(d.features, emb);
     const graph g = p.build_graph(d.features, emb);
     feats.push_back(p.edge_features(d.features, emb, g));
-    labels.push_back(edge_truth<T>(*d.ev, g));
+    labels.push_back(edge_truth<T>(*d.ev, g, d.truth));
   }
   auto& net = p.filter_net();
   adam<T> opt({.lr = o.lr});
@@ -640,6 +729,7 @@ std::vector<double> train_filter(pipeline<T>& p, const std::vector<trackml::even
   matrix<T> logits, grad, xb, yb;
   std::vector<double> history;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    opt.set_lr(o.lr_at(epoch));
     double total = 0;
     long steps = 0;
     for (std::size_t k = 0; k < feats.size(); ++k) {
@@ -677,15 +767,16 @@ std::vector<double> train_gnn(pipeline<T>& p, const std::vector<trackml::event>&
   auto data = detail::prepare<T>(events, "tracking::train_gnn");
   // Each event's filtered graph is cut into `gnn_sectors` overlapping phi sectors: more, cheaper steps.
   std::vector<graph> graphs;
-  std::vector<matrix<T>> labels, feats;
+  std::vector<matrix<T>> labels, feats, priors;
   const int sectors = std::max(1, o.gnn_sectors);
   for (const auto& d : data) {
     matrix<T> emb;
     p.embed(d.features, emb);
     graph g = p.build_graph(d.features, emb);
-    if (p.config().use_filter)
-      g = pipeline<T>::select_edges(g, p.filter_scores(d.features, emb, g), static_cast<T>(p.config().filter_cut));
+    vector<T> prior, scores;
+    if (p.config().use_filter) g = p.filter_graph(d.features, emb, g, scores, prior);
     const auto dst = g.destinations();
+    const detail::edge_set truth(d.truth);
     const auto n = static_cast<std::size_t>(g.num_nodes);
     for (int sct = 0; sct < sectors; ++sct) {
       std::vector<index_t> local(n, -1), rows;
@@ -696,38 +787,44 @@ std::vector<double> train_gnn(pipeline<T>& p, const std::vector<trackml::event>&
         if (sectors == 1 || std::abs(dphi) <= 0.5 * width + 0.15)
           local[i] = static_cast<index_t>(rows.size()), rows.push_back(static_cast<index_t>(i));
       }
+      // edges stay in CSR order (destinations ascend), so the prior of edge k is sp[k]
       std::vector<index_t> src, dd;
+      std::vector<T> sp;
       for (std::size_t e = 0; e < g.sources.size(); ++e)
-        if (local[g.sources[e]] >= 0 && local[dst[e]] >= 0) src.push_back(local[g.sources[e]]), dd.push_back(local[dst[e]]);
+        if (local[g.sources[e]] >= 0 && local[dst[e]] >= 0) {
+          src.push_back(local[g.sources[e]]), dd.push_back(local[dst[e]]);
+          sp.push_back(prior.size() ? prior[static_cast<index_t>(e)] : T(0));
+        }
       if (src.empty()) continue;
       graph sg = graph::from_edges(static_cast<index_t>(rows.size()), src, dd);
       matrix<T> f(static_cast<Eigen::Index>(rows.size()), num_hit_features);
       for (std::size_t r = 0; r < rows.size(); ++r) f.row(static_cast<Eigen::Index>(r)) = d.features.row(rows[r]);
       matrix<T> y(sg.num_edges(), 1);
       for (index_t i = 0; i < sg.num_nodes; ++i)
-        for (index_t e = sg.offsets[i]; e < sg.offsets[i + 1]; ++e) {
-          const auto pa = d.ev->particle_id[rows[sg.sources[e]]], pb = d.ev->particle_id[rows[i]];
-          y(e, 0) = T(pa != 0 && pa == pb ? 1 : 0);
-        }
+        for (index_t e = sg.offsets[i]; e < sg.offsets[i + 1]; ++e)
+          y(e, 0) = T(truth.contains(rows[sg.sources[e]], rows[i]) ? 1 : 0);
       graphs.push_back(std::move(sg)), labels.push_back(std::move(y)), feats.push_back(std::move(f));
+      priors.push_back(Eigen::Map<const matrix<T>>(sp.data(), static_cast<Eigen::Index>(sp.size()), 1));
     }
   }
   auto& net = p.gnn();
   adam<T> opt({.lr = o.lr});
   typename pipeline<T>::gnn_type::cache cache;
-  matrix<T> logits, grad;
+  matrix<T> logits, total_logits, grad;
   std::vector<double> history;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    opt.set_lr(o.lr_at(epoch));
     double total = 0;
     for (std::size_t k = 0; k < graphs.size(); ++k) {
       if (graphs[k].num_edges() == 0) continue;
       net.forward(feats[k], graphs[k], logits, cache);
+      total_logits = logits + priors[k];  // the loss sees the score of edge_scores(); d/dlogits is the same
       T loss;
       if (o.focal) {
         const double pos = static_cast<double>(labels[k].sum()) / static_cast<double>(labels[k].size());
-        loss = binary_focal_loss(logits, labels[k], T(2), static_cast<T>(1 - pos), &grad);
+        loss = binary_focal_loss(total_logits, labels[k], T(2), static_cast<T>(1 - pos), &grad);
       } else {
-        loss = bce_with_logits(logits, labels[k], &grad, detail::auto_pos_weight(labels[k], o.pos_weight));
+        loss = bce_with_logits(total_logits, labels[k], &grad, detail::auto_pos_weight(labels[k], o.pos_weight));
       }
       zero_grad(net);
       net.backward(feats[k], graphs[k], logits, grad, cache, nullptr);
