@@ -9,6 +9,7 @@
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/error.hpp"
 #include "hepgnn/core/graph.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/parameter.hpp"
 #include "hepgnn/core/product.hpp"
 #include "hepgnn/core/rng.hpp"

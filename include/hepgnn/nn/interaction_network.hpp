@@ -30,6 +30,7 @@
 #endif
 
 #include "hepgnn/core/graph.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/nn/aggregate.hpp"
 #include "hepgnn/nn/dense.hpp"
@@ -428,14 +429,12 @@ class interaction_network {
     const index_t* offs = c.off;
     // small graphs stay on one thread: a parallel region costs more than a few blocks of work
     const bool big = nchunks > 1 && offs[c.block_node.back()] >= 4096;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && big)
-#endif
-    for (long k = 0; k < nchunks; ++k)
+    parallel_for<loop_schedule::dynamic_single>(nchunks, parallel && big, [&](long k) {
       for (index_t b = c.chunk_block[k]; b < c.chunk_block[k + 1]; ++b) {
         const long n0 = bn[b], n1 = bn[b + 1];
         fn(k, long(offs[n0]), long(offs[n1]), n0, n1, thread_id());
       }
+    });
   }
 
   void resize_parts(cache& c, long rows_a) {
@@ -470,18 +469,15 @@ class interaction_network {
     const long rows = a.rows();
     const long nchunks = std::clamp<long>(rows / 512, 1, max_chunks);
     c.part_n.resize(static_cast<std::size_t>(nchunks));
-  // a region whenever Eigen might thread the product (>= 2^16 multiply-adds): keeps it on one thread per chunk
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (rows * a.cols() * b.cols() >= (1L << 16))
-#endif
-    for (long k = 0; k < nchunks; ++k) {
+    // threaded whenever Eigen might thread the product (>= 2^16 multiply-adds): keeps it on one thread per chunk
+    parallel_for(nchunks, rows * a.cols() * b.cols() >= (1L << 16), [&](long k) {
       const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
       c.part_n[k].resize(a.cols(), b.cols());
       const auto ab = a.middleRows(r0, r1 - r0);
       const auto bb = b.middleRows(r0, r1 - r0);
       detail::block_mm(ab.cols(), bb.cols(), r1 - r0, ab.data(), 1, ab.outerStride(), bb.data(), bb.outerStride(),
                        c.part_n[k].data(), bb.cols(), false, false);
-    }
+    });
     for (long k = 0; k < nchunks; ++k) grad += c.part_n[k];
   }
   /// s[j] = sum of d rows over edges leaving j (deterministic gather through the source index).
@@ -490,14 +486,11 @@ class interaction_network {
     s.resize(n, H);
     const index_t* so = c.by_source.offsets.data();
     const index_t* se = c.by_source.edges.data();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * H >= detail::parallel_min_work)
-#endif
-    for (long j = 0; j < n; ++j) {
+    parallel_for(n, n * H >= detail::parallel_min_work, [&](long j) {
       T* sj = s.data() + j * H;
       std::fill(sj, sj + H, T(0));
       for (index_t q = so[j]; q < so[j + 1]; ++q) detail::row_add(sj, d.data() + long(se[q]) * H, H);
-    }
+    });
   }
 
   template <bool Train>
@@ -645,13 +638,10 @@ class interaction_network {
     const long rows = a.rows(), K = a.cols(), N = b.cols();
     if (!acc) c.resize(rows, N);
     const long nchunks = std::clamp<long>(rows / 256, 1, 256);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (rows * K * N >= (1L << 16))
-#endif
-    for (long k = 0; k < nchunks; ++k) {
+    parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
       const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
       detail::block_mm(r1 - r0, N, K, a.data() + r0 * K, K, 1, b.data(), N, c.data() + r0 * N, N, acc, relu);
-    }
+    });
   }
 
   /// z[r] = ps[src] + pd[dst] (pd holds the bias), optionally followed by ReLU.

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/lsh.hpp"
 #include "hepgnn/nn/aggregate.hpp"
@@ -322,10 +323,7 @@ class mlpf_graph_layer {
     const T inv2w2 = local ? static_cast<T>(0.5 / (o_.hash_kernel_width * o_.hash_kernel_width)) : T(0);
     const T k = static_cast<T>(o_.dist_mult), low = static_cast<T>(o_.clip_value_low);
     const long D = xd.cols();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) if (nchunks > 1 && n * D >= detail::parallel_min_work)
-#endif
-    for (index_t ch = 0; ch < nchunks; ++ch) {
+    parallel_for<loop_schedule::dynamic_single>(nchunks, n * D >= detail::parallel_min_work, [&](long ch) {
       const long p0 = c.bins.chunk_offsets[ch], m = c.bins.chunk_offsets[ch + 1] - p0;
       for (long r = 0; r < m; ++r) {
         const T* xa = xd.data() + long(perm[p0 + r]) * D;
@@ -348,7 +346,7 @@ class mlpf_graph_layer {
           }
         }
       }
-    }
+    });
     // GHConv layers
     const int L = o_.num_node_messages;
     c.xs.resize(L + 1);
