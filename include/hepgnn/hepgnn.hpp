@@ -16,6 +16,7 @@
 #include "hepgnn/core/tensor.hpp"
 
 #include "hepgnn/simd/distance.hpp"
+#include "hepgnn/simd/gemm.hpp"
 #include "hepgnn/simd/top_k.hpp"
 
 #include "hepgnn/graph/connected_components.hpp"

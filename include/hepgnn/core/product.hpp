@@ -1,28 +1,27 @@
 #pragma once
 /// @file product.hpp
-/// @brief y = x w^T for row-major feature matrices, choosing between Eigen's blocked GEMM and its
-/// coefficient-based product by size.
+/// @brief y = x w^T for row-major feature matrices.
 ///
-/// Why: Eigen's GEMM (with OpenMP) allocates a packing buffer and may fork threads on every call; for the small
-/// products of single-jet inference (tens of rows) that costs more than the arithmetic and breaks the
-/// "no allocation per inference call" rule. The coefficient-based (lazy) product is vectorised, allocation-free
-/// and faster there. Large products keep the blocked GEMM, whose per-call buffer is amortised.
+/// Matrices go to the register-blocked kernels of simd/gemm.hpp (AVX-512; Eigen elsewhere): no packing buffer
+/// allocated per call, no zero fill of y, and one code path for the tens of rows of single-jet inference and the
+/// tens of thousands of a training batch. Other Eigen expressions for w use Eigen's product.
+
+#include <type_traits>
 
 #include "hepgnn/core/tensor.hpp"
+#include "hepgnn/simd/gemm.hpp"
 
 namespace hepgnn {
-
-/// @brief Row count up to which products use the allocation-free coefficient-based kernel.
-inline constexpr Eigen::Index small_product_rows = 128;
 
 /// @brief y = x * w^T (y resized to x.rows() x w.rows()).
 template <class T, class W>
 void multiply_transposed(const matrix<T>& x, const W& w, matrix<T>& y) {
-  y.resize(x.rows(), w.rows());
-  if (x.rows() <= small_product_rows)
+  if constexpr (std::is_same_v<W, matrix<T>>) {
+    simd::linear_forward(x, w, nullptr, y);
+  } else {
+    y.resize(x.rows(), w.rows());
     y.noalias() = x.lazyProduct(w.transpose());
-  else
-    y.noalias() = x * w.transpose();
+  }
 }
 
 }  // namespace hepgnn

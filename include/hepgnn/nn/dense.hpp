@@ -6,6 +6,7 @@
 #include <string>
 
 #include "hepgnn/core/product.hpp"
+#include "hepgnn/simd/gemm.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/nn/layer.hpp"
 
@@ -54,18 +55,12 @@ class dense {
 
   void infer(const matrix<T>& x, matrix<T>& y, cache&) const {
     check_cols(x, in_features(), "dense: input x");
-    multiply_transposed(x, weight_, y);
-    if (has_bias_) y.rowwise() += bias_.row(0);
+    simd::linear_forward(x, weight_, has_bias_ ? bias_.data() : nullptr, y);
   }
 
   void backward(const matrix<T>& x, const matrix<T>&, const matrix<T>& dy, cache&, matrix<T>* dx) {
     check_shape(dy, x.rows(), out_features(), "dense: output gradient dy");
-    weight_grad_.noalias() += dy.transpose() * x;
-    if (has_bias_) add_column_sums(dy, bias_grad_.row(0));
-    if (dx) {
-      dx->resize(x.rows(), in_features());
-      dx->noalias() = dy * weight_;
-    }
+    simd::linear_backward(x, dy, weight_, weight_grad_, has_bias_ ? bias_grad_.data() : nullptr, dx);
   }
 
   template <class F>

@@ -9,6 +9,7 @@
 
 #include "hepgnn/nn/activation.hpp"
 #include "hepgnn/nn/dense.hpp"
+#include "hepgnn/simd/gemm.hpp"
 
 namespace hepgnn {
 
@@ -46,8 +47,10 @@ class mlp {
   using scalar = T;
   static constexpr int in_width = dynamic;
   static constexpr int out_width = dynamic;
+  /// Per linear layer i: pre[i] = x W^T + b and post[i] = its activation. A ReLU is fused into the product
+  /// (pre[i] stays empty), and the last layer writes y directly when it has no activation (post[n-1] empty).
   struct cache {
-    std::vector<matrix<T>> pre, post;  ///< per linear layer: x W^T + b, and after the activation
+    std::vector<matrix<T>> pre, post;
     matrix<T> grad[3];  ///< [0], [1]: linear-layer input gradients (alternating); [2]: pre-activation gradient
   };
 
@@ -73,14 +76,21 @@ class mlp {
     no_cache nc;
     for (std::size_t i = 0; i < n; ++i) {
       const matrix<T>& in = i == 0 ? x : c.post[i - 1];
-      layers_[i].infer(in, c.pre[i], nc);
-      if (activated(i)) {
+      const dense<T>& l = layers_[i];
+      const T* b = l.has_bias() ? l.bias().data() : nullptr;
+      if (fused_relu(i)) {
+        simd::linear_forward(in, l.weight(), b, c.post[i], true);
+      } else if (activated(i)) {
+        simd::linear_forward(in, l.weight(), b, c.pre[i]);
         detail::with_activation<T>(o_.activation, [&](auto p) {
           using P = decltype(p);
           hepgnn::activation<T, P>().infer(c.pre[i], c.post[i], nc);
         });
+      } else if (i + 1 < n) {  // activation_kind::none
+        simd::linear_forward(in, l.weight(), b, c.post[i]);
       } else {
-        c.post[i] = c.pre[i];
+        simd::linear_forward(in, l.weight(), b, y);
+        return;
       }
     }
     y = c.post[n - 1];
@@ -88,11 +98,15 @@ class mlp {
 
   void backward(const matrix<T>& x, const matrix<T>&, const matrix<T>& dy, cache& c, matrix<T>* dx) {
     const std::size_t n = layers_.size();
+    check_shape(dy, x.rows(), out_features(), "mlp: output gradient dy");
     no_cache nc;
     const matrix<T>* g = &dy;
     for (std::size_t j = n; j-- > 0;) {
       matrix<T>& gpre = c.grad[2];
-      if (activated(j)) {
+      if (fused_relu(j) && j == n - 1) {  // inner ReLUs are applied by the next layer's input gradient
+        gpre = (c.post[j].array() > T(0)).select(g->array(), T(0));
+        g = &gpre;
+      } else if (activated(j) && !fused_relu(j)) {
         detail::with_activation<T>(o_.activation, [&](auto p) {
           using P = decltype(p);
           hepgnn::activation<T, P>().backward(c.pre[j], c.post[j], *g, nc, &gpre);
@@ -100,7 +114,10 @@ class mlp {
         g = &gpre;
       }
       matrix<T>* gin = j == 0 ? dx : &c.grad[j % 2];
-      layers_[j].backward(j == 0 ? x : c.post[j - 1], c.pre[j], *g, nc, gin);
+      dense<T>& l = layers_[j];
+      simd::linear_backward(j == 0 ? x : c.post[j - 1], *g, l.weight(), l.weight_grad(),
+                            l.has_bias() ? l.bias_grad().data() : nullptr, gin,
+                            j > 0 && fused_relu(j - 1) ? &c.post[j - 1] : nullptr);
       g = gin;
     }
   }
@@ -114,6 +131,7 @@ class mlp {
   bool activated(std::size_t i) const {
     return o_.activation != activation_kind::none && (i + 1 < layers_.size() || o_.activate_last);
   }
+  bool fused_relu(std::size_t i) const { return activated(i) && o_.activation == activation_kind::relu; }
   std::vector<dense<T>> layers_;
   mlp_options o_;
 };
