@@ -237,6 +237,81 @@ TEST_CASE("edge_conv inference: tiles, threads and infer vs forward agree") {
   }
 }
 
+namespace {
+/// Fused inference (packed kernel) against the layer-by-layer tiles of a training forward, on a kNN graph plus
+/// nodes without incoming edges.
+template <class T, class Net>
+void check_fused_against_layers(Net nn, int f, double tol) {
+  rng gen(17);
+  const index_t graphs = 6, nodes = 31;
+  matrix<T> x(graphs * nodes + 3, f);
+  for (long i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(gen.normal());
+  const graph k = knn_graph(matrix<T>(x.topRows(graphs * nodes)), 7, batch::uniform(graphs, nodes));
+  graph g = k;  // three trailing nodes receive nothing
+  g.num_nodes += 3;
+  for (int i = 0; i < 3; ++i) g.offsets.push_back(g.offsets.back());
+  for (aggregation a : all_aggr) {
+    CAPTURE(to_string(a));
+    edge_conv<T, Net> conv(nn, a, 64);
+    typename edge_conv<T, Net>::cache c;
+    matrix<T> yf, yi;
+    conv.forward(x, g, yf, c);
+    conv.infer(x, g, yi, c);
+    CHECK(rel_diff(yi, yf) < tol);
+    CHECK(yi.bottomRows(3).norm() == 0);
+    // Inference keeps what the training forward left in the cache: backward after it is unchanged.
+    const matrix<T> dy = matrix<T>::Ones(yf.rows(), yf.cols());
+    matrix<T> dx1, dx2, y2;
+    conv.backward(x, g, yf, dy, c, &dx1);
+    typename edge_conv<T, Net>::cache c3;
+    conv.forward(x, g, y2, c3);
+    conv.backward(x, g, y2, dy, c3, &dx2);
+    CHECK(dx1 == dx2);
+    // The packed weights follow changes of any parameter between calls with the same cache.
+    conv.for_each_param("", [&](const std::string& name, parameter<T> p) {
+      CAPTURE(name);
+      p.value[0] += T(0.5);
+      matrix<T> again, fresh;
+      typename edge_conv<T, Net>::cache c2;
+      conv.infer(x, g, again, c);
+      conv.infer(x, g, fresh, c2);
+      CHECK(again == fresh);
+      CHECK(again != yi);
+      p.value[0] -= T(0.5);
+    });
+    // No edges at all.
+    graph empty;
+    empty.num_nodes = static_cast<index_t>(x.rows());
+    empty.offsets.assign(x.rows() + 1, 0);
+    conv.infer(x, empty, yi, c);
+    CHECK(yi.rows() == x.rows());
+    CHECK(yi.norm() == 0);
+  }
+}
+}  // namespace
+
+TEST_CASE("edge_conv fused inference equals the layer-by-layer path (widths, padding, ReLU placement)") {
+  rng gen(23);
+  {  // W5-like: three dense + ReLU, register-multiple widths (messages written in place)
+    using F = float;
+    using net3 = sequential<F, dense<F>, relu<F>, dense<F>, relu<F>, dense<F>, relu<F>>;
+    check_fused_against_layers<F>(net3(dense<F>(gen, 14, 32), relu<F>(), dense<F>(gen, 32, 64), relu<F>(),
+                                       dense<F>(gen, 64, 32), relu<F>()), 7, 1e-5);
+    using D = double;  // odd widths: padded columns and a copied last layer
+    using net3d = sequential<D, dense<D>, relu<D>, dense<D>, relu<D>, dense<D>, relu<D>>;
+    check_fused_against_layers<D>(net3d(dense<D>(gen, 10, 24), relu<D>(), dense<D>(gen, 24, 19), relu<D>(),
+                                        dense<D>(gen, 19, 13), relu<D>()), 5, 1e-12);
+  }
+  {  // one dense + ReLU: the gather is the whole net (padded 20 -> 32 columns)
+    using net1 = sequential<float, dense<float>, relu<float>>;
+    check_fused_against_layers<float>(net1(dense<float>(gen, 6, 20), relu<float>()), 3, 1e-5);
+  }
+  {  // no ReLU at all, narrow output (padding and copy)
+    using net2 = sequential<double, dense<double>, dense<double>>;
+    check_fused_against_layers<double>(net2(dense<double>(gen, 8, 16, false), dense<double>(gen, 16, 5)), 4, 1e-12);
+  }
+}
+
 TEST_CASE("segment reductions: brute force, empty nodes and max routing") {
   rng gen(5);
   std::vector<index_t> src, dst;

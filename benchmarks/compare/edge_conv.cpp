@@ -1,10 +1,11 @@
 // W2 of shared/benchmarks/WORKLOADS.md in hepgnn: EdgeConv (PyG semantics) on the exact W1d kNN graph
 // (512 graphs x 64 nodes, k = 16), F_in = 64, h = ReLU(Linear2(ReLU(Linear1([x_i, x_j - x_i])))), mean or max.
 // Usage: compare_edge_conv W2/{infer,train}/{mean,max}   (prints `<workload> hepgnn <threads> <median_s>`;
-// the reference checksum (sum, sum |.|, out[0][:4]) goes to stderr).
+// the reference checksum (sum, sum |.|, out[0][:4]) and the peak resident memory go to stderr).
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <sys/resource.h>
 #include <vector>
 #include <algorithm>
 #include <string>
@@ -19,6 +20,13 @@
 #include "rb.hpp"
 
 using namespace hepgnn;
+/// Peak resident set size of this process so far (getrusage), MiB.
+double max_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // kilobytes on Linux
+}
+
 using net = sequential<float, dense<float, 128, 64>, relu<float>, dense<float, 64, 64>, relu<float>>;
 
 /// The exact W1d graph: 16 nearest (self excluded) within each 64-node graph, squared distances in double,
@@ -72,7 +80,10 @@ int main(int argc, char** argv) {
     }
     cpu.push_back(cpu_now() - a);
   };
+  const double setup_rss = max_rss_mib();  // inputs, graph and weights: before the first call
   const double s = rb::median_seconds(step);
+  std::fprintf(stderr, "%s hepgnn: max RSS %.1f MiB (%.1f MiB before the first call)\n", w.c_str(), max_rss_mib(),
+               setup_rss);
   std::sort(cpu.begin(), cpu.end());
   std::fprintf(stderr, "%s: median process CPU time per call %.4g s (%d threads)\n", w.c_str(), cpu[cpu.size() / 2], threads);
   std::fprintf(stderr, "%s checksum: sum %.6g sum|.| %.6g out[0][:4] %.6g %.6g %.6g %.6g\n", w.c_str(), double(y.sum()),

@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """W2 of shared/benchmarks/WORKLOADS.md in PyTorch: EdgeConv (PyG semantics) on the exact W1d kNN graph.
 
-Usage: edge_conv.py W2/{infer,train}/{mean,max}
+Usage: edge_conv.py W2/{infer,train}/{mean,max} [FORM]   (FORM: run only that form, e.g. for its peak memory)
 Prints `<workload> torch-<form> <threads> <median_s>` for the three forms of WORKLOADS.md:
   scatter           gather x_i, x_j per edge, MLP on every edge, scatter_reduce
   decomposed        Linear1 split as (W1a - W1b) x_i + W1b x_j + b1 per node, gathered per edge
   decomposed+dense  as decomposed, aggregation by reshaping the messages to (N, 16, 64) (fixed in-degree)
-The checksum (sum, sum |.|, out[0][:4]) of the scatter form goes to stderr.
+The checksum (sum, sum |.|, out[0][:4]) of the first form run and the peak resident memory go to stderr.
 """
+import resource
 import sys
 import time
 
@@ -30,6 +31,10 @@ def w1d_graph():
     src = (order + (np.arange(G) * NPG)[:, None, None]).reshape(-1)
     dst = np.repeat(np.arange(G * NPG), K)
     return torch.from_numpy(src.astype(np.int64)), torch.from_numpy(dst.astype(np.int64))
+
+
+def max_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
 
 
 def main():
@@ -67,8 +72,14 @@ def main():
         m = messages_decomposed(x, *ps).view(n, K, 64)
         return m.mean(1) if aggr == "mean" else m.amax(1)
 
+    forms = [("scatter", scatter), ("decomposed", decomposed), ("decomposed+dense", decomposed_dense)]
+    if len(sys.argv) > 2:
+        forms = [f for f in forms if f[0] == sys.argv[2]]
+        if not forms:
+            sys.exit(f"unknown form {sys.argv[2]} (scatter, decomposed, decomposed+dense)")
+    setup_rss = max_rss_mib()
     out = None
-    for name, fn in [("scatter", scatter), ("decomposed", decomposed), ("decomposed+dense", decomposed_dense)]:
+    for name, fn in forms:
         if train:
             x = x0.clone().requires_grad_(True)
             ps = [p.clone().requires_grad_(True) for p in params]
@@ -95,6 +106,8 @@ def main():
         if out is None:
             with torch.no_grad():
                 out = fn(x0, *params)
+    print(f"{w} torch ({', '.join(f[0] for f in forms)}): max RSS {max_rss_mib():.1f} MiB "
+          f"({setup_rss:.1f} MiB before the first call)", file=sys.stderr)
     print(f"{w} checksum: sum {out.sum().item():.6g} sum|.| {out.abs().sum().item():.6g} out[0][:4] "
           + " ".join(f"{v:.6g}" for v in out[0, :4].tolist()), file=sys.stderr)
 

@@ -2,14 +2,13 @@
 // BatchNorm-free network (two EdgeConv blocks with kNN, k = 7, mean aggregation, linear shortcut; mean pool;
 // Linear-ReLU-Linear; softmax), one thread, batch size 1.
 // Usage: compare_latency W5   prints `W5 hepgnn 1 <median_s>`; stderr: the output probabilities and the heap
-// allocations counted (global operator new) over the timed calls after warm-up (must be 0).
+// allocations counted (malloc and friends, see below) over the timed calls after warm-up (must be 0).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -23,29 +22,39 @@
 #include "hepgnn/nn/pooling.hpp"
 #include "rb.hpp"
 
-// Counting global allocator: every heap allocation of the program goes through here.
+// Counting allocator: every heap allocation of the process (operator new, Eigen's aligned_malloc, libgomp, ...)
+// goes through malloc/calloc/realloc/memalign, so the program defines them (glibc's own functions underneath;
+// this replaces the preloaded jemalloc for this process, which matters only if something allocates per call).
 static std::atomic<long> g_allocations{0};
-void* operator new(std::size_t n) {
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+void __libc_free(void*);
+void* malloc(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
+  return __libc_malloc(n);
 }
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, std::align_val_t a) {
+void* calloc(std::size_t n, std::size_t s) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t al = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
+  return __libc_calloc(n, s);
 }
-void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void* realloc(void* p, std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, n);
+}
+void* memalign(std::size_t a, std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(a, n);
+}
+void* aligned_alloc(std::size_t a, std::size_t n) { return memalign(a, n); }
+int posix_memalign(void** p, std::size_t a, std::size_t n) {
+  *p = memalign(a, n);
+  return *p ? 0 : 12;  // ENOMEM
+}
+void free(void* p) { __libc_free(p); }
+}
 
 using namespace hepgnn;
 
@@ -138,7 +147,10 @@ int main(int argc, char** argv) {
   lite_net::buffers c;
   const batch b = batch::single(30);
   matrix<float> prob;
-  for (int i = 0; i < 200; ++i) net.infer(points, features, b, prob, c);
+  const long cold = g_allocations.load();
+  net.infer(points, features, b, prob, c);
+  const long first_call = g_allocations.load() - cold;  // > 0: shows the counter sees the buffers being sized
+  for (int i = 1; i < 200; ++i) net.infer(points, features, b, prob, c);
   std::vector<double> t(2000), cpu(2000);
   auto cpu_now = [] {
     timespec ts;
@@ -156,8 +168,11 @@ int main(int argc, char** argv) {
   std::sort(cpu.begin(), cpu.end());
   const long allocs = g_allocations.load() - before;
   std::sort(t.begin(), t.end());
-  std::fprintf(stderr, "%s: probabilities %.6f %.6f; heap allocations in 2000 timed calls: %ld; min %.3g us, max %.3g us; median thread CPU time %.3g us\n",
-               w.c_str(), double(prob(0, 0)), double(prob(0, 1)), allocs, t.front() * 1e6, t.back() * 1e6, cpu[cpu.size() / 2] * 1e6);
+  std::fprintf(stderr,
+               "%s: probabilities %.6f %.6f; heap allocations: first call %ld, 2000 timed calls %ld; min %.3g us, "
+               "max %.3g us; median thread CPU time %.3g us\n",
+               w.c_str(), double(prob(0, 0)), double(prob(0, 1)), first_call, allocs, t.front() * 1e6,
+               t.back() * 1e6, cpu[cpu.size() / 2] * 1e6);
   rb::report(w, "hepgnn", 1, t[t.size() / 2]);
-  return allocs == 0 ? 0 : 1;
+  return allocs == 0 && first_call > 0 ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -20,6 +21,7 @@
 #include "hepgnn/nn/graph_layer.hpp"
 #include "hepgnn/nn/layer.hpp"
 #include "hepgnn/nn/sequential.hpp"
+#include "hepgnn/simd/arch.hpp"
 
 namespace hepgnn {
 
@@ -143,6 +145,134 @@ struct all_row_local;
 template <class... Ls>
 struct all_row_local<std::tuple<Ls...>> : std::bool_constant<(row_local<Ls>::value && ...)> {};
 
+/// ReLU layers and dense layers: the edge-net tails the fused inference kernel runs.
+template <class L>
+struct is_relu_layer : std::false_type {};
+template <class T>
+struct is_relu_layer<activation<T, act::relu>> : std::true_type {};
+template <class L>
+struct is_dense_layer : std::false_type {};
+template <class T, int I, int O>
+struct is_dense_layer<dense<T, I, O>> : std::true_type {};
+
+/// Layout of a dense/ReLU tail for the fused kernel: how many dense layers, whether a ReLU comes before the
+/// first one (applied in the gather) and after each one (applied in the product's epilogue).
+template <class Tail>
+struct dense_relu_plan {
+  static constexpr bool valid = false;
+};
+template <class... Ls>
+struct dense_relu_plan<std::tuple<Ls...>> {
+  static constexpr bool valid = ((is_dense_layer<Ls>::value || is_relu_layer<Ls>::value) && ...);
+  static constexpr std::size_t denses = (std::size_t(is_dense_layer<Ls>::value) + ... + 0);
+  static constexpr bool lead_relu = [] {
+    constexpr bool d[] = {is_dense_layer<Ls>::value..., true};
+    constexpr bool r[] = {is_relu_layer<Ls>::value..., false};
+    for (std::size_t i = 0; !d[i]; ++i)
+      if (r[i]) return true;
+    return false;
+  }();
+  /// relu_after[j]: a ReLU follows dense j (before the next dense or the end).
+  static constexpr std::array<bool, denses + 1> relu_after = [] {
+    constexpr bool d[] = {is_dense_layer<Ls>::value..., false};
+    constexpr bool r[] = {is_relu_layer<Ls>::value..., false};
+    std::array<bool, denses + 1> out{};
+    long j = -1;
+    for (std::size_t i = 0; i < sizeof...(Ls); ++i) {
+      if (d[i]) ++j;
+      else if (r[i] && j >= 0) out[static_cast<std::size_t>(j)] = true;
+    }
+    return out;
+  }();
+};
+
+/// One register tile of the fused product: Mr rows x NV registers of C = act(B[K] + sum_k a(m, k) B[k]),
+/// a(m, k) = A[m * lda + k]; B row k at B + k * ldb, row K is the bias.
+template <class T, int Mr, int NV>
+inline void fused_mm_tile(const T* A, long lda, const T* B, long ldb, long K, T* C, long ldc, bool relu) {
+  using V = xsimd::batch<T, simd::native>;
+  constexpr long L = static_cast<long>(V::size);
+  V c[Mr][NV];
+  for (int v = 0; v < NV; ++v) {
+    const V bias = V::load_unaligned(B + K * ldb + v * L);
+    for (int m = 0; m < Mr; ++m) c[m][v] = bias;
+  }
+  for (long k = 0; k < K; ++k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = V::load_unaligned(B + k * ldb + v * L);
+    for (int m = 0; m < Mr; ++m) {
+      const V a(A[m * lda + k]);
+      for (int v = 0; v < NV; ++v) c[m][v] = xsimd::fma(a, b[v], c[m][v]);
+    }
+  }
+  for (int m = 0; m < Mr; ++m)
+    for (int v = 0; v < NV; ++v) (relu ? xsimd::max(c[m][v], V(T(0))) : c[m][v]).store_unaligned(C + m * ldc + v * L);
+}
+
+template <class T, int NV>
+inline void fused_mm_panel(long M, const T* A, long lda, const T* B, long ldb, long K, T* C, long ldc, bool relu) {
+  constexpr int Mr = NV >= 4 ? 6 : NV == 3 ? 8 : 12;  // <= 24 accumulators: they, B and a broadcast fit 32 registers
+  long m = 0;
+  for (; m + Mr <= M; m += Mr) fused_mm_tile<T, Mr, NV>(A + m * lda, lda, B, ldb, K, C + m * ldc, ldc, relu);
+  // Remaining rows in tiles of 8, 4, 2, 1 (single rows would be bound by their B loads).
+  auto rest = [&]<int R>(std::integral_constant<int, R>) {
+    if (R < Mr && M - m >= R) {
+      fused_mm_tile<T, R, NV>(A + m * lda, lda, B, ldb, K, C + m * ldc, ldc, relu);
+      m += R;
+    }
+  };
+  rest(std::integral_constant<int, 8>{});
+  rest(std::integral_constant<int, 4>{});
+  rest(std::integral_constant<int, 2>{});
+  rest(std::integral_constant<int, 1>{});
+}
+
+/// @brief C (M x N, row stride ldc) = act(A W^T + b) with the weights packed as `wt` = [W^T; b] ((K + 1) x N,
+/// N a multiple of the SIMD width, zero-padded columns): register-tiled, no packing of A, bias and ReLU applied
+/// in registers. Each output element sums over k in order, so results do not depend on how rows are split.
+template <class T>
+void fused_mm(long M, const T* A, long lda, const matrix<T>& wt, T* C, long ldc, bool relu) {
+  constexpr long L = simd::lanes<T, simd::native>();
+  const long K = wt.rows() - 1, N = wt.cols();
+  for (long n0 = 0; n0 < N; n0 += 4 * L) {
+    const T* B = wt.data() + n0;
+    switch (std::min<long>(4, (N - n0) / L)) {
+      case 1: fused_mm_panel<T, 1>(M, A, lda, B, N, K, C + n0, ldc, relu); break;
+      case 2: fused_mm_panel<T, 2>(M, A, lda, B, N, K, C + n0, ldc, relu); break;
+      case 3: fused_mm_panel<T, 3>(M, A, lda, B, N, K, C + n0, ldc, relu); break;
+      default: fused_mm_panel<T, 4>(M, A, lda, B, N, K, C + n0, ldc, relu); break;
+    }
+  }
+}
+
+/// Width rounded up to whole SIMD registers.
+template <class T>
+constexpr long simd_padded(long n) {
+  constexpr long L = simd::lanes<T, simd::native>();
+  return (n + L - 1) / L * L;
+}
+
+/// False when m equals `copy` bit for bit (same shape); otherwise copy = m and true.
+template <class T>
+bool refresh_copy(const matrix<T>& m, matrix<T>& copy) {
+  if (copy.rows() == m.rows() && copy.cols() == m.cols() &&
+      (m.size() == 0 || std::memcmp(copy.data(), m.data(), sizeof(T) * static_cast<std::size_t>(m.size())) == 0))
+    return false;
+  copy = m;
+  return true;
+}
+
+/// [w^T; b] of a dense layer into wt ((in + 1) x simd_padded(out), zero padding).
+template <class T, int I, int O>
+void pack_dense(const dense<T, I, O>& d, matrix<T>& wt) {
+  const long in = d.in_features(), out = d.out_features();
+  const long np = simd_padded<T>(out);
+  wt.resize(in + 1, np);
+  wt.rightCols(np - out).setZero();
+  wt.topLeftCorner(in, out) = d.weight().transpose();
+  if (d.has_bias()) wt.row(in).head(out) = d.bias().row(0); else wt.row(in).head(out).setZero();
+}
+
 }  // namespace detail
 
 /// @brief EdgeConv (Wang et al., PyTorch Geometric `EdgeConv(nn, aggr)`): x_i' = AGG_{j -> i} h([x_i, x_j - x_i]).
@@ -151,9 +281,12 @@ struct all_row_local<std::tuple<Ls...>> : std::bool_constant<(row_local<Ls>::val
 /// sequential whose first layer is a dense, that first map is split over nodes,
 /// W [x_i, x_j - x_i] + b = (W_a - W_b) x_i + b + W_b x_j, so the edge-level work of the first layer is a
 /// gather-add instead of an edge GEMM. Inference runs fused over tiles of about `tile_edges` edges (whole
-/// destination nodes; edge messages never leave the cache). Training does the same when the layers after the
-/// split dense are dense/activation layers (backward recomputes each tile); otherwise (e.g. BatchNorm, whose
-/// batch statistics need every edge) it keeps whole E x width matrices. Results do not depend on the thread count.
+/// destination nodes; edge messages never leave the cache). When the layers after the split dense are dense and
+/// ReLU layers only (the usual edge MLP), inference packs [W^T; b] once per call and runs each tile through a
+/// register-tiled kernel with bias and ReLU in registers, a few dozen edge rows at a time (detail::fused_mm).
+/// Training tiles the same way (layer by layer) when the layers after the split dense are dense/activation layers
+/// (backward recomputes each tile); otherwise (e.g. BatchNorm, whose batch statistics need every edge) it keeps
+/// whole E x width matrices. Results do not depend on the thread count.
 /// Nodes without incoming edges get 0 (PyG). Max routes the gradient to the arg-max edge.
 /// Parameters: "nn.<name>" for every parameter of NN (PyG's EdgeConv.nn).
 template <class T, class NN>
@@ -164,6 +297,11 @@ class edge_conv {
   /// Split and every later layer row-local: training runs over edge tiles too (recomputing the tile in backward)
   /// instead of materialising E x width matrices.
   static constexpr bool tiled_training = split && detail::all_row_local<typename detail::split_first_dense<NN>::tail>::value;
+  /// Split and the later layers are dense/ReLU only: inference uses the fused kernel (detail::fused_mm).
+  using plan = detail::dense_relu_plan<typename detail::split_first_dense<NN>::tail>;
+  static constexpr bool fused = split && plan::valid;
+  /// Edge rows per pass of the fused kernel through all layers (their activations stay in L1).
+  static constexpr long fused_rows = 48;
 
  public:
   using scalar = T;
@@ -182,15 +320,27 @@ class edge_conv {
     matrix<T> in;  ///< edge inputs of the tile (split: first-layer pre-activations; else [x_i, x_j - x_i])
     tail_cache tc;
     nn_cache nc;
-    matrix<T> out;  ///< messages of the tile (generic path)
+    matrix<T> out;  ///< messages of the tile (generic and fused paths)
     matrix<T> dmsg, din;  ///< tiled training: message and edge-input gradients of the tile
+    matrix<T> mid[2];     ///< fused inference: activations of fused_rows edges between layers
   };
+  struct empty_packs {};
+  /// Fused inference: [W^T; b] of every dense after the split one, columns padded to whole registers.
+  using packs = std::conditional_t<fused, std::array<matrix<T>, fused ? plan::denses : 0>, empty_packs>;
+  /// Fused inference: weight and bias of every dense (the split one first) as they were when last packed.
+  using pack_sources =
+      std::conditional_t<fused, std::array<matrix<T>, fused ? 2 * (plan::denses + 1) : 0>, empty_packs>;
 
  public:
   /// @brief What a training forward records for backward (owned by the caller, reused across calls).
   struct cache {
     matrix<T> ab;  ///< split: [A; B] = [W_a - W_b; W_b], 2H x F
     matrix<T> pq;  ///< split: [x A^T + b, x B^T], N x 2H
+    matrix<T> abt;  ///< fused inference: [A^T, B^T; b, 0] packed for detail::fused_mm
+    matrix<T> fused_pq;  ///< fused inference: pq with each half padded to whole registers (pq stays for backward)
+    packs packed;
+    pack_sources packed_from;
+    long fused_out = 0;  ///< fused inference: message width
     matrix<T> ein;  ///< edge inputs (E x 2F generic, E x H split)
     tail_cache tc;
     nn_cache nc;
@@ -377,7 +527,13 @@ class edge_conv {
 
   /// The fused loop over edge tiles: inference, and the training forward of tiled_training (records arg-max).
   void tiled(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c, bool record) {
-    if constexpr (split) node_terms(x, c);
+    // Training keeps the layer-by-layer tile (its backward recomputes tiles the same way).
+    const bool fast = fused && !record;
+    if constexpr (fused) {
+      if (fast) fused_node_terms(x, c); else node_terms(x, c);
+    } else if constexpr (split) {
+      node_terms(x, c);
+    }
     int nthreads = 1;
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
@@ -389,9 +545,18 @@ class edge_conv {
     index_t rows = 0;
     for (index_t t = 0; t < ntiles; ++t) rows = std::max(rows, g.offsets[c.tiles[t + 1]] - g.offsets[c.tiles[t]]);
     c.tile_rows = rows;
+    auto tile = [&](index_t n0, index_t n1, tile_buffers& b) -> const matrix<T>& {
+      if constexpr (fused)
+        if (fast) {
+          fused_tile(g, n0, n1, rows, c, b);
+          return b.out;
+        }
+      run_tile(nn_, x, g, n0, n1, rows, c, b);
+      return tile_result(b);
+    };
     // Tile 0 first: it fixes the output width (an empty graph runs an empty tile for it).
-    run_tile(nn_, x, g, c.tiles[0], c.tiles[ntiles > 0 ? 1 : 0], rows, c, c.threads[0]);
-    const long fo = tile_result(c.threads[0]).cols();
+    const matrix<T>& first_msg = tile(c.tiles[0], c.tiles[ntiles > 0 ? 1 : 0], c.threads[0]);
+    const long fo = first_msg.cols();
     y.resize(x.rows(), fo);
     index_t* arg = nullptr;
     if (record && aggr_ == aggregation::max) {
@@ -399,19 +564,25 @@ class edge_conv {
       arg = c.argmax.data();
     }
     if (ntiles == 0) return;
-    detail::reduce_tile(g, c.tiles[0], c.tiles[1], tile_result(c.threads[0]), aggr_, y, arg);
-    if (ntiles < 2) return;  // one tile (a jet): no OpenMP runtime call at all
+    detail::reduce_tile(g, c.tiles[0], c.tiles[1], first_msg, aggr_, y, arg);
+    auto rest = [&](index_t t, int me) {
+      const matrix<T>& msg = tile(c.tiles[t], c.tiles[t + 1], c.threads[me]);
+      detail::reduce_tile(g, c.tiles[t], c.tiles[t + 1], msg, aggr_, y, arg);
+    };
+    // Small graphs (a few jets) stay out of the OpenMP runtime: even a region whose `if` is false allocates.
+    if (ntiles <= 2 || long(g.num_edges()) * fo < detail::parallel_min_work) {
+      for (index_t t = 1; t < ntiles; ++t) rest(t, 0);
+      return;
+    }
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (ntiles > 2 && long(g.num_edges()) * fo >= detail::parallel_min_work)
+#pragma omp parallel for schedule(static)
 #endif
     for (index_t t = 1; t < ntiles; ++t) {
       int me = 0;
 #ifdef _OPENMP
       me = omp_get_thread_num();
 #endif
-      tile_buffers& b = c.threads[me];
-      run_tile(nn_, x, g, c.tiles[t], c.tiles[t + 1], rows, c, b);
-      detail::reduce_tile(g, c.tiles[t], c.tiles[t + 1], tile_result(b), aggr_, y, arg);
+      rest(t, me);
     }
   }
 
@@ -500,6 +671,112 @@ class edge_conv {
       std::as_const(net).infer(b.in, b.out, b.nc);
     }
   }
+  /// Fused inference: packs [A^T, B^T; b, 0] and every later dense's [W^T; b] (only when a weight changed since
+  /// the last call with this cache: repeated inference skips the transpositions), then fused_pq = [x A^T + b, x B^T]
+  /// with each half padded to whole registers (padding columns are 0).
+  void fused_node_terms(const matrix<T>& x, cache& c) const requires fused {
+    const auto& d = first();
+    const long h = d.out_features(), f = x.cols(), hp = detail::simd_padded<T>(h);
+    bool stale = false;
+    std::size_t s = 0;
+    auto seen = [&](const auto& l) {
+      stale |= detail::refresh_copy(l.weight(), c.packed_from[s++]);
+      stale |= detail::refresh_copy(l.bias(), c.packed_from[s++]);
+    };
+    seen(d);
+    for_each_tail_dense([&](const auto& l) { seen(l); });
+    if (stale) {
+      c.abt.resize(f + 1, 2 * hp);
+      c.abt.setZero();
+      c.abt.topLeftCorner(f, h) = (d.weight().leftCols(f) - d.weight().rightCols(f)).transpose();
+      c.abt.block(0, hp, f, h) = d.weight().rightCols(f).transpose();
+      if (d.has_bias()) c.abt.row(f).head(h) = d.bias().row(0);
+      std::size_t j = 0;
+      for_each_tail_dense([&](const auto& l) {
+        detail::pack_dense(l, c.packed[j++]);
+        c.fused_out = l.out_features();
+      });
+    }
+    const long n = x.rows();
+    c.fused_pq.resize(n, 2 * hp);
+    constexpr long block = 96;  // rows per task: a multiple of every register-tile height
+    const long blocks = (n + block - 1) / block;
+    auto rows = [&](long k) {
+      const long r0 = k * block;
+      T* out = c.fused_pq.data() + r0 * 2 * hp;
+      detail::fused_mm(std::min(block, n - r0), x.data() + r0 * f, f, c.abt, out, 2 * hp, false);
+    };
+    if (blocks < 2 || n * f * hp < detail::parallel_min_work * 16) {  // a jet: no OpenMP runtime call (it allocates)
+      for (long k = 0; k < blocks; ++k) rows(k);
+      return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long k = 0; k < blocks; ++k) rows(k);
+  }
+
+  /// Calls f(layer) for every dense layer after the split one, in order.
+  template <class F>
+  void for_each_tail_dense(F&& f) const {
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+          [&] {
+            const auto& l = nn_.template get<K + 1>();
+            if constexpr (detail::is_dense_layer<std::remove_cvref_t<decltype(l)>>::value) f(l);
+          }(),
+          ...);
+    }(std::make_index_sequence<tail::r>{});
+  }
+
+  /// Fused inference of the edges of nodes [n0, n1): b.in = act(P[dst] + Q[src]) (padded width), then every
+  /// dense (+ ReLU) on fused_rows edges at a time; messages into the first rows of b.out (rows x F').
+  void fused_tile(const graph& g, index_t n0, index_t n1, index_t rows, const cache& c, tile_buffers& b) const
+      requires fused {
+    using V = xsimd::batch<T, simd::native>;
+    constexpr long L = static_cast<long>(V::size);
+    const index_t e0 = g.offsets[n0], used = g.offsets[n1] - e0;
+    const long hp = c.fused_pq.cols() / 2, w = c.fused_pq.cols();
+    b.in.resize(rows, hp);
+    for (index_t i = n0; i < n1; ++i) {
+      const T* p = c.fused_pq.data() + long(i) * w;
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
+        const T* q = c.fused_pq.data() + long(g.sources[e]) * w + hp;
+        T* o = b.in.data() + long(e - e0) * hp;
+        for (long k = 0; k < hp; k += L) {
+          const V s = V::load_unaligned(p + k) + V::load_unaligned(q + k);
+          (plan::lead_relu ? xsimd::max(s, V(T(0))) : s).store_unaligned(o + k);
+        }
+      }
+    }
+    const long fo = plan::denses > 0 ? c.fused_out : first().out_features();
+    b.out.resize(rows, fo);
+    if constexpr (plan::denses == 0) {
+      for (long r = 0; r < used; ++r) detail::row_copy(b.out.data() + r * fo, b.in.data() + r * hp, fo);
+    } else {
+      long widest = 0;
+      for (const matrix<T>& wt : c.packed) widest = std::max<long>(widest, wt.cols());
+      for (int k = 0; k < 2; ++k) b.mid[k].resize(fused_rows, widest);
+      const std::size_t last = plan::denses - 1;
+      const bool direct = c.packed[last].cols() == fo;  // the last product can write the messages in place
+      for (long r0 = 0; r0 < used; r0 += fused_rows) {
+        const long m = std::min<long>(fused_rows, used - r0);
+        const T* a = b.in.data() + r0 * hp;
+        long lda = hp;
+        for (std::size_t j = 0; j < plan::denses; ++j) {
+          const bool to_out = j == last && direct;
+          T* dst = to_out ? b.out.data() + r0 * fo : b.mid[j % 2].data();
+          const long ldc = to_out ? fo : widest;
+          detail::fused_mm(m, a, lda, c.packed[j], dst, ldc, plan::relu_after[j]);
+          a = dst;
+          lda = ldc;
+        }
+        if (!direct)
+          for (long r = 0; r < m; ++r) detail::row_copy(b.out.data() + (r0 + r) * fo, a + r * lda, fo);
+      }
+    }
+  }
+
   const matrix<T>& tile_result(const tile_buffers& b) const {
     if constexpr (split) return tail::result(b.in, b.tc); else return b.out;
   }
