@@ -36,55 +36,28 @@
 #include "hepgnn/nn/dense.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
 #include "hepgnn/simd/arch.hpp"
+#include "hepgnn/simd/gemm.hpp"
 
 namespace hepgnn {
 
 namespace detail {
 
-/// C (Mr x NV lanes) (+)= A B for one register tile: a(m, k) = A[m * sam + k * sak], B row k at B + k * ldb.
-template <class T, int Mr, int NV>
-inline void mm_tile(const T* A, long sam, long sak, const T* B, long ldb, long K, T* C, long ldc, bool acc, bool relu) {
-  using V = xsimd::batch<T, simd::native>;
-  constexpr long L = static_cast<long>(V::size);
-  V c[Mr][NV];
-  for (int m = 0; m < Mr; ++m)
-    for (int v = 0; v < NV; ++v) c[m][v] = acc ? V::load_unaligned(C + m * ldc + v * L) : V(T(0));
-  for (long k = 0; k < K; ++k) {
-    V b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = V::load_unaligned(B + k * ldb + v * L);
-    for (int m = 0; m < Mr; ++m) {
-      const V a(A[m * sam + k * sak]);
-      for (int v = 0; v < NV; ++v) c[m][v] = xsimd::fma(a, b[v], c[m][v]);
-    }
-  }
-  for (int m = 0; m < Mr; ++m)
-    for (int v = 0; v < NV; ++v) (relu ? xsimd::max(c[m][v], V(T(0))) : c[m][v]).store_unaligned(C + m * ldc + v * L);
-}
-
-template <class T, int NV>
-inline void mm_rows(long M, const T* A, long sam, long sak, const T* B, long ldb, long K, T* C, long ldc, bool acc,
-                    bool relu) {
-  constexpr int Mr = NV <= 2 ? 8 : 6;  // accumulators + B registers fit the 32 vector registers
-  long m = 0;
-  for (; m + Mr <= M; m += Mr) mm_tile<T, Mr, NV>(A + m * sam, sam, sak, B, ldb, K, C + m * ldc, ldc, acc, relu);
-  for (; m < M; ++m) mm_tile<T, 1, NV>(A + m * sam, sam, sak, B, ldb, K, C + m * ldc, ldc, acc, relu);
-}
-
 /// @brief Small dense product for the edge blocks: C (M x N, row stride ldc) = or += A B, optionally followed by
-/// ReLU; a(m, k) = A[m * sam + k * sak] (so A may be read transposed), B is K x N with row stride ldb. Register-
-/// tiled xsimd kernel when N is 1 to 4 registers wide (no packing: the operands of an edge block sit in L1/L2),
-/// Eigen otherwise. The reduction runs over k in order, so results do not depend on how rows are split.
+/// ReLU; a(m, k) = A[m * sam + k * sak] (so A may be read transposed), B is K x N with row stride ldb. The
+/// register-tiled kernel of simd/gemm.hpp when N is a whole number of registers (no packing: the operands of an
+/// edge block sit in L1/L2), Eigen otherwise. The reduction runs over k in order, so results do not depend on how
+/// rows are split.
 template <class T>
 void block_mm(long M, long N, long K, const T* A, long sam, long sak, const T* B, long ldb, T* C, long ldc, bool acc,
               bool relu) {
   if (M == 0 || N == 0) return;
-  constexpr long L = static_cast<long>(xsimd::batch<T, simd::native>::size);
-  if (N % L == 0 && N / L >= 1 && N / L <= 4 && L > 1) {
-    switch (N / L) {
-      case 1: mm_rows<T, 1>(M, A, sam, sak, B, ldb, K, C, ldc, acc, relu); return;
-      case 2: mm_rows<T, 2>(M, A, sam, sak, B, ldb, K, C, ldc, acc, relu); return;
-      case 3: mm_rows<T, 3>(M, A, sam, sak, B, ldb, K, C, ldc, acc, relu); return;
-      default: mm_rows<T, 4>(M, A, sam, sak, B, ldb, K, C, ldc, acc, relu); return;
+  if constexpr (simd::gemm_kernel_v<T, simd::native>) {
+    constexpr long L = static_cast<long>(xsimd::batch<T, simd::native>::size);
+    if (N % L == 0) {
+      simd::gemm_detail::epilogue<T> e;
+      e.relu = relu;
+      simd::gemm_detail::block<T, simd::native>(M, N, K, A, sam, sak, B, ldb, C, ldc, acc, e);
+      return;
     }
   }
   using S = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;

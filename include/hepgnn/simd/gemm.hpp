@@ -26,6 +26,7 @@
 #include <omp.h>
 #endif
 
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/simd/arch.hpp"
 
@@ -64,18 +65,6 @@ inline bool go_parallel(long flops) {
   (void)flops;
   return false;
 #endif
-}
-
-/// f(0), ..., f(n - 1), over the OpenMP threads when `parallel` (checked outside the pragma: even a team of one
-/// costs a microsecond, which small products cannot afford).
-template <class F>
-void for_each_index(long n, bool parallel, F&& f) {
-  if (parallel) {
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; ++i) f(i);
-  } else {
-    for (long i = 0; i < n; ++i) f(i);
-  }
 }
 
 template <class V, class T>
@@ -253,7 +242,7 @@ template <class T, class Arch>
 void rows(long M, long N, long K, const T* A, long lda, const T* B, long ldb, T* C, long ldc, bool acc,
           const epilogue<T>& e, bool dot = false) {
   const long groups = (M + row_group - 1) / row_group;
-  for_each_index(groups, groups > 1 && go_parallel(M * N * K), [&](long g) {
+  parallel_for(groups, groups > 1 && go_parallel(M * N * K), [&](long g) {
     const long m0 = g * row_group, m1 = std::min(M, m0 + row_group);
     if (dot)
       dots<T, Arch>(m1 - m0, N, K, A + m0 * lda, lda, B, ldb, C + m0 * ldc, ldc, e);
@@ -380,7 +369,7 @@ void linear_backward(const matrix<T>& x, const matrix<T>& dy, const matrix<T>& w
       gd::copy_padded(O, I, w.data(), I, p, Ip);
       wb = p;
     }
-    gd::for_each_index(parts, parts > 1 && gd::go_parallel(3 * R * I * O), [&](long p) {
+    parallel_for(parts, parts > 1 && gd::go_parallel(3 * R * I * O), [&](long p) {
       T* const own = s + p * part_size;
       T* pw = direct ? dw.data() : own;
       const long ldp = direct ? I : Ip;
