@@ -22,6 +22,7 @@
 #include "hepgnn/nn/layer.hpp"
 #include "hepgnn/nn/sequential.hpp"
 #include "hepgnn/simd/arch.hpp"
+#include "hepgnn/simd/gemm.hpp"
 
 namespace hepgnn {
 
@@ -187,26 +188,13 @@ struct dense_relu_plan<std::tuple<Ls...>> {
 };
 
 /// One register tile of the fused product: Mr rows x NV registers of C = act(B[K] + sum_k a(m, k) B[k]),
-/// a(m, k) = A[m * lda + k]; B row k at B + k * ldb, row K is the bias.
+/// a(m, k) = A[m * lda + k]; B row k at B + k * ldb, row K is the bias (the micro-kernel of simd/gemm.hpp).
 template <class T, int Mr, int NV>
 inline void fused_mm_tile(const T* A, long lda, const T* B, long ldb, long K, T* C, long ldc, bool relu) {
-  using V = xsimd::batch<T, simd::native>;
-  constexpr long L = static_cast<long>(V::size);
-  V c[Mr][NV];
-  for (int v = 0; v < NV; ++v) {
-    const V bias = V::load_unaligned(B + K * ldb + v * L);
-    for (int m = 0; m < Mr; ++m) c[m][v] = bias;
-  }
-  for (long k = 0; k < K; ++k) {
-    V b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = V::load_unaligned(B + k * ldb + v * L);
-    for (int m = 0; m < Mr; ++m) {
-      const V a(A[m * lda + k]);
-      for (int v = 0; v < NV; ++v) c[m][v] = xsimd::fma(a, b[v], c[m][v]);
-    }
-  }
-  for (int m = 0; m < Mr; ++m)
-    for (int v = 0; v < NV; ++v) (relu ? xsimd::max(c[m][v], V(T(0))) : c[m][v]).store_unaligned(C + m * ldc + v * L);
+  simd::gemm_detail::epilogue<T> e;
+  e.bias = B + K * ldb;
+  e.relu = relu;
+  simd::gemm_detail::tile<T, simd::native, Mr, NV, false>(K, A, lda, 1, B, ldb, C, ldc, 0, false, e);
 }
 
 template <class T, int NV>
