@@ -22,39 +22,10 @@
 #include "hepgnn/nn/pooling.hpp"
 #include "rb.hpp"
 
-// Counting allocator: every heap allocation of the process (operator new, Eigen's aligned_malloc, libgomp, ...)
-// goes through malloc/calloc/realloc/memalign, so the program defines them (glibc's own functions underneath;
-// this replaces the preloaded jemalloc for this process, which matters only if something allocates per call).
-static std::atomic<long> g_allocations{0};
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
-void __libc_free(void*);
-void* malloc(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(n);
-}
-void* calloc(std::size_t n, std::size_t s) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_calloc(n, s);
-}
-void* realloc(void* p, std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_realloc(p, n);
-}
-void* memalign(std::size_t a, std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_memalign(a, n);
-}
-void* aligned_alloc(std::size_t a, std::size_t n) { return memalign(a, n); }
-int posix_memalign(void** p, std::size_t a, std::size_t n) {
-  *p = memalign(a, n);
-  return *p ? 0 : 12;  // ENOMEM
-}
-void free(void* p) { __libc_free(p); }
-}
+// Counting allocator (shared with the allocation tests): every heap allocation of the process (operator new,
+// Eigen's aligned_malloc, libgomp's memalign, ...) is counted; it replaces the preloaded jemalloc for this process,
+// which matters only if something allocates per call.
+#include "../../tests/support/count_allocations.hpp"
 
 using namespace hepgnn;
 
@@ -147,9 +118,9 @@ int main(int argc, char** argv) {
   lite_net::buffers c;
   const batch b = batch::single(30);
   matrix<float> prob;
-  const long cold = g_allocations.load();
+  const long cold = hepgnn_test::allocation_count.load();
   net.infer(points, features, b, prob, c);
-  const long first_call = g_allocations.load() - cold;  // > 0: shows the counter sees the buffers being sized
+  const long first_call = hepgnn_test::allocation_count.load() - cold;  // > 0: shows the counter sees the buffers being sized
   for (int i = 1; i < 200; ++i) net.infer(points, features, b, prob, c);
   std::vector<double> t(2000), cpu(2000);
   auto cpu_now = [] {
@@ -157,7 +128,7 @@ int main(int argc, char** argv) {
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
   };
-  const long before = g_allocations.load();
+  const long before = hepgnn_test::allocation_count.load();
   for (std::size_t i = 0; i < t.size(); ++i) {
     const double c0 = cpu_now();
     const auto a = std::chrono::steady_clock::now();
@@ -166,7 +137,7 @@ int main(int argc, char** argv) {
     cpu[i] = cpu_now() - c0;
   }
   std::sort(cpu.begin(), cpu.end());
-  const long allocs = g_allocations.load() - before;
+  const long allocs = hepgnn_test::allocation_count.load() - before;
   std::sort(t.begin(), t.end());
   std::fprintf(stderr,
                "%s: probabilities %.6f %.6f; heap allocations: first call %ld, 2000 timed calls %ld; min %.3g us, "
