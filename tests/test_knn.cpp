@@ -274,13 +274,16 @@ TEST_CASE("knn results are identical for 1 and 2 threads") {
   const auto y = uniform_cloud<float>(3000, 8, 72);
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);
-  const auto a = hepgnn::knn(x, 16), c = hepgnn::knn(y, 9, batch::uniform(30, 100));
+  const auto z = uniform_cloud<float>(2000, 16, 73);  // tiled filter path
+  const auto a = hepgnn::knn(x, 16), c = hepgnn::knn(y, 9, batch::uniform(30, 100)), e = hepgnn::knn(z, 16);
   omp_set_num_threads(2);
-  const auto b = hepgnn::knn(x, 16), d = hepgnn::knn(y, 9, batch::uniform(30, 100));
+  const auto b = hepgnn::knn(x, 16), d = hepgnn::knn(y, 9, batch::uniform(30, 100)), f = hepgnn::knn(z, 16);
   omp_set_num_threads(saved);
   CHECK(a.indices == b.indices);
   CHECK(a.distances == b.distances);
   CHECK(c.indices == d.indices);
+  CHECK(e.indices == f.indices);
+  CHECK(e.distances == f.distances);
 #else
   MESSAGE("skipped: built without OpenMP");
 #endif
@@ -347,6 +350,141 @@ TEST_CASE("top_k keeps the k smallest (distance, index) pairs in order, ties to 
   CHECK(i == std::vector<index_t>{4, 7, 9});
   CHECK(t.offer(1.0f, 8));
   CHECK(i == std::vector<index_t>{4, 7, 8});
+}
+
+// Brute-force top-k of query q over points [a, a + m) of x: (fused-difference distance, id), self skipped.
+template <class T>
+std::vector<std::pair<T, index_t>> brute_row(const matrix<T>& x, index_t q, index_t a, index_t m, int k, bool skip) {
+  std::vector<std::pair<T, index_t>> c;
+  for (index_t j = a; j < a + m; ++j)
+    if (!skip || j != q)
+      c.emplace_back(hepgnn::metric::euclidean::squared(x.row(q).data(), x.row(j).data(), int(x.cols())), j);
+  std::sort(c.begin(), c.end());
+  c.resize(std::min<std::size_t>(c.size(), static_cast<std::size_t>(k)));
+  return c;
+}
+
+TEST_CASE_TEMPLATE("knn_tile: exact, and bit-identical for the scalar fallback (far clouds, ties, duplicates)", T, float,
+                   double) {
+  namespace simd = hepgnn::simd;
+  struct input {
+    matrix<T> x;
+    int k;
+  };
+  std::vector<input> inputs;
+  inputs.push_back({uniform_cloud<T>(203, 16, 91), 16});
+  inputs.push_back({uniform_cloud<T>(150, 5, 92), 7});
+  auto far = uniform_cloud<T>(180, 4, 93);
+  far.array() += T(1e4);  // far from the origin: the filter works relative to the centre
+  inputs.push_back({far, 9});
+  inputs.push_back({duplicated_cloud<T>(130, 33, 94), 12});
+  inputs.push_back({lattice_cloud<T>(6, 3), 10});                          // many exact ties
+  inputs.push_back({matrix<T>::Constant(70, 3, T(0.5)), 20});              // all identical
+  inputs.push_back({uniform_cloud<T>(9, 6, 95), 16});                      // k > candidates
+  for (const auto& in : inputs) {
+    const auto n = static_cast<index_t>(in.x.rows());
+    const int d = static_cast<int>(in.x.cols()), k = in.k;
+    CAPTURE(n);
+    CAPTURE(d);
+    hepgnn::knn_workspace<T> ws;
+    ws.centred.resize(static_cast<std::size_t>(n + 64) * d);
+    ws.bias.resize(static_cast<std::size_t>(n + 64));
+    std::vector<T> centre(d);
+    T max_norm = 0;
+    const index_t stride = static_cast<index_t>(ws.bias.size());
+    REQUIRE(hepgnn::detail::prepare_tile_segment(in.x.data(), d, 0, n, 0, stride, centre.data(), max_norm, ws));
+    simd::tile_block<T> blk;
+    blk.centred = ws.centred.data();
+    blk.bias = ws.bias.data();
+    blk.centre = centre.data();
+    blk.stride = stride;
+    blk.size = n;
+    blk.padded = (n + simd::tile_step<T>() - 1) / simd::tile_step<T>() * simd::tile_step<T>();
+    blk.margin = simd::tile_margin<T>(d);
+    blk.max_norm = max_norm;
+    constexpr int Q = simd::tile_queries;
+    std::vector<T> qf(static_cast<std::size_t>(Q) * d), dv(Q * k), ds(Q * k);
+    std::vector<index_t> iv(Q * k, -1), is(Q * k, -1);
+    std::vector<simd::tile_candidates<T>> cand(Q);
+    int bad = 0;
+    for (const bool skip : {true, false})
+      for (index_t q0 = 0; q0 < n; q0 += Q) {
+        const int nq = static_cast<int>(std::min<index_t>(Q, n - q0));
+        index_t qids[Q], cv[Q], cs[Q];
+        for (int u = 0; u < Q; ++u) qids[u] = q0 + (u < nq ? u : 0);
+        simd::knn_tile(in.x.data(), d, qids, nq, skip, blk, k, qf.data(), cand.data(), dv.data(), iv.data(), cv);
+        simd::knn_tile<simd::scalar>(in.x.data(), d, qids, nq, skip, blk, k, qf.data(), cand.data(), ds.data(),
+                                     is.data(), cs);
+        for (int u = 0; u < nq; ++u) {
+          const auto ref = brute_row(in.x, qids[u], 0, n, k, skip);
+          bad += cv[u] != static_cast<index_t>(ref.size()) || cs[u] != cv[u];
+          for (std::size_t r = 0; r < ref.size() && r < static_cast<std::size_t>(cv[u]); ++r) {
+            const std::size_t at = static_cast<std::size_t>(u) * k + r;
+            bad += iv[at] != ref[r].second || dv[at] != ref[r].first || is[at] != iv[at] || ds[at] != dv[at];
+          }
+        }
+      }
+    CHECK(bad == 0);
+  }
+}
+
+TEST_CASE_TEMPLATE("select_k_by_rank and argmax_argmin: SIMD equals the scalar fallback and a sort", T, float, double) {
+  namespace simd = hepgnn::simd;
+  hepgnn::rng r(97);
+  for (int m : {1, 2, 15, 16, 17, 31, 32, 64, 65, 100, 128}) {
+    for (int k : {1, 5, 16, 40}) {
+      for (const bool ties : {false, true}) {
+        CAPTURE(m);
+        CAPTURE(k);
+        std::vector<T> dist(m);
+        for (auto& v : dist) v = ties ? static_cast<T>(r.below(5)) : static_cast<T>(r.uniform());
+        const int skip = m > 3 ? 3 : -1;
+        std::vector<T> d1(k), d2(k);
+        std::vector<index_t> i1(k), i2(k);
+        const int c1 = simd::select_k_by_rank(dist.data(), m, 100, skip, k, d1.data(), i1.data());
+        const int c2 = simd::select_k_by_rank<simd::scalar>(dist.data(), m, 100, skip, k, d2.data(), i2.data());
+        std::vector<std::pair<T, index_t>> ref;
+        for (int j = 0; j < m; ++j)
+          if (j != skip) ref.emplace_back(dist[j], 100 + j);
+        std::sort(ref.begin(), ref.end());
+        REQUIRE(c1 == std::min<int>(k, static_cast<int>(ref.size())));
+        REQUIRE(c2 == c1);
+        for (int j = 0; j < c1; ++j) {
+          CHECK(i1[j] == ref[j].second);
+          CHECK(d1[j] == ref[j].first);
+          CHECK(i2[j] == i1[j]);
+          CHECK(d2[j] == d1[j]);
+        }
+      }
+    }
+    std::vector<T> v(m);
+    for (auto& e : v) e = static_cast<T>(r.below(7));  // ties: the first occurrence wins
+    const auto [hi, lo] = simd::argmax_argmin(v.data(), m);
+    const auto [hs, ls] = simd::argmax_argmin<simd::scalar>(v.data(), m);
+    CHECK(hi == std::max_element(v.begin(), v.end()) - v.begin());
+    CHECK(lo == std::min_element(v.begin(), v.end()) - v.begin());
+    CHECK(hs == hi);
+    CHECK(ls == lo);
+  }
+}
+
+TEST_CASE("knn_into: strided rows and a reused workspace give knn()'s result") {
+  const auto wide = uniform_cloud<float>(700, 10, 98);
+  const batch b = batch::from_sizes({120, 0, 1, 579});
+  hepgnn::knn_workspace<float> ws;
+  hepgnn::neighbour_list<float> out;
+  for (const int col0 : {0, 3}) {
+    const matrix<float> cols = wide.middleCols(col0, 6);
+    const auto ref = hepgnn::knn(cols, 8, b);
+    for (int rep = 0; rep < 2; ++rep) {
+      hepgnn::knn_into(wide.data() + col0, 700, 6, 10, 8, b, {}, out, ws);
+      CHECK(out.indices == ref.indices);
+      CHECK(out.distances == ref.distances);
+      CHECK(out.counts == ref.counts);
+    }
+  }
+  CHECK_THROWS_WITH_AS(hepgnn::knn_into(wide.data(), 700, 6, 5, 8, b, {}, out, ws),
+                       doctest::Contains("row stride ld must be >= the number of coordinates"), hepgnn::error);
 }
 
 TEST_CASE("knn rejects bad input with messages naming the argument") {

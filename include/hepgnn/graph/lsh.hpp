@@ -83,25 +83,24 @@ lsh_binning lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const ls
   constexpr index_t rows = 256;
   const index_t chunks = (n + rows - 1) / rows;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
 #endif
-  for (index_t ch = 0; ch < chunks; ++ch) {
-    const index_t a0 = ch * rows, m = std::min(rows, n - a0);
-    matrix<T> y(m, d);
-    for (index_t i = 0; i < m; ++i)
-      for (int c = 0; c < d; ++c)
-        y(i, c) = x[static_cast<std::ptrdiff_t>(a0 + i) * d + c] - offset[static_cast<std::size_t>(gid[a0 + i]) * d + c];
-    const matrix<T> proj = y * rm;
-    for (index_t i = 0; i < m; ++i) {
-      T best = -std::numeric_limits<T>::infinity(), worst = std::numeric_limits<T>::infinity();
-      index_t arg_best = 0, arg_worst = 0;
-      for (index_t j = 0; j < half; ++j) {
-        const T v = proj(i, j);
-        if (v > best) best = v, arg_best = j;
-        if (v < worst) worst = v, arg_worst = j;
+  {
+    matrix<T> y(rows, d), proj(rows, half);  // per thread, reused across chunks
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (index_t ch = 0; ch < chunks; ++ch) {
+      const index_t a0 = ch * rows, m = std::min(rows, n - a0);
+      for (index_t i = 0; i < m; ++i)
+        for (int c = 0; c < d; ++c)
+          y(i, c) = x[static_cast<std::ptrdiff_t>(a0 + i) * d + c] - offset[static_cast<std::size_t>(gid[a0 + i]) * d + c];
+      proj.topRows(m).noalias() = y.topRows(m) * rm;
+      for (index_t i = 0; i < m; ++i) {
+        const auto [arg_best, arg_worst] = simd::argmax_argmin(proj.row(i).data(), half);
+        // argmax over [s, -s]: bin j for +s wins over half + j' for -s' unless -worst is strictly larger
+        out.bin[a0 + i] = (-proj(i, arg_worst) > proj(i, arg_best)) ? half + arg_worst : arg_best;
       }
-      // argmax over [s, -s]: bin j for +s wins over half + j' for -s' unless -worst is strictly larger
-      out.bin[a0 + i] = (-worst > best) ? half + arg_worst : arg_best;
     }
   }
   out.permutation.resize(static_cast<std::size_t>(n));
@@ -123,19 +122,6 @@ lsh_binning lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const ls
   return out;
 }
 
-template <class T>
-struct unique_top_k {  // top_k that ignores an id it already holds (merging rounds)
-  simd::top_k<T>& top;
-  const index_t* ids;
-  T threshold() const { return top.threshold(); }
-  void offer(T d, index_t i) {
-    if (!(d <= top.threshold())) return;
-    for (int r = 0; r < top.size(); ++r)
-      if (ids[r] == i) return;
-    top.offer(d, i);
-  }
-};
-
 }  // namespace detail
 
 /// @brief The binning of round `round` (chunks, permutation and its inverse); what the MLPF graph layer uses.
@@ -150,6 +136,8 @@ lsh_binning lsh_bins(const matrix<T>& x, const batch& b, const lsh_options& opt 
 
 /// @brief Approximate kNN: the k nearest (Euclidean) among the members of each node's chunks, merged over
 /// opt.rounds binnings; same output form as knn() (rows nearest first, -1 padded when a chunk is small).
+/// Per node: the distances to its chunk (simd::squared_distances_soa), then simd::select_k_by_rank; later rounds
+/// merge into the earlier rows without duplicates.
 template <class T>
 neighbour_list<T> lsh_knn(const matrix<T>& x, int k, const batch& b, const lsh_options& opt = {}) {
   const auto n = static_cast<index_t>(x.rows());
@@ -167,27 +155,50 @@ neighbour_list<T> lsh_knn(const matrix<T>& x, int k, const batch& b, const lsh_o
 #pragma omp parallel
 #endif
     {
-      std::vector<T> tile;
+      std::vector<T> tile, dist, row_d(static_cast<std::size_t>(k)), merged_d(static_cast<std::size_t>(2 * k));
+      std::vector<index_t> ids, row_i(static_cast<std::size_t>(k)), merged_i(static_cast<std::size_t>(2 * k));
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
       for (index_t c = 0; c < bins.num_chunks(); ++c) {
         const index_t a = bins.chunk_offsets[c], e = bins.chunk_offsets[c + 1], m = e - a;
+        // members in id order, so the ranking's ties by position are ties by id
+        ids.assign(bins.permutation.begin() + a, bins.permutation.begin() + e);
+        std::sort(ids.begin(), ids.end());
         tile.resize(static_cast<std::size_t>(m) * d);
+        dist.resize(static_cast<std::size_t>(m));
         for (index_t p = 0; p < m; ++p)
-          for (int cc = 0; cc < d; ++cc)
-            tile[static_cast<std::size_t>(cc) * m + p] = x(bins.permutation[a + p], cc);
-        const index_t* ids = bins.permutation.data() + a;
+          for (int cc = 0; cc < d; ++cc) tile[static_cast<std::size_t>(cc) * m + p] = x(ids[p], cc);
         for (index_t p = 0; p < m; ++p) {
           const index_t i = ids[p];
-          T* dist = out.distances.data() + static_cast<std::size_t>(i) * k;
-          index_t* idx = out.indices.data() + static_cast<std::size_t>(i) * k;
-          simd::top_k<T> top(dist, idx, k);
-          top.resume(out.counts[i]);  // neighbours from earlier rounds
-          detail::unique_top_k<T> sink{top, idx};
-          simd::scan_nearest<simd::distance_kind::euclidean>(x.row(i).data(), d, tile.data(), m, 0, m, ids,
-                                                             opt.include_self ? -1 : i, sink);
-          out.counts[i] = top.size();
+          T* dst_d = out.distances.data() + static_cast<std::size_t>(i) * k;
+          index_t* dst_i = out.indices.data() + static_cast<std::size_t>(i) * k;
+          simd::squared_distances_soa(x.row(i).data(), d, tile.data(), m, static_cast<int>(m), dist.data());
+          const int got = simd::select_k_by_rank(dist.data(), static_cast<int>(m), 0, opt.include_self ? -1 : p, k,
+                                                 row_d.data(), row_i.data());
+          for (int r = 0; r < got; ++r) row_i[r] = ids[row_i[r]];
+          if (round == 0) {
+            std::copy_n(row_d.begin(), got, dst_d);
+            std::copy_n(row_i.begin(), got, dst_i);
+            out.counts[i] = got;
+            continue;
+          }
+          // merge with the earlier rounds' neighbours (both sorted by (distance, id)); a repeated id has the
+          // same distance, so its copies meet in the merge
+          int s1 = 0, s2 = 0, cnt = 0;
+          const int n1 = out.counts[i];
+          while (cnt < k && (s1 < n1 || s2 < got)) {
+            const bool first = s2 >= got || (s1 < n1 && (dst_d[s1] < row_d[s2] ||
+                                                         (dst_d[s1] == row_d[s2] && dst_i[s1] <= row_i[s2])));
+            const T dv = first ? dst_d[s1] : row_d[s2];
+            const index_t iv = first ? dst_i[s1++] : row_i[s2++];
+            if (cnt > 0 && merged_i[cnt - 1] == iv) continue;
+            merged_d[cnt] = dv;
+            merged_i[cnt++] = iv;
+          }
+          std::copy_n(merged_d.begin(), cnt, dst_d);
+          std::copy_n(merged_i.begin(), cnt, dst_i);
+          out.counts[i] = cnt;
         }
       }
     }

@@ -68,6 +68,8 @@ namespace detail {
 template <class Metric, int D, class T>
 graph radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius_options& opt) {
   const T r2 = r * r;
+  search_buffers<T> buf;
+  const auto none = [](index_t) { return false; };
   graph out;
   out.num_nodes = n;
   out.offsets.assign(static_cast<std::size_t>(n) + 1, 0);
@@ -77,7 +79,7 @@ graph radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radiu
     std::vector<T> dist(static_cast<std::size_t>(n) * cap);
     std::vector<index_t> count(static_cast<std::size_t>(n), 0);
     detail::search_all<Metric, D>(
-        x, n, d, b, opt.include_self, opt.grid_min_points, 0,
+        x, n, d, b, opt.include_self, opt.grid_min_points, none, buf,
         [&](index_t i) {
           return simd::top_k<T>(dist.data() + static_cast<std::size_t>(i) * cap,
                                 ids.data() + static_cast<std::size_t>(i) * cap, cap, r2);
@@ -94,7 +96,7 @@ graph radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radiu
     scratch.resize(static_cast<std::size_t>(omp_get_max_threads()));
 #endif
     detail::search_all<Metric, D>(
-        x, n, d, b, opt.include_self, opt.grid_min_points, 0,
+        x, n, d, b, opt.include_self, opt.grid_min_points, none, buf,
         [&](index_t) {
 #ifdef _OPENMP
           auto& found = scratch[static_cast<std::size_t>(omp_get_thread_num())];

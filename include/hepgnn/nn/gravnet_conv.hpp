@@ -46,6 +46,7 @@ class gravnet_conv {
   struct cache {
     matrix<T> s, h, agg, dagg, dh, ds, dmsg, dse;
     graph g;                      ///< kNN graph in s: incoming(i) = neighbours of i
+    knn_workspace<T> knn;         ///< buffers of the kNN search
     source_index by_source;
     std::vector<T> w;             ///< per edge
     std::vector<index_t> argmax;  ///< N x P edge ids of the max
@@ -66,7 +67,7 @@ class gravnet_conv {
 
   /// @brief Training forward: y (N x out).
   void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, true); }
-  /// @brief Inference (the kNN search allocates its result; the rest reuses the cache).
+  /// @brief Inference (reuses the cache: no allocation once the sizes repeat).
   void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, false); }
 
   /// @brief Adds parameter gradients for dy (N x out); writes dL/dx when dx is not null.
@@ -189,7 +190,7 @@ class gravnet_conv {
     c.h.rowwise() += lin_h_.bias().row(0);
     knn_options ko;
     ko.include_self = true;
-    c.g = knn_graph(c.s, o_.k, b, ko);
+    knn_graph_into(c.s.data(), static_cast<index_t>(n), static_cast<int>(S), S, o_.k, b, ko, c.g, c.knn);
     const index_t* off = c.g.offsets.data();
     const index_t* src = c.g.sources.data();
     const long ne = c.g.num_edges();
