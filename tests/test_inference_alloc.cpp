@@ -1,69 +1,43 @@
-// The inference path allocates nothing once the caller's cache and output have seen the shapes (DESIGN.md 4).
-// Eigen allocates with malloc, so this executable counts malloc itself (glibc's __libc_malloc underneath).
-// Sanitizer builds replace malloc themselves; there the check is skipped.
+// The inference path allocates nothing once the caller's cache and output have seen the shapes (DESIGN.md 4), for
+// the dense family and for every graph layer. Eigen allocates with malloc, so this executable counts malloc itself.
 #include <doctest/doctest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
+#include "support/count_allocations.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define HEPGNN_COUNT_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HEPGNN_COUNT_MALLOC 0
-#endif
-#endif
-#ifndef HEPGNN_COUNT_MALLOC
-#define HEPGNN_COUNT_MALLOC 1
-#endif
-
+#include "hepgnn/graph/knn.hpp"
 #include "hepgnn/nn/batch_norm.hpp"
+#include "hepgnn/nn/dynamic_edge_conv.hpp"
+#include "hepgnn/nn/edge_conv.hpp"
+#include "hepgnn/nn/gravnet_conv.hpp"
+#include "hepgnn/nn/interaction_network.hpp"
 #include "hepgnn/nn/layer_norm.hpp"
 #include "hepgnn/nn/mlp.hpp"
+#include "hepgnn/nn/mlpf_graph_layer.hpp"
+#include "hepgnn/nn/mpgan_message_passing.hpp"
+#include "hepgnn/nn/pooling.hpp"
 #include "hepgnn/nn/sequential.hpp"
-
-namespace {
-std::atomic<long> allocations{0};
-}
-#if HEPGNN_COUNT_MALLOC
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* malloc(std::size_t n) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(n);
-}
-void* calloc(std::size_t n, std::size_t s) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_calloc(n, s);
-}
-void* realloc(void* p, std::size_t n) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_realloc(p, n);
-}
-}
-#endif
 
 using namespace hepgnn;
 using T = float;
 using M = matrix<T>;
 
 namespace {
-template <class Model>
-long allocations_per_call(const Model& model, const M& x) {
+using hepgnn_test::allocation_count;
+
+/// Allocations over 10 inference calls after one warm-up call; `context` is the graph or batch of graph layers.
+template <class Model, class... Context>
+long allocations_per_call(const Model& model, const M& x, const Context&... context) {
   typename Model::cache c;
   M y;
-  model.infer(x, y, c);  // warm-up sizes every buffer
-  const long before = allocations.load();
-  for (int i = 0; i < 10; ++i) model.infer(x, y, c);
-  return allocations.load() - before;
+  model.infer(x, context..., y, c);  // warm-up sizes every buffer
+  const long before = allocation_count.load();
+  for (int i = 0; i < 10; ++i) model.infer(x, context..., y, c);
+  return allocation_count.load() - before;
 }
 }  // namespace
 
 TEST_CASE("sequential, residual, norms and mlp infer without allocating after warm-up") {
-  if (!HEPGNN_COUNT_MALLOC) {
+  if (!hepgnn_test::count_allocations_enabled) {
     MESSAGE("skipped: malloc is replaced by the sanitizer in this build");
     return;
   }
@@ -78,9 +52,54 @@ TEST_CASE("sequential, residual, norms and mlp infer without allocating after wa
   mlp<T> m(g, {7, 64, 64, 3});
   CHECK(allocations_per_call(m, x) == 0);
   // the counter works: a fresh cache allocates
-  const long before = allocations.load();
+  const long before = allocation_count.load();
   decltype(model)::cache fresh;
   M y;
   model.infer(x, y, fresh);
-  CHECK(allocations.load() > before);
+  CHECK(allocation_count.load() > before);
+}
+
+TEST_CASE("graph layers and pooling infer without allocating after warm-up") {
+  if (!hepgnn_test::count_allocations_enabled) {
+    MESSAGE("skipped: malloc is replaced by the sanitizer in this build");
+    return;
+  }
+  rng g(2);
+  const batch jets = batch::from_sizes({30, 12, 25});  // three jets
+  const M x = M::Random(jets.num_nodes(), 8);
+  const M coords = x.leftCols(2);
+  const graph knn_graph = hepgnn::knn_graph(coords, 7, jets);
+  using net = sequential<T, dense<T>, relu<T>, dense<T>, relu<T>>;
+  auto make_net = [&] { return net(dense<T>(g, 16, 32), relu<T>(), dense<T>(g, 32, 32), relu<T>()); };
+  for (aggregation a : {aggregation::max, aggregation::mean, aggregation::sum}) {
+    CAPTURE(to_string(a));
+    const edge_conv<T, net> conv(make_net(), a);
+    CHECK(allocations_per_call(conv, x, knn_graph) == 0);
+    const dynamic_edge_conv<T, net> dyn(make_net(), 7, a);
+    CHECK(allocations_per_call(dyn, x, jets) == 0);
+  }
+  interaction_network<T>::options io;
+  io.in = 8;
+  io.hidden = 16;
+  io.iterations = 2;
+  io.aggregations = {aggregation::sum, aggregation::max};
+  CHECK(allocations_per_call(interaction_network<T>(g, io), x, knn_graph) == 0);
+  gravnet_conv<T>::options go;
+  go.in_channels = 8;
+  go.out_channels = 16;
+  go.k = 7;
+  CHECK(allocations_per_call(gravnet_conv<T>(g, go), x, jets) == 0);
+  mlpf_graph_layer<T>::options mo;
+  mo.inout_dim = 8;
+  mo.distance_dim = 8;
+  mo.ffn_dist_hidden_dim = 16;
+  mo.bin_size = 16;
+  CHECK(allocations_per_call(mlpf_graph_layer<T>(g, mo), x, jets) == 0);
+  mpgan_message_passing<T>::options po;
+  po.in = 8;
+  po.pos_dims = 2;
+  CHECK(allocations_per_call(mpgan_message_passing<T>(g, po), x, jets) == 0);
+  for (aggregation a : {aggregation::max, aggregation::mean, aggregation::sum})
+    CHECK(allocations_per_call(global_pool_layer<T>(a), x, jets) == 0);
+  CHECK(allocations_per_call(attention_pool<T, dense<T>>(dense<T>(g, 8, 1)), x, jets) == 0);
 }

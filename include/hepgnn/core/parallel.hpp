@@ -13,6 +13,24 @@
 
 namespace hepgnn {
 
+/// @brief Threads a parallel_for may use (1 without OpenMP): the size of per-thread scratch arrays.
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// @brief Index of the calling thread inside a parallel_for (0 outside one, and without OpenMP).
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 /// @brief How parallel_for hands out indices: contiguous static blocks, or one index at a time (uneven work).
 enum class loop_schedule { static_blocks, dynamic_single };
 

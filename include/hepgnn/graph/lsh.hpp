@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/knn.hpp"
 
@@ -38,6 +39,14 @@ struct lsh_binning {
   index_t num_chunks() const { return static_cast<index_t>(chunk_offsets.size()) - 1; }
 };
 
+/// @brief Scratch of lsh_bins_into, reusable across calls (no allocation once the sizes repeat).
+template <class T>
+struct lsh_workspace {
+  std::vector<T> r, offset;
+  std::vector<index_t> gid, count;
+  std::vector<matrix<T>> y, proj;  ///< per thread
+};
+
 namespace detail {
 
 inline index_t lsh_bin_count(const batch& b, const lsh_options& opt) {
@@ -58,55 +67,56 @@ void check_lsh(const char* fn, const T* x, index_t n, int d, const batch& b, con
 }
 
 template <class T>
-lsh_binning lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const lsh_options& opt, int round) {
+void lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const lsh_options& opt, int round, lsh_binning& out,
+                   lsh_workspace<T>& ws) {
   const index_t n_bins = lsh_bin_count(b, opt), half = n_bins / 2;
   rng gen(mix64(opt.seed + static_cast<std::uint64_t>(round + 1) * 0x9E3779B97F4A7C15ULL));
-  std::vector<T> r(static_cast<std::size_t>(d) * half);  // R[c][j], row-major d x half
-  for (auto& v : r) v = static_cast<T>(gen.normal());
+  ws.r.resize(static_cast<std::size_t>(d) * half);  // R[c][j], row-major d x half
+  for (auto& v : ws.r) v = static_cast<T>(gen.normal());
 
-  lsh_binning out;
   out.bin.resize(static_cast<std::size_t>(n));
   // per-graph offset subtracted before projecting (zero unless opt.center)
-  std::vector<T> offset(static_cast<std::size_t>(b.num_graphs()) * d, T(0));
+  ws.offset.assign(static_cast<std::size_t>(b.num_graphs()) * d, T(0));
   if (opt.center)
     for (index_t g = 0; g < b.num_graphs(); ++g) {
       if (b.size(g) == 0) continue;
       for (int c = 0; c < d; ++c) {
         double sum = 0;
         for (index_t i = b.begin(g); i < b.end(g); ++i) sum += x[static_cast<std::ptrdiff_t>(i) * d + c];
-        offset[static_cast<std::size_t>(g) * d + c] = static_cast<T>(sum / b.size(g));
+        ws.offset[static_cast<std::size_t>(g) * d + c] = static_cast<T>(sum / b.size(g));
       }
     }
-  const std::vector<index_t> gid = b.graph_of_nodes();
-  const Eigen::Map<const matrix<T>> rm(r.data(), d, half);
-  // Projections of 256 rows at a time as one GEMM (an n x n_bins/2 matrix would not fit in cache, or memory).
+  ws.gid.resize(static_cast<std::size_t>(n));
+  for (index_t g = 0; g < b.num_graphs(); ++g) std::fill(ws.gid.begin() + b.begin(g), ws.gid.begin() + b.end(g), g);
+  const Eigen::Map<const matrix<T>> rm(ws.r.data(), d, half);
+  // Projections of 256 rows at a time as one GEMM (an n x n_bins/2 matrix would not fit in cache, or memory), with
+  // per-thread buffers that are kept in the workspace.
   constexpr index_t rows = 256;
   const index_t chunks = (n + rows - 1) / rows;
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-  {
-    matrix<T> y(rows, d), proj(rows, half);  // per thread, reused across chunks
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (index_t ch = 0; ch < chunks; ++ch) {
-      const index_t a0 = ch * rows, m = std::min(rows, n - a0);
-      for (index_t i = 0; i < m; ++i)
-        for (int c = 0; c < d; ++c)
-          y(i, c) = x[static_cast<std::ptrdiff_t>(a0 + i) * d + c] - offset[static_cast<std::size_t>(gid[a0 + i]) * d + c];
-      proj.topRows(m).noalias() = y.topRows(m) * rm;
-      for (index_t i = 0; i < m; ++i) {
-        const auto [arg_best, arg_worst] = simd::argmax_argmin(proj.row(i).data(), half);
-        // argmax over [s, -s]: bin j for +s wins over half + j' for -s' unless -worst is strictly larger
-        out.bin[a0 + i] = (-proj(i, arg_worst) > proj(i, arg_best)) ? half + arg_worst : arg_best;
-      }
+  ws.y.resize(static_cast<std::size_t>(max_threads()));
+  ws.proj.resize(ws.y.size());
+  parallel_for(chunks, static_cast<long>(n) * half * d >= (1L << 18), [&](long ch) {
+    matrix<T>& y = ws.y[static_cast<std::size_t>(thread_index())];
+    matrix<T>& proj = ws.proj[static_cast<std::size_t>(thread_index())];
+    y.resize(rows, d);
+    proj.resize(rows, half);
+    const index_t a0 = static_cast<index_t>(ch) * rows, m = std::min(rows, n - a0);
+    for (index_t i = 0; i < m; ++i)
+      for (int c = 0; c < d; ++c)
+        y(i, c) = x[static_cast<std::ptrdiff_t>(a0 + i) * d + c] -
+                  ws.offset[static_cast<std::size_t>(ws.gid[a0 + i]) * d + c];
+    proj.topRows(m).noalias() = y.topRows(m).lazyProduct(rm);
+    for (index_t i = 0; i < m; ++i) {
+      const auto [arg_best, arg_worst] = simd::argmax_argmin(proj.row(i).data(), half);
+      // argmax over [s, -s]: bin j for +s wins over half + j' for -s' unless -worst is strictly larger
+      out.bin[a0 + i] = (-proj(i, arg_worst) > proj(i, arg_best)) ? half + arg_worst : arg_best;
     }
-  }
+  });
   out.permutation.resize(static_cast<std::size_t>(n));
   out.position.resize(static_cast<std::size_t>(n));
   out.chunk_offsets.assign(1, 0);
-  std::vector<index_t> count(static_cast<std::size_t>(n_bins) + 1);
+  ws.count.resize(static_cast<std::size_t>(n_bins) + 1);
+  auto& count = ws.count;
   for (index_t g = 0; g < b.num_graphs(); ++g) {
     std::fill(count.begin(), count.end(), 0);
     for (index_t i = b.begin(g); i < b.end(g); ++i) ++count[out.bin[i] + 1];
@@ -119,6 +129,13 @@ lsh_binning lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const ls
     for (index_t c = b.begin(g); c < b.end(g); c += opt.bin_size)
       out.chunk_offsets.push_back(std::min(b.end(g), c + opt.bin_size));
   }
+}
+
+template <class T>
+lsh_binning lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const lsh_options& opt, int round) {
+  lsh_binning out;
+  lsh_workspace<T> ws;
+  lsh_bins_impl(x, n, d, b, opt, round, out, ws);
   return out;
 }
 
@@ -132,6 +149,17 @@ lsh_binning lsh_bins(const matrix<T>& x, const batch& b, const lsh_options& opt 
   const int d = static_cast<int>(x.cols());
   detail::check_lsh("lsh_bins", x.data(), n, d, b, opt);
   return detail::lsh_bins_impl(x.data(), n, d, b, opt, round);
+}
+
+/// @brief lsh_bins into a caller-owned binning and workspace: no heap allocation once they have seen the sizes
+/// (what layers use on their inference path).
+template <class T>
+void lsh_bins_into(const matrix<T>& x, const batch& b, const lsh_options& opt, int round, lsh_binning& out,
+                   lsh_workspace<T>& ws) {
+  const auto n = static_cast<index_t>(x.rows());
+  const int d = static_cast<int>(x.cols());
+  detail::check_lsh("lsh_bins", x.data(), n, d, b, opt);
+  detail::lsh_bins_impl(x.data(), n, d, b, opt, round, out, ws);
 }
 
 /// @brief Approximate kNN: the k nearest (Euclidean) among the members of each node's chunks, merged over

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/knn.hpp"
 #include "hepgnn/nn/aggregate.hpp"
@@ -87,14 +88,11 @@ class gravnet_conv {
     c.dmsg.resize(ne, P);  // dL/dmsg_e
     c.dse.resize(ne, S);   // dL/ds_dst contribution of edge e (the source gets minus this)
     c.ds.resize(n, S);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * P * 8 >= detail::parallel_min_work)
-#endif
-    for (long i = 0; i < n; ++i) {
+    parallel_for(n, n * P * 8 >= detail::parallel_min_work, [&](long i) {
       const index_t e0 = off[i], e1 = off[i + 1];
       T* dsi = c.ds.data() + i * S;
       std::fill(dsi, dsi + S, T(0));
-      if (e0 == e1) continue;
+      if (e0 == e1) return;
       const T* dmean = c.dagg.data() + i * 2 * P;
       const T* dmax = dmean + P;
       const T inv = T(1) / T(e1 - e0);
@@ -120,13 +118,10 @@ class gravnet_conv {
           dsi[q] += dse[q];
         }
       }
-    }
+    });
     // scatter to the sources (neighbours j) through the source index: deterministic
     c.dh.resize(n, P);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * P * 8 >= detail::parallel_min_work)
-#endif
-    for (long j = 0; j < n; ++j) {
+    parallel_for(n, n * P * 8 >= detail::parallel_min_work, [&](long j) {
       T* dhj = c.dh.data() + j * P;
       T* dsj = c.ds.data() + j * S;
       std::fill(dhj, dhj + P, T(0));
@@ -138,7 +133,7 @@ class gravnet_conv {
         const T* dse = c.dse.data() + long(e) * S;
         for (long r = 0; r < S; ++r) dsj[r] -= dse[r];
       }
-    }
+    });
     lin_h_.weight_grad().noalias() += c.dh.transpose() * x;
     add_column_sums(c.dh, lin_h_.bias_grad().row(0));
     lin_s_.weight_grad().noalias() += c.ds.transpose() * x;
@@ -197,17 +192,14 @@ class gravnet_conv {
     c.w.resize(static_cast<std::size_t>(ne));
     c.agg.resize(n, 2 * P);
     if (train) c.argmax.resize(static_cast<std::size_t>(n * P));
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * P * 8 >= detail::parallel_min_work)
-#endif
-    for (long i = 0; i < n; ++i) {
+    parallel_for(n, n * P * 8 >= detail::parallel_min_work, [&](long i) {
       T* mean = c.agg.data() + i * 2 * P;
       T* mx = mean + P;
       index_t* am = train ? c.argmax.data() + i * P : nullptr;
       const index_t e0 = off[i], e1 = off[i + 1];
       std::fill(mean, mean + P, T(0));
       std::fill(mx, mx + P, T(0));
-      if (e0 == e1) continue;
+      if (e0 == e1) return;
       const T* si = c.s.data() + i * S;
       for (index_t e = e0; e < e1; ++e) {
         const long j = src[e];
@@ -228,7 +220,7 @@ class gravnet_conv {
       }
       const T inv = T(1) / T(e1 - e0);
       for (long f = 0; f < P; ++f) mean[f] *= inv;
-    }
+    });
     if (train) c.by_source.build(c.g);
     y.resize(n, o_.out_channels);
     y.noalias() = x * lin_out1_.weight().transpose();

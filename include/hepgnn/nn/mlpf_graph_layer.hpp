@@ -80,6 +80,7 @@ class mlpf_graph_layer {
   struct cache {
     std::vector<matrix<T>> ffn;  ///< ELU outputs of each ffn_dist Linear (the last is x_d)
     lsh_binning bins;
+    lsh_workspace<T> lsh_ws;
     std::vector<long> a_off;     ///< start of chunk c's m x m kernel in a / sq
     std::vector<T> a, sq, da, s;  ///< s: locality factor of the kernel (hash_kernel_width > 0)
     std::vector<matrix<T>> xs, gate, fhom, fhet, p;  ///< per GHConv: input, gate, A(x theta), x W_h, x theta
@@ -121,9 +122,9 @@ class mlpf_graph_layer {
   ghconv& message_passing_layer(int i) { return conv_[i]; }
 
   /// @brief Training forward: y (N x inout_dim), original node order.
-  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "forward"); }
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "mlpf_graph_layer::forward"); }
   /// @brief Inference (the LSH binning allocates its result; kernels and activations reuse the cache).
-  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "infer"); }
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "mlpf_graph_layer::infer"); }
 
   /// @brief Adds parameter gradients for dy (N x inout_dim); writes dL/dx when dx is not null.
   void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
@@ -280,8 +281,7 @@ class mlpf_graph_layer {
 
   static void elu(matrix<T>& m) { m = (m.array() > T(0)).select(m, m.array().unaryExpr([](T v) { return std::expm1(v); })); }
 
-  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const char* what) const {
-    const std::string who = std::string("mlpf_graph_layer::") + what;
+  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const char* who) const {
     check_cols(x, o_.inout_dim, who);
     HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
                  " rows");
@@ -292,8 +292,7 @@ class mlpf_graph_layer {
     c.ffn.resize(ffn_.size());
     for (std::size_t l = 0; l < ffn_.size(); ++l) {
       const matrix<T>& in = l == 0 ? x : c.ffn[l - 1];
-      c.ffn[l].resize(n, ffn_[l].out_features());
-      c.ffn[l].noalias() = in * ffn_[l].weight().transpose();
+      multiply_transposed(in, ffn_[l].weight(), c.ffn[l]);
       c.ffn[l].rowwise() += ffn_[l].bias().row(0);
       elu(c.ffn[l]);
     }
@@ -303,10 +302,10 @@ class mlpf_graph_layer {
     lo.seed = o_.lsh_seed;
     if (o_.hash_dims > 0) {
       c.hx = x.leftCols(o_.hash_dims);
-      c.bins = lsh_bins(c.hx, b, lo);
+      lsh_bins_into(c.hx, b, lo, 0, c.bins, c.lsh_ws);
       order_bins_along_first_column(c.hx, b, c.bins);
     } else {
-      c.bins = lsh_bins(xd, b, lo);
+      lsh_bins_into(xd, b, lo, 0, c.bins, c.lsh_ws);
     }
     const auto& perm = c.bins.permutation;
     const index_t nchunks = c.bins.num_chunks();
@@ -358,23 +357,26 @@ class mlpf_graph_layer {
     for (int l = 0; l < L; ++l) {
       const auto& cv = conv_[l];
       const matrix<T>& xin = c.xs[l];
-      c.p[l].resize(n, F);
-      c.p[l].noalias() = xin * cv.theta;
-      c.fhet[l].resize(n, F);
-      c.fhet[l].noalias() = xin * cv.W_h;
-      c.gate[l].resize(n, F);
-      c.gate[l].noalias() = xin * cv.W_t;
+      // through simd/gemm.hpp: no per-call packing buffers or thread teams from Eigen's GEMM
+      simd::multiply(xin, cv.theta, c.p[l]);
+      simd::multiply(xin, cv.W_h, c.fhet[l]);
+      simd::multiply(xin, cv.W_t, c.gate[l]);
       c.gate[l].rowwise() += cv.b_t.row(0);
       c.gate[l] = (T(1) / (T(1) + (-c.gate[l].array()).exp())).matrix();
       c.fhom[l].resize(n, F);
+      // chunk buffers sized once for the largest chunk (chunks differ in size; resizing per chunk would allocate)
+      long largest = 0;
+      for (index_t ch = 0; ch < nchunks; ++ch)
+        largest = std::max<long>(largest, c.bins.chunk_offsets[ch + 1] - c.bins.chunk_offsets[ch]);
+      c.pc.resize(largest, F);
+      c.fc.resize(largest, F);
       for (index_t ch = 0; ch < nchunks; ++ch) {
         const long p0 = c.bins.chunk_offsets[ch], m = c.bins.chunk_offsets[ch + 1] - p0;
         Eigen::Map<const matrix<T>> A(c.a.data() + c.a_off[ch], m, m);
-        c.pc.resize(m, F);
-        c.fc.resize(m, F);
-        for (long r = 0; r < m; ++r) c.pc.row(r) = c.p[l].row(perm[p0 + r]);
-        c.fc.noalias() = A * c.pc;
-        for (long r = 0; r < m; ++r) c.fhom[l].row(perm[p0 + r]) = c.fc.row(r);
+        Eigen::Map<matrix<T>> pc(c.pc.data(), m, F), fc(c.fc.data(), m, F);
+        for (long r = 0; r < m; ++r) pc.row(r) = c.p[l].row(perm[p0 + r]);
+        fc.noalias() = A.lazyProduct(pc);
+        for (long r = 0; r < m; ++r) c.fhom[l].row(perm[p0 + r]) = fc.row(r);
       }
       c.xs[l + 1] = (c.gate[l].array() * c.fhom[l].array() + (T(1) - c.gate[l].array()) * c.fhet[l].array()).matrix();
       elu(c.xs[l + 1]);
