@@ -31,6 +31,7 @@
 
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/graph.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/graph/grid.hpp"
 #include "hepgnn/graph/metric.hpp"
@@ -192,26 +193,6 @@ enum knn_path : unsigned char { path_rank, path_tile, path_other };
 /// Below this many coordinate differences a search runs on the calling thread (a parallel region costs more).
 inline constexpr long knn_parallel_min_work = 1L << 15;
 
-/// f(i, thread) for i in [0, n): OpenMP (dynamic schedule) when `parallel`, else a plain loop (a serialised
-/// parallel region would allocate a thread team on every call).
-template <class F>
-void for_each_index(index_t n, bool parallel, F&& f) {
-#ifdef _OPENMP
-  if (parallel && omp_get_max_threads() > 1) {
-#pragma omp parallel
-    {
-      const int me = omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-      for (index_t i = 0; i < n; ++i) f(i, me);
-    }
-    return;
-  }
-#else
-  (void)parallel;
-#endif
-  for (index_t i = 0; i < n; ++i) f(i, 0);
-}
-
 /// Sum over the graphs taking `path` of size^2 * d: the work of their scans.
 inline long path_work(const batch& b, const std::vector<unsigned char>& paths, unsigned char path, int d) {
   long w = 0;
@@ -225,19 +206,27 @@ template <class Metric, int D, class T>
 void knn_small_graphs(const T* x, int d, int k, const batch& b, const knn_options& opt, neighbour_list<T>& out,
                       knn_workspace<T>& ws) {
   const index_t n = b.num_nodes();
-  ws.search.soa.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(d));
-  simd::transpose_to_soa(x, n, d, ws.search.soa.data(), n);
+  // SoA rows padded by one register of zeros, so every query computes whole SIMD blocks (the lanes past a graph's
+  // end read the next graph or the padding and are ignored): no scalar tail for jets of 30 points.
+  constexpr index_t W = simd::lanes<T, simd::native>();
+  const index_t stride = n + W;
+  ws.search.soa.resize(static_cast<std::size_t>(stride) * static_cast<std::size_t>(d));
+  simd::transpose_to_soa(x, n, d, ws.search.soa.data(), stride);
+  for (int c = 0; c < d; ++c)
+    std::fill_n(ws.search.soa.data() + static_cast<std::ptrdiff_t>(c) * stride + n, W, T(0));
   const T* xt = ws.search.soa.data();
   const bool parallel = path_work(b, ws.path, path_rank, d) >= knn_parallel_min_work;
-  for (auto& s : ws.scratch) s.reserve(static_cast<std::size_t>(opt.rank_max_points));
-  for_each_index(b.num_graphs(), parallel, [&](index_t g, int me) {
+  for (auto& s : ws.scratch) s.reserve(static_cast<std::size_t>(opt.rank_max_points + W));
+  parallel_for<loop_schedule::dynamic_single>(b.num_graphs(), parallel, [&](long gl) {
+    const auto g = static_cast<index_t>(gl);
     const index_t m = b.size(g), a = b.begin(g);
     if (ws.path[g] != path_rank || m == 0) return;
-    std::vector<T>& dist = ws.scratch[static_cast<std::size_t>(me)];
-    dist.resize(static_cast<std::size_t>(m));
+    std::vector<T>& dist = ws.scratch[static_cast<std::size_t>(thread_index())];
+    const index_t m_blocks = (m + W - 1) / W * W;
+    dist.resize(static_cast<std::size_t>(m_blocks));
     for (index_t i = a; i < a + m; ++i) {
-      simd::distances_soa<Metric::kind, simd::native, D>(x + static_cast<std::ptrdiff_t>(i) * d, d, xt + a, n, m,
-                                                         dist.data());
+      simd::distances_soa<Metric::kind, simd::native, D>(x + static_cast<std::ptrdiff_t>(i) * d, d, xt + a, stride,
+                                                         m_blocks, dist.data());
       out.counts[i] = simd::select_k_by_rank(dist.data(), m, a, opt.include_self ? -1 : i - a, k,
                                              out.distances.data() + static_cast<std::size_t>(i) * k,
                                              out.indices.data() + static_cast<std::size_t>(i) * k);
@@ -313,7 +302,9 @@ void knn_tiled(const T* x, int d, int k, const batch& b, bool include_self, neig
       c.where.reserve(simd::tile_capacity<T>(k));
     }
   for (auto& s : ws.scratch) s.reserve(static_cast<std::size_t>(Q) * d);
-  for_each_index(tiles, parallel, [&](index_t t, int me) {
+  parallel_for<loop_schedule::dynamic_single>(tiles, parallel, [&](long tl) {
+    const auto t = static_cast<index_t>(tl);
+    const int me = thread_index();
     std::vector<T>& qf = ws.scratch[static_cast<std::size_t>(me)];
     qf.resize(static_cast<std::size_t>(Q) * d);
     const index_t g = ws.tile_graph[t], q0 = ws.tile_first[t];

@@ -276,10 +276,17 @@ void linear_forward(const matrix<T>& x, const matrix<T>& w, const std::type_iden
   if (M == 0 || N == 0) return;
   if constexpr (gemm_kernel_v<T, Arch>) {
     constexpr long L = static_cast<long>(xsimd::batch<T, Arch>::size);
-    if (N < L) {  // narrow output: dot products along the rows of x and w (w rows zero-padded)
+    // Narrow output, or one or two rows (a pooled jet in a classifier head): dot products along the rows of x and
+    // w, whose rows are read in place when K fills whole registers (zero-padded copy otherwise): transposing W
+    // into a panel would cost more than the product.
+    if (N < L || M <= 2) {
       const long Kp = gemm_detail::padded(K, L);
-      T* wp = gemm_detail::scratch<T>(0, static_cast<std::size_t>(N * Kp));
-      gemm_detail::copy_padded(N, K, w.data(), K, wp, Kp);
+      const T* wp = w.data();
+      if (Kp != K) {
+        T* copy = gemm_detail::scratch<T>(0, static_cast<std::size_t>(N * Kp));
+        gemm_detail::copy_padded(N, K, w.data(), K, copy, Kp);
+        wp = copy;
+      }
       gemm_detail::rows<T, Arch>(M, N, K, x.data(), K, wp, Kp, y.data(), N, false, {bias, relu}, true);
       return;
     }

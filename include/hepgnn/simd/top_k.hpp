@@ -490,6 +490,9 @@ int select_k_by_rank(const T* dist, int m, index_t first, int skip, int k, T* ou
     }
     for (; j < m; ++j)
       if (j != skip && dist[j] <= bound) cd[c] = dist[j], ci[c++] = first + j;
+    // pad the short list to whole registers with +inf: padding never ranks before a kept candidate (it comes
+    // later in the list and is not smaller), so it only lands in the rejected slot, and no scalar tail remains
+    while (c % W != 0) cd[c] = inf, ci[c++] = first;
   } else {
     for (; j < m; ++j)
       if (j != skip) cd[c] = dist[j], ci[c++] = first + j;
