@@ -490,9 +490,12 @@ int select_k_by_rank(const T* dist, int m, index_t first, int skip, int k, T* ou
     }
     for (; j < m; ++j)
       if (j != skip && dist[j] <= bound) cd[c] = dist[j], ci[c++] = first + j;
-    // pad the short list to whole registers with +inf: padding never ranks before a kept candidate (it comes
-    // later in the list and is not smaller), so it only lands in the rejected slot, and no scalar tail remains
-    while (c % W != 0) cd[c] = inf, ci[c++] = first;
+    // Without a prefilter (jets of 17-47 points) the list, longer than a register, is padded to whole registers
+    // with +inf, so no scalar tail remains: padding never ranks before a kept candidate (it comes later in the list
+    // and is not smaller) and lands in the rejected slot. Prefiltered lists are short and rank faster unpadded
+    // (measured: W1d 20% slower padded, W5 10% faster).
+    if (group == 1 && c > W)
+      while (c % W != 0) cd[c] = inf, ci[c++] = first;
   } else {
     for (; j < m; ++j)
       if (j != skip) cd[c] = dist[j], ci[c++] = first + j;
