@@ -32,18 +32,11 @@ TEST_CASE("mlpf_graph_layer matches the PyTorch reference (double: outputs and g
   auto layer = make<double>(ref, gen);
   gnn_ref::set_params(layer, ref);
   const batch b = batch::from_sizes(gnn_ref::ints(ref.at("sizes")));
-  matrix<double> x = ref.at("x"), y, dx;
+  gnn_ref::check_against_reference(layer, b, ref);
   mlpf_graph_layer<double>::cache c;
-  layer.forward(x, b, y, c);
+  matrix<double> y;
+  layer.infer(ref.at("x"), b, y, c);
   CHECK(c.bins.num_chunks() == b.num_graphs());  // one chunk per event: the binning cannot change the result
-  CHECK(gnn_ref::rel_diff(y, ref.at("y")) < 1e-10);
-  zero_grad(layer);
-  layer.backward(x, b, y, ref.at("dy"), c, &dx);
-  CHECK(gnn_ref::rel_diff(dx, ref.at("grad_x")) < 1e-10);
-  CHECK(gnn_ref::grad_diff(layer, ref) < 1e-10);
-  matrix<double> yi;
-  layer.infer(x, b, yi, c);
-  CHECK(gnn_ref::rel_diff(yi, y) < 1e-15);
 }
 
 TEST_CASE("mlpf_graph_layer in float matches the reference to 1e-5") {
@@ -51,11 +44,7 @@ TEST_CASE("mlpf_graph_layer in float matches the reference to 1e-5") {
   rng gen(1);
   auto layer = make<float>(ref, gen);
   gnn_ref::set_params(layer, ref);
-  const batch b = batch::from_sizes(gnn_ref::ints(ref.at("sizes")));
-  matrix<float> x = ref.at("x").cast<float>(), y;
-  mlpf_graph_layer<float>::cache c;
-  layer.infer(x, b, y, c);
-  CHECK(gnn_ref::rel_diff(y, ref.at("y")) < 1e-5);
+  gnn_ref::check_float_against_reference(layer, batch::from_sizes(gnn_ref::ints(ref.at("sizes"))), ref);
 }
 
 TEST_CASE("mlpf_graph_layer gradients match finite differences with several LSH chunks per event") {
@@ -72,28 +61,13 @@ TEST_CASE("mlpf_graph_layer gradients match finite differences with several LSH 
   matrix<double> x = gnn_ref::random_matrix(gen, 12, 4);
   const matrix<double> w = gnn_ref::random_matrix(gen, 12, 4);
   mlpf_graph_layer<double>::cache c;
-  matrix<double> y, dx;
+  matrix<double> y;
   layer.infer(x, b, y, c);
   CHECK(c.bins.num_chunks() == 5);  // 3 + 2 chunks
   const auto perm = c.bins.permutation;
-  auto loss = [&] {
-    layer.infer(x, b, y, c);
-    REQUIRE(c.bins.permutation == perm);  // the steps must not move a node to another bin
-    return (y.array() * w.array()).sum();
-  };
-  auto backward = [&] {
-    zero_grad(layer);
-    layer.forward(x, b, y, c);
-    layer.backward(x, b, y, w, c, &dx);
-  };
-  const auto rp = check_parameter_gradients(layer, loss, backward);
-  CAPTURE(rp.worst);
-  CHECK(rp.max_error < 1e-6);
-  backward();
-  const matrix<double> dx0 = dx;
-  const auto rx = check_input_gradient(x, dx0, loss);
-  CAPTURE(rx.worst);
-  CHECK(rx.max_error < 1e-6);
+  // the steps must not move a node to another bin
+  gnn_ref::check_layer_gradients(layer, b, x, w,
+                                 [&](const mlpf_graph_layer<double>::cache& cc) { REQUIRE(cc.bins.permutation == perm); });
   // gradients reach the distance network through the kernel
   double g = 0;
   layer.for_each_param("", [&](const std::string& name, parameter<double> p) {
@@ -115,7 +89,7 @@ TEST_CASE("mlpf_graph_layer with hash_dims: bins from the coordinate columns, lo
   o.hash_kernel_width = 0.8;
   mlpf_graph_layer<double> layer(gen, o);
   const batch b = batch::from_sizes({7, 5});
-  matrix<double> x = gnn_ref::random_matrix(gen, 12, 4), y, dx;
+  matrix<double> x = gnn_ref::random_matrix(gen, 12, 4), y;
   const matrix<double> w = gnn_ref::random_matrix(gen, 12, 4);
   mlpf_graph_layer<double>::cache c;
   layer.infer(x, b, y, c);
@@ -145,24 +119,9 @@ TEST_CASE("mlpf_graph_layer with hash_dims: bins from the coordinate columns, lo
   // and a finite width changes it
   layer.infer(x, b, y, c);
   CHECK(gnn_ref::rel_diff(y, yp) > 1e-3);
-  auto loss = [&] {
-    layer.infer(x, b, y, c);
-    REQUIRE(c.bins.permutation == perm);
-    return (y.array() * w.array()).sum();
-  };
-  auto backward = [&] {
-    zero_grad(layer);
-    layer.forward(x, b, y, c);
-    layer.backward(x, b, y, w, c, &dx);
-  };
-  const auto rp = check_parameter_gradients(layer, loss, backward);
-  CAPTURE(rp.worst);
-  CHECK(rp.max_error < 1e-6);
-  backward();
-  const matrix<double> dx0 = dx;
-  const auto rx = check_input_gradient(x, dx0, loss);  // includes the locality factor's dependence on the coordinates
-  CAPTURE(rx.worst);
-  CHECK(rx.max_error < 1e-6);
+  // finite differences include the locality factor's dependence on the coordinates
+  gnn_ref::check_layer_gradients(layer, b, x, w,
+                                 [&](const mlpf_graph_layer<double>::cache& cc) { REQUIRE(cc.bins.permutation == perm); });
 }
 
 TEST_CASE("mlpf_graph_layer returns rows in the original order") {
