@@ -19,31 +19,6 @@
 #include "hepgnn/nn/interaction_network.hpp"
 #include "rb.hpp"
 
-namespace {
-template <class F>
-double median_seconds(F&& fn) {
-  const char* cpu = std::getenv("REFBENCH_CPU_TIME");
-  if (!cpu || std::string(cpu) != "1") return rb::median_seconds(fn);
-  auto now = [] {
-    timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-  };
-  fn();
-  std::vector<double> t;
-  double total = 0;
-  while (t.size() < 7 || total < 1.0) {
-    const double a = now();
-    fn();
-    t.push_back(now() - a);
-    total += t.back();
-    if (t.size() >= 1000) break;
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-}  // namespace
-
 int main(int argc, char** argv) {
   using T = float;
   const std::string w = argc > 1 ? argv[1] : "W3/forward";
@@ -86,9 +61,9 @@ int main(int argc, char** argv) {
   hepgnn::matrix<T> y, grad;
   double seconds = 0;
   if (w == "W3/forward") {
-    seconds = median_seconds([&] { net.infer(x, g, y, c); });
+    seconds = rb::median_seconds([&] { net.infer(x, g, y, c); });
   } else {
-    seconds = median_seconds([&] {
+    seconds = rb::median_seconds([&] {
       hepgnn::zero_grad(net);
       net.forward(x, g, y, c);
       hepgnn::bce_with_logits(y, labels, &grad);

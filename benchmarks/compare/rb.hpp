@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -36,16 +38,27 @@ void init_linear(Dense& d, std::uint64_t seed) {
 }
 
 /// Times fn() per the measurement rules: one warm-up, then at least `min_reps` repetitions and about
-/// `min_seconds` of timed work; returns the median seconds.
+/// `min_seconds` of timed work; returns the median seconds. With REFBENCH_CPU_TIME=1 the same rule runs on process
+/// CPU time (for a loaded machine; not the MEASURING.md rule, compare only with a reference run the same way).
 template <class F>
 double median_seconds(F&& fn, int min_reps = 7, double min_seconds = 1.0) {
+  const char* cpu = std::getenv("REFBENCH_CPU_TIME");
+  const bool cpu_time = cpu && std::string(cpu) == "1";
+  auto now = [cpu_time] {
+    if (cpu_time) {
+      timespec ts;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+      return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
   fn();
   std::vector<double> t;
   double total = 0;
   while (static_cast<int>(t.size()) < min_reps || total < min_seconds) {
-    const auto a = std::chrono::steady_clock::now();
+    const double a = now();
     fn();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    const double s = now() - a;
     t.push_back(s);
     total += s;
     if (t.size() >= 1000) break;

@@ -53,31 +53,6 @@ w4_sets make_w4(int n, int pairs) {
   return s;
 }
 
-/// rb::median_seconds, or the same rule on process CPU time when REFBENCH_CPU_TIME=1 (a loaded machine; not
-/// the MEASURING.md rule, use it only to compare with set_losses.py run the same way).
-template <class F>
-double median_seconds(F&& fn) {
-  const char* cpu = std::getenv("REFBENCH_CPU_TIME");
-  if (!cpu || std::string(cpu) != "1") return rb::median_seconds(fn);
-  auto now = [] {
-    timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-  };
-  fn();
-  std::vector<double> t;
-  double total = 0;
-  while (t.size() < 7 || total < 1.0) {
-    const double a = now();
-    fn();
-    t.push_back(now() - a);
-    total += t.back();
-    if (t.size() >= 1000) break;
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
 int threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -101,7 +76,7 @@ int main(int argc, char** argv) {
     hepgnn::emd_options opt;
     opt.keep_flow = false;
     double check = 0;
-    const double t = median_seconds([&] { check = hepgnn::emd(s.xa, s.wa, s.ba, s.xb, s.wb, s.bb, opt).cost.sum(); });
+    const double t = rb::median_seconds([&] { check = hepgnn::emd(s.xa, s.wa, s.ba, s.xb, s.wb, s.bb, opt).cost.sum(); });
     std::fprintf(stderr, "%s hepgnn checksum sum(cost) = %.12g\n", w.c_str(), check);
     rb::report(w, "hepgnn", T, t / pairs);
   } else if (w == "W4b-n64") {
@@ -113,7 +88,7 @@ int main(int argc, char** argv) {
     opt.tolerance = 1e-9;
     opt.keep_plan = false;
     double check = 0;
-    const double t = median_seconds([&] { check = hepgnn::sinkhorn(s.xa, s.wa, s.ba, s.xb, s.wb, s.bb, opt).cost.sum(); });
+    const double t = rb::median_seconds([&] { check = hepgnn::sinkhorn(s.xa, s.wa, s.ba, s.xb, s.wb, s.bb, opt).cost.sum(); });
     std::fprintf(stderr, "%s hepgnn checksum sum(cost) = %.12g\n", w.c_str(), check);
     rb::report(w, "hepgnn", T, t / pairs);
   } else if (w == "W4c-fwd" || w == "W4c-fwdbwd") {
@@ -129,7 +104,7 @@ int main(int argc, char** argv) {
     matrix<float> ga, gb;
     const vector<float> dloss = vector<float>::Constant(pairs, 1.0f / pairs);
     double check = 0;
-    const double t = median_seconds([&] {
+    const double t = rb::median_seconds([&] {
       const auto per = hepgnn::chamfer(a, ba, b, ba, {}, backward ? &cache : nullptr);
       check = per.mean();
       if (backward) hepgnn::chamfer_backward(a, ba, b, ba, dloss, cache, &ga, &gb);
