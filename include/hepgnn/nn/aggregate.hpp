@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "hepgnn/core/graph.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/tensor.hpp"
 
 namespace hepgnn {
@@ -78,6 +79,48 @@ struct source_index {
   std::vector<index_t> scratch_;
 };
 
+namespace detail {
+
+/// y[i] = AGG over the edges e entering i of the row row(e) (f values); argmax (max only) receives edge ids, -1
+/// for nodes without edges. The one reduction behind segment_reduce (rows of a message matrix) and gather_reduce
+/// (rows of source nodes).
+template <class T, class Row>
+void reduce_edges(const graph& g, long f, Row row, aggregation a, matrix<T>& y, std::vector<index_t>* argmax) {
+  const long n = g.num_nodes;
+  y.resize(n, f);
+  if (a == aggregation::max && argmax) argmax->resize(static_cast<std::size_t>(n * f));
+  const index_t* off = g.offsets.data();
+  T* yp = y.data();
+  index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
+  parallel_for(n, n * f >= parallel_min_work, [&](long i) {
+    T* yi = yp + i * f;
+    const index_t b = off[i], en = off[i + 1];
+    if (b == en) {
+      std::fill(yi, yi + f, T(0));
+      if (ap) std::fill(ap + i * f, ap + (i + 1) * f, index_t(-1));
+      return;
+    }
+    row_copy(yi, row(b), f);
+    if (a == aggregation::max) {
+      if (ap) {
+        index_t* ai = ap + i * f;
+        std::fill(ai, ai + f, b);
+        for (index_t e = b + 1; e < en; ++e) row_max(yi, ai, row(e), e, f);
+      } else {
+        for (index_t e = b + 1; e < en; ++e) {
+          const T* me = row(e);
+          for (long c = 0; c < f; ++c) yi[c] = me[c] > yi[c] ? me[c] : yi[c];
+        }
+      }
+    } else {
+      for (index_t e = b + 1; e < en; ++e) row_add(yi, row(e), f);
+      if (a == aggregation::mean) row_scale(yi, T(1) / T(en - b), f);
+    }
+  });
+}
+
+}  // namespace detail
+
 /// @brief y[i] = AGG_{e in in(i)} m[e] for the E x F edge messages m (rows in g's CSR edge order).
 /// Nodes without incoming edges get 0 (PyG). For max, `argmax` (if given) receives N x F edge ids
 /// (-1 for nodes without edges), what segment_reduce_backward needs.
@@ -88,41 +131,9 @@ void segment_reduce(const graph& g, const matrix<T>& m, aggregation a, matrix<T>
                "), got ", m.rows(), " x ", m.cols());
   HEPGNN_CHECK(g.offsets.size() == static_cast<std::size_t>(g.num_nodes) + 1,
                "segment_reduce: graph offsets must have num_nodes + 1 entries");
-  const long n = g.num_nodes, f = m.cols();
-  y.resize(n, f);
-  if (a == aggregation::max && argmax) argmax->resize(static_cast<std::size_t>(n * f));
-  const index_t* off = g.offsets.data();
+  const long f = m.cols();
   const T* mp = m.data();
-  T* yp = y.data();
-  index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
-#endif
-  for (long i = 0; i < n; ++i) {
-    T* yi = yp + i * f;
-    const index_t b = off[i], en = off[i + 1];
-    if (b == en) {
-      std::fill(yi, yi + f, T(0));
-      if (ap) std::fill(ap + i * f, ap + (i + 1) * f, index_t(-1));
-      continue;
-    }
-    detail::row_copy(yi, mp + long(b) * f, f);
-    if (a == aggregation::max) {
-      if (ap) {
-        index_t* ai = ap + i * f;
-        std::fill(ai, ai + f, b);
-        for (index_t e = b + 1; e < en; ++e) detail::row_max(yi, ai, mp + long(e) * f, e, f);
-      } else {
-        for (index_t e = b + 1; e < en; ++e) {
-          const T* me = mp + long(e) * f;
-          for (long c = 0; c < f; ++c) yi[c] = me[c] > yi[c] ? me[c] : yi[c];
-        }
-      }
-    } else {
-      for (index_t e = b + 1; e < en; ++e) detail::row_add(yi, mp + long(e) * f, f);
-      if (a == aggregation::mean) detail::row_scale(yi, T(1) / T(en - b), f);
-    }
-  }
+  detail::reduce_edges(g, f, [&](index_t e) { return mp + long(e) * f; }, a, y, argmax);
 }
 
 /// @brief Vector-Jacobian product of segment_reduce: writes dm (E x F) from dy (N x F).
@@ -141,10 +152,7 @@ void segment_reduce_backward(const graph& g, aggregation a, const matrix<T>& dy,
   const index_t* off = g.offsets.data();
   const T* dyp = dy.data();
   T* dmp = dm.data();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
-#endif
-  for (long i = 0; i < n; ++i) {
+  parallel_for(n, n * f >= detail::parallel_min_work, [&](long i) {
     const index_t b = off[i], en = off[i + 1];
     const T* dyi = dyp + i * f;
     if (a == aggregation::max) {
@@ -159,7 +167,7 @@ void segment_reduce_backward(const graph& g, aggregation a, const matrix<T>& dy,
         for (long c = 0; c < f; ++c) de[c] = s * dyi[c];
       }
     }
-  }
+  });
 }
 
 /// @brief y[i] = AGG_{j -> i} x[j]: a segment reduction of source node features without materialising the
@@ -169,42 +177,10 @@ void gather_reduce(const graph& g, const matrix<T>& x, aggregation a, matrix<T>&
                    std::vector<index_t>* argmax = nullptr) {
   HEPGNN_CHECK(x.rows() == g.num_nodes, "gather_reduce: x must have one row per node (", g.num_nodes, "), got ",
                x.rows(), " x ", x.cols());
-  const long n = g.num_nodes, f = x.cols();
-  y.resize(n, f);
-  if (a == aggregation::max && argmax) argmax->resize(static_cast<std::size_t>(n * f));
-  const index_t* off = g.offsets.data();
+  const long f = x.cols();
   const index_t* src = g.sources.data();
   const T* xp = x.data();
-  T* yp = y.data();
-  index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
-#endif
-  for (long i = 0; i < n; ++i) {
-    T* yi = yp + i * f;
-    const index_t b = off[i], en = off[i + 1];
-    if (b == en) {
-      std::fill(yi, yi + f, T(0));
-      if (ap) std::fill(ap + i * f, ap + (i + 1) * f, index_t(-1));
-      continue;
-    }
-    detail::row_copy(yi, xp + long(src[b]) * f, f);
-    if (a == aggregation::max) {
-      if (ap) {
-        index_t* ai = ap + i * f;
-        std::fill(ai, ai + f, b);
-        for (index_t e = b + 1; e < en; ++e) detail::row_max(yi, ai, xp + long(src[e]) * f, e, f);
-      } else {
-        for (index_t e = b + 1; e < en; ++e) {
-          const T* xe = xp + long(src[e]) * f;
-          for (long c = 0; c < f; ++c) yi[c] = xe[c] > yi[c] ? xe[c] : yi[c];
-        }
-      }
-    } else {
-      for (index_t e = b + 1; e < en; ++e) detail::row_add(yi, xp + long(src[e]) * f, f);
-      if (a == aggregation::mean) detail::row_scale(yi, T(1) / T(en - b), f);
-    }
-  }
+  detail::reduce_edges(g, f, [&](index_t e) { return xp + long(src[e]) * f; }, a, y, argmax);
 }
 
 /// @brief out[e] = x[sources[e]] (E x F): the source feature of every edge.
@@ -215,10 +191,8 @@ void gather_sources(const graph& g, const matrix<T>& x, matrix<T>& out) {
   const long ne = g.num_edges(), f = x.cols();
   out.resize(ne, f);
   const index_t* src = g.sources.data();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (ne * f >= detail::parallel_min_work)
-#endif
-  for (long e = 0; e < ne; ++e) detail::row_copy(out.data() + e * f, x.data() + long(src[e]) * f, f);
+  parallel_for(ne, ne * f >= detail::parallel_min_work,
+               [&](long e) { detail::row_copy(out.data() + e * f, x.data() + long(src[e]) * f, f); });
 }
 
 /// @brief out[e] = x[dst(e)] (E x F): the destination feature of every edge.
@@ -229,11 +203,9 @@ void gather_destinations(const graph& g, const matrix<T>& x, matrix<T>& out) {
   const long n = g.num_nodes, f = x.cols();
   out.resize(g.num_edges(), f);
   const index_t* off = g.offsets.data();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
-#endif
-  for (long i = 0; i < n; ++i)
+  parallel_for(n, n * f >= detail::parallel_min_work, [&](long i) {
     for (index_t e = off[i]; e < off[i + 1]; ++e) detail::row_copy(out.data() + long(e) * f, x.data() + i * f, f);
+  });
 }
 
 /// @brief dx[i] += sum_{e in in(i)} dm[e]: adjoint of gather_destinations (a sum segment reduction, added).
@@ -244,11 +216,9 @@ void scatter_destinations_add(const graph& g, const matrix<T>& dm, matrix<T>& dx
                " x F, got dm ", dm.rows(), " x ", dm.cols(), " and dx ", dx.rows(), " x ", dx.cols());
   const long n = g.num_nodes, f = dm.cols();
   const index_t* off = g.offsets.data();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
-#endif
-  for (long i = 0; i < n; ++i)
+  parallel_for(n, n * f >= detail::parallel_min_work, [&](long i) {
     for (index_t e = off[i]; e < off[i + 1]; ++e) detail::row_add(dx.data() + i * f, dm.data() + long(e) * f, f);
+  });
 }
 
 /// @brief dx[j] += sum_{e: sources[e] = j} dm[e]: adjoint of gather_sources, deterministic via the source index
@@ -264,11 +234,9 @@ void scatter_sources_add(const graph& g, const source_index& s, const matrix<T>&
   const long n = g.num_nodes, f = dm.cols();
   const index_t* off = s.offsets.data();
   const index_t* ed = s.edges.data();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n * f >= detail::parallel_min_work)
-#endif
-  for (long j = 0; j < n; ++j)
+  parallel_for(n, n * f >= detail::parallel_min_work, [&](long j) {
     for (index_t k = off[j]; k < off[j + 1]; ++k) detail::row_add(dx.data() + j * f, dm.data() + long(ed[k]) * f, f);
+  });
 }
 
 }  // namespace hepgnn
