@@ -162,6 +162,30 @@ TEST_CASE("lsh_chunk_graph connects chunk members") {
   CHECK(hepgnn::lsh_knn(empty, 3, batch::single(0)).num_nodes() == 0);
 }
 
+TEST_CASE("lsh_bins_into reuses its storage and equals lsh_bins") {
+  hepgnn::lsh_options opt;
+  opt.bin_size = 32;
+  opt.seed = 3;
+  hepgnn::lsh_binning out;
+  hepgnn::lsh_workspace<float> ws;
+  for (int n : {400, 150, 400}) {  // shrinking then growing again must not leave stale entries
+    CAPTURE(n);
+    const auto x = clustered(n, 4, 5, static_cast<std::uint64_t>(n));
+    const auto b = batch::from_sizes({n / 2, n - n / 2});
+    for (int round : {0, 1}) {
+      const auto fresh = hepgnn::lsh_bins(x, b, opt, round);
+      hepgnn::lsh_bins_into(x, b, opt, round, out, ws);
+      CHECK(out.permutation == fresh.permutation);
+      CHECK(out.position == fresh.position);
+      CHECK(out.bin == fresh.bin);
+      CHECK(out.chunk_offsets == fresh.chunk_offsets);
+    }
+  }
+  opt.bin_size = -1;
+  CHECK_THROWS_WITH_AS(hepgnn::lsh_bins_into(clustered(10, 2, 1, 1), batch::single(10), opt, 0, out, ws),
+                       doctest::Contains("lsh_bins_into: bin_size must be positive, got -1"), hepgnn::error);
+}
+
 TEST_CASE("lsh rejects bad input") {
   auto x = clustered(50, 3, 2, 5);
   hepgnn::lsh_options opt;

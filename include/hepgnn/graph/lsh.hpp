@@ -158,7 +158,7 @@ void lsh_bins_into(const matrix<T>& x, const batch& b, const lsh_options& opt, i
                    lsh_workspace<T>& ws) {
   const auto n = static_cast<index_t>(x.rows());
   const int d = static_cast<int>(x.cols());
-  detail::check_lsh("lsh_bins", x.data(), n, d, b, opt);
+  detail::check_lsh("lsh_bins_into", x.data(), n, d, b, opt);
   detail::lsh_bins_impl(x.data(), n, d, b, opt, round, out, ws);
 }
 
