@@ -84,6 +84,9 @@ TEST_CASE("graph layers and pooling infer without allocating after warm-up") {
   io.iterations = 2;
   io.aggregations = {aggregation::sum, aggregation::max};
   CHECK(allocations_per_call(interaction_network<T>(g, io), x, knn_graph) == 0);
+  io.edge_in = 4;  // edge input features: one more edge-level product in the edge encoder
+  const M edge_attr = M::Random(knn_graph.num_edges(), 4);
+  CHECK(allocations_per_call(interaction_network<T>(g, io), x, knn_graph, edge_attr) == 0);
   gravnet_conv<T>::options go;
   go.in_channels = 8;
   go.out_channels = 16;

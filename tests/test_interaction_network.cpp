@@ -1,5 +1,6 @@
 // interaction_network: PyTorch reference outputs and gradients (tests/reference/gnn_layers_reference.py),
-// finite differences for every aggregation, inference == training forward, thread-count independence, bad input.
+// finite differences for every aggregation, inference == training forward, thread-count independence, bad input;
+// edge input features (edge_attr): a plain-loop oracle, finite differences, edge_in = 0 unchanged.
 #include <doctest/doctest.h>
 
 #ifdef _OPENMP
@@ -41,7 +42,15 @@ net<T> make_net(const tensors& ref, const std::vector<aggregation>& aggrs, rng& 
   o.shared_weights = ref.at("shared")(0, 0) != 0;
   o.aggregations = aggrs;
   o.out = static_cast<int>(ref.at("y").cols());
+  o.edge_in = ref.count("edge_attr") ? static_cast<int>(ref.at("edge_attr").cols()) : 0;
   return net<T>(gen, o);
+}
+
+/// Rows of a per-edge reference tensor (input edge order) moved to CSR order.
+matrix<double> csr_rows(const matrix<double>& m, const std::vector<index_t>& pos) {
+  matrix<double> out(m.rows(), m.cols());
+  for (long e = 0; e < m.rows(); ++e) out.row(pos[e]) = m.row(e);
+  return out;
 }
 
 /// Random graph with a node without incoming edges and one with many.
@@ -52,6 +61,45 @@ graph random_graph(rng& gen, index_t n, index_t e) {
     d[i] = i % 5 == 0 ? 0 : static_cast<index_t>(gen.below(n - 1));
   }
   return graph::from_edges(n, s, d);
+}
+
+/// The layer's equations (sum aggregation) with plain Eigen, one node and one CSR edge at a time: the oracle for
+/// edge_attr, written from the file comment, not from the blocked implementation.
+matrix<double> naive_forward(net<double>& m, const matrix<double>& x, const graph& g, const matrix<double>& attr) {
+  using row = Eigen::RowVectorXd;
+  auto mlp = [](dense<double>& l0, dense<double>& l1, const row& v, bool last) -> row {
+    const row z = (v * l0.weight().transpose() + l0.bias().row(0)).cwiseMax(0.0);
+    const row u = z * l1.weight().transpose() + l1.bias().row(0);
+    return last ? row(u.cwiseMax(0.0)) : u;
+  };
+  const auto& o = m.config();
+  const long n = g.num_nodes, H = o.hidden;
+  matrix<double> h(n, H), e(g.num_edges(), H), y(g.num_edges(), o.out);
+  for (long i = 0; i < n; ++i) h.row(i) = mlp(m.node_encoder(0), m.node_encoder(1), x.row(i), true);
+  for (long i = 0; i < n; ++i)
+    for (index_t k = g.offsets[i]; k < g.offsets[i + 1]; ++k) {
+      row v(2 * o.in + o.edge_in);
+      v << x.row(g.sources[k]), x.row(i), attr.row(k);
+      e.row(k) = mlp(m.edge_encoder(0), m.edge_encoder(1), v, true);
+    }
+  for (int t = 0; t < o.iterations; ++t) {
+    matrix<double> agg = matrix<double>::Zero(n, H), h_next(n, H);
+    for (long i = 0; i < n; ++i)
+      for (index_t k = g.offsets[i]; k < g.offsets[i + 1]; ++k) {
+        row v(3 * H);
+        v << h.row(g.sources[k]), h.row(i), e.row(k);
+        e.row(k) += mlp(m.edge_network(t, 0), m.edge_network(t, 1), v, true);
+        agg.row(i) += e.row(k);
+      }
+    for (long i = 0; i < n; ++i) {
+      row v(2 * H);
+      v << h.row(i), agg.row(i);
+      h_next.row(i) = h.row(i) + mlp(m.node_network(t, 0), m.node_network(t, 1), v, true);
+    }
+    h = h_next;
+  }
+  for (long k = 0; k < g.num_edges(); ++k) y.row(k) = mlp(m.output(0), m.output(1), e.row(k), false);
+  return y;
 }
 
 }  // namespace
@@ -91,6 +139,29 @@ TEST_CASE("interaction_network matches the PyTorch reference (double, outputs an
     model.infer(x, g, yi, c);
     CHECK(rel_diff(yi, y) < 1e-14);
   }
+}
+
+TEST_CASE("interaction_network with edge_attr matches the PyTorch reference (double, outputs and gradients)") {
+  const tensors ref = load("in_edge_attr");
+  rng gen(7);
+  auto model = make_net<double>(ref, {aggregation::sum, aggregation::max}, gen);
+  set_params(model, ref);  // edge_encoder.0.weight: hidden x (2 in + edge_in), as torch.nn.Linear
+  const auto dst = ints(ref.at("dst"));
+  const index_t n = static_cast<index_t>(ref.at("x").rows());
+  const graph g = graph::from_edges(n, ints(ref.at("src")), dst);
+  const auto pos = graph::csr_position(n, dst);
+  const matrix<double> x = ref.at("x"), attr = csr_rows(ref.at("edge_attr"), pos), dy = csr_rows(ref.at("dy"), pos);
+  matrix<double> y, yi, dx, da;
+  net<double>::cache c;
+  model.forward(x, g, attr, y, c);
+  CHECK(rel_diff(y, csr_rows(ref.at("y"), pos)) < 1e-10);
+  zero_grad(model);
+  model.backward(x, g, attr, y, dy, c, &dx, &da);
+  CHECK(rel_diff(dx, ref.at("grad_x")) < 1e-10);
+  CHECK(rel_diff(da, csr_rows(ref.at("grad_edge_attr"), pos)) < 1e-10);
+  CHECK(gnn_ref::grad_diff(model, ref) < 1e-10);
+  model.infer(x, g, attr, yi, c);
+  CHECK(rel_diff(yi, y) < 1e-14);
 }
 
 TEST_CASE("interaction_network in float matches the reference to 1e-5") {
@@ -137,34 +208,40 @@ TEST_CASE("interaction_network gradients match finite differences for every aggr
 
 TEST_CASE("interaction_network results do not depend on the thread count") {
 #ifdef _OPENMP
-  rng gen(5);
-  net<float>::options o;
-  o.in = 3;
-  o.hidden = 16;
-  o.iterations = 2;
-  o.aggregations = {aggregation::sum, aggregation::max};
-  net<float> model(gen, o);
-  const graph g = random_graph(gen, 3000, 30000);
-  matrix<float> x = random_matrix(gen, 3000, 3).cast<float>();
-  const matrix<float> dy = random_matrix(gen, g.num_edges(), 1).cast<float>();
-  auto run = [&](int threads, std::vector<float>& grads, matrix<float>& y, matrix<float>& dx) {
-    omp_set_num_threads(threads);
-    net<float>::cache c;
-    zero_grad(model);
-    model.forward(x, g, y, c);
-    model.backward(x, g, y, dy, c, &dx);
-    grads.clear();
-    model.for_each_param("", [&](const std::string&, parameter<float> p) { grads.insert(grads.end(), p.grad, p.grad + p.size()); });
-  };
-  std::vector<float> g1, g2;
-  matrix<float> y1, y2, dx1, dx2;
-  const int saved = omp_get_max_threads();
-  run(1, g1, y1, dx1);
-  run(2, g2, y2, dx2);
-  omp_set_num_threads(saved);
-  CHECK(y1 == y2);
-  CHECK(dx1 == dx2);
-  CHECK(g1 == g2);
+  for (int edge_in : {0, 3}) {
+    CAPTURE(edge_in);
+    rng gen(5);
+    net<float>::options o;
+    o.in = 3;
+    o.hidden = 16;
+    o.iterations = 2;
+    o.aggregations = {aggregation::sum, aggregation::max};
+    o.edge_in = edge_in;
+    net<float> model(gen, o);
+    const graph g = random_graph(gen, 3000, 30000);
+    matrix<float> x = random_matrix(gen, 3000, 3).cast<float>();
+    const matrix<float> attr = random_matrix(gen, g.num_edges(), edge_in).cast<float>();
+    const matrix<float> dy = random_matrix(gen, g.num_edges(), 1).cast<float>();
+    auto run = [&](int threads, std::vector<float>& grads, matrix<float>& y, matrix<float>& dx, matrix<float>& da) {
+      omp_set_num_threads(threads);
+      net<float>::cache c;
+      zero_grad(model);
+      model.forward(x, g, attr, y, c);
+      model.backward(x, g, attr, y, dy, c, &dx, &da);
+      grads.clear();
+      model.for_each_param("", [&](const std::string&, parameter<float> p) { grads.insert(grads.end(), p.grad, p.grad + p.size()); });
+    };
+    std::vector<float> g1, g2;
+    matrix<float> y1, y2, dx1, dx2, da1, da2;
+    const int saved = omp_get_max_threads();
+    run(1, g1, y1, dx1, da1);
+    run(2, g2, y2, dx2, da2);
+    omp_set_num_threads(saved);
+    CHECK(y1 == y2);
+    CHECK(dx1 == dx2);
+    CHECK(da1 == da2);
+    CHECK(g1 == g2);
+  }
 #else
   MESSAGE("skipped: built without OpenMP");
 #endif
@@ -275,4 +352,163 @@ TEST_CASE("interaction_network rejects bad input with a clear message") {
   o.aggregations = {aggregation::sum};
   o.hidden = 0;
   CHECK_THROWS_WITH_AS(net<double>(gen, o), doctest::Contains("must be positive"), hepgnn::error);
+}
+
+TEST_CASE("interaction_network with edge_attr matches a plain-loop evaluation of its equations") {
+  rng gen(17);
+  net<double>::options o;
+  o.in = 3;
+  o.hidden = 5;
+  o.iterations = 2;
+  o.shared_weights = false;
+  o.out = 2;
+  o.edge_in = 2;
+  net<double> model(gen, o);
+  CHECK(model.edge_encoder(0).weight().rows() == 5);
+  CHECK(model.edge_encoder(0).weight().cols() == 2 * 3 + 2);  // torch.nn.Linear(2 * in + edge_in, hidden)
+  const graph g = random_graph(gen, 300, 2000);  // several edge blocks
+  const matrix<double> x = random_matrix(gen, 300, 3), attr = random_matrix(gen, g.num_edges(), 2);
+  const matrix<double> expected = naive_forward(model, x, g, attr);
+  net<double>::cache c;
+  matrix<double> y, yi;
+  model.forward(x, g, attr, y, c);
+  CHECK(rel_diff(y, expected) < 1e-12);
+  model.infer(x, g, attr, yi, c);
+  CHECK(rel_diff(yi, expected) < 1e-12);
+}
+
+TEST_CASE("interaction_network edge_attr gradients match finite differences (parameters, x and edge_attr)") {
+  for (bool shared : {true, false}) {
+    CAPTURE(shared);
+    rng gen(21 + shared);
+    net<double>::options o;
+    o.in = 3;
+    o.hidden = 4;
+    o.iterations = 2;
+    o.shared_weights = shared;
+    o.aggregations = {aggregation::max, aggregation::sum};
+    o.out = 2;
+    o.edge_in = 2;
+    net<double> model(gen, o);
+    const graph g = random_graph(gen, 7, 18);
+    matrix<double> x = random_matrix(gen, 7, 3), attr = random_matrix(gen, g.num_edges(), 2);
+    const matrix<double> w = random_matrix(gen, g.num_edges(), 2);
+    net<double>::cache c;
+    matrix<double> y, dx, da;
+    auto loss = [&] {
+      model.infer(x, g, attr, y, c);
+      return (y.array() * w.array()).sum();
+    };
+    auto backward = [&] {
+      zero_grad(model);
+      model.forward(x, g, attr, y, c);
+      model.backward(x, g, attr, y, w, c, &dx, &da);
+    };
+    const auto rp = check_parameter_gradients(model, loss, backward);
+    CAPTURE(rp.worst);
+    CHECK(rp.max_error < 1e-6);
+    backward();
+    const matrix<double> dx0 = dx, da0 = da;
+    const auto rx = check_input_gradient(x, dx0, loss);
+    CAPTURE(rx.worst);
+    CHECK(rx.max_error < 1e-6);
+    const auto ra = check_input_gradient(attr, da0, loss, "edge_attr");
+    CAPTURE(ra.worst);
+    CHECK(ra.max_error < 1e-6);
+  }
+}
+
+TEST_CASE("interaction_network without edge features is unchanged: bit-identical to edge features with zero weights") {
+  rng gen(31);
+  net<float>::options o;
+  o.in = 3;
+  o.hidden = 16;  // float at a multiple of the SIMD width: the register-tiled edge kernels
+  o.iterations = 2;
+  o.aggregations = {aggregation::sum, aggregation::max};
+  net<float> plain(gen, o);
+  CHECK(plain.edge_encoder(0).weight().cols() == 6);
+  o.edge_in = 3;
+  net<float> featured(gen, o);
+  std::vector<std::pair<std::string, parameter<float>>> targets;
+  featured.for_each_param("", [&](const std::string& name, parameter<float> q) { targets.emplace_back(name, q); });
+  std::size_t at = 0;
+  plain.for_each_param("", [&](const std::string& name, parameter<float> p) {
+    REQUIRE(targets.at(at).first == name);
+    if (name != "edge_encoder.0.weight") std::copy(p.value, p.value + p.size(), targets[at].second.value);
+    ++at;
+  });
+  featured.edge_encoder(0).weight() << plain.edge_encoder(0).weight(), matrix<float>::Zero(16, 3);
+  const graph g = random_graph(gen, 300, 2000);
+  const matrix<float> x = random_matrix(gen, 300, 3).cast<float>();
+  const matrix<float> attr = random_matrix(gen, g.num_edges(), 3).cast<float>(), none(g.num_edges(), 0);
+  const matrix<float> dy = random_matrix(gen, g.num_edges(), 1).cast<float>();
+  net<float>::cache c0, c1, c2;
+  matrix<float> y0, y1, y2, dx0, dx1, dx2, da;
+  zero_grad(plain);
+  plain.forward(x, g, y0, c0);
+  plain.backward(x, g, y0, dy, c0, &dx0);
+  std::vector<float> grads0;
+  plain.for_each_param("", [&](const std::string&, parameter<float> p) { grads0.insert(grads0.end(), p.grad, p.grad + p.size()); });
+  zero_grad(featured);
+  featured.forward(x, g, attr, y1, c1);
+  featured.backward(x, g, attr, y1, dy, c1, &dx1, &da);
+  CHECK(y1 == y0);
+  CHECK(dx1 == dx0);
+  CHECK(da.rows() == g.num_edges());
+  CHECK(da.cols() == 3);
+  std::vector<float> grads1;
+  featured.for_each_param("", [&](const std::string& name, parameter<float> p) {
+    if (name == "edge_encoder.0.weight") {  // its edge_attr columns have no counterpart
+      const matrix<float> kept = featured.edge_encoder(0).weight_grad().leftCols(6);
+      grads1.insert(grads1.end(), kept.data(), kept.data() + kept.size());
+    } else {
+      grads1.insert(grads1.end(), p.grad, p.grad + p.size());
+    }
+  });
+  CHECK(grads1 == grads0);
+  // the edge_attr overloads with E x 0 features on the plain layer give the same results
+  plain.forward(x, g, none, y2, c2);
+  CHECK(y2 == y0);
+  plain.backward(x, g, none, y2, dy, c2, &dx2);
+  CHECK(dx2 == dx0);
+  plain.infer(x, g, none, y2, c2);
+  CHECK(y2 == y0);
+}
+
+TEST_CASE("interaction_network with edge features rejects a missing or misshapen edge_attr") {
+  rng gen(4);
+  net<double>::options o;
+  o.in = 3;
+  o.hidden = 4;
+  o.edge_in = 2;
+  net<double> model(gen, o);
+  const graph g = random_graph(gen, 6, 10);
+  const matrix<double> x = matrix<double>::Ones(6, 3), attr = matrix<double>::Ones(10, 2);
+  const matrix<double> short_attr = matrix<double>::Ones(9, 2), wide_attr = matrix<double>::Ones(10, 3);
+  const matrix<double> dy = matrix<double>::Ones(10, 1);
+  net<double>::cache c;
+  matrix<double> y;
+  CHECK_THROWS_WITH_AS(model.forward(x, g, y, c),
+                       doctest::Contains("interaction_network::forward: this layer was built with edge_in = 2; use "
+                                         "the overload that takes edge_attr (10 x 2"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(model.infer(x, g, y, c), doctest::Contains("interaction_network::infer: this layer was built"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(model.forward(x, g, short_attr, y, c),
+                       doctest::Contains("interaction_network::forward: edge_attr must be E x edge_in = 10 x 2 (one "
+                                         "row per edge, CSR order), got 9 x 2"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(model.infer(x, g, wide_attr, y, c), doctest::Contains("got 10 x 3"), hepgnn::error);
+  model.forward(x, g, attr, y, c);
+  CHECK_THROWS_WITH_AS(model.backward(x, g, y, dy, c, nullptr),
+                       doctest::Contains("interaction_network::backward: this layer was built with edge_in = 2"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(model.backward(x, g, short_attr, y, dy, c, nullptr),
+                       doctest::Contains("interaction_network::backward: edge_attr must be"), hepgnn::error);
+  o.edge_in = 0;
+  const net<double> plain(gen, o);
+  CHECK_THROWS_WITH_AS(plain.infer(x, g, attr, y, c), doctest::Contains("edge_attr must be E x edge_in = 10 x 0"),
+                       hepgnn::error);
+  o.edge_in = -1;
+  CHECK_THROWS_WITH_AS(net<double>(gen, o), doctest::Contains("edge_in = -1"), hepgnn::error);
 }

@@ -4,7 +4,8 @@ and test_mpgan_layer.cpp.
 
 PyG and the original projects are not installed here, so every layer is written from its published equations
 with plain torch (float64):
-  interaction network (Exa.TrkX):  e = e + phi_e([h_src, h_dst, e]); a_i = AGG_{dst(e)=i} e; h = h + phi_n([h, a])
+  interaction network (Exa.TrkX):  e = e + phi_e([h_src, h_dst, e]); a_i = AGG_{dst(e)=i} e; h = h + phi_n([h, a]);
+                                    edge encoder phi_ex([x_src, x_dst]) or, with edge features, phi_ex([x_src, x_dst, a_e])
   GravNetConv (PyG):                s = lin_s(x), h = lin_h(x), kNN in s (self included), w = exp(-10 |s_i - s_j|^2),
                                     out = lin_out1(x) + lin_out2([mean_j w h_j, max_j w h_j]); lin_out1 has no bias
   MLPF CombinedGraphLayer (jpata/particleflow, GNN-LSH): see mlpf_layer() below
@@ -61,31 +62,37 @@ def aggregate(msg, dst, n, aggr):
     return torch.zeros(n, f, dtype=msg.dtype).scatter_reduce(0, idx, msg, red, include_self=False)
 
 
-def finish(w, params, x, y, extra_inputs=()):
-    """Writes params, y, dy and the gradients of sum(y * dy)."""
+def finish(w, params, x, y, extra_inputs=None):
+    """Writes params, y, dy and the gradients of sum(y * dy) (also "grad_<name>" for each extra input by name)."""
+    extra_inputs = extra_inputs or {}
     for k, v in params.items():
         w.put("param:" + k, v)
     w.put("y", y)
     dy = torch.randn(y.shape, dtype=D)
     w.put("dy", dy)
-    leaves = [x] + list(extra_inputs) + list(params.values())
+    leaves = [x] + list(extra_inputs.values()) + list(params.values())
     grads = torch.autograd.grad((y * dy).sum(), leaves, allow_unused=True)
     w.put("grad_x", grads[0])
+    for name, g in zip(extra_inputs.keys(), grads[1:]):
+        w.put("grad_" + name, g)
     for k, g in zip(params.keys(), grads[1 + len(extra_inputs):]):
         w.put("grad:" + k, g if g is not None else torch.zeros_like(params[k]))
     w.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def interaction(case, aggrs, shared, iters=2, n=9, e=24, fin=3, hid=5, out=2, seed=0):
+def interaction(case, aggrs, shared, iters=2, n=9, e=24, fin=3, hid=5, out=2, edge_in=0, seed=0):
     torch.manual_seed(seed)
     x = torch.randn(n, fin, dtype=D, requires_grad=True)
     src = torch.randint(0, n, (e,))
     dst = torch.randint(0, n - 1, (e,))  # node n-1 has no incoming edges
+    # edge features in input edge order ("edge_attr", with "grad_edge_attr"); drawn only when used, so the cases
+    # without them keep their random streams
+    edge_attr = torch.randn(e, edge_in, dtype=D, requires_grad=True) if edge_in else None
     params = {}
     linear_params(params, "node_encoder.0", fin, hid)
     linear_params(params, "node_encoder.2", hid, hid)
-    linear_params(params, "edge_encoder.0", 2 * fin, hid)
+    linear_params(params, "edge_encoder.0", 2 * fin + edge_in, hid)
     linear_params(params, "edge_encoder.2", hid, hid)
     sets = 1 if shared else iters
     for t in range(sets):
@@ -106,7 +113,7 @@ def interaction(case, aggrs, shared, iters=2, n=9, e=24, fin=3, hid=5, out=2, se
         return relu(z) if last else z
 
     h = mlp("node_encoder.", x)
-    ef = mlp("edge_encoder.", torch.cat([x[src], x[dst]], 1))
+    ef = mlp("edge_encoder.", torch.cat([x[src], x[dst]] + ([edge_attr] if edge_in else []), 1))
     for t in range(iters):
         pe = "edge_network." if shared else f"edge_network.{t}."
         pn = "node_network." if shared else f"node_network.{t}."
@@ -122,7 +129,9 @@ def interaction(case, aggrs, shared, iters=2, n=9, e=24, fin=3, hid=5, out=2, se
     w.put("iterations", iters)
     w.put("shared", int(shared))
     w.put("hidden", hid)
-    finish(w, params, x, y)
+    if edge_in:
+        w.put("edge_attr", edge_attr)
+    finish(w, params, x, y, {"edge_attr": edge_attr} if edge_in else None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,3 +291,4 @@ if __name__ == "__main__":
     interaction("in_mean_unshared", ["mean"], False, seed=2)
     interaction("in_max", ["max"], True, seed=3)
     interaction("in_concat", ["sum", "mean", "max"], False, iters=3, seed=4)
+    interaction("in_edge_attr", ["sum", "max"], True, edge_in=3, seed=9)

@@ -5,7 +5,8 @@
 ///
 /// Semantics (edge e goes src(e) -> dst(e); edges are rows in the graph's CSR order, sorted by destination):
 ///   h   = MLP_x(x)                                  node encoder
-///   e   = MLP_ex([x_src, x_dst])                    edge encoder
+///   e   = MLP_ex([x_src, x_dst, attr_e])            edge encoder; attr (E x edge_in, CSR edge order): optional
+///                                                   edge input features from the caller (edge_in = 0: none)
 ///   repeat `iterations` times (weights shared or one set per iteration):
 ///     e   = e + MLP_e([h_src, h_dst, e])            edge update
 ///     a_i = AGG_{e: dst(e) = i} e                   sum, mean or max (0 for nodes without edges), or several
@@ -16,10 +17,10 @@
 /// sum aggregation and out = 1 this is workload W3 of WORKLOADS.md.
 ///
 /// Speed (DESIGN.md section 5): the first Linear of MLP_e and MLP_ex is split by input block, so the h_src and h_dst
-/// parts are node-level GEMMs gathered per edge and only the e part is an edge-level GEMM. Edge work runs over
-/// blocks of consecutive destination nodes (a few hundred edges each), so an edge update, its aggregation and the
-/// output head stay in cache; weight gradients are summed per fixed chunk of blocks and then in chunk order, so
-/// results do not depend on the thread count.
+/// (x_src and x_dst) parts are node-level GEMMs gathered per edge and only the e (attr_e) part is an edge-level
+/// GEMM. Edge work runs over blocks of consecutive destination nodes (a few hundred edges each), so an edge update,
+/// its aggregation and the output head stay in cache; weight gradients are summed per fixed chunk of blocks and then
+/// in chunk order, so results do not depend on the thread count.
 
 #include <algorithm>
 #include <string>
@@ -87,7 +88,8 @@ struct two_layer_mlp {
 /// @tparam In     node feature width, or dynamic
 /// @tparam Hidden hidden width of nodes, edges and every MLP, or dynamic
 /// Parameters: node_encoder.{0,2}, edge_encoder.{0,2}, edge_network.{0,2}, node_network.{0,2}, output.{0,2}
-/// (.weight/.bias); without shared weights edge_network.<t>.{0,2} and node_network.<t>.{0,2}.
+/// (.weight/.bias); without shared weights edge_network.<t>.{0,2} and node_network.<t>.{0,2}. edge_encoder.0.weight
+/// is hidden x (2 in + edge_in), columns [x_src, x_dst, attr_e] as in torch.nn.Linear(2 * in + edge_in, hidden).
 /// Output: y is E x out (one row per edge, CSR order), not N x out.
 template <class T, int In = dynamic, int Hidden = dynamic>
 class interaction_network {
@@ -104,6 +106,7 @@ class interaction_network {
     bool shared_weights = true;                               ///< one edge/node network for all iterations
     std::vector<aggregation> aggregations{aggregation::sum};  ///< concatenated in this order
     int out = 1;                                              ///< output head width (1: edge logit)
+    int edge_in = 0;  ///< edge input feature width; > 0: forward/infer/backward take edge_attr (E x edge_in)
   };
 
   /// @brief Training cache (also used by infer, which touches only its inference buffers).
@@ -133,7 +136,7 @@ class interaction_network {
   interaction_network(rng& gen, const options& o)
       : o_(checked(o)),
         node_enc_(make(gen, o.in, o.hidden, o.hidden)),
-        edge_enc_(make(gen, 2 * o.in, o.hidden, o.hidden)),
+        edge_enc_(make(gen, 2 * o.in + o.edge_in, o.hidden, o.hidden)),
         edge_net_(make_sets(gen, o, 3 * o.hidden)),
         node_net_(make_sets(gen, o, o.hidden + static_cast<int>(o.aggregations.size()) * o.hidden)),
         out_(make(gen, o.hidden, o.hidden, o.out)) {}
@@ -147,18 +150,346 @@ class interaction_network {
   dense<T>& node_network(int t, int i) { auto& m = node_net_[set_of(t)]; return i == 0 ? m.first : m.second; }
   dense<T>& output(int i) { return i == 0 ? out_.first : out_.second; }
 
-  /// @brief Training forward: y = edge logits (E x out) in CSR edge order.
-  void forward(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) {
-    run<true>(x, g, y, c);
+  /// @brief Training forward: y = edge logits (E x out) in CSR edge order. Only for edge_in == 0.
+  void forward(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) { run<true>(x, g, nullptr, y, c); }
+  /// @brief Training forward with edge input features edge_attr (E x edge_in, CSR edge order).
+  void forward(const matrix<T>& x, const graph& g, const matrix<T>& edge_attr, matrix<T>& y, cache& c) {
+    run<true>(x, g, &edge_attr, y, c);
   }
-  /// @brief Inference; no heap allocation once `c` and `y` have been used with the same graph sizes.
+  /// @brief Inference; no heap allocation once `c` and `y` have been used with the same graph sizes. Only for
+  /// edge_in == 0.
   void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const {
-    const_cast<interaction_network*>(this)->template run<false>(x, g, y, c);
+    const_cast<interaction_network*>(this)->template run<false>(x, g, nullptr, y, c);
+  }
+  /// @brief Inference with edge input features edge_attr (E x edge_in, CSR edge order).
+  void infer(const matrix<T>& x, const graph& g, const matrix<T>& edge_attr, matrix<T>& y, cache& c) const {
+    const_cast<interaction_network*>(this)->template run<false>(x, g, &edge_attr, y, c);
   }
 
-  /// @brief Adds dL/dparameters for dy = dL/dy (E x out); writes dL/dx (N x in) when dx is not null.
+  /// @brief Adds dL/dparameters for dy = dL/dy (E x out); writes dL/dx (N x in) when dx is not null. Only for
+  /// edge_in == 0.
   void backward(const matrix<T>& x, const graph& g, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
+    backward_impl(x, g, nullptr, dy, c, dx, nullptr);
+    (void)y;
+  }
+  /// @brief Backward of forward(x, g, edge_attr, y, c): also writes dL/dedge_attr (E x edge_in) when d_edge_attr
+  /// is not null.
+  void backward(const matrix<T>& x, const graph& g, const matrix<T>& edge_attr, const matrix<T>& y,
+                const matrix<T>& dy, cache& c, matrix<T>* dx, matrix<T>* d_edge_attr = nullptr) {
+    backward_impl(x, g, &edge_attr, dy, c, dx, d_edge_attr);
+    (void)y;
+  }
+
+  /// @brief Visits every parameter by its PyTorch name (see the class comment).
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    node_enc_.for_each_param(prefix + "node_encoder.", f);
+    edge_enc_.for_each_param(prefix + "edge_encoder.", f);
+    if (o_.shared_weights) {
+      edge_net_[0].for_each_param(prefix + "edge_network.", f);
+      node_net_[0].for_each_param(prefix + "node_network.", f);
+    } else {
+      for (std::size_t t = 0; t < edge_net_.size(); ++t)
+        edge_net_[t].for_each_param(prefix + "edge_network." + std::to_string(t) + ".", f);
+      for (std::size_t t = 0; t < node_net_.size(); ++t)
+        node_net_[t].for_each_param(prefix + "node_network." + std::to_string(t) + ".", f);
+    }
+    out_.for_each_param(prefix + "output.", f);
+  }
+
+  /// @brief Target number of edges per block of destination nodes (the cache-resident unit of edge work).
+  static constexpr index_t block_edges = 256;
+  /// @brief Most chunks of blocks whose weight-gradient partial sums are kept apart (fixed, thread-independent).
+  static constexpr long max_chunks = 64;
+
+ private:
+  static two_layer_mlp<T> make(rng& gen, int in, int hidden, int out) {
+    dense<T> a(gen, in, hidden);
+    dense<T> b(gen, hidden, out);
+    return {std::move(a), std::move(b)};
+  }
+  static std::vector<two_layer_mlp<T>> make_sets(rng& gen, const options& o, int in) {
+    std::vector<two_layer_mlp<T>> v;
+    const int sets = o.shared_weights ? 1 : std::max(1, o.iterations);
+    for (int t = 0; t < sets; ++t) v.push_back(make(gen, in, o.hidden, o.hidden));
+    return v;
+  }
+  static const options& checked(const options& o) {
+    HEPGNN_CHECK(o.in > 0 && o.hidden > 0 && o.out > 0 && o.iterations >= 0 && o.edge_in >= 0,
+                 "interaction_network: in, hidden and out must be positive and iterations, edge_in >= 0, got in = ",
+                 o.in, ", hidden = ", o.hidden, ", out = ", o.out, ", iterations = ", o.iterations,
+                 ", edge_in = ", o.edge_in);
+    HEPGNN_CHECK(width_accepts(In, o.in) && width_accepts(Hidden, o.hidden), "interaction_network: runtime widths in = ",
+                 o.in, ", hidden = ", o.hidden, " contradict the compile-time widths ", In, ", ", Hidden);
+    HEPGNN_CHECK(!o.aggregations.empty(), "interaction_network: aggregations must not be empty");
+    return o;
+  }
+  std::size_t set_of(int t) const { return o_.shared_weights ? 0 : static_cast<std::size_t>(t); }
+  static int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+  }
+  static int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }
+
+  /// Splits destination nodes into blocks of about block_edges edges and blocks into at most max_chunks chunks.
+  static void partition(const graph& g, cache& c) {
+    c.block_node.clear();
+    c.block_node.push_back(0);
+    c.max_block_edges = 0;
+    index_t start = 0;
+    for (index_t i = 0; i < g.num_nodes; ++i) {
+      if (g.offsets[i + 1] - g.offsets[start] >= block_edges || i + 1 == g.num_nodes) {
+        c.max_block_edges = std::max(c.max_block_edges, g.offsets[i + 1] - g.offsets[start]);
+        c.block_node.push_back(i + 1);
+        start = i + 1;
+      }
+    }
+    const long nblocks = static_cast<long>(c.block_node.size()) - 1;
+    const long nchunks = std::min(nblocks, max_chunks);
+    c.chunk_block.resize(static_cast<std::size_t>(nchunks) + 1);
+    for (long k = 0; k <= nchunks; ++k) c.chunk_block[k] = static_cast<index_t>(nchunks ? k * nblocks / nchunks : 0);
+  }
+
+  /// Calls fn(chunk, e0, e1, n0, n1, thread) for every block, chunks in parallel, blocks of a chunk in order.
+  template <class Fn>
+  static void for_chunks(cache& c, Fn&& fn, bool parallel) {
+    const long nchunks = static_cast<long>(c.chunk_block.size()) - 1;
+    const index_t* bn = c.block_node.data();
+    const index_t* offs = c.off;
+    // small graphs stay on one thread: a parallel region costs more than a few blocks of work
+    const bool big = nchunks > 1 && offs[c.block_node.back()] >= 4096;
+    parallel_for<loop_schedule::dynamic_single>(nchunks, parallel && big, [&](long k) {
+      for (index_t b = c.chunk_block[k]; b < c.chunk_block[k + 1]; ++b) {
+        const long n0 = bn[b], n1 = bn[b + 1];
+        fn(k, long(offs[n0]), long(offs[n1]), n0, n1, thread_id());
+      }
+    });
+  }
+
+  void resize_parts(cache& c, long rows_a) {
+    const long H = o_.hidden, nchunks = static_cast<long>(c.chunk_block.size()) - 1;
+    c.part_a.resize(static_cast<std::size_t>(nchunks));
+    c.part_b.resize(static_cast<std::size_t>(nchunks));
+    c.part_ba.resize(static_cast<std::size_t>(nchunks));
+    for (long k = 0; k < nchunks; ++k) {
+      c.part_a[k].setZero(rows_a, H);
+      c.part_b[k].setZero(H, H);
+      c.part_ba[k].setZero(1, rows_a);
+    }
+    c.tg.resize(static_cast<std::size_t>(max_threads()));
+    for (auto& m : c.tg) m.resize(std::max<index_t>(c.max_block_edges, 1), std::max<long>(H, o_.out));
+    c.dpre.resize(c.e.empty() ? 0 : c.e[0].rows(), H);
+  }
+  template <class W>
+  static void reduce_parts(cache& c, W&& wgrad, matrix<T>* bgrad, long rows_a) {
+    for (std::size_t k = 0; k < c.part_a.size(); ++k) {
+      wgrad += c.part_a[k].topRows(rows_a);
+      if (bgrad) bgrad->row(0) += c.part_ba[k].leftCols(rows_a);
+    }
+  }
+  template <class W>
+  static void reduce_b(cache& c, W&& wgrad) {
+    for (std::size_t k = 0; k < c.part_b.size(); ++k) wgrad += c.part_b[k];
+  }
+  /// grad += a^T b over the rows of a and b, summed per fixed chunk of rows and then in chunk order: Eigen's
+  /// multi-threaded GEMM picks its depth blocking by thread count, which would change the rounding.
+  template <class W, class A, class B>
+  static void add_at_b(cache& c, W&& grad, const A& a, const B& b) {
+    const long rows = a.rows();
+    const long nchunks = std::clamp<long>(rows / 512, 1, max_chunks);
+    c.part_n.resize(static_cast<std::size_t>(nchunks));
+    // threaded whenever Eigen might thread the product (>= 2^16 multiply-adds): keeps it on one thread per chunk
+    parallel_for(nchunks, rows * a.cols() * b.cols() >= (1L << 16), [&](long k) {
+      const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
+      c.part_n[k].resize(a.cols(), b.cols());
+      const auto ab = a.middleRows(r0, r1 - r0);
+      const auto bb = b.middleRows(r0, r1 - r0);
+      detail::block_mm(ab.cols(), bb.cols(), r1 - r0, ab.data(), 1, ab.outerStride(), bb.data(), bb.outerStride(),
+                       c.part_n[k].data(), bb.cols(), false, false);
+    });
+    for (long k = 0; k < nchunks; ++k) grad += c.part_n[k];
+  }
+  /// s[j] = sum of d rows over edges leaving j (deterministic gather through the source index).
+  static void source_sum(const graph& g, cache& c, const matrix<T>& d, matrix<T>& s, long H) {
+    const long n = g.num_nodes;
+    s.resize(n, H);
+    const index_t* so = c.by_source.offsets.data();
+    const index_t* se = c.by_source.edges.data();
+    parallel_for(n, n * H >= detail::parallel_min_work, [&](long j) {
+      T* sj = s.data() + j * H;
+      std::fill(sj, sj + H, T(0));
+      for (index_t q = so[j]; q < so[j + 1]; ++q) detail::row_add(sj, d.data() + long(se[q]) * H, H);
+    });
+  }
+
+  /// Throws unless attr is E x edge_in, or null for a layer without edge features.
+  void check_edge_attr(const matrix<T>* attr, long ne, const char* who) const {
+    if (!attr) {
+      HEPGNN_CHECK(o_.edge_in == 0, who, ": this layer was built with edge_in = ", o_.edge_in,
+                   "; use the overload that takes edge_attr (", ne, " x ", o_.edge_in, ", one row per edge)");
+      return;
+    }
+    HEPGNN_CHECK(attr->rows() == ne && attr->cols() == o_.edge_in, who, ": edge_attr must be E x edge_in = ", ne,
+                 " x ", o_.edge_in, " (one row per edge, CSR order), got ", attr->rows(), " x ", attr->cols());
+  }
+
+  /// Forward (Train) or inference; attr (E x edge_in) is null for the overloads without edge features.
+  template <bool Train>
+  void run(const matrix<T>& x, const graph& g, const matrix<T>* attr, matrix<T>& y, cache& c) {
+    const char* who = Train ? "interaction_network::forward" : "interaction_network::infer";
+    check_graph_input(x, g, who);
+    check_cols(x, o_.in, who);
+    const long n = g.num_nodes, ne = g.num_edges(), H = o_.hidden, F = o_.in, A = o_.edge_in;
+    check_edge_attr(attr, ne, who);
+    const int T_ = o_.iterations, na = static_cast<int>(o_.aggregations.size());
+    const index_t* off = g.offsets.data();
+    const index_t* src = g.sources.data();
+    c.off = g.offsets.data();
+    partition(g, c);
+    c.dst.resize(static_cast<std::size_t>(ne));
+    for (long i = 0; i < n; ++i) std::fill(c.dst.begin() + off[i], c.dst.begin() + off[i + 1], index_t(i));
+    if (Train) c.by_source.build(g);
+    const int nthreads = max_threads();
+    c.tz.resize(static_cast<std::size_t>(nthreads));
+    c.tm.resize(static_cast<std::size_t>(nthreads));
+    for (int t = 0; t < nthreads; ++t) {
+      c.tz[t].resize(std::max<index_t>(c.max_block_edges, 1), H);
+      c.tm[t].resize(std::max<index_t>(c.max_block_edges, 1), std::max<long>(H, o_.out));
+    }
+    const std::size_t nh = Train ? T_ + 1 : 1, ni = Train ? std::max(T_, 0) : 1;
+    c.h.resize(nh);
+    c.e.resize(nh);
+    c.zn.resize(ni);
+    c.un.resize(ni);
+    c.agg.resize(ni);
+    if (Train) {
+      c.z.resize(ni);
+      c.m.resize(ni);
+      c.argmax.resize(ni);
+    }
+
+    // node encoder
+    c.zx.resize(n, H);
+    c.zx.noalias() = x * node_enc_.first.weight().transpose();
+    c.zx.rowwise() += node_enc_.first.bias().row(0);
+    c.zx = c.zx.cwiseMax(T(0));
+    c.h[0].resize(n, H);
+    c.h[0].noalias() = c.zx * node_enc_.second.weight().transpose();
+    c.h[0].rowwise() += node_enc_.second.bias().row(0);
+    c.h[0] = c.h[0].cwiseMax(T(0));
+
+    // edge encoder: first Linear split into x_src and x_dst parts (node level) and the edge_attr part (edge level)
+    c.ps.resize(n, H);
+    c.pd.resize(n, H);
+    c.ps.noalias() = x * edge_enc_.first.weight().leftCols(F).transpose();
+    c.pd.noalias() = x * edge_enc_.first.weight().middleCols(F, F).transpose();
+    c.pd.rowwise() += edge_enc_.first.bias().row(0);
+    c.e[0].resize(ne, H);
+    if (Train) c.zex.resize(ne, H);
+    c.wt.resize(10);
+    c.wt[0] = edge_enc_.second.weight().transpose();
+    c.wt[3] = out_.first.weight().transpose();
+    c.wt[9] = edge_enc_.first.weight().rightCols(A).transpose();
+    for_chunks(c, [&](long, long e0, long e1, long, long, int tid) {
+      const long nb = e1 - e0;
+      if (nb == 0) return;
+      T* zp = Train ? c.zex.data() + e0 * H : c.tz[tid].data();
+      Eigen::Map<matrix<T>> z(zp, nb, H);
+      gather_pre(z, c, src, e0, nb, H, false, A == 0);
+      if (A > 0)
+        detail::block_mm(nb, H, A, attr->data() + e0 * A, A, 1, c.wt[9].data(), H, z.data(), H, true, true);
+      auto eb = c.e[0].middleRows(e0, nb);
+      eb.rowwise() = edge_enc_.second.bias().row(0);
+      detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[0].data(), H, eb.data(), H, true, true);
+    }, true);
+
+    for (int t = 0; t < T_; ++t) {
+      auto& en = edge_net_[set_of(t)];
+      auto& nn = node_net_[set_of(t)];
+      const matrix<T>& h = Train ? c.h[t] : c.h[0];
+      const matrix<T>& ein = Train ? c.e[t] : c.e[0];
+      matrix<T>& eout = Train ? c.e[t + 1] : c.e[0];
+      matrix<T>& agg = Train ? c.agg[t] : c.agg[0];
+      c.wt[1] = en.first.weight().rightCols(H).transpose();
+      c.wt[2] = en.second.weight().transpose();
+      c.wt[4] = en.first.weight().leftCols(H).transpose();
+      c.wt[5] = en.first.weight().middleCols(H, H).transpose();
+      c.pd.rowwise() = en.first.bias().row(0);
+      node_mm(h, c.wt[4], c.ps, false, false);
+      node_mm(h, c.wt[5], c.pd, true, false);
+      if (Train) {
+        eout.resize(ne, H);
+        c.z[t].resize(ne, H);
+        c.m[t].resize(ne, H);
+        c.argmax[t].resize(static_cast<std::size_t>(n * na * H));
+      }
+      agg.resize(n, na * H);
+      index_t* am = Train ? c.argmax[t].data() : nullptr;
+      for_chunks(c, [&](long, long e0, long e1, long n0, long n1, int tid) {
+        const long nb = e1 - e0;
+        if (nb > 0) {
+          Eigen::Map<matrix<T>> z(Train ? c.z[t].data() + e0 * H : c.tz[tid].data(), nb, H);
+          Eigen::Map<matrix<T>> m(Train ? c.m[t].data() + e0 * H : c.tm[tid].data(), nb, H);
+          // products are accumulated onto their initial terms (gathered node parts, biases): no zero-fill pass
+          gather_pre(z, c, src, e0, nb, H, false, false);
+          detail::block_mm(nb, H, H, ein.data() + e0 * H, H, 1, c.wt[1].data(), H, z.data(), H, true, true);
+          m.rowwise() = en.second.bias().row(0);
+          detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, m.data(), H, true, false);
+          if (Train) {
+            m = m.cwiseMax(T(0));
+            eout.middleRows(e0, nb) = ein.middleRows(e0, nb) + m;
+          } else {
+            eout.middleRows(e0, nb) += m.cwiseMax(T(0));
+          }
+        }
+        aggregate_nodes(eout, off, n0, n1, agg, am, H);
+      }, true);
+
+      // node update
+      matrix<T>& zn = Train ? c.zn[t] : c.zn[0];
+      matrix<T>& un = Train ? c.un[t] : c.un[0];
+      zn.resize(n, H);
+      c.wt[6] = nn.first.weight().leftCols(H).transpose();
+      c.wt[7] = nn.first.weight().rightCols(na * H).transpose();
+      c.wt[8] = nn.second.weight().transpose();
+      zn.rowwise() = nn.first.bias().row(0);
+      node_mm(h, c.wt[6], zn, true, false);
+      node_mm(agg, c.wt[7], zn, true, true);
+      un.resize(n, H);
+      un.rowwise() = nn.second.bias().row(0);
+      node_mm(zn, c.wt[8], un, true, true);
+      if (Train) c.h[t + 1] = c.h[t] + un; else c.h[0] += un;
+    }
+
+    // output head
+    const matrix<T>& ef = Train ? c.e[T_] : c.e[0];
+    y.resize(ne, o_.out);
+    if (Train) c.zo.resize(ne, H);
+    for_chunks(c, [&](long, long e0, long e1, long, long, int tid) {
+      const long nb = e1 - e0;
+      if (nb == 0) return;
+      Eigen::Map<matrix<T>> z(Train ? c.zo.data() + e0 * H : c.tz[tid].data(), nb, H);
+      z.rowwise() = out_.first.bias().row(0);
+      detail::block_mm(nb, H, H, ef.data() + e0 * H, H, 1, c.wt[3].data(), H, z.data(), H, true, true);
+      auto yb = y.middleRows(e0, nb);
+      yb.rowwise() = out_.second.bias().row(0);
+      yb.noalias() += z * out_.second.weight().transpose();
+    }, true);
+  }
+
+  /// Backward of run(); attr is null for the overloads without edge features.
+  void backward_impl(const matrix<T>& x, const graph& g, const matrix<T>* attr, const matrix<T>& dy, cache& c,
+                     matrix<T>* dx, matrix<T>* dattr) {
     const long n = g.num_nodes, ne = g.num_edges(), H = o_.hidden;
     const int T_ = o_.iterations;
     HEPGNN_CHECK(static_cast<long>(c.e.size()) == T_ + 1 && c.e[0].rows() == ne && c.h[0].rows() == n &&
@@ -166,6 +497,7 @@ class interaction_network {
                  "interaction_network::backward: call forward with this graph (", n, " nodes, ", ne,
                  " edges) first");
     check_shape(dy, ne, o_.out, "interaction_network::backward: output gradient dy");
+    check_edge_attr(attr, ne, "interaction_network::backward");
     const index_t* off = g.offsets.data();
     HEPGNN_CHECK(c.block_node.size() >= 1 && c.block_node.back() == n && c.dst.size() == static_cast<std::size_t>(ne),
                  "interaction_network::backward: the cache was filled for another graph");
@@ -296,8 +628,14 @@ class interaction_network {
     reduce_parts(c, edge_enc_.second.weight_grad(), &edge_enc_.second.bias_grad(), H);
     source_sum(g, c, c.dpre, c.ssrc, H);
     add_at_b(c, edge_enc_.first.weight_grad().leftCols(F), c.ssrc, x);
-    add_at_b(c, edge_enc_.first.weight_grad().rightCols(F), c.sdst, x);
+    add_at_b(c, edge_enc_.first.weight_grad().middleCols(F, F), c.sdst, x);
     add_column_sums(c.sdst, edge_enc_.first.bias_grad().row(0));
+    const long A = o_.edge_in;
+    if (A > 0) add_at_b(c, edge_enc_.first.weight_grad().rightCols(A), c.dpre, *attr);
+    if (dattr) {
+      dattr->resize(ne, A);
+      dattr->noalias() = c.dpre * edge_enc_.first.weight().rightCols(A);
+    }
 
     // ---- node encoder: h0 = relu(relu(x W1^T + b1) W2^T + b2)
     c.du = (c.h[0].array() > T(0)).select(c.dh, T(0));
@@ -311,298 +649,8 @@ class interaction_network {
       dx->resize(n, F);
       dx->noalias() = c.dzn * node_enc_.first.weight();
       dx->noalias() += c.ssrc * edge_enc_.first.weight().leftCols(F);
-      dx->noalias() += c.sdst * edge_enc_.first.weight().rightCols(F);
+      dx->noalias() += c.sdst * edge_enc_.first.weight().middleCols(F, F);
     }
-    (void)y;
-  }
-
-  /// @brief Visits every parameter by its PyTorch name (see the class comment).
-  template <class F>
-  void for_each_param(const std::string& prefix, F&& f) {
-    node_enc_.for_each_param(prefix + "node_encoder.", f);
-    edge_enc_.for_each_param(prefix + "edge_encoder.", f);
-    if (o_.shared_weights) {
-      edge_net_[0].for_each_param(prefix + "edge_network.", f);
-      node_net_[0].for_each_param(prefix + "node_network.", f);
-    } else {
-      for (std::size_t t = 0; t < edge_net_.size(); ++t)
-        edge_net_[t].for_each_param(prefix + "edge_network." + std::to_string(t) + ".", f);
-      for (std::size_t t = 0; t < node_net_.size(); ++t)
-        node_net_[t].for_each_param(prefix + "node_network." + std::to_string(t) + ".", f);
-    }
-    out_.for_each_param(prefix + "output.", f);
-  }
-
-  /// @brief Target number of edges per block of destination nodes (the cache-resident unit of edge work).
-  static constexpr index_t block_edges = 256;
-  /// @brief Most chunks of blocks whose weight-gradient partial sums are kept apart (fixed, thread-independent).
-  static constexpr long max_chunks = 64;
-
- private:
-  static two_layer_mlp<T> make(rng& gen, int in, int hidden, int out) {
-    dense<T> a(gen, in, hidden);
-    dense<T> b(gen, hidden, out);
-    return {std::move(a), std::move(b)};
-  }
-  static std::vector<two_layer_mlp<T>> make_sets(rng& gen, const options& o, int in) {
-    std::vector<two_layer_mlp<T>> v;
-    const int sets = o.shared_weights ? 1 : std::max(1, o.iterations);
-    for (int t = 0; t < sets; ++t) v.push_back(make(gen, in, o.hidden, o.hidden));
-    return v;
-  }
-  static const options& checked(const options& o) {
-    HEPGNN_CHECK(o.in > 0 && o.hidden > 0 && o.out > 0 && o.iterations >= 0,
-                 "interaction_network: in, hidden and out must be positive and iterations >= 0, got in = ", o.in,
-                 ", hidden = ", o.hidden, ", out = ", o.out, ", iterations = ", o.iterations);
-    HEPGNN_CHECK(width_accepts(In, o.in) && width_accepts(Hidden, o.hidden), "interaction_network: runtime widths in = ",
-                 o.in, ", hidden = ", o.hidden, " contradict the compile-time widths ", In, ", ", Hidden);
-    HEPGNN_CHECK(!o.aggregations.empty(), "interaction_network: aggregations must not be empty");
-    return o;
-  }
-  std::size_t set_of(int t) const { return o_.shared_weights ? 0 : static_cast<std::size_t>(t); }
-  static int thread_id() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-  }
-  static int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-  }
-
-  /// Splits destination nodes into blocks of about block_edges edges and blocks into at most max_chunks chunks.
-  static void partition(const graph& g, cache& c) {
-    c.block_node.clear();
-    c.block_node.push_back(0);
-    c.max_block_edges = 0;
-    index_t start = 0;
-    for (index_t i = 0; i < g.num_nodes; ++i) {
-      if (g.offsets[i + 1] - g.offsets[start] >= block_edges || i + 1 == g.num_nodes) {
-        c.max_block_edges = std::max(c.max_block_edges, g.offsets[i + 1] - g.offsets[start]);
-        c.block_node.push_back(i + 1);
-        start = i + 1;
-      }
-    }
-    const long nblocks = static_cast<long>(c.block_node.size()) - 1;
-    const long nchunks = std::min(nblocks, max_chunks);
-    c.chunk_block.resize(static_cast<std::size_t>(nchunks) + 1);
-    for (long k = 0; k <= nchunks; ++k) c.chunk_block[k] = static_cast<index_t>(nchunks ? k * nblocks / nchunks : 0);
-  }
-
-  /// Calls fn(chunk, e0, e1, n0, n1, thread) for every block, chunks in parallel, blocks of a chunk in order.
-  template <class Fn>
-  static void for_chunks(cache& c, Fn&& fn, bool parallel) {
-    const long nchunks = static_cast<long>(c.chunk_block.size()) - 1;
-    const index_t* bn = c.block_node.data();
-    const index_t* offs = c.off;
-    // small graphs stay on one thread: a parallel region costs more than a few blocks of work
-    const bool big = nchunks > 1 && offs[c.block_node.back()] >= 4096;
-    parallel_for<loop_schedule::dynamic_single>(nchunks, parallel && big, [&](long k) {
-      for (index_t b = c.chunk_block[k]; b < c.chunk_block[k + 1]; ++b) {
-        const long n0 = bn[b], n1 = bn[b + 1];
-        fn(k, long(offs[n0]), long(offs[n1]), n0, n1, thread_id());
-      }
-    });
-  }
-
-  void resize_parts(cache& c, long rows_a) {
-    const long H = o_.hidden, nchunks = static_cast<long>(c.chunk_block.size()) - 1;
-    c.part_a.resize(static_cast<std::size_t>(nchunks));
-    c.part_b.resize(static_cast<std::size_t>(nchunks));
-    c.part_ba.resize(static_cast<std::size_t>(nchunks));
-    for (long k = 0; k < nchunks; ++k) {
-      c.part_a[k].setZero(rows_a, H);
-      c.part_b[k].setZero(H, H);
-      c.part_ba[k].setZero(1, rows_a);
-    }
-    c.tg.resize(static_cast<std::size_t>(max_threads()));
-    for (auto& m : c.tg) m.resize(std::max<index_t>(c.max_block_edges, 1), std::max<long>(H, o_.out));
-    c.dpre.resize(c.e.empty() ? 0 : c.e[0].rows(), H);
-  }
-  template <class W>
-  static void reduce_parts(cache& c, W&& wgrad, matrix<T>* bgrad, long rows_a) {
-    for (std::size_t k = 0; k < c.part_a.size(); ++k) {
-      wgrad += c.part_a[k].topRows(rows_a);
-      if (bgrad) bgrad->row(0) += c.part_ba[k].leftCols(rows_a);
-    }
-  }
-  template <class W>
-  static void reduce_b(cache& c, W&& wgrad) {
-    for (std::size_t k = 0; k < c.part_b.size(); ++k) wgrad += c.part_b[k];
-  }
-  /// grad += a^T b over the rows of a and b, summed per fixed chunk of rows and then in chunk order: Eigen's
-  /// multi-threaded GEMM picks its depth blocking by thread count, which would change the rounding.
-  template <class W, class A, class B>
-  static void add_at_b(cache& c, W&& grad, const A& a, const B& b) {
-    const long rows = a.rows();
-    const long nchunks = std::clamp<long>(rows / 512, 1, max_chunks);
-    c.part_n.resize(static_cast<std::size_t>(nchunks));
-    // threaded whenever Eigen might thread the product (>= 2^16 multiply-adds): keeps it on one thread per chunk
-    parallel_for(nchunks, rows * a.cols() * b.cols() >= (1L << 16), [&](long k) {
-      const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
-      c.part_n[k].resize(a.cols(), b.cols());
-      const auto ab = a.middleRows(r0, r1 - r0);
-      const auto bb = b.middleRows(r0, r1 - r0);
-      detail::block_mm(ab.cols(), bb.cols(), r1 - r0, ab.data(), 1, ab.outerStride(), bb.data(), bb.outerStride(),
-                       c.part_n[k].data(), bb.cols(), false, false);
-    });
-    for (long k = 0; k < nchunks; ++k) grad += c.part_n[k];
-  }
-  /// s[j] = sum of d rows over edges leaving j (deterministic gather through the source index).
-  static void source_sum(const graph& g, cache& c, const matrix<T>& d, matrix<T>& s, long H) {
-    const long n = g.num_nodes;
-    s.resize(n, H);
-    const index_t* so = c.by_source.offsets.data();
-    const index_t* se = c.by_source.edges.data();
-    parallel_for(n, n * H >= detail::parallel_min_work, [&](long j) {
-      T* sj = s.data() + j * H;
-      std::fill(sj, sj + H, T(0));
-      for (index_t q = so[j]; q < so[j + 1]; ++q) detail::row_add(sj, d.data() + long(se[q]) * H, H);
-    });
-  }
-
-  template <bool Train>
-  void run(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) {
-    const char* who = Train ? "interaction_network::forward" : "interaction_network::infer";
-    check_graph_input(x, g, who);
-    check_cols(x, o_.in, who);
-    const long n = g.num_nodes, ne = g.num_edges(), H = o_.hidden, F = o_.in;
-    const int T_ = o_.iterations, na = static_cast<int>(o_.aggregations.size());
-    const index_t* off = g.offsets.data();
-    const index_t* src = g.sources.data();
-    c.off = g.offsets.data();
-    partition(g, c);
-    c.dst.resize(static_cast<std::size_t>(ne));
-    for (long i = 0; i < n; ++i) std::fill(c.dst.begin() + off[i], c.dst.begin() + off[i + 1], index_t(i));
-    if (Train) c.by_source.build(g);
-    const int nthreads = max_threads();
-    c.tz.resize(static_cast<std::size_t>(nthreads));
-    c.tm.resize(static_cast<std::size_t>(nthreads));
-    for (int t = 0; t < nthreads; ++t) {
-      c.tz[t].resize(std::max<index_t>(c.max_block_edges, 1), H);
-      c.tm[t].resize(std::max<index_t>(c.max_block_edges, 1), std::max<long>(H, o_.out));
-    }
-    const std::size_t nh = Train ? T_ + 1 : 1, ni = Train ? std::max(T_, 0) : 1;
-    c.h.resize(nh);
-    c.e.resize(nh);
-    c.zn.resize(ni);
-    c.un.resize(ni);
-    c.agg.resize(ni);
-    if (Train) {
-      c.z.resize(ni);
-      c.m.resize(ni);
-      c.argmax.resize(ni);
-    }
-
-    // node encoder
-    c.zx.resize(n, H);
-    c.zx.noalias() = x * node_enc_.first.weight().transpose();
-    c.zx.rowwise() += node_enc_.first.bias().row(0);
-    c.zx = c.zx.cwiseMax(T(0));
-    c.h[0].resize(n, H);
-    c.h[0].noalias() = c.zx * node_enc_.second.weight().transpose();
-    c.h[0].rowwise() += node_enc_.second.bias().row(0);
-    c.h[0] = c.h[0].cwiseMax(T(0));
-
-    // edge encoder: first Linear split into x_src and x_dst parts (node level)
-    c.ps.resize(n, H);
-    c.pd.resize(n, H);
-    c.ps.noalias() = x * edge_enc_.first.weight().leftCols(F).transpose();
-    c.pd.noalias() = x * edge_enc_.first.weight().rightCols(F).transpose();
-    c.pd.rowwise() += edge_enc_.first.bias().row(0);
-    c.e[0].resize(ne, H);
-    if (Train) c.zex.resize(ne, H);
-    c.wt.resize(9);
-    c.wt[0] = edge_enc_.second.weight().transpose();
-    c.wt[3] = out_.first.weight().transpose();
-    for_chunks(c, [&](long, long e0, long e1, long, long, int tid) {
-      const long nb = e1 - e0;
-      if (nb == 0) return;
-      T* zp = Train ? c.zex.data() + e0 * H : c.tz[tid].data();
-      Eigen::Map<matrix<T>> z(zp, nb, H);
-      gather_pre(z, c, src, e0, nb, H, false, true);
-      auto eb = c.e[0].middleRows(e0, nb);
-      eb.rowwise() = edge_enc_.second.bias().row(0);
-      detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[0].data(), H, eb.data(), H, true, true);
-    }, true);
-
-    for (int t = 0; t < T_; ++t) {
-      auto& en = edge_net_[set_of(t)];
-      auto& nn = node_net_[set_of(t)];
-      const matrix<T>& h = Train ? c.h[t] : c.h[0];
-      const matrix<T>& ein = Train ? c.e[t] : c.e[0];
-      matrix<T>& eout = Train ? c.e[t + 1] : c.e[0];
-      matrix<T>& agg = Train ? c.agg[t] : c.agg[0];
-      c.wt[1] = en.first.weight().rightCols(H).transpose();
-      c.wt[2] = en.second.weight().transpose();
-      c.wt[4] = en.first.weight().leftCols(H).transpose();
-      c.wt[5] = en.first.weight().middleCols(H, H).transpose();
-      c.pd.rowwise() = en.first.bias().row(0);
-      node_mm(h, c.wt[4], c.ps, false, false);
-      node_mm(h, c.wt[5], c.pd, true, false);
-      if (Train) {
-        eout.resize(ne, H);
-        c.z[t].resize(ne, H);
-        c.m[t].resize(ne, H);
-        c.argmax[t].resize(static_cast<std::size_t>(n * na * H));
-      }
-      agg.resize(n, na * H);
-      index_t* am = Train ? c.argmax[t].data() : nullptr;
-      for_chunks(c, [&](long, long e0, long e1, long n0, long n1, int tid) {
-        const long nb = e1 - e0;
-        if (nb > 0) {
-          Eigen::Map<matrix<T>> z(Train ? c.z[t].data() + e0 * H : c.tz[tid].data(), nb, H);
-          Eigen::Map<matrix<T>> m(Train ? c.m[t].data() + e0 * H : c.tm[tid].data(), nb, H);
-          // products are accumulated onto their initial terms (gathered node parts, biases): no zero-fill pass
-          gather_pre(z, c, src, e0, nb, H, false, false);
-          detail::block_mm(nb, H, H, ein.data() + e0 * H, H, 1, c.wt[1].data(), H, z.data(), H, true, true);
-          m.rowwise() = en.second.bias().row(0);
-          detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, m.data(), H, true, false);
-          if (Train) {
-            m = m.cwiseMax(T(0));
-            eout.middleRows(e0, nb) = ein.middleRows(e0, nb) + m;
-          } else {
-            eout.middleRows(e0, nb) += m.cwiseMax(T(0));
-          }
-        }
-        aggregate_nodes(eout, off, n0, n1, agg, am, H);
-      }, true);
-
-      // node update
-      matrix<T>& zn = Train ? c.zn[t] : c.zn[0];
-      matrix<T>& un = Train ? c.un[t] : c.un[0];
-      zn.resize(n, H);
-      c.wt[6] = nn.first.weight().leftCols(H).transpose();
-      c.wt[7] = nn.first.weight().rightCols(na * H).transpose();
-      c.wt[8] = nn.second.weight().transpose();
-      zn.rowwise() = nn.first.bias().row(0);
-      node_mm(h, c.wt[6], zn, true, false);
-      node_mm(agg, c.wt[7], zn, true, true);
-      un.resize(n, H);
-      un.rowwise() = nn.second.bias().row(0);
-      node_mm(zn, c.wt[8], un, true, true);
-      if (Train) c.h[t + 1] = c.h[t] + un; else c.h[0] += un;
-    }
-
-    // output head
-    const matrix<T>& ef = Train ? c.e[T_] : c.e[0];
-    y.resize(ne, o_.out);
-    if (Train) c.zo.resize(ne, H);
-    for_chunks(c, [&](long, long e0, long e1, long, long, int tid) {
-      const long nb = e1 - e0;
-      if (nb == 0) return;
-      Eigen::Map<matrix<T>> z(Train ? c.zo.data() + e0 * H : c.tz[tid].data(), nb, H);
-      z.rowwise() = out_.first.bias().row(0);
-      detail::block_mm(nb, H, H, ef.data() + e0 * H, H, 1, c.wt[3].data(), H, z.data(), H, true, true);
-      auto yb = y.middleRows(e0, nb);
-      yb.rowwise() = out_.second.bias().row(0);
-      yb.noalias() += z * out_.second.weight().transpose();
-    }, true);
   }
 
   /// c (+)= a b (b is K x N) over fixed row chunks in parallel, each with the edge-block kernel (no packing and
