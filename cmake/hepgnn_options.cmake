@@ -19,9 +19,10 @@ add_library(hepgnn_dev INTERFACE)
 target_link_libraries(hepgnn_dev INTERFACE hepgnn::hepgnn)
 target_compile_options(hepgnn_dev INTERFACE -Wall -Wextra -Wpedantic -Wno-unused-parameter)
 # GCC 12 reports thousands of false "may be used uninitialized" warnings from inside its own avx512fintrin.h
-# (_mm512_undefined_* placeholders inlined into xsimd), which would bury real warnings.
+# (_mm512_undefined_* placeholders inlined into xsimd; a few plain "is used uninitialized" from xsimd's exp/tanh),
+# which would bury real warnings.
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-  target_compile_options(hepgnn_dev INTERFACE -Wno-maybe-uninitialized)
+  target_compile_options(hepgnn_dev INTERFACE -Wno-maybe-uninitialized -Wno-uninitialized)
 endif()
 if(HEPGNN_NATIVE)
   target_compile_options(hepgnn_dev INTERFACE -march=native)
