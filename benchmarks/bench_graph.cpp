@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <vector>
 
+#include <omp.h>
+
 #include "compare/rb.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/connected_components.hpp"
@@ -121,6 +123,33 @@ void radius_100k_3d(benchmark::State& state) {  // W1b points, r giving ~16 neig
   state.SetItemsProcessed(state.iterations() * 100000);
 }
 BENCHMARK(radius_100k_3d)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The tracking pipeline's size: 23000 uniform points, r = 0.059 (about 18.5 neighbours on average); args: OpenMP
+// threads, max_neighbors (0 = no cap), into (1: radius_graph_into with a reused workspace and graph, 0: radius_graph).
+// Counter "degree": mean neighbours per point.
+void radius_23k_3d(benchmark::State& state) {
+  const auto x = points(23000, 3, 106);
+  const auto b = hepgnn::batch::single(23000);
+  hepgnn::radius_options opt;
+  opt.max_neighbors = static_cast<hepgnn::index_t>(state.range(1));
+  const bool into = state.range(2) != 0;
+  const int threads_before = omp_get_max_threads();
+  omp_set_num_threads(static_cast<int>(state.range(0)));
+  hepgnn::graph g;
+  hepgnn::radius_workspace<float> ws;
+  for (auto _ : state) {
+    if (into)
+      hepgnn::radius_graph_into(x.data(), 23000, 3, 3, 0.059f, b, opt, g, ws);
+    else
+      g = hepgnn::radius_graph(x, 0.059f, b, opt);
+    benchmark::DoNotOptimize(g.sources.data());
+  }
+  omp_set_num_threads(threads_before);
+  state.counters["degree"] = static_cast<double>(g.num_edges()) / 23000;
+  state.SetItemsProcessed(state.iterations() * 23000);
+}
+BENCHMARK(radius_23k_3d)->ArgNames({"threads", "cap", "into"})->ArgsProduct({{1, 2}, {32, 0}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void fully_connected_512x30(benchmark::State& state) {
   const auto b = hepgnn::batch::uniform(512, 30);

@@ -9,6 +9,8 @@
 #include <omp.h>
 #endif
 
+#include "support/count_allocations.hpp"
+
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/radius.hpp"
 
@@ -127,6 +129,47 @@ TEST_CASE("radius_graph large cloud (cell list), delta_r and thread-count indepe
   CHECK(hepgnn::radius_graph<hepgnn::metric::delta_r>(seam, 0.1).num_edges() == 2);
 }
 
+TEST_CASE("radius_graph_into equals radius_graph as sizes change and reuses its storage once warm") {
+  hepgnn::radius_workspace<float> ws;
+  hepgnn::graph out;
+  for (const index_t n : {700, 150, 3000, 700}) {  // shrinking then growing must not leave stale entries
+    CAPTURE(n);
+    const auto wide = cloud<float>(n, 5, static_cast<std::uint64_t>(n), true);
+    const matrix<float> x = wide.leftCols(3);
+    const auto b = batch::from_sizes({n / 3, 0, n - n / 3});
+    for (const index_t cap : {0, 6}) {
+      CAPTURE(cap);
+      hepgnn::radius_options opt;
+      opt.max_neighbors = cap;
+      opt.grid_min_points = 1000;  // the 3000-point case takes the cell list
+      const auto ref = hepgnn::radius_graph(x, 0.05f, b, opt);
+      hepgnn::radius_graph_into(wide.data(), n, 3, 5, 0.05f, b, opt, out, ws);  // rows strided by 5
+      CHECK(out.num_nodes == ref.num_nodes);
+      CHECK(out.offsets == ref.offsets);
+      CHECK(out.sources == ref.sources);
+    }
+  }
+  if (!hepgnn_test::count_allocations_enabled) {
+    MESSAGE("skipped: malloc is replaced by the sanitizer in this build");
+    return;
+  }
+  const auto x = cloud<double>(900, 3, 4, true);
+  const auto b = batch::from_sizes({500, 400});  // below grid_min_points: the scan path
+  for (const index_t cap : {0, 8}) {
+    CAPTURE(cap);
+    hepgnn::radius_options opt;
+    opt.max_neighbors = cap;
+    hepgnn::radius_workspace<double> w;
+    hepgnn::graph g;
+    hepgnn::radius_graph_into(x.data(), 900, 3, 3, 0.1, b, opt, g, w);
+    const long before = hepgnn_test::allocation_count.load();
+    for (int rep = 0; rep < 5; ++rep) hepgnn::radius_graph_into(x.data(), 900, 3, 3, 0.1, b, opt, g, w);
+    // before the workspace: n x cap slots, or a list per node, on every call
+    CHECK(hepgnn_test::allocation_count.load() - before == 0);
+    CHECK(g.num_edges() > 900);
+  }
+}
+
 TEST_CASE("radius_graph rejects bad input") {
   const auto x = cloud<double>(10, 3, 1, false);
   CHECK_THROWS_WITH_AS(hepgnn::radius_graph(x, -0.1), doctest::Contains("radius_graph: r must be finite and >= 0, got -0.1"),
@@ -146,6 +189,11 @@ TEST_CASE("radius_graph rejects bad input") {
                        hepgnn::error);
   CHECK_THROWS_WITH_AS(hepgnn::radius_graph<hepgnn::metric::delta_r>(x, 0.5),
                        doctest::Contains("needs 2 coordinate columns"), hepgnn::error);
+  hepgnn::radius_workspace<double> ws;
+  hepgnn::graph out;
+  CHECK_THROWS_WITH_AS(hepgnn::radius_graph_into(x.data(), 10, 3, 2, 0.5, batch::single(10), {}, out, ws),
+                       doctest::Contains("radius_graph: row stride ld must be >= the number of coordinates d = 3"),
+                       hepgnn::error);
   matrix<double> empty(0, 2), one(1, 2);
   one << 0.5, 0.5;
   CHECK(hepgnn::radius_graph(empty, 1.0).num_nodes == 0);

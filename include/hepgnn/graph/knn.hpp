@@ -120,11 +120,12 @@ void search_all(const T* x, index_t n, int d, const batch& b, bool include_self,
   if (n == 0) return;
   constexpr bool can_grid = Metric::kind == simd::distance_kind::euclidean && (D == dynamic || D <= 3);
   constexpr int GD = (D == dynamic || D > 3) ? 3 : D;
-  std::vector<std::unique_ptr<cell_grid<T, GD>>> grids(static_cast<std::size_t>(b.num_graphs()));
+  std::vector<std::unique_ptr<cell_grid<T, GD>>> grids;  // sized only when a graph takes the cell list
   bool any_grid = false, any_scan = false;
   for (index_t g = 0; g < b.num_graphs(); ++g) {
     if (handled(g) || b.size(g) == 0) continue;
     if (can_grid && d == GD && b.size(g) >= grid_min) {
+      grids.resize(static_cast<std::size_t>(b.num_graphs()));
       grids[g] = std::make_unique<cell_grid<T, GD>>(x, b.begin(g), b.end(g), 3.0);
       any_grid = true;
     } else {
@@ -143,7 +144,7 @@ void search_all(const T* x, index_t n, int d, const batch& b, bool include_self,
 #endif
     for (index_t i = 0; i < n; ++i) {
       const index_t g = gid[i];
-      if (grids[g] || handled(g)) continue;
+      if ((any_grid && grids[g]) || handled(g)) continue;
       auto sink = make(i);
       simd::scan_nearest<Metric::kind, simd::native, D>(x + static_cast<std::ptrdiff_t>(i) * d, d, xt, n, b.begin(g),
                                                         b.end(g), nullptr, include_self ? -1 : i, sink);

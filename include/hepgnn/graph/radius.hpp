@@ -5,17 +5,14 @@
 /// Node j is a neighbour of i when both are in the same graph and distance(i, j) <= r (squared distances are
 /// compared, inclusive). With a cap, the max_neighbors nearest qualify (ties to the lower index), not an
 /// arbitrary subset. Incoming edges of i are listed nearest first. Same kernels, cell list and threading
-/// guarantees as knn.hpp.
+/// guarantees as knn.hpp; radius_graph_into() reuses caller-owned storage (radius_workspace).
 
 #include <algorithm>
 #include <limits>
 #include <utility>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/graph/knn.hpp"
 
 namespace hepgnn {
@@ -39,90 +36,131 @@ struct within_radius {  // collects every candidate within r^2
 };
 }  // namespace detail
 
+/// @brief Reusable buffers of radius_graph_into(): with them, repeated calls of the same sizes do not allocate
+/// (except on the cell-list path, as for knn_workspace).
+template <class T>
+struct radius_workspace {
+  std::vector<T> rows;               ///< contiguous copy of strided input rows
+  detail::search_buffers<T> search;  ///< SoA of all points, graph ids
+  std::vector<index_t> ids;          ///< with a cap: max_neighbors slots per node, nearest first
+  std::vector<T> distances;          ///< with a cap: their squared distances
+  std::vector<index_t> counts;       ///< neighbours found per node
+  std::vector<std::vector<std::pair<T, index_t>>> found;  ///< without a cap, per thread: the current query's hits
+  std::vector<std::vector<index_t>> lists;  ///< without a cap, per thread: its nodes' sorted lists, one after another
+  std::vector<int> list_thread;             ///< without a cap: which thread's `lists` holds node i's list
+  std::vector<std::size_t> list_start;      ///< without a cap: where in it node i's list starts
+};
+
 namespace detail {
 template <class Metric, int D, class T>
-graph radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius_options& opt);
+void radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius_options& opt, graph& out,
+                 radius_workspace<T>& ws) {
+  const T r2 = r * r;
+  const auto none = [](index_t) { return false; };
+  ws.counts.assign(static_cast<std::size_t>(n), 0);
+  out.num_nodes = n;
+  out.offsets.resize(static_cast<std::size_t>(n) + 1);
+  out.offsets[0] = 0;
+  if (opt.max_neighbors > 0) {
+    const index_t cap = opt.max_neighbors;
+    ws.ids.resize(static_cast<std::size_t>(n) * cap);
+    ws.distances.resize(static_cast<std::size_t>(n) * cap);
+    search_all<Metric, D>(
+        x, n, d, b, opt.include_self, opt.grid_min_points, none, ws.search,
+        [&](index_t i) {
+          return simd::top_k<T>(ws.distances.data() + static_cast<std::size_t>(i) * cap,
+                                ws.ids.data() + static_cast<std::size_t>(i) * cap, cap, r2);
+        },
+        [&](index_t i, const simd::top_k<T>& top) { ws.counts[i] = top.size(); });
+    for (index_t i = 0; i < n; ++i) out.offsets[i + 1] = out.offsets[i] + ws.counts[i];
+    out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
+    for (index_t i = 0; i < n; ++i)
+      std::copy_n(ws.ids.begin() + static_cast<std::ptrdiff_t>(i) * cap, ws.counts[i],
+                  out.sources.begin() + out.offsets[i]);
+    return;
+  }
+  const auto threads = static_cast<std::size_t>(max_threads());
+  if (ws.found.size() < threads) ws.found.resize(threads);
+  if (ws.lists.size() < threads) ws.lists.resize(threads);
+  for (auto& l : ws.lists) l.clear();
+  ws.list_thread.resize(static_cast<std::size_t>(n));
+  ws.list_start.resize(static_cast<std::size_t>(n));
+  search_all<Metric, D>(
+      x, n, d, b, opt.include_self, opt.grid_min_points, none, ws.search,
+      [&](index_t) {
+        auto& found = ws.found[static_cast<std::size_t>(thread_index())];
+        found.clear();
+        return within_radius<T>{r2, &found};
+      },
+      [&](index_t i, const within_radius<T>& sink) {
+        std::sort(sink.found->begin(), sink.found->end());
+        const int me = thread_index();
+        auto& l = ws.lists[static_cast<std::size_t>(me)];
+        ws.list_thread[i] = me;
+        ws.list_start[i] = l.size();
+        ws.counts[i] = static_cast<index_t>(sink.found->size());
+        for (const auto& p : *sink.found) l.push_back(p.second);
+      });
+  for (index_t i = 0; i < n; ++i) {
+    HEPGNN_CHECK(static_cast<long long>(out.offsets[i]) + ws.counts[i] <= 0x7fffffffLL,
+                 "radius_graph: more than 2^31 - 1 edges; lower r or set max_neighbors");
+    out.offsets[i + 1] = out.offsets[i] + ws.counts[i];
+  }
+  out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
+  for (index_t i = 0; i < n; ++i)
+    std::copy_n(ws.lists[static_cast<std::size_t>(ws.list_thread[i])].begin() +
+                    static_cast<std::ptrdiff_t>(ws.list_start[i]),
+                ws.counts[i], out.sources.begin() + out.offsets[i]);
+  // Which thread searches which node varies from call to call: let every thread's buffers take all of this call.
+  const index_t most = n > 0 ? *std::max_element(ws.counts.begin(), ws.counts.end()) : 0;
+  for (auto& f : ws.found) f.reserve(static_cast<std::size_t>(most));
+  for (auto& l : ws.lists) l.reserve(out.sources.size());
+}
 }  // namespace detail
+
+/// @brief radius_graph() (see the file comment) into caller-owned storage: `out` and `ws` keep their capacity,
+/// so repeated calls with the same sizes do not allocate (the cell-list path excepted, see radius_workspace).
+/// @param x   point i's coordinates are x[i*ld + c], c in [0, d)
+/// @param ld  row stride of x, >= d (a column block of a wider feature matrix)
+/// @throws hepgnn::error for r negative or not finite, max_neighbors < 0, ld < d, non-finite points, a batch that
+/// does not cover the points, or a metric/D mismatch.
+template <class Metric = metric::euclidean, int D = dynamic, class T>
+void radius_graph_into(const T* x, index_t n, int d, std::ptrdiff_t ld, T r, const batch& b,
+                       const radius_options& opt, graph& out, radius_workspace<T>& ws) {
+  static_assert(std::is_floating_point_v<T>, "hepgnn::radius_graph: points must be float or double");
+  static_assert(metric::metric_policy<Metric>,
+                "hepgnn::radius_graph: Metric must be a metric policy (metric::euclidean, ...)");
+  HEPGNN_CHECK(std::isfinite(static_cast<double>(r)) && r >= 0, "radius_graph: r must be finite and >= 0, got ", r);
+  HEPGNN_CHECK(opt.max_neighbors >= 0, "radius_graph: max_neighbors must be >= 0 (0 = no cap), got ",
+               opt.max_neighbors);
+  HEPGNN_CHECK(ld >= d, "radius_graph: row stride ld must be >= the number of coordinates d = ", d, ", got ", ld);
+  if (ld != d && n > 0 && x != nullptr) {
+    ws.rows.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(d));
+    for (index_t i = 0; i < n; ++i)
+      std::copy_n(x + static_cast<std::ptrdiff_t>(i) * ld, d, ws.rows.begin() + static_cast<std::ptrdiff_t>(i) * d);
+    x = ws.rows.data();
+  }
+  detail::check_points<Metric, D>("radius_graph", x, n, d, b);
+  if constexpr (D == dynamic) {
+    if (Metric::kind == simd::distance_kind::euclidean) {
+      if (d == 1) return detail::radius_impl<Metric, 1>(x, n, d, r, b, opt, out, ws);
+      if (d == 2) return detail::radius_impl<Metric, 2>(x, n, d, r, b, opt, out, ws);
+      if (d == 3) return detail::radius_impl<Metric, 3>(x, n, d, r, b, opt, out, ws);
+    }
+  }
+  detail::radius_impl<Metric, D>(x, n, d, r, b, opt, out, ws);
+}
 
 /// @brief Radius graph of the n points x (row-major n x d) within each graph of `b`; edges j -> i.
 /// @throws hepgnn::error for r negative or not finite, max_neighbors < 0, non-finite points, a batch that does
 /// not cover the points, or a metric/D mismatch.
 template <class Metric = metric::euclidean, int D = dynamic, class T>
 graph radius_graph(const T* x, index_t n, int d, T r, const batch& b, const radius_options& opt = {}) {
-  static_assert(std::is_floating_point_v<T>, "hepgnn::radius_graph: points must be float or double");
-  HEPGNN_CHECK(std::isfinite(static_cast<double>(r)) && r >= 0, "radius_graph: r must be finite and >= 0, got ", r);
-  HEPGNN_CHECK(opt.max_neighbors >= 0, "radius_graph: max_neighbors must be >= 0 (0 = no cap), got ",
-               opt.max_neighbors);
-  detail::check_points<Metric, D>("radius_graph", x, n, d, b);
-  if constexpr (D == dynamic) {
-    if (Metric::kind == simd::distance_kind::euclidean) {
-      if (d == 1) return detail::radius_impl<Metric, 1>(x, n, d, r, b, opt);
-      if (d == 2) return detail::radius_impl<Metric, 2>(x, n, d, r, b, opt);
-      if (d == 3) return detail::radius_impl<Metric, 3>(x, n, d, r, b, opt);
-    }
-  }
-  return detail::radius_impl<Metric, D>(x, n, d, r, b, opt);
-}
-
-namespace detail {
-template <class Metric, int D, class T>
-graph radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius_options& opt) {
-  const T r2 = r * r;
-  search_buffers<T> buf;
-  const auto none = [](index_t) { return false; };
   graph out;
-  out.num_nodes = n;
-  out.offsets.assign(static_cast<std::size_t>(n) + 1, 0);
-  if (opt.max_neighbors > 0) {
-    const index_t cap = opt.max_neighbors;
-    std::vector<index_t> ids(static_cast<std::size_t>(n) * cap, -1);
-    std::vector<T> dist(static_cast<std::size_t>(n) * cap);
-    std::vector<index_t> count(static_cast<std::size_t>(n), 0);
-    detail::search_all<Metric, D>(
-        x, n, d, b, opt.include_self, opt.grid_min_points, none, buf,
-        [&](index_t i) {
-          return simd::top_k<T>(dist.data() + static_cast<std::size_t>(i) * cap,
-                                ids.data() + static_cast<std::size_t>(i) * cap, cap, r2);
-        },
-        [&](index_t i, const simd::top_k<T>& top) { count[i] = top.size(); });
-    for (index_t i = 0; i < n; ++i) out.offsets[i + 1] = out.offsets[i] + count[i];
-    out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
-    for (index_t i = 0; i < n; ++i)
-      std::copy_n(ids.begin() + static_cast<std::ptrdiff_t>(i) * cap, count[i], out.sources.begin() + out.offsets[i]);
-  } else {
-    std::vector<std::vector<index_t>> lists(static_cast<std::size_t>(n));
-    std::vector<std::vector<std::pair<T, index_t>>> scratch(1);
-#ifdef _OPENMP
-    scratch.resize(static_cast<std::size_t>(omp_get_max_threads()));
-#endif
-    detail::search_all<Metric, D>(
-        x, n, d, b, opt.include_self, opt.grid_min_points, none, buf,
-        [&](index_t) {
-#ifdef _OPENMP
-          auto& found = scratch[static_cast<std::size_t>(omp_get_thread_num())];
-#else
-          auto& found = scratch[0];
-#endif
-          found.clear();
-          return detail::within_radius<T>{r2, &found};
-        },
-        [&](index_t i, const detail::within_radius<T>& sink) {
-          std::sort(sink.found->begin(), sink.found->end());
-          auto& l = lists[i];
-          l.reserve(sink.found->size());
-          for (const auto& p : *sink.found) l.push_back(p.second);
-        });
-    for (index_t i = 0; i < n; ++i) {
-      HEPGNN_CHECK(static_cast<long long>(out.offsets[i]) + static_cast<long long>(lists[i].size()) <= 0x7fffffffLL,
-                   "radius_graph: more than 2^31 - 1 edges; lower r or set max_neighbors");
-      out.offsets[i + 1] = out.offsets[i] + static_cast<index_t>(lists[i].size());
-    }
-    out.sources.reserve(static_cast<std::size_t>(out.offsets.back()));
-    for (const auto& l : lists) out.sources.insert(out.sources.end(), l.begin(), l.end());
-  }
+  radius_workspace<T> ws;
+  radius_graph_into<Metric, D>(x, n, d, d, r, b, opt, out, ws);
   return out;
 }
-}  // namespace detail
 
 /// @brief radius_graph() on a feature matrix (rows = nodes, columns = coordinates).
 template <class Metric = metric::euclidean, int D = dynamic, class T>
