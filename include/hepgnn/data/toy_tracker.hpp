@@ -74,6 +74,9 @@ struct tracker_config {
   bool multiple_scattering = true;    ///< Highland-formula kinks at every crossed layer
   double smearing = 1;                ///< scale of the per-layer resolutions (0: exact positions)
   bool stagger = true;                ///< staggered modules (layer radius / disk z alternates per module)
+  double module_overlap = 0.3;        ///< fraction of a staggered module's width shared with its phi neighbours;
+                                      ///< a crossing there also hits the neighbour (a second hit on the layer, as
+                                      ///< in 28% of the particle-layer crossings of the real TrackML sample event)
   int max_hits_per_particle = 40;
   double particle_mass = 0.13957;     ///< charged pions
 };
@@ -133,15 +136,25 @@ inline void advance(helix_state& s, double radius, double len) {
   s.z += len * s.pz / s.pt;
 }
 
-/// @brief Module index along phi (and along z or r) of a point on a layer.
-inline std::int32_t module_of(const tracker_layer& l, double x, double y, double z) {
+/// @brief Where a point sits in a layer's module grid: module index along phi (of nphi) and along z or r, and
+/// the fractional position u in [0, 1) across the module's width along phi.
+struct module_position {
+  int iphi, nphi, ialong;
+  double u;
+  /// @brief Module id, 1-based: 1 + iphi + nphi * ialong (iphi wrapped around the ring).
+  std::int32_t id(int dphi = 0) const { return 1 + (iphi + dphi + nphi) % nphi + nphi * ialong; }
+};
+inline module_position locate_module(const tracker_layer& l, double x, double y, double z) {
   const double circumference = 2 * std::numbers::pi * (l.barrel ? l.position : 0.5 * (l.min + l.max));
   const int nphi = std::max(4, static_cast<int>(circumference / l.module_size));
-  double phi = std::atan2(y, x) + std::numbers::pi;
-  int iphi = std::min(nphi - 1, static_cast<int>(phi / (2 * std::numbers::pi) * nphi));
+  const double t = (std::atan2(y, x) + std::numbers::pi) / (2 * std::numbers::pi) * nphi;
+  const int iphi = std::clamp(static_cast<int>(t), 0, nphi - 1);
   const double along = l.barrel ? z + l.max : std::hypot(x, y) - l.min;
   const int ialong = std::max(0, static_cast<int>(along / (2 * l.module_size)));
-  return 1 + iphi + nphi * ialong;
+  return {iphi, nphi, ialong, std::clamp(t - iphi, 0.0, 1.0)};
+}
+inline std::int32_t module_of(const tracker_layer& l, double x, double y, double z) {
+  return locate_module(l, x, y, z).id();
 }
 
 }  // namespace detail
@@ -215,22 +228,38 @@ inline trackml::event simulate_event(const tracker_config& cfg, std::uint64_t se
       detail::helix_state at = s;
       detail::advance(at, radius, best);
       double len = best;
+      // the hits of this layer: one per module crossed, nearest first
+      struct crossing {
+        detail::helix_state at;
+        double len;
+        std::int32_t module;
+      };
+      crossing cross[2];
+      int ncross = 0;
       if (cfg.stagger && layer.stagger > 0) {  // alternate modules sit in front of / behind the nominal surface
-        const std::int32_t m = detail::module_of(layer, at.x, at.y, at.z);
-        const double off = (m % 2 ? 1.0 : -1.0) * layer.stagger;
-        const double l2 = detail::crossing_length(s, radius, layer, off);
-        if (l2 < HUGE_VAL && std::abs(l2 - best) < 50 * layer.stagger + 50) {
-          at = s;
-          detail::advance(at, radius, l2);
-          len = l2;
-        }
+        const detail::module_position mp = detail::locate_module(layer, at.x, at.y, at.z);
+        const double off = (mp.id() % 2 ? 1.0 : -1.0) * layer.stagger;
+        auto cross_at = [&](double offset, std::int32_t module) {
+          const double l2 = detail::crossing_length(s, radius, layer, offset);
+          if (!(l2 < HUGE_VAL) || std::abs(l2 - best) >= 50 * layer.stagger + 50) return;
+          detail::helix_state a2 = s;
+          detail::advance(a2, radius, l2);
+          cross[ncross++] = {a2, l2, module};
+        };
+        cross_at(off, mp.id());
+        // in the overlap band at either edge, the neighbour module (other stagger side) is crossed as well
+        const double band = 0.5 * cfg.module_overlap;
+        if (band > 0 && (mp.u < band || mp.u > 1 - band)) cross_at(-off, mp.id(mp.u < band ? -1 : 1));
+        if (ncross == 2 && cross[1].len < cross[0].len) std::swap(cross[0], cross[1]);
       }
+      if (ncross == 0) cross[ncross++] = {at, len, detail::module_of(layer, at.x, at.y, at.z)};
+      s = cross[ncross - 1].at;
+      len = cross[ncross - 1].len;
       turned += len / radius;
-      s = at;
-      // direction at the crossing
-      const double dx = std::cos(s.phi) * s.pt / p_tot, dy = std::sin(s.phi) * s.pt / p_tot, dz = s.pz / p_tot;
-      if (gen.uniform() < cfg.hit_efficiency) {
-        double hx = s.x, hy = s.y, hz = s.z;
+      for (int k = 0; k < ncross; ++k) {
+        const detail::helix_state& h = cross[k].at;
+        if (!(gen.uniform() < cfg.hit_efficiency)) continue;
+        double hx = h.x, hy = h.y, hz = h.z;
         if (cfg.smearing > 0) {
           const double r = std::hypot(hx, hy), hphi = std::atan2(hy, hx);
           const double du = gen.normal(0, layer.sigma_u * cfg.smearing), dv = gen.normal(0, layer.sigma_v * cfg.smearing);
@@ -242,12 +271,13 @@ inline trackml::event simulate_event(const tracker_config& cfg, std::uint64_t se
             hx = nr * std::cos(np), hy = nr * std::sin(np);
           }
         }
-        const std::int32_t module = detail::module_of(layer, hx, hy, hz);
-        hits.push_back({hx, hy, hz, s.x, s.y, s.z, std::cos(s.phi) * s.pt, std::sin(s.phi) * s.pt, s.pz,
-                        p.particle_id, static_cast<std::int32_t>(which), module, gen()});
+        hits.push_back({hx, hy, hz, h.x, h.y, h.z, std::cos(h.phi) * h.pt, std::sin(h.phi) * h.pt, h.pz,
+                        p.particle_id, static_cast<std::int32_t>(which), cross[k].module, gen()});
         ++layer_hits[which];
         ++nh;
       }
+      // direction at the (last) crossing
+      const double dx = std::cos(s.phi) * s.pt / p_tot, dy = std::sin(s.phi) * s.pt / p_tot, dz = s.pz / p_tot;
       if (cfg.multiple_scattering && layer.thickness_x0 > 0) {
         const double cos_inc = layer.barrel ? std::abs(dx * std::cos(std::atan2(s.y, s.x)) + dy * std::sin(std::atan2(s.y, s.x)))
                                             : std::abs(dz);
