@@ -24,8 +24,11 @@
 #include <memory>
 #include <numbers>
 #include <numeric>
+#include <span>
 #include <string>
 #include <vector>
+
+#include <Eigen/LU>
 
 #include "hepgnn/core/graph.hpp"
 #include "hepgnn/core/parameter.hpp"
@@ -120,9 +123,12 @@ struct pipeline_config {
   bool use_filter = true;         ///< run the filter MLP
   int filter_hidden = 32;         ///< hidden width of the filter MLP (two hidden layers)
   double filter_cut = 0.3;        ///< edges with filter score below this are dropped
-  int gnn_hidden = 32;            ///< interaction network hidden width
-  int gnn_iterations = 4;         ///< message-passing iterations (shared weights, residual)
+  int gnn_hidden = 64;            ///< interaction network hidden width
+  int gnn_iterations = 8;         ///< message-passing iterations (shared weights, residual)
   double edge_cut = 0.3;          ///< track building keeps edges with GNN score above this
+  int min_track_hits = 3;         ///< tracks with fewer hits are dropped
+  double min_track_pt = 0;        ///< tracks whose fitted pT (GeV) is below this are dropped (0: keep all)
+  double b_field = 2;             ///< solenoid field (T) for the pT of a track's fitted circle
   std::uint64_t seed = 1;         ///< weight initialisation
 
   /// @brief As string metadata.
@@ -137,7 +143,10 @@ struct pipeline_config {
             {"tracking.filter_cut", fmt(filter_cut)},
             {"tracking.gnn_hidden", std::to_string(gnn_hidden)},
             {"tracking.gnn_iterations", std::to_string(gnn_iterations)},
-            {"tracking.edge_cut", fmt(edge_cut)}};
+            {"tracking.edge_cut", fmt(edge_cut)},
+            {"tracking.min_track_hits", std::to_string(min_track_hits)},
+            {"tracking.min_track_pt", fmt(min_track_pt)},
+            {"tracking.b_field", fmt(b_field)}};
   }
   /// @brief From string metadata; throws naming a missing or unparsable key.
   static pipeline_config from_metadata(const std::map<std::string, std::string>& m) {
@@ -167,6 +176,10 @@ struct pipeline_config {
     c.gnn_hidden = static_cast<int>(num("tracking.gnn_hidden"));
     c.gnn_iterations = static_cast<int>(num("tracking.gnn_iterations"));
     c.edge_cut = num("tracking.edge_cut");
+    // track selection keys are optional (files from before they existed get the defaults)
+    if (m.count("tracking.min_track_hits")) c.min_track_hits = static_cast<int>(num("tracking.min_track_hits"));
+    if (m.count("tracking.min_track_pt")) c.min_track_pt = num("tracking.min_track_pt");
+    if (m.count("tracking.b_field")) c.b_field = num("tracking.b_field");
     return c;
   }
   /// @brief Throws unless every setting is in range.
@@ -181,6 +194,10 @@ struct pipeline_config {
                  gnn_iterations);
     HEPGNN_CHECK(filter_cut >= 0 && filter_cut < 1 && edge_cut >= 0 && edge_cut < 1,
                  "tracking::pipeline_config: filter_cut and edge_cut must be in [0, 1), got ", filter_cut, ", ", edge_cut);
+    HEPGNN_CHECK(min_track_hits >= 1 && min_track_pt >= 0 && std::isfinite(min_track_pt) && b_field > 0 &&
+                     std::isfinite(b_field),
+                 "tracking::pipeline_config: need min_track_hits >= 1, min_track_pt >= 0 and b_field > 0, got ",
+                 min_track_hits, ", ", min_track_pt, ", ", b_field);
   }
 
  private:
@@ -191,9 +208,36 @@ struct pipeline_config {
   }
 };
 
-/// @brief Number of filter edge features: both hits' features, 4 geometric compatibility variables and the
-/// embedding distance.
-inline constexpr int num_edge_features = 2 * num_hit_features + 5;
+/// @brief Number of geometric edge features (edge_geometry()): what separates the segment of one track from
+/// a random pair of nearby hits.
+inline constexpr int num_edge_geometry = 7;
+
+/// @brief Number of filter edge features: both hits' features, then the edge geometry.
+inline constexpr int num_edge_features = 2 * num_hit_features + num_edge_geometry;
+
+/// @brief Geometric features of the edge src -> dst (hit_features() rows s and d, embedding rows es and ed) into
+/// out[0..7): 10 dr (m), 10 dz (m), 10 dphi (wrapped into [-pi, pi)), 10 deta, the curvature proxy dphi / dr (per m,
+/// clipped to +-5), the z of the line through both hits at r = 0 (m, clipped to +-3), and the embedding distance /
+/// margin. dphi / dr and z0 are what a track from the beam line keeps small; dr and dz tell consecutive layers
+/// from skipped ones and module overlaps (dr ~ 0) from both.
+template <class T, class Row, class EmbRow>
+void edge_geometry(const Row& s, const Row& d, const EmbRow& es, const EmbRow& ed, T inv_margin, T* out) {
+  double dphi = std::numbers::pi * static_cast<double>(d(5) - s(5));
+  if (dphi >= std::numbers::pi) dphi -= 2 * std::numbers::pi;
+  if (dphi < -std::numbers::pi) dphi += 2 * std::numbers::pi;
+  const double dr = static_cast<double>(d(0) - s(0)), dz = static_cast<double>(d(3) - s(3));
+  const double deta = 3 * static_cast<double>(d(4) - s(4));
+  const double curv = std::abs(dr) > 1e-4 ? std::clamp(dphi / dr, -5.0, 5.0) : 0.0;
+  const double z0 = std::abs(dr) > 1e-4 ? std::clamp(static_cast<double>(s(3)) - static_cast<double>(s(0)) * dz / dr, -3.0, 3.0)
+                                        : 0.0;
+  out[0] = static_cast<T>(10 * dr);
+  out[1] = static_cast<T>(10 * dz);
+  out[2] = static_cast<T>(10 * dphi);
+  out[3] = static_cast<T>(10 * deta);
+  out[4] = static_cast<T>(curv);
+  out[5] = static_cast<T>(z0);
+  out[6] = (es - ed).norm() * inv_margin;
+}
 
 /// @brief What one inference pass produced, stage by stage.
 template <class T>
@@ -226,6 +270,7 @@ class pipeline {
                                        mlp_options{activation_kind::relu, false});
     typename gnn_type::options o;
     o.in = num_hit_features;
+    o.edge_in = num_edge_geometry;
     o.hidden = c.gnn_hidden;
     o.iterations = c.gnn_iterations;
     o.shared_weights = true;
@@ -246,7 +291,7 @@ class pipeline {
     gnn_->for_each_param(prefix + "gnn.", f);
   }
 
-  /// @brief Stage 1: embedding of hit features (N x 4) into N x embedding_dim.
+  /// @brief Stage 1: embedding of hit features (N x num_hit_features) into N x embedding_dim.
   void embed(const matrix<T>& features, matrix<T>& out) const {
     check_cols(features, num_hit_features, "tracking::pipeline::embed: features");
     typename mlp<T>::cache c;
@@ -302,9 +347,8 @@ class pipeline {
     return out;
   }
 
-  /// @brief Filter edge features (E x 17): source and destination hit features, then 10 dphi, 10 deta, the
-  /// curvature proxy dphi / dr (per m, clipped to +-5), the z of the line through both hits at r = 0 (m, clipped to
-  /// +-3), and the embedding distance / margin. dphi is wrapped into [-pi, pi).
+  /// @brief Filter edge features (E x num_edge_features): source and destination hit features, then
+  /// edge_geometry().
   matrix<T> edge_features(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
     matrix<T> f;
     const auto dst = g.destinations();
@@ -353,17 +397,33 @@ class pipeline {
     return out;
   }
 
-  /// @brief Stage 4: GNN edge scores, CSR order of g: sigmoid(prior + interaction network logit). The prior is
-  /// the filter logit of each edge (empty: 0), so the GNN, which sees hit features only, learns a correction to
-  /// the filter, whose inputs include the geometric edge features (dphi, deta, curvature, z0).
-  vector<T> edge_scores(const matrix<T>& features, const graph& g, const vector<T>& prior = {}) const {
+  /// @brief Edge input features of the GNN (E x num_edge_geometry, CSR order of g): edge_geometry() per edge.
+  matrix<T> edge_attributes(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
+    check_rows(embedding, features.rows(), "tracking::pipeline::edge_attributes: embedding");
+    HEPGNN_CHECK(g.num_nodes == features.rows(), "tracking::pipeline::edge_attributes: the graph has ", g.num_nodes,
+                 " nodes, features has ", features.rows(), " rows");
+    matrix<T> a(g.num_edges(), num_edge_geometry);
+    const T inv_margin = T(1) / static_cast<T>(cfg_.margin);
+    for (index_t i = 0; i < g.num_nodes; ++i)
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
+        const index_t s = g.sources[e];
+        edge_geometry(features.row(s), features.row(i), embedding.row(s), embedding.row(i), inv_margin, &a(e, 0));
+      }
+    return a;
+  }
+
+  /// @brief Stage 4: GNN edge scores, CSR order of g: sigmoid(prior + interaction network logit). The network
+  /// sees the hit features and the edge geometry (edge_attributes()); the prior is the filter logit of each edge
+  /// (empty: 0), so the GNN learns a correction to the filter's decision from the context of each edge.
+  vector<T> edge_scores(const matrix<T>& features, const matrix<T>& embedding, const graph& g,
+                        const vector<T>& prior = {}) const {
     HEPGNN_CHECK(prior.size() == 0 || prior.size() == g.num_edges(), "tracking::pipeline::edge_scores: prior must be ",
                  "empty or have one entry per edge (", g.num_edges(), "), got ", prior.size());
     vector<T> s(g.num_edges());
     if (g.num_edges() == 0) return s;
     matrix<T> logits;
     typename gnn_type::cache c;
-    gnn_->infer(features, g, logits, c);
+    gnn_->infer(features, g, edge_attributes(features, embedding, g), logits, c);
     for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(logits(e, 0) + (prior.size() ? prior[e] : T(0)));
     return s;
   }
@@ -439,6 +499,51 @@ class pipeline {
     return relabel(track, count, min_hits);
   }
 
+  /// @brief Transverse momentum (GeV) of the circle through the beam line (x = y = 0) and a track's hits (rows
+  /// of hit_features()), in a field of b_field tesla: algebraic least squares of x^2 + y^2 + a x + b y + c = 0,
+  /// so R^2 = (a^2 + b^2) / 4 - c. +inf for hits on a straight line through the origin.
+  static double fitted_pt(const matrix<T>& features, std::span<const index_t> hits, double b_field) {
+    // points in metres, the origin included: it constrains the curvature of short tracks
+    Eigen::Matrix3d m = Eigen::Matrix3d::Zero();
+    Eigen::Vector3d v = Eigen::Vector3d::Zero();
+    auto add = [&](double x, double y) {
+      const Eigen::Vector3d u(x, y, 1);
+      m += u * u.transpose();
+      v -= (x * x + y * y) * u;
+    };
+    add(0, 0);
+    for (index_t h : hits) {
+      const double r = static_cast<double>(features(h, 0));
+      add(r * static_cast<double>(features(h, 1)), r * static_cast<double>(features(h, 2)));
+    }
+    const Eigen::FullPivLU<Eigen::Matrix3d> lu(m);
+    if (lu.rank() < 3) return HUGE_VAL;
+    const Eigen::Vector3d abc = lu.solve(v);
+    const double r2 = 0.25 * (abc[0] * abc[0] + abc[1] * abc[1]) - abc[2];
+    return r2 > 0 ? 0.299792458 * b_field * std::sqrt(r2) : HUGE_VAL;
+  }
+
+  /// @brief Track selection: labels -1 for the hits of tracks with fewer than min_hits hits or a fitted_pt()
+  /// below min_pt (0: no pT cut); the kept tracks are renumbered 0, 1, ... in order of first hit.
+  static std::vector<index_t> select_tracks(const matrix<T>& features, const std::vector<index_t>& labels,
+                                            int min_hits, double min_pt, double b_field) {
+    HEPGNN_CHECK(static_cast<Eigen::Index>(labels.size()) == features.rows(), "tracking::pipeline::select_tracks: ",
+                 "labels must have one entry per hit (", features.rows(), "), got ", labels.size());
+    index_t count = 0;
+    for (index_t l : labels) count = std::max(count, l + 1);
+    std::vector<std::vector<index_t>> members(static_cast<std::size_t>(count));
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] >= 0) members[labels[i]].push_back(static_cast<index_t>(i));
+    std::vector<char> keep(static_cast<std::size_t>(count));
+    for (index_t t = 0; t < count; ++t)
+      keep[t] = static_cast<int>(members[t].size()) >= min_hits &&
+                (min_pt <= 0 || fitted_pt(features, members[t], b_field) >= min_pt);
+    std::vector<index_t> kept = labels;
+    for (auto& l : kept)
+      if (l >= 0 && !keep[l]) l = -1;
+    return relabel(kept, count, 1);
+  }
+
   /// @brief The whole pipeline on one event.
   pipeline_output<T> run(const trackml::event& ev, track_builder builder = track_builder::connected_components) const {
     using clock = std::chrono::steady_clock;
@@ -456,11 +561,14 @@ class pipeline {
     else
       out.filtered_graph = out.candidate_graph;
     auto t3 = clock::now();
-    out.edge_scores = edge_scores(features, out.filtered_graph, prior);
+    out.edge_scores = edge_scores(features, out.embedding, out.filtered_graph, prior);
     auto t4 = clock::now();
-    out.labels = builder == track_builder::connected_components
-                     ? build_tracks_cc(out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut))
-                     : build_tracks_walkthrough(features, out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut));
+    out.labels = select_tracks(
+        features,
+        builder == track_builder::connected_components
+            ? build_tracks_cc(out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1)
+            : build_tracks_walkthrough(features, out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1),
+        cfg_.min_track_hits, cfg_.min_track_pt, cfg_.b_field);
     auto t5 = clock::now();
     out.ms_embed = ms(t0, t1), out.ms_graph = ms(t1, t2), out.ms_filter = ms(t2, t3), out.ms_gnn = ms(t3, t4),
     out.ms_tracks = ms(t4, t5);
@@ -484,7 +592,8 @@ class pipeline {
     return c;
   }
   static T sigmoid(T z) { return T(1) / (T(1) + std::exp(-z)); }
-  /// Filter features of the edges e0 .. e1 (src[e] -> dst[e]) into the rows of f.
+  /// Filter features of the edges e0 .. e1 (src[e] -> dst[e]) into the rows of f: both hits' features, then
+  /// edge_geometry().
   void fill_edge_features(const matrix<T>& features, const matrix<T>& embedding, const index_t* src,
                           const index_t* dst, index_t e0, index_t e1, matrix<T>& f) const {
     constexpr int H = num_hit_features;
@@ -494,22 +603,7 @@ class pipeline {
       const index_t s = src[e], i = dst[e], r = e - e0;
       f.row(r).template head<H>() = features.row(s);
       f.row(r).template segment<H>(H) = features.row(i);
-      double dphi = std::numbers::pi * static_cast<double>(features(i, 5) - features(s, 5));
-      if (dphi >= std::numbers::pi) dphi -= 2 * std::numbers::pi;
-      if (dphi < -std::numbers::pi) dphi += 2 * std::numbers::pi;
-      const double dr = static_cast<double>(features(i, 0) - features(s, 0));
-      const double dz = static_cast<double>(features(i, 3) - features(s, 3));
-      const double deta = 3 * static_cast<double>(features(i, 4) - features(s, 4));
-      const double curv = std::abs(dr) > 1e-4 ? std::clamp(dphi / dr, -5.0, 5.0) : 0.0;
-      const double z0 = std::abs(dr) > 1e-4 ? std::clamp(static_cast<double>(features(s, 3)) -
-                                                              static_cast<double>(features(s, 0)) * dz / dr,
-                                                          -3.0, 3.0)
-                                            : 0.0;
-      f(r, 2 * H) = static_cast<T>(10 * dphi);
-      f(r, 2 * H + 1) = static_cast<T>(10 * deta);
-      f(r, 2 * H + 2) = static_cast<T>(curv);
-      f(r, 2 * H + 3) = static_cast<T>(z0);
-      f(r, 2 * H + 4) = (embedding.row(s) - embedding.row(i)).norm() * inv_margin;
+      edge_geometry(features.row(s), features.row(i), embedding.row(s), embedding.row(i), inv_margin, &f(r, 2 * H));
     }
   }
   static std::vector<index_t> relabel(const std::vector<index_t>& labels, index_t count, int min_hits) {
@@ -767,7 +861,7 @@ std::vector<double> train_gnn(pipeline<T>& p, const std::vector<trackml::event>&
   auto data = detail::prepare<T>(events, "tracking::train_gnn");
   // Each event's filtered graph is cut into `gnn_sectors` overlapping phi sectors: more, cheaper steps.
   std::vector<graph> graphs;
-  std::vector<matrix<T>> labels, feats, priors;
+  std::vector<matrix<T>> labels, feats, attrs, priors;
   const int sectors = std::max(1, o.gnn_sectors);
   for (const auto& d : data) {
     matrix<T> emb;
@@ -797,8 +891,10 @@ std::vector<double> train_gnn(pipeline<T>& p, const std::vector<trackml::event>&
         }
       if (src.empty()) continue;
       graph sg = graph::from_edges(static_cast<index_t>(rows.size()), src, dd);
-      matrix<T> f(static_cast<Eigen::Index>(rows.size()), num_hit_features);
-      for (std::size_t r = 0; r < rows.size(); ++r) f.row(static_cast<Eigen::Index>(r)) = d.features.row(rows[r]);
+      matrix<T> f(static_cast<Eigen::Index>(rows.size()), num_hit_features), se(f.rows(), emb.cols());
+      for (std::size_t r = 0; r < rows.size(); ++r)
+        f.row(static_cast<Eigen::Index>(r)) = d.features.row(rows[r]), se.row(static_cast<Eigen::Index>(r)) = emb.row(rows[r]);
+      attrs.push_back(p.edge_attributes(f, se, sg));
       matrix<T> y(sg.num_edges(), 1);
       for (index_t i = 0; i < sg.num_nodes; ++i)
         for (index_t e = sg.offsets[i]; e < sg.offsets[i + 1]; ++e)
@@ -817,7 +913,7 @@ std::vector<double> train_gnn(pipeline<T>& p, const std::vector<trackml::event>&
     double total = 0;
     for (std::size_t k = 0; k < graphs.size(); ++k) {
       if (graphs[k].num_edges() == 0) continue;
-      net.forward(feats[k], graphs[k], logits, cache);
+      net.forward(feats[k], graphs[k], attrs[k], logits, cache);
       total_logits = logits + priors[k];  // the loss sees the score of edge_scores(); d/dlogits is the same
       T loss;
       if (o.focal) {
@@ -827,7 +923,7 @@ std::vector<double> train_gnn(pipeline<T>& p, const std::vector<trackml::event>&
         loss = bce_with_logits(total_logits, labels[k], &grad, detail::auto_pos_weight(labels[k], o.pos_weight));
       }
       zero_grad(net);
-      net.backward(feats[k], graphs[k], logits, grad, cache, nullptr);
+      net.backward(feats[k], graphs[k], attrs[k], logits, grad, cache, nullptr);
       opt.step(net);
       total += static_cast<double>(loss);
     }
