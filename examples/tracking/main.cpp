@@ -224,7 +224,7 @@ int run(int argc, char** argv) {
   const args a = parse(argc, argv);
   fs::create_directories(a.out_dir);
   const bool quick = a.quick;
-  const int n_train = a.train_events > 0 ? a.train_events : quick ? 4 : 24;
+  const int n_train = a.train_events > 0 ? a.train_events : quick ? 4 : 32;
   const int n_test = quick ? 1 : 3, n_val = quick ? 1 : 2;
   // epochs per stage: the filter and GNN steps are cheap, the embedding's are not
   const int epochs_embed = a.epochs > 0 ? a.epochs : quick ? 3 : 6;
