@@ -57,8 +57,9 @@ void BM_pipeline_infer(benchmark::State& state) {
   const auto& ev = event_with(static_cast<int>(state.range(0)));
   auto& p = model();
   std::size_t edges = 0;
+  tracking::pipeline<float>::workspace w;  // the networks' buffers, reused from event to event as a user would
   for (auto _ : state) {
-    const auto out = p.run(ev, tracking::track_builder::walkthrough);
+    const auto out = p.run(ev, tracking::track_builder::walkthrough, w);
     edges = static_cast<std::size_t>(out.filtered_graph.num_edges());
     benchmark::DoNotOptimize(out.labels.data());
   }

@@ -245,6 +245,18 @@ TEST_CASE("tracking pipeline: every stage runs on a small event, and on an empty
     if (std::abs(prior[e]) < 4) CHECK(logit(with_prior[e]) - logit(plain[e]) == doctest::Approx(prior[e]).epsilon(1e-3));
   CHECK_THROWS_WITH_AS(p.edge_scores(f, out.embedding, kept, vector<float>(3)), doctest::Contains("prior must be empty or have one"),
                        hepgnn::error);
+  // a workspace reused across events of other sizes gives the same outputs as fresh buffers
+  tracking::pipeline<float>::workspace w;
+  toy::tracker_config tc2 = tc;
+  tc2.num_particles = 2 * tc.num_particles;
+  const auto other = toy::simulate_event(tc2, 77);
+  const auto big = p.run(other, tracking::track_builder::walkthrough, w);
+  const auto again = p.run(ev, tracking::track_builder::walkthrough, w);
+  const auto fresh = p.run(ev, tracking::track_builder::walkthrough);
+  CHECK(big.filtered_graph.num_edges() > again.filtered_graph.num_edges());
+  CHECK(again.edge_scores == fresh.edge_scores);
+  CHECK(again.filter_scores == fresh.filter_scores);
+  CHECK(again.labels == fresh.labels);
   trackml::event empty;
   const auto out_empty = p.run(empty);
   CHECK(out_empty.labels.empty());

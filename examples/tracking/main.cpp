@@ -102,9 +102,10 @@ struct evaluation {
 evaluation evaluate(const tracking::pipeline<T>& p, const std::vector<trackml::event>& events,
                     tracking::track_builder builder) {
   evaluation r;
+  tracking::pipeline<T>::workspace w;
   for (const auto& ev : events) {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto out = p.run(ev, builder);
+    const auto out = p.run(ev, builder, w);
     r.ms += 1000 * seconds_since(t0);
     r.ms_embed += out.ms_embed, r.ms_graph += out.ms_graph, r.ms_filter += out.ms_filter, r.ms_gnn += out.ms_gnn,
         r.ms_tracks += out.ms_tracks;

@@ -291,11 +291,23 @@ class pipeline {
     gnn_->for_each_param(prefix + "gnn.", f);
   }
 
+  /// @brief Reusable buffers of the stages' networks: run() and the stage functions given one reuse them from
+  /// event to event. The GNN's edge activations are tens of MB at 2000 particles, and fresh pages on every call
+  /// cost about as much as the GNN itself with glibc's allocator. One workspace per thread.
+  struct workspace {
+    typename mlp<T>::cache embedding, filter;
+    typename gnn_type::cache gnn;
+    matrix<T> edge_features, logits, edge_attributes;
+  };
+
   /// @brief Stage 1: embedding of hit features (N x num_hit_features) into N x embedding_dim.
   void embed(const matrix<T>& features, matrix<T>& out) const {
+    workspace w;
+    embed(features, out, w);
+  }
+  void embed(const matrix<T>& features, matrix<T>& out, workspace& w) const {
     check_cols(features, num_hit_features, "tracking::pipeline::embed: features");
-    typename mlp<T>::cache c;
-    embedding_->infer(features, out, c);
+    embedding_->infer(features, out, w.embedding);
   }
 
   /// @brief Stage 2: radius graph in the embedding, as directed edges from the hit nearer the origin (by the
@@ -359,17 +371,19 @@ class pipeline {
   /// @brief Stage 3: filter logits of the edges of g. Runs over blocks of edges so that the features and hidden
   /// activations stay in cache (the candidate graph has ~20 edges per hit).
   vector<T> filter_logits(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
+    workspace w;
+    return filter_logits(features, embedding, g, w);
+  }
+  vector<T> filter_logits(const matrix<T>& features, const matrix<T>& embedding, const graph& g, workspace& w) const {
     check_rows(embedding, features.rows(), "tracking::pipeline::filter_logits: embedding");
     vector<T> s(g.num_edges());
     const auto dst = g.destinations();
     constexpr index_t block = 2048;
-    matrix<T> ef, logits;
-    typename mlp<T>::cache c;
     for (index_t e0 = 0; e0 < g.num_edges(); e0 += block) {
       const index_t e1 = std::min(g.num_edges(), e0 + block);
-      fill_edge_features(features, embedding, g.sources.data(), dst.data(), e0, e1, ef);
-      filter_->infer(ef, logits, c);
-      s.segment(e0, e1 - e0) = logits.col(0);
+      fill_edge_features(features, embedding, g.sources.data(), dst.data(), e0, e1, w.edge_features);
+      filter_->infer(w.edge_features, w.logits, w.filter);
+      s.segment(e0, e1 - e0) = w.logits.col(0);
     }
     return s;
   }
@@ -399,17 +413,21 @@ class pipeline {
 
   /// @brief Edge input features of the GNN (E x num_edge_geometry, CSR order of g): edge_geometry() per edge.
   matrix<T> edge_attributes(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
+    matrix<T> a;
+    edge_attributes(features, embedding, g, a);
+    return a;
+  }
+  void edge_attributes(const matrix<T>& features, const matrix<T>& embedding, const graph& g, matrix<T>& a) const {
     check_rows(embedding, features.rows(), "tracking::pipeline::edge_attributes: embedding");
     HEPGNN_CHECK(g.num_nodes == features.rows(), "tracking::pipeline::edge_attributes: the graph has ", g.num_nodes,
                  " nodes, features has ", features.rows(), " rows");
-    matrix<T> a(g.num_edges(), num_edge_geometry);
+    a.resize(g.num_edges(), num_edge_geometry);
     const T inv_margin = T(1) / static_cast<T>(cfg_.margin);
     for (index_t i = 0; i < g.num_nodes; ++i)
       for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
         const index_t s = g.sources[e];
         edge_geometry(features.row(s), features.row(i), embedding.row(s), embedding.row(i), inv_margin, &a(e, 0));
       }
-    return a;
   }
 
   /// @brief Stage 4: GNN edge scores, CSR order of g: sigmoid(prior + interaction network logit). The network
@@ -417,14 +435,18 @@ class pipeline {
   /// (empty: 0), so the GNN learns a correction to the filter's decision from the context of each edge.
   vector<T> edge_scores(const matrix<T>& features, const matrix<T>& embedding, const graph& g,
                         const vector<T>& prior = {}) const {
+    workspace w;
+    return edge_scores(features, embedding, g, prior, w);
+  }
+  vector<T> edge_scores(const matrix<T>& features, const matrix<T>& embedding, const graph& g, const vector<T>& prior,
+                        workspace& w) const {
     HEPGNN_CHECK(prior.size() == 0 || prior.size() == g.num_edges(), "tracking::pipeline::edge_scores: prior must be ",
                  "empty or have one entry per edge (", g.num_edges(), "), got ", prior.size());
     vector<T> s(g.num_edges());
     if (g.num_edges() == 0) return s;
-    matrix<T> logits;
-    typename gnn_type::cache c;
-    gnn_->infer(features, g, edge_attributes(features, embedding, g), logits, c);
-    for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(logits(e, 0) + (prior.size() ? prior[e] : T(0)));
+    edge_attributes(features, embedding, g, w.edge_attributes);
+    gnn_->infer(features, g, w.edge_attributes, w.logits, w.gnn);
+    for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(w.logits(e, 0) + (prior.size() ? prior[e] : T(0)));
     return s;
   }
 
@@ -432,7 +454,12 @@ class pipeline {
   /// graph, writes every edge's score to `scores` and the kept edges' logits (the GNN prior) to `prior`.
   graph filter_graph(const matrix<T>& features, const matrix<T>& embedding, const graph& g, vector<T>& scores,
                      vector<T>& prior) const {
-    const vector<T> logits = filter_logits(features, embedding, g);
+    workspace w;
+    return filter_graph(features, embedding, g, scores, prior, w);
+  }
+  graph filter_graph(const matrix<T>& features, const matrix<T>& embedding, const graph& g, vector<T>& scores,
+                     vector<T>& prior, workspace& w) const {
+    const vector<T> logits = filter_logits(features, embedding, g, w);
     scores.resize(logits.size());
     for (index_t e = 0; e < logits.size(); ++e) scores[e] = sigmoid(logits[e]);
     const T cut = static_cast<T>(cfg_.filter_cut);
@@ -546,22 +573,27 @@ class pipeline {
 
   /// @brief The whole pipeline on one event.
   pipeline_output<T> run(const trackml::event& ev, track_builder builder = track_builder::connected_components) const {
+    workspace w;
+    return run(ev, builder, w);
+  }
+  /// @brief run() reusing the networks' buffers of `w` (use one workspace per thread).
+  pipeline_output<T> run(const trackml::event& ev, track_builder builder, workspace& w) const {
     using clock = std::chrono::steady_clock;
     auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     pipeline_output<T> out;
     const matrix<T> features = hit_features<T>(ev);
     auto t0 = clock::now();
-    embed(features, out.embedding);
+    embed(features, out.embedding, w);
     auto t1 = clock::now();
     out.candidate_graph = build_graph(features, out.embedding);
     auto t2 = clock::now();
     vector<T> prior;
     if (cfg_.use_filter)
-      out.filtered_graph = filter_graph(features, out.embedding, out.candidate_graph, out.filter_scores, prior);
+      out.filtered_graph = filter_graph(features, out.embedding, out.candidate_graph, out.filter_scores, prior, w);
     else
       out.filtered_graph = out.candidate_graph;
     auto t3 = clock::now();
-    out.edge_scores = edge_scores(features, out.embedding, out.filtered_graph, prior);
+    out.edge_scores = edge_scores(features, out.embedding, out.filtered_graph, prior, w);
     auto t4 = clock::now();
     out.labels = select_tracks(
         features,
