@@ -254,6 +254,8 @@ TEST_CASE("tracking pipeline: every stage runs on a small event, and on an empty
   const auto again = p.run(ev, tracking::track_builder::walkthrough, w);
   const auto fresh = p.run(ev, tracking::track_builder::walkthrough);
   CHECK(big.filtered_graph.num_edges() > again.filtered_graph.num_edges());
+  CHECK(again.candidate_graph.sources == fresh.candidate_graph.sources);
+  CHECK(again.candidate_graph.offsets == fresh.candidate_graph.offsets);
   CHECK(again.edge_scores == fresh.edge_scores);
   CHECK(again.filter_scores == fresh.filter_scores);
   CHECK(again.labels == fresh.labels);

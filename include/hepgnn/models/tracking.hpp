@@ -1,16 +1,17 @@
 #pragma once
 /// @file tracking.hpp
 /// @brief An Exa.TrkX-style tracking pipeline, each stage usable alone:
-///  1. embedding: an MLP maps hit features (r, cos phi, sin phi, z) into a space where hits of one particle are
-///     close; trained with a hinge loss on pairs (truth-graph neighbours pulled within the margin, random and
-///     hard negatives pushed beyond it);
+///  1. embedding: an MLP maps hit features (r, cos phi, sin phi, z, eta, phi) into a space where hits of one
+///     particle are close; trained with a hinge loss on pairs (truth-graph neighbours pulled within the margin,
+///     random and hard negatives pushed beyond it);
 ///  2. graph: radius graph in the embedding (radius, max neighbours), kept as directed edges from the hit nearer
 ///     the origin to the farther one;
-///  3. filter (optional): an MLP on edge features drops most fake edges cheaply;
-///  4. GNN: an interaction network classifies the remaining edges (weighted BCE or focal loss); its logit is added
-///     to the filter logit of the edge, so it learns a correction to the filter's geometric decision;
+///  3. filter (optional): an MLP on both hits' features and the edge geometry drops most fake edges cheaply;
+///  4. GNN: an interaction network with the hit features as node inputs and the edge geometry as edge inputs
+///     classifies the remaining edges (weighted BCE or focal loss); its logit is added to the filter logit of the
+///     edge, so it learns a correction to the filter's decision from each edge's neighbourhood;
 ///  5. track building: connected components over edges above a score cut, or a walkthrough that follows the
-///     best-scored edge outward from each track start.
+///     best-scored edge outward from each track start; then a track selection (hits, pT of a fitted circle).
 /// All stages' weights go to one safetensors file, with the configuration in its metadata.
 
 #include <algorithm>
@@ -228,8 +229,8 @@ void edge_geometry(const Row& s, const Row& d, const EmbRow& es, const EmbRow& e
   const double dr = static_cast<double>(d(0) - s(0)), dz = static_cast<double>(d(3) - s(3));
   const double deta = 3 * static_cast<double>(d(4) - s(4));
   const double curv = std::abs(dr) > 1e-4 ? std::clamp(dphi / dr, -5.0, 5.0) : 0.0;
-  const double z0 = std::abs(dr) > 1e-4 ? std::clamp(static_cast<double>(s(3)) - static_cast<double>(s(0)) * dz / dr, -3.0, 3.0)
-                                        : 0.0;
+  const double zs = static_cast<double>(s(3)), rs = static_cast<double>(s(0));
+  const double z0 = std::abs(dr) > 1e-4 ? std::clamp(zs - rs * dz / dr, -3.0, 3.0) : 0.0;
   out[0] = static_cast<T>(10 * dr);
   out[1] = static_cast<T>(10 * dz);
   out[2] = static_cast<T>(10 * dphi);
@@ -298,6 +299,8 @@ class pipeline {
     typename mlp<T>::cache embedding, filter;
     typename gnn_type::cache gnn;
     matrix<T> edge_features, logits, edge_attributes;
+    radius_workspace<T> radius;
+    graph radius_graph;  ///< before orientation
   };
 
   /// @brief Stage 1: embedding of hit features (N x num_hit_features) into N x embedding_dim.
@@ -313,13 +316,19 @@ class pipeline {
   /// @brief Stage 2: radius graph in the embedding, as directed edges from the hit nearer the origin (by the
   /// distance in (r, z) of the features) to the farther one, without duplicates.
   graph build_graph(const matrix<T>& features, const matrix<T>& embedding) const {
+    workspace w;
+    return build_graph(features, embedding, w);
+  }
+  graph build_graph(const matrix<T>& features, const matrix<T>& embedding, workspace& w) const {
     check_rows(embedding, features.rows(), "tracking::pipeline::build_graph: embedding");
     const auto n = static_cast<index_t>(features.rows());
     if (n == 0) return graph::from_edges(0, {}, {});
     radius_options ro;
     ro.max_neighbors = cfg_.max_neighbors;
-    const graph g = radius_graph(embedding, static_cast<T>(cfg_.margin), ro);
-    return orient_outward(features, g);
+    const auto d = static_cast<int>(embedding.cols());
+    radius_graph_into(embedding.data(), n, d, d, static_cast<T>(cfg_.margin), batch::single(n), ro, w.radius_graph,
+                      w.radius);
+    return orient_outward(features, w.radius_graph);
   }
 
   /// @brief Orients and deduplicates the edges of g: src = the hit with the smaller r^2 + z^2 (ties: lower index).
@@ -585,7 +594,7 @@ class pipeline {
     auto t0 = clock::now();
     embed(features, out.embedding, w);
     auto t1 = clock::now();
-    out.candidate_graph = build_graph(features, out.embedding);
+    out.candidate_graph = build_graph(features, out.embedding, w);
     auto t2 = clock::now();
     vector<T> prior;
     if (cfg_.use_filter)
