@@ -82,6 +82,17 @@ struct neighbour_list {
 };
 
 namespace detail {
+/// @brief x itself when its rows are contiguous (ld == d), else a contiguous copy of the n rows of d coordinates
+/// (stride ld) in `rows`, whose capacity the caller keeps. Throws (naming `who`) for ld < d.
+template <class T>
+const T* contiguous_rows(const char* who, const T* x, index_t n, int d, std::ptrdiff_t ld, std::vector<T>& rows) {
+  HEPGNN_CHECK(ld >= d, who, ": row stride ld must be >= the number of coordinates d = ", d, ", got ", ld);
+  if (ld == d || n == 0 || x == nullptr) return x;
+  rows.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(d));
+  for (index_t i = 0; i < n; ++i)
+    std::copy_n(x + static_cast<std::ptrdiff_t>(i) * ld, d, rows.begin() + static_cast<std::ptrdiff_t>(i) * d);
+  return rows.data();
+}
 
 /// Common argument checks of the point-cloud builders; returns nothing, throws hepgnn::error naming `fn`.
 template <class Metric, int D, class T>
@@ -388,13 +399,7 @@ void knn_into(const T* x, index_t n, int d, std::ptrdiff_t ld, int k, const batc
   static_assert(std::is_floating_point_v<T>, "hepgnn::knn: points must be float or double");
   static_assert(metric::metric_policy<Metric>, "hepgnn::knn: Metric must be a metric policy (metric::euclidean, ...)");
   HEPGNN_CHECK(k > 0, "knn: k must be positive, got ", k);
-  HEPGNN_CHECK(ld >= d, "knn: row stride ld must be >= the number of coordinates d = ", d, ", got ", ld);
-  if (ld != d && n > 0 && x != nullptr) {
-    ws.rows.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(d));
-    for (index_t i = 0; i < n; ++i)
-      std::copy_n(x + static_cast<std::ptrdiff_t>(i) * ld, d, ws.rows.begin() + static_cast<std::ptrdiff_t>(i) * d);
-    x = ws.rows.data();
-  }
+  x = detail::contiguous_rows("knn", x, n, d, ld, ws.rows);
   detail::check_points<Metric, D>("knn", x, n, d, b);
   if (opt.strict)
     for (index_t g = 0; g < b.num_graphs(); ++g) {

@@ -133,13 +133,7 @@ void radius_graph_into(const T* x, index_t n, int d, std::ptrdiff_t ld, T r, con
   HEPGNN_CHECK(std::isfinite(static_cast<double>(r)) && r >= 0, "radius_graph: r must be finite and >= 0, got ", r);
   HEPGNN_CHECK(opt.max_neighbors >= 0, "radius_graph: max_neighbors must be >= 0 (0 = no cap), got ",
                opt.max_neighbors);
-  HEPGNN_CHECK(ld >= d, "radius_graph: row stride ld must be >= the number of coordinates d = ", d, ", got ", ld);
-  if (ld != d && n > 0 && x != nullptr) {
-    ws.rows.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(d));
-    for (index_t i = 0; i < n; ++i)
-      std::copy_n(x + static_cast<std::ptrdiff_t>(i) * ld, d, ws.rows.begin() + static_cast<std::ptrdiff_t>(i) * d);
-    x = ws.rows.data();
-  }
+  x = detail::contiguous_rows("radius_graph", x, n, d, ld, ws.rows);
   detail::check_points<Metric, D>("radius_graph", x, n, d, b);
   if constexpr (D == dynamic) {
     if (Metric::kind == simd::distance_kind::euclidean) {
