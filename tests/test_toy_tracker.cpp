@@ -176,6 +176,8 @@ TEST_CASE("toy tracker: module overlaps give a second hit on the neighbouring mo
     ++checked;
   }
   CHECK(checked > 300);
+  c.module_overlap = 1.5;
+  CHECK_THROWS_WITH_AS(toy::simulate_event(c, 5), doctest::Contains("module_overlap must be in [0, 1]"), hepgnn::error);
 }
 
 TEST_CASE("toy tracker: written as TrackML CSV and read back") {

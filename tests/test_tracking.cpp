@@ -172,6 +172,8 @@ TEST_CASE("tracking pipeline: fitted track pT and the track selection") {
   CHECK(std::count(kept.begin(), kept.end(), -1) == 12);
   CHECK_THROWS_WITH_AS(P::select_tracks(f, std::vector<index_t>(3, 0), 3, 0.0, 2.0),
                        doctest::Contains("labels must have one entry per hit (12), got 3"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(P::fitted_pt(f, std::vector<index_t>{0, 12}, 2.0),
+                       doctest::Contains("hit 12 is out of range for 12 feature rows"), hepgnn::error);
 }
 
 TEST_CASE("tracking pipeline: edge geometry of a segment from the beam line") {
@@ -203,6 +205,11 @@ TEST_CASE("tracking pipeline: edge geometry of a segment from the beam line") {
   // the filter features end with the same geometry
   const auto ef = p.edge_features(f, emb, g);
   CHECK(ef.rightCols(tracking::num_edge_geometry) == a);
+  CHECK_THROWS_WITH_AS(p.edge_attributes(f, matrix<double>(3, 3), g), doctest::Contains("edge_attributes: embedding"),
+                       hepgnn::error);
+  const auto g3 = graph::from_edges(3, std::vector<index_t>{0}, std::vector<index_t>{1});
+  CHECK_THROWS_WITH_AS(p.edge_attributes(f, emb, g3), doctest::Contains("the graph has 3 nodes, features has 2 rows"),
+                       hepgnn::error);
 }
 
 TEST_CASE("tracking pipeline: every stage runs on a small event, and on an empty one") {
@@ -271,11 +278,13 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   const auto ev = toy::simulate_event(tc, 6);
   auto cfg = small_config();
   cfg.edge_cut = 0.25;
+  cfg.min_track_pt = 0.7;
   tracking::pipeline<float> p(cfg);
   const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_tracking.safetensors";
   p.save(path);
   auto q = tracking::pipeline<float>::load(path);
   CHECK(q.config().edge_cut == 0.25);
+  CHECK(q.config().min_track_pt == 0.7);
   CHECK(q.config().gnn_hidden == cfg.gnn_hidden);
   const auto a = p.run(ev), b = q.run(ev);
   CHECK(a.embedding == b.embedding);
@@ -292,6 +301,12 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   bad = cfg;
   bad.edge_cut = 1.5;
   CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("edge_cut must be in [0, 1)"), hepgnn::error);
+  bad = cfg;
+  bad.min_track_hits = 0;
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("need min_track_hits >= 1"), hepgnn::error);
+  bad = cfg;
+  bad.b_field = -2;
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("b_field > 0, got 3, 0.7, -2"), hepgnn::error);
 }
 
 TEST_CASE("tracking pipeline: a short training run on small toy events reaches the stated efficiencies") {

@@ -175,6 +175,9 @@ inline trackml::event simulate_event(const tracker_config& cfg, std::uint64_t se
   HEPGNN_CHECK(cfg.hit_efficiency >= 0 && cfg.hit_efficiency <= 1 && cfg.noise_fraction >= 0 && cfg.smearing >= 0,
                "toy::simulate_event: need hit_efficiency in [0, 1], noise_fraction >= 0, smearing >= 0, got ",
                cfg.hit_efficiency, ", ", cfg.noise_fraction, ", ", cfg.smearing);
+  HEPGNN_CHECK(cfg.module_overlap >= 0 && cfg.module_overlap <= 1,
+               "toy::simulate_event: module_overlap must be in [0, 1] (a fraction of the module width), got ",
+               cfg.module_overlap);
   HEPGNN_CHECK(!layers.empty(), "toy::simulate_event: the layer list is empty");
 
   struct raw_hit {

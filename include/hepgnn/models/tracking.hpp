@@ -549,6 +549,8 @@ class pipeline {
     };
     add(0, 0);
     for (index_t h : hits) {
+      HEPGNN_CHECK(h >= 0 && h < features.rows(), "tracking::pipeline::fitted_pt: hit ", h, " is out of range for ",
+                   features.rows(), " feature rows");
       const double r = static_cast<double>(features(h, 0));
       add(r * static_cast<double>(features(h, 1)), r * static_cast<double>(features(h, 2)));
     }
