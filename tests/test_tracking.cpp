@@ -89,6 +89,33 @@ TEST_CASE("tracking pipeline: the radius graph is oriented outward without dupli
     for (index_t j = i + 1; j < f.rows(); ++j)
       if ((emb.row(i) - emb.row(j)).squaredNorm() <= r2) want.insert({i, j});
   CHECK(got == want);
+
+  // an event large enough for the parallel bucket sort: orient_outward against a set built from the pairs
+  tc.num_particles = 400;
+  const auto big = toy::simulate_event(tc, 5);
+  const auto fb = tracking::hit_features<double>(big);
+  REQUIRE(fb.rows() >= 4096);
+  matrix<double> eb;
+  p.embed(fb, eb);
+  radius_options ro;
+  ro.max_neighbors = 16;
+  const graph rg = radius_graph(eb, p.config().margin, ro);
+  std::set<std::pair<index_t, index_t>> oriented;
+  const auto rd = rg.destinations();
+  for (std::size_t e = 0; e < rg.sources.size(); ++e) {
+    index_t s = rg.sources[e], d = rd[e];
+    if (s == d) continue;
+    const double rs = fb(s, 0) * fb(s, 0) + fb(s, 3) * fb(s, 3), rdd = fb(d, 0) * fb(d, 0) + fb(d, 3) * fb(d, 3);
+    if (rdd < rs || (rdd == rs && d < s)) std::swap(s, d);
+    oriented.insert({s, d});
+  }
+  const graph og = tracking::pipeline<double>::orient_outward(fb, rg);
+  CHECK_NOTHROW(og.validate());
+  std::set<std::pair<index_t, index_t>> built;
+  const auto od = og.destinations();
+  for (std::size_t e = 0; e < og.sources.size(); ++e) built.insert({og.sources[e], od[e]});
+  CHECK(built.size() == og.sources.size());
+  CHECK(built == oriented);
 }
 
 TEST_CASE("tracking pipeline: edge truth, edge selection and track building on a hand-made graph") {
@@ -134,6 +161,44 @@ TEST_CASE("tracking pipeline: edge truth, edge selection and track building on a
   CHECK_NOTHROW(sel.validate());
   CHECK_THROWS_WITH_AS(P::select_edges(g, vector<float>(2), 0.5f),
                        doctest::Contains("scores must have one entry per edge (8), got 2"), hepgnn::error);
+}
+
+TEST_CASE("tracking pipeline: the walkthrough's extension cut continues a track over a low-scored edge") {
+  // one particle, hits 0-1-2-3-4 outward; edge 1 -> 2 scored 0.3 (below the cut 0.5), the rest 0.9; noise hit 5
+  // reached from 4 by a 0.2 edge and from 3 by a 0.4 edge; a second particle 6-7-8 whose hit 7 the first track
+  // could reach from 2 by a 0.35 edge
+  trackml::event ev;
+  ev.resize(9, true);
+  const double r[9] = {30, 70, 120, 170, 260, 265, 72, 118, 175};
+  for (int i = 0; i < 9; ++i) ev.hit_id[i] = i + 1, ev.x[i] = r[i];
+  const std::vector<index_t> src{0, 1, 2, 3, 4, 3, 6, 7, 2}, dst{1, 2, 3, 4, 5, 5, 7, 8, 7};
+  const std::vector<float> score_of{0.9f, 0.3f, 0.9f, 0.9f, 0.2f, 0.4f, 0.9f, 0.9f, 0.35f};
+  const auto g = graph::from_edges(9, src, dst);
+  const auto gd = g.destinations();
+  vector<float> scores(g.num_edges());
+  for (index_t e = 0; e < g.num_edges(); ++e)
+    for (std::size_t k = 0; k < src.size(); ++k)
+      if (g.sources[e] == src[k] && gd[e] == dst[k]) scores[e] = score_of[k];
+  const auto f = tracking::hit_features<float>(ev);
+  using P = tracking::pipeline<float>;
+  // without extension the particle splits at the 0.3 edge: {0, 1} and {2, 3, 4}
+  const auto plain = P::build_tracks_walkthrough(f, g, scores, 0.5f, 1);
+  CHECK(plain[0] == plain[1]);
+  CHECK(plain[2] == plain[4]);
+  CHECK(plain[1] != plain[2]);
+  CHECK(plain[6] == plain[8]);
+  // with extend_cut 0.25 the track goes on over 1 -> 2 (no edge above the cut leaves 1); at 2 the 0.9 edge to 3 is
+  // above the cut, so the 0.35 edge to 7 is not taken; after 4 the 0.2 edge is below 0.25; 6-7-8 stays whole
+  const auto ext = P::build_tracks_walkthrough(f, g, scores, 0.5f, 1, 0.25f);
+  for (int i : {1, 2, 3, 4}) CHECK(ext[i] == ext[0]);
+  CHECK(ext[5] != ext[0]);
+  CHECK(ext[6] == ext[7]);
+  CHECK(ext[7] == ext[8]);
+  // an extension cut at or above the cut changes nothing
+  CHECK(P::build_tracks_walkthrough(f, g, scores, 0.5f, 1, 0.5f) == plain);
+  // a low extension cut takes the best edge below the cut: after 4, the 0.2 edge to the noise hit 5
+  const auto low = P::build_tracks_walkthrough(f, g, scores, 0.5f, 1, 0.1f);
+  CHECK(low[5] == low[0]);
 }
 
 TEST_CASE("tracking pipeline: fitted track pT and the track selection") {
@@ -279,12 +344,14 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   auto cfg = small_config();
   cfg.edge_cut = 0.25;
   cfg.min_track_pt = 0.7;
+  cfg.extend_cut = 0.05;
   tracking::pipeline<float> p(cfg);
   const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_tracking.safetensors";
   p.save(path);
   auto q = tracking::pipeline<float>::load(path);
   CHECK(q.config().edge_cut == 0.25);
   CHECK(q.config().min_track_pt == 0.7);
+  CHECK(q.config().extend_cut == 0.05);
   CHECK(q.config().gnn_hidden == cfg.gnn_hidden);
   const auto a = p.run(ev), b = q.run(ev);
   CHECK(a.embedding == b.embedding);
@@ -300,7 +367,11 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("margin must be > 0, got -1"), hepgnn::error);
   bad = cfg;
   bad.edge_cut = 1.5;
-  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("edge_cut must be in [0, 1)"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("extend_cut must be in [0, 1), got"),
+                       hepgnn::error);
+  bad = cfg;
+  bad.extend_cut = -0.1;
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains(", 0.25, -0.1"), hepgnn::error);
   bad = cfg;
   bad.min_track_hits = 0;
   CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("need min_track_hits >= 1"), hepgnn::error);

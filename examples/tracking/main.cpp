@@ -5,9 +5,10 @@
 //                    [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] [--filter-cut X] [--pt-min GEV]
 //                    [--min-track-hits N] [--min-track-pt GEV]
 //
-// Track selection (fixed, not tuned): tracks need >= 4 hits (the TrackML score gives particles with fewer hits no
-// weight) and a fitted pT >= 0.5 GeV (the lower end of the test spectrum); the real event is also evaluated
-// without it.
+// Cuts chosen on the validation toy events (never on the test or real events) unless given: filter cut, edge cut,
+// the walkthrough's extension cut and the minimum hits per track, by track efficiency minus fake rate. Tracks also
+// need a fitted pT >= 0.5 GeV (--min-track-pt; the lower end of the test spectrum, fixed). The real event is also
+// evaluated without the track selection (>= 3 hits, any pT).
 // Track building: the walkthrough by default, connected components with --cc.
 // Writes DIR/event_display_xy.svg, DIR/event_display_rz.svg (real event, hits coloured by reconstructed track,
 // missed hits of reconstructable particles marked), DIR/loss_curves.svg, DIR/efficiency.svg and
@@ -40,7 +41,7 @@ struct args {
   std::string metrics_out, out_dir = "tracking_out", weights, trackml_prefix;
   int epochs = -1, train_events = -1;
   double edge_cut = -1, filter_cut = -1, pt_min = 0.3;
-  int min_track_hits = 4;
+  int min_track_hits = -1;  // -1: chosen on the validation events (from 3 to 9), 4 while the cuts are chosen
   double min_track_pt = 0.5;
 };
 
@@ -150,41 +151,64 @@ void print_table(const std::string& title, const evaluation& e) {
               100 * e.tracks.duplicate_rate, e.tracks.tracks, e.score, e.ms, e.ms_tracks);
 }
 
-/// Sets the filter and edge cuts that maximise track efficiency minus fake rate over `events` (grids over the
-/// cuts that are free; the filter cut needs a GNN pass per value, the edge cut only track building).
+/// Sets the cuts that maximise track efficiency minus fake rate over `events`, on grids over the ones that are
+/// free: first the filter cut (a GNN pass per value), the edge cut and the walkthrough's extension cut (track
+/// building only), then the minimum hits per track (track selection only).
 void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& events, tracking::track_builder builder,
-                 bool free_filter_cut, bool free_edge_cut) {
+                 bool free_filter_cut, bool free_edge_cut, bool free_min_hits) {
+  using P = tracking::pipeline<T>;
   std::vector<double> filter_cuts{p.config().filter_cut}, edge_cuts{p.config().edge_cut};
   if (free_filter_cut) filter_cuts = {0.05, 0.1, 0.2, 0.3, 0.5, 0.7};
   if (free_edge_cut) edge_cuts = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
-  double best = -2, best_fc = p.config().filter_cut, best_ec = p.config().edge_cut;
+  // the extension cut is chosen with the edge cut; a value >= the edge cut means no extension
+  std::vector<double> extend_cuts{p.config().extend_cut};
+  if (free_edge_cut && builder == tracking::track_builder::walkthrough) extend_cuts = {1.0, 0.05, 0.02, 0.01, 0.003};
+  std::vector<tracking::pipeline_output<T>> outs;
+  std::vector<matrix<T>> features;
+  for (const auto& ev : events) features.push_back(tracking::hit_features<T>(ev));
+  auto run_all = [&] {
+    outs.clear();
+    for (const auto& ev : events) outs.push_back(p.run(ev));
+  };
+  // efficiency - fake rate over the events for the current outputs
+  auto objective = [&](double ec, double xc, int min_hits) {
+    std::size_t matched = 0, reconstructable = 0, fakes = 0, tracks = 0;
+    for (std::size_t k = 0; k < events.size(); ++k) {
+      const auto& o = outs[k];
+      const auto labels = P::select_tracks(
+          features[k],
+          builder == tracking::track_builder::walkthrough
+              ? P::build_tracks_walkthrough(features[k], o.filtered_graph, o.edge_scores, T(ec), 1, T(xc))
+              : P::build_tracks_cc(o.filtered_graph, o.edge_scores, T(ec), 1),
+          min_hits, p.config().min_track_pt, p.config().b_field);
+      const auto m = tracking::evaluate_tracks(events[k], labels);
+      matched += m.matched, reconstructable += m.reconstructable, fakes += m.fakes, tracks += m.tracks;
+    }
+    return (reconstructable ? double(matched) / double(reconstructable) : 0) -
+           (tracks ? double(fakes) / double(tracks) : 0);
+  };
+  double best = -2, best_fc = p.config().filter_cut, best_ec = p.config().edge_cut, best_xc = p.config().extend_cut;
   for (double fc : filter_cuts) {
     p.config().filter_cut = fc;
-    std::vector<tracking::pipeline_output<T>> outs;
-    std::vector<matrix<T>> features;
-    for (const auto& ev : events) outs.push_back(p.run(ev)), features.push_back(tracking::hit_features<T>(ev));
-    for (double ec : edge_cuts) {
-      std::size_t matched = 0, reconstructable = 0, fakes = 0, tracks = 0;
-      for (std::size_t k = 0; k < events.size(); ++k) {
-        const auto& o = outs[k];
-        using P = tracking::pipeline<T>;
-        const auto labels = P::select_tracks(
-            features[k],
-            builder == tracking::track_builder::walkthrough
-                ? P::build_tracks_walkthrough(features[k], o.filtered_graph, o.edge_scores, T(ec), 1)
-                : P::build_tracks_cc(o.filtered_graph, o.edge_scores, T(ec), 1),
-            p.config().min_track_hits, p.config().min_track_pt, p.config().b_field);
-        const auto m = tracking::evaluate_tracks(events[k], labels);
-        matched += m.matched, reconstructable += m.reconstructable, fakes += m.fakes, tracks += m.tracks;
+    run_all();
+    for (double ec : edge_cuts)
+      for (double xc : extend_cuts) {
+        if (xc >= ec && xc != extend_cuts.front()) continue;  // no extension: tried once
+        if (const double v = objective(ec, xc, p.config().min_track_hits); v > best)
+          best = v, best_fc = fc, best_ec = ec, best_xc = std::min(xc, ec);
       }
-      const double eff = reconstructable ? double(matched) / double(reconstructable) : 0;
-      const double fake = tracks ? double(fakes) / double(tracks) : 0;
-      if (eff - fake > best) best = eff - fake, best_fc = fc, best_ec = ec;
-    }
   }
-  p.config().filter_cut = best_fc, p.config().edge_cut = best_ec;
-  std::printf("cuts chosen on %zu validation event%s: filter cut %.2f, edge cut %.2f (efficiency - fake rate %.3f)\n",
-              events.size(), events.size() == 1 ? "" : "s", best_fc, best_ec, best);
+  p.config().filter_cut = best_fc, p.config().edge_cut = best_ec, p.config().extend_cut = best_xc;
+  if (free_min_hits) {
+    run_all();
+    for (int h = 3; h <= 9; ++h)
+      if (const double v = objective(best_ec, best_xc, h); v > best) best = v, p.config().min_track_hits = h;
+  }
+  char extension[32] = "none";
+  if (best_xc < best_ec) std::snprintf(extension, sizeof extension, "%.3f", best_xc);
+  std::printf("cuts chosen on %zu validation event%s: filter cut %.2f, edge cut %.2f, extension cut %s, >= %d hits per "
+              "track (efficiency - fake rate %.3f)\n", events.size(), events.size() == 1 ? "" : "s", best_fc, best_ec,
+              extension, p.config().min_track_hits, best);
 }
 
 /// Event display of one event: hits coloured by track, noise/unassigned grey, missed hits of reconstructable
@@ -267,14 +291,15 @@ int run(int argc, char** argv) {
 
   // --- pipeline and training
   tracking::pipeline_config cfg;
-  cfg.min_track_hits = a.min_track_hits;
+  cfg.min_track_hits = a.min_track_hits > 0 ? a.min_track_hits : 4;
   cfg.min_track_pt = a.min_track_pt;
   tracking::pipeline<T> p(cfg);
   std::vector<double> loss_embed, loss_filter, loss_gnn;
   double train_seconds = 0;
   if (!a.weights.empty()) {
     p = tracking::pipeline<T>::load(a.weights);
-    p.config().min_track_hits = a.min_track_hits, p.config().min_track_pt = a.min_track_pt;
+    if (a.min_track_hits > 0) p.config().min_track_hits = a.min_track_hits;
+    p.config().min_track_pt = a.min_track_pt;
     std::printf("loaded weights from %s\n", a.weights.c_str());
   } else {
     const auto t0 = std::chrono::steady_clock::now();
@@ -300,7 +325,8 @@ int run(int argc, char** argv) {
   const auto builder = a.walkthrough ? tracking::track_builder::walkthrough : tracking::track_builder::connected_components;
   if (a.edge_cut >= 0) p.config().edge_cut = a.edge_cut;
   if (a.filter_cut >= 0) p.config().filter_cut = a.filter_cut;
-  if (a.edge_cut < 0 || a.filter_cut < 0) choose_cuts(p, val, builder, a.filter_cut < 0, a.edge_cut < 0);
+  if (a.edge_cut < 0 || a.filter_cut < 0 || a.min_track_hits < 0)
+    choose_cuts(p, val, builder, a.filter_cut < 0, a.edge_cut < 0, a.min_track_hits < 0);
   if (a.weights.empty()) p.save(a.out_dir + "/tracking.safetensors");  // with the chosen cuts in its metadata
   const auto toy_eval = evaluate(p, test, builder);
   print_table(std::string("toy test events, 2000 particles, ") + (a.walkthrough ? "walkthrough" : "connected components"),
@@ -388,6 +414,7 @@ int run(int argc, char** argv) {
     j << "  \"toy.gnn_edge_purity\": " << toy_eval.gnn.purity << ",\n";
     j << "  \"filter_cut\": " << p.config().filter_cut << ",\n";
     j << "  \"edge_cut\": " << p.config().edge_cut << ",\n";
+    j << "  \"extend_cut\": " << p.config().extend_cut << ",\n";
     j << "  \"train_seconds\": " << train_seconds << ",\n";
     j << "  \"infer_ms_per_event\": " << toy_eval.ms << ",\n";
     j << "  \"quick\": " << (quick ? "true" : "false") << "\n";

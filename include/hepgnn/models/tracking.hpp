@@ -11,7 +11,8 @@
 ///     classifies the remaining edges (weighted BCE or focal loss); its logit is added to the filter logit of the
 ///     edge, so it learns a correction to the filter's decision from each edge's neighbourhood;
 ///  5. track building: connected components over edges above a score cut, or a walkthrough that follows the
-///     best-scored edge outward from each track start; then a track selection (hits, pT of a fitted circle).
+///     best-scored edge outward from each track start (over an edge above a lower extension cut where none passes
+///     the cut); then a track selection (hits, pT of a fitted circle).
 /// All stages' weights go to one safetensors file, with the configuration in its metadata.
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <numbers>
@@ -32,6 +34,7 @@
 #include <Eigen/LU>
 
 #include "hepgnn/core/graph.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/parameter.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/connected_components.hpp"
@@ -127,6 +130,8 @@ struct pipeline_config {
   int gnn_hidden = 64;            ///< interaction network hidden width
   int gnn_iterations = 8;         ///< message-passing iterations (shared weights, residual)
   double edge_cut = 0.3;          ///< track building keeps edges with GNN score above this
+  double extend_cut = 0.01;       ///< walkthrough: a track with no edge above edge_cut onward follows its best edge
+                                  ///< above this instead of ending (>= edge_cut: tracks end there)
   int min_track_hits = 3;         ///< tracks with fewer hits are dropped
   double min_track_pt = 0;        ///< tracks whose fitted pT (GeV) is below this are dropped (0: keep all)
   double b_field = 2;             ///< solenoid field (T) for the pT of a track's fitted circle
@@ -145,6 +150,7 @@ struct pipeline_config {
             {"tracking.gnn_hidden", std::to_string(gnn_hidden)},
             {"tracking.gnn_iterations", std::to_string(gnn_iterations)},
             {"tracking.edge_cut", fmt(edge_cut)},
+            {"tracking.extend_cut", fmt(extend_cut)},
             {"tracking.min_track_hits", std::to_string(min_track_hits)},
             {"tracking.min_track_pt", fmt(min_track_pt)},
             {"tracking.b_field", fmt(b_field)}};
@@ -177,7 +183,8 @@ struct pipeline_config {
     c.gnn_hidden = static_cast<int>(num("tracking.gnn_hidden"));
     c.gnn_iterations = static_cast<int>(num("tracking.gnn_iterations"));
     c.edge_cut = num("tracking.edge_cut");
-    // track selection keys are optional (files from before they existed get the defaults)
+    // track-building keys are optional (files from before they existed get the defaults)
+    if (m.count("tracking.extend_cut")) c.extend_cut = num("tracking.extend_cut");
     if (m.count("tracking.min_track_hits")) c.min_track_hits = static_cast<int>(num("tracking.min_track_hits"));
     if (m.count("tracking.min_track_pt")) c.min_track_pt = num("tracking.min_track_pt");
     if (m.count("tracking.b_field")) c.b_field = num("tracking.b_field");
@@ -193,8 +200,10 @@ struct pipeline_config {
     HEPGNN_CHECK(filter_hidden > 0 && gnn_hidden > 0 && gnn_iterations >= 1, "tracking::pipeline_config: filter_hidden",
                  " and gnn_hidden must be > 0 and gnn_iterations >= 1, got ", filter_hidden, ", ", gnn_hidden, ", ",
                  gnn_iterations);
-    HEPGNN_CHECK(filter_cut >= 0 && filter_cut < 1 && edge_cut >= 0 && edge_cut < 1,
-                 "tracking::pipeline_config: filter_cut and edge_cut must be in [0, 1), got ", filter_cut, ", ", edge_cut);
+    HEPGNN_CHECK(filter_cut >= 0 && filter_cut < 1 && edge_cut >= 0 && edge_cut < 1 && extend_cut >= 0 &&
+                     extend_cut < 1,
+                 "tracking::pipeline_config: filter_cut, edge_cut and extend_cut must be in [0, 1), got ", filter_cut,
+                 ", ", edge_cut, ", ", extend_cut);
     HEPGNN_CHECK(min_track_hits >= 1 && min_track_pt >= 0 && std::isfinite(min_track_pt) && b_field > 0 &&
                      std::isfinite(b_field),
                  "tracking::pipeline_config: need min_track_hits >= 1, min_track_pt >= 0 and b_field > 0, got ",
@@ -354,14 +363,20 @@ class pipeline {
           if (nearer(s, i)) out.sources[next[i]++] = s;
           else out.sources[next[s]++] = i;
         }
-    // sort and deduplicate each bucket, compacting in place
-    index_t w = 0;
-    for (index_t i = 0; i < n; ++i) {
+    // sort and deduplicate each bucket (in parallel: the buckets are independent), then compact in place
+    std::vector<index_t> unique_count(static_cast<std::size_t>(n));
+    parallel_for(n, n >= 4096, [&](long i) {
       const auto b0 = out.sources.begin() + out.offsets[i], b1 = out.sources.begin() + out.offsets[i + 1];
       std::sort(b0, b1);
-      const auto u = std::unique(b0, b1);
+      unique_count[i] = static_cast<index_t>(std::unique(b0, b1) - b0);
+    });
+    index_t w = 0;
+    for (index_t i = 0; i < n; ++i) {
+      const index_t from = out.offsets[i];
       out.offsets[i] = w;
-      w = static_cast<index_t>(std::copy(b0, u, out.sources.begin() + w) - out.sources.begin());
+      if (from != w)  // moves left: std::copy allows a destination before the source range
+        std::copy(out.sources.begin() + from, out.sources.begin() + from + unique_count[i], out.sources.begin() + w);
+      w += unique_count[i];
     }
     out.offsets[n] = w;
     out.sources.resize(static_cast<std::size_t>(w));
@@ -489,23 +504,30 @@ class pipeline {
 
   /// @brief Stage 5b: walkthrough. Hits without an incoming edge above the cut start tracks (nearest the origin
   /// first); each track follows the best-scored outgoing edge above the cut to an unused hit, layer by layer
-  /// outward. Hits left over start tracks of their own. Tracks of fewer than `min_hits` hits are labelled -1.
+  /// outward. Where none is above the cut, the track follows its best edge above `extend_cut` (when lower than
+  /// the cut) instead of ending: a particle whose next edge scored just below the cut would otherwise become two
+  /// tracks of half its hits each, both fakes under 50 % matching. Hits left over start tracks of their own.
+  /// Tracks of fewer than `min_hits` hits are labelled -1.
   static std::vector<index_t> build_tracks_walkthrough(const matrix<T>& features, const graph& g,
-                                                       const vector<T>& scores, T cut, int min_hits = 3) {
+                                                       const vector<T>& scores, T cut, int min_hits = 3,
+                                                       T extend_cut = std::numeric_limits<T>::infinity()) {
     HEPGNN_CHECK(scores.size() == g.num_edges(), "tracking::pipeline::build_tracks_walkthrough: scores must have one ",
                  "entry per edge (", g.num_edges(), "), got ", scores.size());
     const index_t n = g.num_nodes;
-    // outgoing adjacency (CSR by source) of the edges above the cut
+    const T low = std::min(cut, extend_cut);
+    // outgoing adjacency (CSR by source) of the edges above the lower of the two cuts
     std::vector<index_t> out_off(static_cast<std::size_t>(n) + 1, 0), has_in(n, 0);
     for (index_t i = 0; i < n; ++i)
-      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
-        if (scores[e] > cut) ++out_off[g.sources[e] + 1], has_in[i] = 1;
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
+        if (scores[e] > low) ++out_off[g.sources[e] + 1];
+        if (scores[e] > cut) has_in[i] = 1;
+      }
     std::partial_sum(out_off.begin(), out_off.end(), out_off.begin());
     std::vector<index_t> out_dst(out_off.back()), next(out_off.begin(), out_off.end() - 1);
     std::vector<T> out_score(out_off.back());
     for (index_t i = 0; i < n; ++i)
       for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
-        if (scores[e] > cut) {
+        if (scores[e] > low) {
           const index_t k = next[g.sources[e]]++;
           out_dst[k] = i, out_score[k] = scores[e];
         }
@@ -522,8 +544,9 @@ class pipeline {
         index_t cur = s;
         track[cur] = count;
         for (;;) {
+          // the best edge above `low`: above the cut whenever any edge to an unused hit is
           index_t best = -1;
-          T best_score = cut;
+          T best_score = low;
           for (index_t k = out_off[cur]; k < out_off[cur + 1]; ++k)
             if (track[out_dst[k]] < 0 && out_score[k] > best_score) best_score = out_score[k], best = out_dst[k];
           if (best < 0) break;
@@ -610,7 +633,8 @@ class pipeline {
         features,
         builder == track_builder::connected_components
             ? build_tracks_cc(out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1)
-            : build_tracks_walkthrough(features, out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1),
+            : build_tracks_walkthrough(features, out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1,
+                                       static_cast<T>(cfg_.extend_cut)),
         cfg_.min_track_hits, cfg_.min_track_pt, cfg_.b_field);
     auto t5 = clock::now();
     out.ms_embed = ms(t0, t1), out.ms_graph = ms(t1, t2), out.ms_filter = ms(t2, t3), out.ms_gnn = ms(t3, t4),
