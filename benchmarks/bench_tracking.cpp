@@ -58,6 +58,9 @@ void BM_pipeline_infer(benchmark::State& state) {
   auto& p = model();
   std::size_t edges = 0;
   tracking::pipeline<float>::workspace w;  // the networks' buffers, reused from event to event as a user would
+  // steady state: the first run on a fresh workspace faults in its pages (more than twice the time of later runs),
+  // and with only a few iterations per repetition it would dominate the mean
+  benchmark::DoNotOptimize(p.run(ev, tracking::track_builder::walkthrough, w).labels.data());
   for (auto _ : state) {
     const auto out = p.run(ev, tracking::track_builder::walkthrough, w);
     edges = static_cast<std::size_t>(out.filtered_graph.num_edges());
