@@ -357,6 +357,20 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   CHECK(a.embedding == b.embedding);
   CHECK(a.edge_scores == b.edge_scores);
   CHECK(a.labels == b.labels);
+  // one edge and node network per GNN iteration: more parameters, restored by load
+  auto unshared = cfg;
+  unshared.gnn_shared_weights = false;
+  tracking::pipeline<float> pu(unshared);
+  pu.save(path);
+  auto qu = tracking::pipeline<float>::load(path);
+  CHECK_FALSE(qu.config().gnn_shared_weights);
+  auto count = [](tracking::pipeline<float>& x) {
+    std::size_t n = 0;
+    x.for_each_param("", [&](const std::string&, parameter<float> w) { n += static_cast<std::size_t>(w.size()); });
+    return n;
+  };
+  CHECK(count(qu) > count(q));
+  CHECK(pu.run(ev).edge_scores == qu.run(ev).edge_scores);
   // a file without the pipeline metadata
   tracking::pipeline<float> other(cfg);
   save_weights(other, path);

@@ -128,7 +128,8 @@ struct pipeline_config {
   int filter_hidden = 32;         ///< hidden width of the filter MLP (two hidden layers)
   double filter_cut = 0.3;        ///< edges with filter score below this are dropped
   int gnn_hidden = 64;            ///< interaction network hidden width
-  int gnn_iterations = 8;         ///< message-passing iterations (shared weights, residual)
+  int gnn_iterations = 8;         ///< message-passing iterations (residual)
+  bool gnn_shared_weights = true; ///< one edge and node network for all iterations (false: one per iteration)
   double edge_cut = 0.3;          ///< track building keeps edges with GNN score above this
   double extend_cut = 0.01;       ///< walkthrough: a track with no edge above edge_cut onward follows its best edge
                                   ///< above this instead of ending (>= edge_cut: tracks end there)
@@ -149,6 +150,7 @@ struct pipeline_config {
             {"tracking.filter_cut", fmt(filter_cut)},
             {"tracking.gnn_hidden", std::to_string(gnn_hidden)},
             {"tracking.gnn_iterations", std::to_string(gnn_iterations)},
+            {"tracking.gnn_shared_weights", gnn_shared_weights ? "1" : "0"},
             {"tracking.edge_cut", fmt(edge_cut)},
             {"tracking.extend_cut", fmt(extend_cut)},
             {"tracking.min_track_hits", std::to_string(min_track_hits)},
@@ -183,7 +185,8 @@ struct pipeline_config {
     c.gnn_hidden = static_cast<int>(num("tracking.gnn_hidden"));
     c.gnn_iterations = static_cast<int>(num("tracking.gnn_iterations"));
     c.edge_cut = num("tracking.edge_cut");
-    // track-building keys are optional (files from before they existed get the defaults)
+    // keys added later are optional (files from before they existed get the defaults)
+    if (m.count("tracking.gnn_shared_weights")) c.gnn_shared_weights = num("tracking.gnn_shared_weights") != 0;
     if (m.count("tracking.extend_cut")) c.extend_cut = num("tracking.extend_cut");
     if (m.count("tracking.min_track_hits")) c.min_track_hits = static_cast<int>(num("tracking.min_track_hits"));
     if (m.count("tracking.min_track_pt")) c.min_track_pt = num("tracking.min_track_pt");
@@ -283,7 +286,7 @@ class pipeline {
     o.edge_in = num_edge_geometry;
     o.hidden = c.gnn_hidden;
     o.iterations = c.gnn_iterations;
-    o.shared_weights = true;
+    o.shared_weights = c.gnn_shared_weights;
     gnn_ = std::make_unique<gnn_type>(gen_, o);
   }
 
