@@ -163,7 +163,7 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
   // the extension cut is chosen with the edge cut; a value >= the edge cut means no extension
   std::vector<double> extend_cuts{p.config().extend_cut};
   if (free_edge_cut && builder == tracking::track_builder::walkthrough) extend_cuts = {1.0, 0.05, 0.02, 0.01, 0.003};
-  std::vector<tracking::pipeline_output<T>> outs;
+  std::vector<tracking::pipeline_output<T>> outs;  // for the filter cut p has when run_all() last ran
   std::vector<matrix<T>> features;
   for (const auto& ev : events) features.push_back(tracking::hit_features<T>(ev));
   auto run_all = [&] {
@@ -187,6 +187,9 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
     return (reconstructable ? double(matched) / double(reconstructable) : 0) -
            (tracks ? double(fakes) / double(tracks) : 0);
   };
+  // the cuts are chosen at 4 hits per track when the hits are chosen after them (as in training runs, also when
+  // the weights come from a file that carries another value)
+  if (free_min_hits) p.config().min_track_hits = 4;
   double best = -2, best_fc = p.config().filter_cut, best_ec = p.config().edge_cut, best_xc = p.config().extend_cut;
   for (double fc : filter_cuts) {
     p.config().filter_cut = fc;
@@ -198,9 +201,10 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
           best = v, best_fc = fc, best_ec = ec, best_xc = std::min(xc, ec);
       }
   }
+  const bool outs_current = p.config().filter_cut == best_fc;  // the last filter cut tried was the best
   p.config().filter_cut = best_fc, p.config().edge_cut = best_ec, p.config().extend_cut = best_xc;
   if (free_min_hits) {
-    run_all();
+    if (!outs_current) run_all();
     for (int h = 3; h <= 9; ++h)
       if (const double v = objective(best_ec, best_xc, h); v > best) best = v, p.config().min_track_hits = h;
   }

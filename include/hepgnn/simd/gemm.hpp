@@ -163,6 +163,8 @@ inline void tile(long K, const T* A, long sam, long sak, const T* B, long ldb, T
     }
 }
 
+#undef HEPGNN_UNROLL
+
 template <class T, class Arch, int NV, bool Partial>
 void panel_rows(long M, long K, const T* A, long sam, long sak, const T* B, long ldb, T* C, long ldc, long tail,
                 bool acc, epilogue<T> e) {
