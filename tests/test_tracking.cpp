@@ -116,6 +116,20 @@ TEST_CASE("tracking pipeline: the radius graph is oriented outward without dupli
   for (std::size_t e = 0; e < og.sources.size(); ++e) built.insert({og.sources[e], od[e]});
   CHECK(built.size() == og.sources.size());
   CHECK(built == oriented);
+  bool ascending = true;
+  for (index_t i = 0; i < og.num_nodes; ++i)
+    for (index_t e = og.offsets[i] + 1; e < og.offsets[i + 1]; ++e) ascending = ascending && og.sources[e - 1] < og.sources[e];
+  CHECK(ascending);
+#ifdef _OPENMP
+  // the passes split the nodes into one chunk per thread: one thread gives the same graph
+  REQUIRE(rg.num_edges() >= 2 * 8192);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const graph one = tracking::pipeline<double>::orient_outward(fb, rg);
+  omp_set_num_threads(saved);
+  CHECK(one.offsets == og.offsets);
+  CHECK(one.sources == og.sources);
+#endif
 }
 
 TEST_CASE("tracking pipeline: edge truth, edge selection and track building on a hand-made graph") {
@@ -331,6 +345,18 @@ TEST_CASE("tracking pipeline: every stage runs on a small event, and on an empty
   CHECK(again.edge_scores == fresh.edge_scores);
   CHECK(again.filter_scores == fresh.filter_scores);
   CHECK(again.labels == fresh.labels);
+#ifdef _OPENMP
+  // the filter's edge blocks, the orientation's passes and the edge attributes spread over threads: one thread
+  // gives the same outputs
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = p.run(ev, tracking::track_builder::walkthrough);
+  omp_set_num_threads(saved);
+  CHECK(one.candidate_graph.sources == fresh.candidate_graph.sources);
+  CHECK(one.filter_scores == fresh.filter_scores);
+  CHECK(one.edge_scores == fresh.edge_scores);
+  CHECK(one.labels == fresh.labels);
+#endif
   trackml::event empty;
   const auto out_empty = p.run(empty);
   CHECK(out_empty.labels.empty());

@@ -308,9 +308,15 @@ class pipeline {
   /// event to event. The GNN's edge activations are tens of MB at 2000 particles, and fresh pages on every call
   /// cost about as much as the GNN itself with glibc's allocator. One workspace per thread.
   struct workspace {
-    typename mlp<T>::cache embedding, filter;
+    /// One thread's share of the filter: its current block of edges' features, the network's activations.
+    struct filter_block {
+      matrix<T> edge_features, logits;
+      typename mlp<T>::cache net;
+    };
+    typename mlp<T>::cache embedding;
+    std::vector<filter_block> filter;  ///< per thread
     typename gnn_type::cache gnn;
-    matrix<T> edge_features, logits, edge_attributes;
+    matrix<T> logits, edge_attributes;
     radius_workspace<T> radius;
     graph radius_graph;  ///< before orientation
   };
@@ -345,44 +351,57 @@ class pipeline {
 
   /// @brief Orients and deduplicates the edges of g: src = the hit with the smaller r^2 + z^2 (ties: lower index).
   /// Sources ascend within each destination. A bucket pass by destination and a sort per (short) bucket instead
-  /// of one sort of all edges.
+  /// of one sort of all edges; every pass runs over threads (each chunk of nodes counts and places its own
+  /// entries, so no two threads write one slot), and the output does not depend on the thread count.
   static graph orient_outward(const matrix<T>& features, const graph& g) {
     const index_t n = g.num_nodes;
     std::vector<T> rho(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) rho[i] = features(i, 0) * features(i, 0) + features(i, 3) * features(i, 3);
     const auto nearer = [&](index_t a, index_t b) { return rho[a] < rho[b] || (rho[a] == rho[b] && a < b); };
+    // chunk k of the nodes counts its entries per destination in its own row of `slot`, which then holds where
+    // its entries of that destination go
+    const long chunks = std::clamp<long>(g.num_edges() / 8192, 1, max_threads());
+    const auto chunk_begin = [&](long k) { return static_cast<index_t>(k * n / chunks); };
+    std::vector<index_t> slot(static_cast<std::size_t>(chunks) * n, 0);
+    parallel_for(chunks, chunks > 1, [&](long k) {
+      index_t* c = slot.data() + k * n;
+      for (index_t i = chunk_begin(k); i < chunk_begin(k + 1); ++i)
+        for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+          if (const index_t s = g.sources[e]; s != i) ++c[nearer(s, i) ? i : s];
+    });
     graph out;
     out.num_nodes = n;
     out.offsets.assign(static_cast<std::size_t>(n) + 1, 0);
-    for (index_t i = 0; i < n; ++i)
-      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
-        if (const index_t s = g.sources[e]; s != i) ++out.offsets[(nearer(s, i) ? i : s) + 1];
-    std::partial_sum(out.offsets.begin(), out.offsets.end(), out.offsets.begin());
+    for (index_t j = 0; j < n; ++j) {
+      index_t at = out.offsets[j];
+      for (long k = 0; k < chunks; ++k) std::swap(at, slot[k * n + j]), at += slot[k * n + j];
+      out.offsets[j + 1] = at;
+    }
     out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
-    std::vector<index_t> next(out.offsets.begin(), out.offsets.end() - 1);
-    for (index_t i = 0; i < n; ++i)
-      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
-        if (const index_t s = g.sources[e]; s != i) {
-          if (nearer(s, i)) out.sources[next[i]++] = s;
-          else out.sources[next[s]++] = i;
-        }
-    // sort and deduplicate each bucket (in parallel: the buckets are independent), then compact in place
-    std::vector<index_t> unique_count(static_cast<std::size_t>(n));
+    parallel_for(chunks, chunks > 1, [&](long k) {
+      index_t* next = slot.data() + k * n;
+      for (index_t i = chunk_begin(k); i < chunk_begin(k + 1); ++i)
+        for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+          if (const index_t s = g.sources[e]; s != i) {
+            if (nearer(s, i)) out.sources[next[i]++] = s;
+            else out.sources[next[s]++] = i;
+          }
+    });
+    // sort and deduplicate each bucket, then copy the unique heads into place
+    std::vector<index_t> unique_offsets(static_cast<std::size_t>(n) + 1, 0);
     parallel_for(n, n >= 4096, [&](long i) {
       const auto b0 = out.sources.begin() + out.offsets[i], b1 = out.sources.begin() + out.offsets[i + 1];
       std::sort(b0, b1);
-      unique_count[i] = static_cast<index_t>(std::unique(b0, b1) - b0);
+      unique_offsets[i + 1] = static_cast<index_t>(std::unique(b0, b1) - b0);
     });
-    index_t w = 0;
-    for (index_t i = 0; i < n; ++i) {
-      const index_t from = out.offsets[i];
-      out.offsets[i] = w;
-      if (from != w)  // moves left: std::copy allows a destination before the source range
-        std::copy(out.sources.begin() + from, out.sources.begin() + from + unique_count[i], out.sources.begin() + w);
-      w += unique_count[i];
-    }
-    out.offsets[n] = w;
-    out.sources.resize(static_cast<std::size_t>(w));
+    std::partial_sum(unique_offsets.begin(), unique_offsets.end(), unique_offsets.begin());
+    std::vector<index_t> sources(static_cast<std::size_t>(unique_offsets.back()));
+    parallel_for(n, n >= 4096, [&](long i) {
+      std::copy_n(out.sources.begin() + out.offsets[i], unique_offsets[i + 1] - unique_offsets[i],
+                  sources.begin() + unique_offsets[i]);
+    });
+    out.offsets = std::move(unique_offsets);
+    out.sources = std::move(sources);
     return out;
   }
 
@@ -396,7 +415,9 @@ class pipeline {
   }
 
   /// @brief Stage 3: filter logits of the edges of g. Runs over blocks of edges so that the features and hidden
-  /// activations stay in cache (the candidate graph has ~20 edges per hit).
+  /// activations stay in cache (the candidate graph has ~20 edges per hit), the blocks spread over threads: one
+  /// block's products are too small to split, and splitting them cost more than it saved (2 threads were slower
+  /// than 1).
   vector<T> filter_logits(const matrix<T>& features, const matrix<T>& embedding, const graph& g) const {
     workspace w;
     return filter_logits(features, embedding, g, w);
@@ -406,12 +427,15 @@ class pipeline {
     vector<T> s(g.num_edges());
     const auto dst = g.destinations();
     constexpr index_t block = 2048;
-    for (index_t e0 = 0; e0 < g.num_edges(); e0 += block) {
-      const index_t e1 = std::min(g.num_edges(), e0 + block);
-      fill_edge_features(features, embedding, g.sources.data(), dst.data(), e0, e1, w.edge_features);
-      filter_->infer(w.edge_features, w.logits, w.filter);
-      s.segment(e0, e1 - e0) = w.logits.col(0);
-    }
+    const long nblocks = (static_cast<long>(g.num_edges()) + block - 1) / block;
+    if (w.filter.size() < static_cast<std::size_t>(max_threads())) w.filter.resize(static_cast<std::size_t>(max_threads()));
+    parallel_for<loop_schedule::dynamic_single>(nblocks, nblocks > 1, [&](long b) {
+      auto& t = w.filter[static_cast<std::size_t>(thread_index())];
+      const index_t e0 = static_cast<index_t>(b * block), e1 = std::min(g.num_edges(), e0 + block);
+      fill_edge_features(features, embedding, g.sources.data(), dst.data(), e0, e1, t.edge_features);
+      filter_->infer(t.edge_features, t.logits, t.net);
+      s.segment(e0, e1 - e0) = t.logits.col(0);
+    });
     return s;
   }
 
@@ -450,11 +474,12 @@ class pipeline {
                  " nodes, features has ", features.rows(), " rows");
     a.resize(g.num_edges(), num_edge_geometry);
     const T inv_margin = T(1) / static_cast<T>(cfg_.margin);
-    for (index_t i = 0; i < g.num_nodes; ++i)
+    parallel_for(g.num_nodes, g.num_edges() >= 4096, [&](long i) {
       for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
         const index_t s = g.sources[e];
         edge_geometry(features.row(s), features.row(i), embedding.row(s), embedding.row(i), inv_margin, &a(e, 0));
       }
+    });
   }
 
   /// @brief Stage 4: GNN edge scores, CSR order of g: sigmoid(prior + interaction network logit). The network

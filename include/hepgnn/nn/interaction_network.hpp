@@ -11,7 +11,8 @@
 ///     e   = e + MLP_e([h_src, h_dst, e])            edge update
 ///     a_i = AGG_{e: dst(e) = i} e                   sum, mean or max (0 for nodes without edges), or several
 ///                                                   of them concatenated
-///     h   = h + MLP_n([h, a])                       node update
+///     h   = h + MLP_n([h, a])                       node update (not computed in the last iteration: no output
+///                                                   reads that h)
 ///   y   = MLP_o(e)                                  edge logits (E x out), CSR edge order
 /// Every MLP is Linear-ReLU-Linear-ReLU except MLP_o (Linear-ReLU-Linear). With hidden 64, 4 shared iterations,
 /// sum aggregation and out = 1 this is workload W3 of WORKLOADS.md.
@@ -43,21 +44,24 @@ namespace hepgnn {
 
 namespace detail {
 
-/// @brief Small dense product for the edge blocks: C (M x N, row stride ldc) = or += A B, optionally followed by
-/// ReLU; a(m, k) = A[m * sam + k * sak] (so A may be read transposed), B is K x N with row stride ldb. The
+/// @brief Small dense product for the edge blocks: C (M x N, row stride ldc) = or += A B, then + bias (1 x N, or
+/// null) and optionally ReLU; with `residual` (acc false) the result is added to C instead: C += relu(bias + A B).
+/// a(m, k) = A[m * sam + k * sak] (so A may be read transposed), B is K x N with row stride ldb. The
 /// register-tiled kernel of simd/gemm.hpp when N is a whole number of registers (no packing: the operands of an
 /// edge block sit in L1/L2), Eigen otherwise. The reduction runs over k in order, so results do not depend on how
 /// rows are split.
 template <class T>
 void block_mm(long M, long N, long K, const T* A, long sam, long sak, const T* B, long ldb, T* C, long ldc, bool acc,
-              bool relu) {
+              bool relu, const T* bias = nullptr, bool residual = false) {
   if (M == 0 || N == 0) return;
   if constexpr (simd::gemm_kernel_v<T, simd::native>) {
     constexpr long L = static_cast<long>(xsimd::batch<T, simd::native>::size);
     if (N % L == 0) {
       simd::gemm_detail::epilogue<T> e;
       e.relu = relu;
-      simd::gemm_detail::block<T, simd::native>(M, N, K, A, sam, sak, B, ldb, C, ldc, acc, e);
+      e.bias = bias;
+      e.residual = residual;
+      simd::gemm_detail::block<T, simd::native>(M, N, K, A, sam, sak, B, ldb, C, ldc, acc && !residual, e);
       return;
     }
   }
@@ -65,8 +69,18 @@ void block_mm(long M, long N, long K, const T* A, long sam, long sak, const T* B
   Eigen::Map<const matrix<T>, 0, S> a(A, M, K, S(sam, sak));
   Eigen::Map<const matrix<T>, 0, S> b(B, K, N, S(ldb, 1));
   Eigen::Map<matrix<T>, 0, S> c(C, M, N, S(ldc, 1));
-  if (acc) c.noalias() += a * b; else c.noalias() = a * b;
-  if (relu) c = c.cwiseMax(T(0));
+  if (!bias && !residual) {
+    if (acc) c.noalias() += a * b; else c.noalias() = a * b;
+    if (relu) c = c.cwiseMax(T(0));
+    return;
+  }
+  Eigen::Map<matrix<T>> t(simd::gemm_detail::scratch<T>(1, static_cast<std::size_t>(M * N)), M, N);  // no allocation once warm
+  if (bias) t.rowwise() = Eigen::Map<const row_vector<T>>(bias, N);
+  else t.setZero();
+  if (acc && !residual) t += c;
+  t.noalias() += a * b;
+  if (relu) t = t.cwiseMax(T(0));
+  if (residual) c += t; else c = t;
 }
 
 }  // namespace detail
@@ -128,7 +142,7 @@ class interaction_network {
     matrix<T> de, dpre, dh, du, dzn, ssrc, sdst, dnin;
     std::vector<matrix<T>> part_a, part_b, part_ba, part_n;
     // per-thread scratch
-    std::vector<matrix<T>> tz, tm, tg;
+    std::vector<matrix<T>> tz, tg;
   };
 
   /// @brief Builds the layers (PyTorch default initialisation from gen) in the order node encoder, edge
@@ -361,11 +375,7 @@ class interaction_network {
     if (Train) c.by_source.build(g);
     const int nthreads = max_threads();
     c.tz.resize(static_cast<std::size_t>(nthreads));
-    c.tm.resize(static_cast<std::size_t>(nthreads));
-    for (int t = 0; t < nthreads; ++t) {
-      c.tz[t].resize(std::max<index_t>(c.max_block_edges, 1), H);
-      c.tm[t].resize(std::max<index_t>(c.max_block_edges, 1), std::max<long>(H, o_.out));
-    }
+    for (int t = 0; t < nthreads; ++t) c.tz[t].resize(std::max<index_t>(c.max_block_edges, 1), H);
     const std::size_t nh = Train ? T_ + 1 : 1, ni = Train ? std::max(T_, 0) : 1;
     c.h.resize(nh);
     c.e.resize(nh);
@@ -435,25 +445,31 @@ class interaction_network {
       }
       agg.resize(n, na * H);
       index_t* am = Train ? c.argmax[t].data() : nullptr;
+      // the last iteration's node update would change only h, which no output reads: skipped, with its aggregation
+      const bool node_update = t + 1 < T_;
       for_chunks(c, [&](long, long e0, long e1, long n0, long n1, int tid) {
         const long nb = e1 - e0;
         if (nb > 0) {
           Eigen::Map<matrix<T>> z(Train ? c.z[t].data() + e0 * H : c.tz[tid].data(), nb, H);
-          Eigen::Map<matrix<T>> m(Train ? c.m[t].data() + e0 * H : c.tm[tid].data(), nb, H);
           // products are accumulated onto their initial terms (gathered node parts, biases): no zero-fill pass
           gather_pre(z, c, src, e0, nb, H, false, false);
           detail::block_mm(nb, H, H, ein.data() + e0 * H, H, 1, c.wt[1].data(), H, z.data(), H, true, true);
-          m.rowwise() = en.second.bias().row(0);
-          detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, m.data(), H, true, false);
-          if (Train) {
-            m = m.cwiseMax(T(0));
+          if (Train) {  // keeps relu(m) for the backward
+            Eigen::Map<matrix<T>> m(c.m[t].data() + e0 * H, nb, H);
+            detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, m.data(), H, false, true,
+                             en.second.bias().data());
             eout.middleRows(e0, nb) = ein.middleRows(e0, nb) + m;
-          } else {
-            eout.middleRows(e0, nb) += m.cwiseMax(T(0));
+          } else {  // e (in place) += relu(b2 + z W2^T) in the product's epilogue
+            detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, eout.data() + e0 * H, H, false, true,
+                             en.second.bias().data(), true);
           }
         }
-        aggregate_nodes(eout, off, n0, n1, agg, am, H);
+        if (node_update) aggregate_nodes(eout, off, n0, n1, agg, am, H);
       }, true);
+      if (!node_update) {
+        if (Train) c.h[t + 1] = c.h[t];
+        continue;
+      }
 
       // node update
       matrix<T>& zn = Train ? c.zn[t] : c.zn[0];
@@ -530,17 +546,20 @@ class interaction_network {
     for (int t = T_ - 1; t >= 0; --t) {
       auto& nn = node_net_[set_of(t)];
       auto& en = edge_net_[set_of(t)];
-      // ---- node update: h' = h + relu(relu([h, a] Wn1^T + b) Wn2^T + b)
-      c.du = (c.un[t].array() > T(0)).select(c.dh, T(0));
-      add_at_b(c, nn.second.weight_grad(), c.du, c.zn[t]);
-      add_column_sums(c.du, nn.second.bias_grad().row(0));
-      c.dzn.noalias() = c.du * nn.second.weight();
-      c.dzn = (c.zn[t].array() > T(0)).select(c.dzn, T(0));
-      add_at_b(c, nn.first.weight_grad().leftCols(H), c.dzn, c.h[t]);
-      add_at_b(c, nn.first.weight_grad().rightCols(na * H), c.dzn, c.agg[t]);
-      add_column_sums(c.dzn, nn.first.bias_grad().row(0));
-      c.dh.noalias() += c.dzn * nn.first.weight().leftCols(H);
-      c.dnin.noalias() = c.dzn * nn.first.weight().rightCols(na * H);  // dL/da (N x na H)
+      // ---- node update: h' = h + relu(relu([h, a] Wn1^T + b) Wn2^T + b); none in the last iteration (see run)
+      const bool node_update = t + 1 < T_;
+      if (node_update) {
+        c.du = (c.un[t].array() > T(0)).select(c.dh, T(0));
+        add_at_b(c, nn.second.weight_grad(), c.du, c.zn[t]);
+        add_column_sums(c.du, nn.second.bias_grad().row(0));
+        c.dzn.noalias() = c.du * nn.second.weight();
+        c.dzn = (c.zn[t].array() > T(0)).select(c.dzn, T(0));
+        add_at_b(c, nn.first.weight_grad().leftCols(H), c.dzn, c.h[t]);
+        add_at_b(c, nn.first.weight_grad().rightCols(na * H), c.dzn, c.agg[t]);
+        add_column_sums(c.dzn, nn.first.bias_grad().row(0));
+        c.dh.noalias() += c.dzn * nn.first.weight().leftCols(H);
+        c.dnin.noalias() = c.dzn * nn.first.weight().rightCols(na * H);  // dL/da (N x na H)
+      }
 
       // ---- edge update, per block: g = dL/de' (incl. aggregation), e' = e + relu(relu(pre) W2^T + b2)
       resize_parts(c, H);
@@ -548,7 +567,7 @@ class interaction_network {
       for_chunks(c, [&](long k, long e0, long e1, long n0, long n1, int) {
         const long nb = e1 - e0;
         // aggregation backward into de rows
-        for (long i = n0; i < n1; ++i) {
+        for (long i = n0; node_update && i < n1; ++i) {
           const index_t b = off[i], en_ = off[i + 1];
           if (b == en_) continue;
           for (int a = 0; a < na; ++a) {

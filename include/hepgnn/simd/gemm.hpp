@@ -83,13 +83,15 @@ void store_part(const V& v, T* p, long n) {
 }
 
 /// What happens to a finished tile: + bias (readable a whole register past the last column), ReLU, and/or
-/// zeroing where mask(m, n) <= 0 (the backward of a ReLU whose output is the mask).
+/// zeroing where mask(m, n) <= 0 (the backward of a ReLU whose output is the mask), then with `residual` (and
+/// acc false) C's previous value added: C = C + relu(bias + A B), a residual update in one pass.
 template <class T>
 struct epilogue {
   const T* bias = nullptr;
   bool relu = false;
   const T* mask = nullptr;
   long ldm = 0;
+  bool residual = false;
 };
 
 /// Full unrolling of the tile loops over rows and registers, so the accumulators live in registers: GCC does it
@@ -151,6 +153,13 @@ inline void tile(long K, const T* A, long sam, long sak, const T* B, long ldb, T
         const V mv = Partial ? load_part<V>(mp, width(v)) : V::load_unaligned(mp);
         c[m][v] = xsimd::select(mv > V(T(0)), c[m][v], V(T(0)));
       }
+  }
+  if (e.residual) {
+    HEPGNN_UNROLL
+    for (int m = 0; m < Mr; ++m)
+      HEPGNN_UNROLL
+      for (int v = 0; v < NV; ++v)
+        c[m][v] += Partial ? load_part<V>(C + m * ldc + v * L, width(v)) : V::load_unaligned(C + m * ldc + v * L);
   }
   HEPGNN_UNROLL
   for (int m = 0; m < Mr; ++m)
