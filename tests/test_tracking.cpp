@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <numeric>
 #include <set>
 
 #ifdef _OPENMP
@@ -255,6 +256,75 @@ TEST_CASE("tracking pipeline: fitted track pT and the track selection") {
                        doctest::Contains("hit 12 is out of range for 12 feature rows"), hepgnn::error);
 }
 
+TEST_CASE("tracking pipeline: helix fit residuals and merging the pieces of a broken track") {
+  // hits on helices from the origin (2 T): x-y on the circle through the origin, z linear in the arc length
+  using P = tracking::pipeline<double>;
+  const double radii[10] = {32, 72, 116, 172, 260, 360, 500, 660, 820, 1020};
+  trackml::event ev;
+  ev.resize(30, false);
+  // particle A: 2 GeV, positive; B: 1 GeV, negative, leaving in the direction A has at the origin; C: a
+  // straight line (infinite pT) at phi = 2 with a z slope
+  auto helix = [&](int first, double pt, double charge, double phi0, double z0, double cot_theta) {
+    const double R = toy::helix_radius(pt, 2.0);
+    for (int k = 0; k < 10; ++k) {
+      const double rho = radii[k], half = std::asin(rho / (2 * R)), phi = phi0 - charge * half;
+      ev.x[first + k] = rho * std::cos(phi), ev.y[first + k] = rho * std::sin(phi);
+      ev.z[first + k] = z0 + cot_theta * 2 * R * half;
+    }
+  };
+  helix(0, 2.0, 1, 0.3, 5, 0.4);
+  helix(10, 1.0, -1, 0.3, -20, 0.4);
+  for (int k = 0; k < 10; ++k)
+    ev.x[20 + k] = radii[k] * std::cos(2.0), ev.y[20 + k] = radii[k] * std::sin(2.0), ev.z[20 + k] = 30 - 0.7 * radii[k];
+  for (int i = 0; i < 30; ++i) ev.hit_id[i] = i + 1;
+  const auto f = tracking::hit_features<double>(ev);
+  std::vector<index_t> a(10), b(10), c(10);
+  std::iota(a.begin(), a.end(), 0), std::iota(b.begin(), b.end(), 10), std::iota(c.begin(), c.end(), 20);
+  for (const auto* hits : {&a, &b, &c}) {
+    const auto res = P::fit_helix(f, *hits);
+    CHECK(res.xy < 1e-9);
+    CHECK(res.z < 1e-9);
+  }
+  // a 2 mm shift of one hit in x, or in z, shows in the residuals (metres); one in z leaves x-y exact
+  ev.x[4] += 2, ev.z[14] += 2;
+  const auto g = tracking::hit_features<double>(ev);
+  CHECK(P::fit_helix(g, a).xy > 5e-5);
+  CHECK(P::fit_helix(g, b).z > 2e-4);
+  CHECK(P::fit_helix(g, b).xy < 1e-9);
+  ev.x[4] -= 2, ev.z[14] -= 2;
+
+  // A broken in two, B's inner half and outer half, C whole; B's outer half continues in A's direction but bends
+  // the other way, so A's inner half must not take it
+  std::vector<index_t> labels(30);
+  for (int k = 0; k < 10; ++k) labels[k] = k < 5 ? 0 : 1, labels[10 + k] = k < 5 ? 2 : 3, labels[20 + k] = 4;
+  labels[29] = -1;  // an unassigned hit stays unassigned
+  const auto m = P::merge_tracks(f, labels, 1.0, 5.0);
+  CHECK(m[0] == m[9]);   // A whole again
+  CHECK(m[10] == m[19]); // B whole again
+  CHECK(m[0] != m[10]);
+  CHECK(m[20] == m[28]);
+  CHECK(m[20] != m[0]);
+  CHECK(m[29] == -1);
+  CHECK(*std::max_element(m.begin(), m.end()) == 2);  // three tracks, numbered 0, 1, 2 in order of first hit
+  CHECK(m[0] == 0);
+  // without B's inner half, its outer half is the only piece after A's inner half within the merging window (0.15 rad
+  // apart in phi where they meet): a helix through both is off by about a centimetre, so they stay apart
+  std::vector<index_t> cross = labels;
+  for (int k = 0; k < 5; ++k) cross[10 + k] = -1;
+  for (int k = 5; k < 10; ++k) cross[k] = -1;
+  const auto mc = P::merge_tracks(f, cross, 1.0, 5.0);
+  CHECK(mc[0] != mc[15]);
+  CHECK(P::fit_helix(f, std::vector<index_t>{0, 1, 2, 3, 4, 15, 16, 17, 18, 19}).xy > 5e-3);
+  // the run's merging is off by default and set by merge_xy_mm / merge_z_mm
+  CHECK(tracking::pipeline_config{}.merge_xy_mm == 0);
+  CHECK_THROWS_WITH_AS(P::merge_tracks(f, std::vector<index_t>(3, 0), 1.0, 5.0),
+                       doctest::Contains("labels must have one entry per hit (30), got 3"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(P::merge_tracks(f, labels, -1.0, 5.0), doctest::Contains("must be finite and >= 0, got -1, 5"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(P::fit_helix(f, std::vector<index_t>{0, 30}), doctest::Contains("hit 30 is out of range"),
+                       hepgnn::error);
+}
+
 TEST_CASE("tracking pipeline: edge geometry of a segment from the beam line") {
   // two hits on the straight line z = 100 mm + 2 r, phi = 0.3 -> 0.31 between r = 100 and 200 mm
   trackml::event ev;
@@ -371,6 +441,7 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   cfg.edge_cut = 0.25;
   cfg.min_track_pt = 0.7;
   cfg.extend_cut = 0.05;
+  cfg.merge_xy_mm = 3, cfg.merge_z_mm = 12;
   tracking::pipeline<float> p(cfg);
   const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_tracking.safetensors";
   p.save(path);
@@ -378,6 +449,8 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   CHECK(q.config().edge_cut == 0.25);
   CHECK(q.config().min_track_pt == 0.7);
   CHECK(q.config().extend_cut == 0.05);
+  CHECK(q.config().merge_xy_mm == 3);
+  CHECK(q.config().merge_z_mm == 12);
   CHECK(q.config().gnn_hidden == cfg.gnn_hidden);
   const auto a = p.run(ev), b = q.run(ev);
   CHECK(a.embedding == b.embedding);
@@ -412,6 +485,10 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   bad = cfg;
   bad.extend_cut = -0.1;
   CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains(", 0.25, -0.1"), hepgnn::error);
+  bad = small_config();
+  bad.merge_z_mm = -2;
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("merge_xy_mm and merge_z_mm must be finite and >= 0"),
+                       hepgnn::error);
   bad = cfg;
   bad.min_track_hits = 0;
   CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("need min_track_hits >= 1"), hepgnn::error);

@@ -43,6 +43,7 @@ struct args {
   double edge_cut = -1, filter_cut = -1, pt_min = 0.3;
   int min_track_hits = -1;  // -1: chosen on the validation events (from 3 to 9), 4 while the cuts are chosen
   double min_track_pt = 0.5;
+  double merge_xy_mm = -1;  // -1: track merging chosen on the validation events; 0: none
 };
 
 args parse(int argc, char** argv) {
@@ -70,10 +71,11 @@ args parse(int argc, char** argv) {
     else if (s == "--pt-min") a.pt_min = std::atof(value().c_str());
     else if (s == "--min-track-hits") a.min_track_hits = std::atoi(value().c_str());
     else if (s == "--min-track-pt") a.min_track_pt = std::atof(value().c_str());
+    else if (s == "--merge-xy") a.merge_xy_mm = std::atof(value().c_str());
     else {
       std::cerr << "usage: example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] "
                    "[--walkthrough | --cc] [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] "
-                   "[--filter-cut X] [--pt-min GEV] [--min-track-hits N] [--min-track-pt GEV]\n";
+                   "[--filter-cut X] [--pt-min GEV] [--min-track-hits N] [--min-track-pt GEV] [--merge-xy MM]\n";
       std::exit(s == "--help" ? 0 : 2);
     }
   }
@@ -155,7 +157,7 @@ void print_table(const std::string& title, const evaluation& e) {
 /// free: first the filter cut (a GNN pass per value), the edge cut and the walkthrough's extension cut (track
 /// building only), then the minimum hits per track (track selection only).
 void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& events, tracking::track_builder builder,
-                 bool free_filter_cut, bool free_edge_cut, bool free_min_hits) {
+                 bool free_filter_cut, bool free_edge_cut, bool free_min_hits, bool free_merge) {
   using P = tracking::pipeline<T>;
   std::vector<double> filter_cuts{p.config().filter_cut}, edge_cuts{p.config().edge_cut};
   if (free_filter_cut) filter_cuts = {0.05, 0.1, 0.2, 0.3, 0.5, 0.7};
@@ -170,17 +172,17 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
     outs.clear();
     for (const auto& ev : events) outs.push_back(p.run(ev));
   };
-  // efficiency - fake rate over the events for the current outputs
+  // efficiency - fake rate over the events for the current outputs (track merging as p's configuration says)
   auto objective = [&](double ec, double xc, int min_hits) {
     std::size_t matched = 0, reconstructable = 0, fakes = 0, tracks = 0;
     for (std::size_t k = 0; k < events.size(); ++k) {
       const auto& o = outs[k];
-      const auto labels = P::select_tracks(
-          features[k],
-          builder == tracking::track_builder::walkthrough
-              ? P::build_tracks_walkthrough(features[k], o.filtered_graph, o.edge_scores, T(ec), 1, T(xc))
-              : P::build_tracks_cc(o.filtered_graph, o.edge_scores, T(ec), 1),
-          min_hits, p.config().min_track_pt, p.config().b_field);
+      auto built = builder == tracking::track_builder::walkthrough
+                       ? P::build_tracks_walkthrough(features[k], o.filtered_graph, o.edge_scores, T(ec), 1, T(xc))
+                       : P::build_tracks_cc(o.filtered_graph, o.edge_scores, T(ec), 1);
+      if (p.config().merge_xy_mm > 0)
+        built = P::merge_tracks(features[k], built, p.config().merge_xy_mm, p.config().merge_z_mm);
+      const auto labels = P::select_tracks(features[k], built, min_hits, p.config().min_track_pt, p.config().b_field);
       const auto m = tracking::evaluate_tracks(events[k], labels);
       matched += m.matched, reconstructable += m.reconstructable, fakes += m.fakes, tracks += m.tracks;
     }
@@ -190,6 +192,7 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
   // the cuts are chosen at 4 hits per track when the hits are chosen after them (as in training runs, also when
   // the weights come from a file that carries another value)
   if (free_min_hits) p.config().min_track_hits = 4;
+  if (free_merge) p.config().merge_xy_mm = 0;  // the cuts are chosen without merging, then the merging
   double best = -2, best_fc = p.config().filter_cut, best_ec = p.config().edge_cut, best_xc = p.config().extend_cut;
   for (double fc : filter_cuts) {
     p.config().filter_cut = fc;
@@ -203,16 +206,28 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
   }
   const bool outs_current = p.config().filter_cut == best_fc;  // the last filter cut tried was the best
   p.config().filter_cut = best_fc, p.config().edge_cut = best_ec, p.config().extend_cut = best_xc;
+  if ((free_min_hits || free_merge) && !outs_current) run_all();
+  if (free_merge) {  // track merging (x-y / z residual limits in mm; none first), then the hits with it
+    double best_xy = 0, best_z = p.config().merge_z_mm;
+    best = objective(best_ec, best_xc, p.config().min_track_hits);
+    for (const auto& [xy, z] : {std::pair{1.0, 10.0}, {2.0, 10.0}, {2.0, 20.0}, {4.0, 20.0}}) {
+      p.config().merge_xy_mm = xy, p.config().merge_z_mm = z;
+      if (const double v = objective(best_ec, best_xc, p.config().min_track_hits); v > best)
+        best = v, best_xy = xy, best_z = z;
+    }
+    p.config().merge_xy_mm = best_xy, p.config().merge_z_mm = best_z;
+  }
   if (free_min_hits) {
-    if (!outs_current) run_all();
     for (int h = 3; h <= 9; ++h)
       if (const double v = objective(best_ec, best_xc, h); v > best) best = v, p.config().min_track_hits = h;
   }
-  char extension[32] = "none";
+  char extension[32] = "none", merging[64] = "none";
   if (best_xc < best_ec) std::snprintf(extension, sizeof extension, "%.3f", best_xc);
-  std::printf("cuts chosen on %zu validation event%s: filter cut %.2f, edge cut %.2f, extension cut %s, >= %d hits per "
-              "track (efficiency - fake rate %.3f)\n", events.size(), events.size() == 1 ? "" : "s", best_fc, best_ec,
-              extension, p.config().min_track_hits, best);
+  if (p.config().merge_xy_mm > 0)
+    std::snprintf(merging, sizeof merging, "x-y %.1f mm, z %.1f mm", p.config().merge_xy_mm, p.config().merge_z_mm);
+  std::printf("cuts chosen on %zu validation event%s: filter cut %.2f, edge cut %.2f, extension cut %s, track merging "
+              "%s, >= %d hits per track (efficiency - fake rate %.3f)\n", events.size(), events.size() == 1 ? "" : "s",
+              best_fc, best_ec, extension, merging, p.config().min_track_hits, best);
 }
 
 /// Event display of one event: hits coloured by track, noise/unassigned grey, missed hits of reconstructable
@@ -329,8 +344,9 @@ int run(int argc, char** argv) {
   const auto builder = a.walkthrough ? tracking::track_builder::walkthrough : tracking::track_builder::connected_components;
   if (a.edge_cut >= 0) p.config().edge_cut = a.edge_cut;
   if (a.filter_cut >= 0) p.config().filter_cut = a.filter_cut;
-  if (a.edge_cut < 0 || a.filter_cut < 0 || a.min_track_hits < 0)
-    choose_cuts(p, val, builder, a.filter_cut < 0, a.edge_cut < 0, a.min_track_hits < 0);
+  if (a.merge_xy_mm >= 0) p.config().merge_xy_mm = a.merge_xy_mm;
+  if (a.edge_cut < 0 || a.filter_cut < 0 || a.min_track_hits < 0 || a.merge_xy_mm < 0)
+    choose_cuts(p, val, builder, a.filter_cut < 0, a.edge_cut < 0, a.min_track_hits < 0, a.merge_xy_mm < 0);
   if (a.weights.empty()) p.save(a.out_dir + "/tracking.safetensors");  // with the chosen cuts in its metadata
   const auto toy_eval = evaluate(p, test, builder);
   print_table(std::string("toy test events, 2000 particles, ") + (a.walkthrough ? "walkthrough" : "connected components"),
@@ -408,6 +424,8 @@ int run(int argc, char** argv) {
     j << "  \"real.no_selection.fake_rate\": " << real_all.tracks.fake_rate << ",\n";
     j << "  \"real.no_selection.trackml_score\": " << real_all.score << ",\n";
     j << "  \"min_track_hits\": " << p.config().min_track_hits << ",\n";
+    j << "  \"merge_xy_mm\": " << p.config().merge_xy_mm << ",\n";
+    j << "  \"merge_z_mm\": " << p.config().merge_z_mm << ",\n";
     j << "  \"min_track_pt\": " << p.config().min_track_pt << ",\n";
     j << "  \"toy.track_efficiency_pt1\": " << toy_eval.tracks.efficiency << ",\n";
     j << "  \"toy.fake_rate\": " << toy_eval.tracks.fake_rate << ",\n";
