@@ -256,7 +256,7 @@ TEST_CASE("tracking pipeline: fitted track pT and the track selection") {
                        doctest::Contains("hit 12 is out of range for 12 feature rows"), hepgnn::error);
 }
 
-TEST_CASE("tracking pipeline: helix fit residuals and merging the pieces of a broken track") {
+TEST_CASE("tracking pipeline: helix fit residuals; splitting and merging the pieces of broken tracks") {
   // hits on helices from the origin (2 T): x-y on the circle through the origin, z linear in the arc length
   using P = tracking::pipeline<double>;
   const double radii[10] = {32, 72, 116, 172, 260, 360, 500, 660, 820, 1020};
@@ -298,7 +298,7 @@ TEST_CASE("tracking pipeline: helix fit residuals and merging the pieces of a br
   std::vector<index_t> labels(30);
   for (int k = 0; k < 10; ++k) labels[k] = k < 5 ? 0 : 1, labels[10 + k] = k < 5 ? 2 : 3, labels[20 + k] = 4;
   labels[29] = -1;  // an unassigned hit stays unassigned
-  const auto m = P::merge_tracks(f, labels, 1.0, 5.0);
+  const auto m = P::split_and_merge_tracks(f, labels, 1.0, 5.0);
   CHECK(m[0] == m[9]);   // A whole again
   CHECK(m[10] == m[19]); // B whole again
   CHECK(m[0] != m[10]);
@@ -312,14 +312,27 @@ TEST_CASE("tracking pipeline: helix fit residuals and merging the pieces of a br
   std::vector<index_t> cross = labels;
   for (int k = 0; k < 5; ++k) cross[10 + k] = -1;
   for (int k = 5; k < 10; ++k) cross[k] = -1;
-  const auto mc = P::merge_tracks(f, cross, 1.0, 5.0);
+  const auto mc = P::split_and_merge_tracks(f, cross, 1.0, 5.0);
   CHECK(mc[0] != mc[15]);
   CHECK(P::fit_helix(f, std::vector<index_t>{0, 1, 2, 3, 4, 15, 16, 17, 18, 19}).xy > 5e-3);
-  // the run's merging is off by default and set by merge_xy_mm / merge_z_mm
-  CHECK(tracking::pipeline_config{}.merge_xy_mm == 0);
-  CHECK_THROWS_WITH_AS(P::merge_tracks(f, std::vector<index_t>(3, 0), 1.0, 5.0),
+  // a track that went astray: A's inner half continued on B's outer half, B's inner half and A's outer half alone.
+  // The mixed track is cut where both parts fit a helix, and the four pieces join into A and B again
+  std::vector<index_t> astray(30, 3);
+  for (int k = 0; k < 5; ++k) astray[k] = 0, astray[15 + k] = 0, astray[10 + k] = 1, astray[5 + k] = 2;
+  const auto ma = P::split_and_merge_tracks(f, astray, 1.0, 5.0);
+  for (int k = 1; k < 10; ++k) CHECK(ma[k] == ma[0]);
+  for (int k = 11; k < 20; ++k) CHECK(ma[k] == ma[10]);
+  CHECK(ma[0] != ma[10]);
+  CHECK(ma[20] != ma[0]);
+  CHECK(ma[20] != ma[10]);
+  // with limits above the mixed track's residual (~1 cm) it stays whole
+  const auto loose = P::split_and_merge_tracks(f, astray, 20.0, 50.0);
+  CHECK(loose[0] == loose[15]);
+  // the run's merging is off by default and set by helix_xy_mm / helix_z_mm
+  CHECK(tracking::pipeline_config{}.helix_xy_mm == 0);
+  CHECK_THROWS_WITH_AS(P::split_and_merge_tracks(f, std::vector<index_t>(3, 0), 1.0, 5.0),
                        doctest::Contains("labels must have one entry per hit (30), got 3"), hepgnn::error);
-  CHECK_THROWS_WITH_AS(P::merge_tracks(f, labels, -1.0, 5.0), doctest::Contains("must be finite and >= 0, got -1, 5"),
+  CHECK_THROWS_WITH_AS(P::split_and_merge_tracks(f, labels, -1.0, 5.0), doctest::Contains("must be finite and >= 0, got -1, 5"),
                        hepgnn::error);
   CHECK_THROWS_WITH_AS(P::fit_helix(f, std::vector<index_t>{0, 30}), doctest::Contains("hit 30 is out of range"),
                        hepgnn::error);
@@ -441,7 +454,7 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   cfg.edge_cut = 0.25;
   cfg.min_track_pt = 0.7;
   cfg.extend_cut = 0.05;
-  cfg.merge_xy_mm = 3, cfg.merge_z_mm = 12;
+  cfg.helix_xy_mm = 3, cfg.helix_z_mm = 12;
   tracking::pipeline<float> p(cfg);
   const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_tracking.safetensors";
   p.save(path);
@@ -449,8 +462,8 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   CHECK(q.config().edge_cut == 0.25);
   CHECK(q.config().min_track_pt == 0.7);
   CHECK(q.config().extend_cut == 0.05);
-  CHECK(q.config().merge_xy_mm == 3);
-  CHECK(q.config().merge_z_mm == 12);
+  CHECK(q.config().helix_xy_mm == 3);
+  CHECK(q.config().helix_z_mm == 12);
   CHECK(q.config().gnn_hidden == cfg.gnn_hidden);
   const auto a = p.run(ev), b = q.run(ev);
   CHECK(a.embedding == b.embedding);
@@ -486,8 +499,8 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   bad.extend_cut = -0.1;
   CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains(", 0.25, -0.1"), hepgnn::error);
   bad = small_config();
-  bad.merge_z_mm = -2;
-  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("merge_xy_mm and merge_z_mm must be finite and >= 0"),
+  bad.helix_z_mm = -2;
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{bad}, doctest::Contains("helix_xy_mm and helix_z_mm must be finite and >= 0"),
                        hepgnn::error);
   bad = cfg;
   bad.min_track_hits = 0;

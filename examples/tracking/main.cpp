@@ -43,7 +43,7 @@ struct args {
   double edge_cut = -1, filter_cut = -1, pt_min = 0.3;
   int min_track_hits = -1;  // -1: chosen on the validation events (from 3 to 9), 4 while the cuts are chosen
   double min_track_pt = 0.5;
-  double merge_xy_mm = -1;  // -1: track merging chosen on the validation events; 0: none
+  double helix_xy_mm = -1;  // -1: track merging chosen on the validation events; 0: none
 };
 
 args parse(int argc, char** argv) {
@@ -71,11 +71,11 @@ args parse(int argc, char** argv) {
     else if (s == "--pt-min") a.pt_min = std::atof(value().c_str());
     else if (s == "--min-track-hits") a.min_track_hits = std::atoi(value().c_str());
     else if (s == "--min-track-pt") a.min_track_pt = std::atof(value().c_str());
-    else if (s == "--merge-xy") a.merge_xy_mm = std::atof(value().c_str());
+    else if (s == "--helix-xy") a.helix_xy_mm = std::atof(value().c_str());
     else {
       std::cerr << "usage: example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] "
                    "[--walkthrough | --cc] [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] "
-                   "[--filter-cut X] [--pt-min GEV] [--min-track-hits N] [--min-track-pt GEV] [--merge-xy MM]\n";
+                   "[--filter-cut X] [--pt-min GEV] [--min-track-hits N] [--min-track-pt GEV] [--helix-xy MM]\n";
       std::exit(s == "--help" ? 0 : 2);
     }
   }
@@ -180,8 +180,8 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
       auto built = builder == tracking::track_builder::walkthrough
                        ? P::build_tracks_walkthrough(features[k], o.filtered_graph, o.edge_scores, T(ec), 1, T(xc))
                        : P::build_tracks_cc(o.filtered_graph, o.edge_scores, T(ec), 1);
-      if (p.config().merge_xy_mm > 0)
-        built = P::merge_tracks(features[k], built, p.config().merge_xy_mm, p.config().merge_z_mm);
+      if (p.config().helix_xy_mm > 0)
+        built = P::split_and_merge_tracks(features[k], built, p.config().helix_xy_mm, p.config().helix_z_mm);
       const auto labels = P::select_tracks(features[k], built, min_hits, p.config().min_track_pt, p.config().b_field);
       const auto m = tracking::evaluate_tracks(events[k], labels);
       matched += m.matched, reconstructable += m.reconstructable, fakes += m.fakes, tracks += m.tracks;
@@ -192,7 +192,7 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
   // the cuts are chosen at 4 hits per track when the hits are chosen after them (as in training runs, also when
   // the weights come from a file that carries another value)
   if (free_min_hits) p.config().min_track_hits = 4;
-  if (free_merge) p.config().merge_xy_mm = 0;  // the cuts are chosen without merging, then the merging
+  if (free_merge) p.config().helix_xy_mm = 0;  // the cuts are chosen without merging, then the merging
   double best = -2, best_fc = p.config().filter_cut, best_ec = p.config().edge_cut, best_xc = p.config().extend_cut;
   for (double fc : filter_cuts) {
     p.config().filter_cut = fc;
@@ -208,14 +208,14 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
   p.config().filter_cut = best_fc, p.config().edge_cut = best_ec, p.config().extend_cut = best_xc;
   if ((free_min_hits || free_merge) && !outs_current) run_all();
   if (free_merge) {  // track merging (x-y / z residual limits in mm; none first), then the hits with it
-    double best_xy = 0, best_z = p.config().merge_z_mm;
+    double best_xy = 0, best_z = p.config().helix_z_mm;
     best = objective(best_ec, best_xc, p.config().min_track_hits);
     for (const auto& [xy, z] : {std::pair{1.0, 10.0}, {2.0, 10.0}, {2.0, 20.0}, {4.0, 20.0}}) {
-      p.config().merge_xy_mm = xy, p.config().merge_z_mm = z;
+      p.config().helix_xy_mm = xy, p.config().helix_z_mm = z;
       if (const double v = objective(best_ec, best_xc, p.config().min_track_hits); v > best)
         best = v, best_xy = xy, best_z = z;
     }
-    p.config().merge_xy_mm = best_xy, p.config().merge_z_mm = best_z;
+    p.config().helix_xy_mm = best_xy, p.config().helix_z_mm = best_z;
   }
   if (free_min_hits) {
     for (int h = 3; h <= 9; ++h)
@@ -223,10 +223,10 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
   }
   char extension[32] = "none", merging[64] = "none";
   if (best_xc < best_ec) std::snprintf(extension, sizeof extension, "%.3f", best_xc);
-  if (p.config().merge_xy_mm > 0)
-    std::snprintf(merging, sizeof merging, "x-y %.1f mm, z %.1f mm", p.config().merge_xy_mm, p.config().merge_z_mm);
-  std::printf("cuts chosen on %zu validation event%s: filter cut %.2f, edge cut %.2f, extension cut %s, track merging "
-              "%s, >= %d hits per track (efficiency - fake rate %.3f)\n", events.size(), events.size() == 1 ? "" : "s",
+  if (p.config().helix_xy_mm > 0)
+    std::snprintf(merging, sizeof merging, "x-y %.1f mm, z %.1f mm", p.config().helix_xy_mm, p.config().helix_z_mm);
+  std::printf("cuts chosen on %zu validation event%s: filter cut %.2f, edge cut %.2f, extension cut %s, track "
+              "splitting and merging %s, >= %d hits per track (efficiency - fake rate %.3f)\n", events.size(), events.size() == 1 ? "" : "s",
               best_fc, best_ec, extension, merging, p.config().min_track_hits, best);
 }
 
@@ -344,9 +344,9 @@ int run(int argc, char** argv) {
   const auto builder = a.walkthrough ? tracking::track_builder::walkthrough : tracking::track_builder::connected_components;
   if (a.edge_cut >= 0) p.config().edge_cut = a.edge_cut;
   if (a.filter_cut >= 0) p.config().filter_cut = a.filter_cut;
-  if (a.merge_xy_mm >= 0) p.config().merge_xy_mm = a.merge_xy_mm;
-  if (a.edge_cut < 0 || a.filter_cut < 0 || a.min_track_hits < 0 || a.merge_xy_mm < 0)
-    choose_cuts(p, val, builder, a.filter_cut < 0, a.edge_cut < 0, a.min_track_hits < 0, a.merge_xy_mm < 0);
+  if (a.helix_xy_mm >= 0) p.config().helix_xy_mm = a.helix_xy_mm;
+  if (a.edge_cut < 0 || a.filter_cut < 0 || a.min_track_hits < 0 || a.helix_xy_mm < 0)
+    choose_cuts(p, val, builder, a.filter_cut < 0, a.edge_cut < 0, a.min_track_hits < 0, a.helix_xy_mm < 0);
   if (a.weights.empty()) p.save(a.out_dir + "/tracking.safetensors");  // with the chosen cuts in its metadata
   const auto toy_eval = evaluate(p, test, builder);
   print_table(std::string("toy test events, 2000 particles, ") + (a.walkthrough ? "walkthrough" : "connected components"),
@@ -424,8 +424,8 @@ int run(int argc, char** argv) {
     j << "  \"real.no_selection.fake_rate\": " << real_all.tracks.fake_rate << ",\n";
     j << "  \"real.no_selection.trackml_score\": " << real_all.score << ",\n";
     j << "  \"min_track_hits\": " << p.config().min_track_hits << ",\n";
-    j << "  \"merge_xy_mm\": " << p.config().merge_xy_mm << ",\n";
-    j << "  \"merge_z_mm\": " << p.config().merge_z_mm << ",\n";
+    j << "  \"helix_xy_mm\": " << p.config().helix_xy_mm << ",\n";
+    j << "  \"helix_z_mm\": " << p.config().helix_z_mm << ",\n";
     j << "  \"min_track_pt\": " << p.config().min_track_pt << ",\n";
     j << "  \"toy.track_efficiency_pt1\": " << toy_eval.tracks.efficiency << ",\n";
     j << "  \"toy.fake_rate\": " << toy_eval.tracks.fake_rate << ",\n";

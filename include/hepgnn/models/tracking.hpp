@@ -133,8 +133,8 @@ struct pipeline_config {
   double edge_cut = 0.3;          ///< track building keeps edges with GNN score above this
   double extend_cut = 0.01;       ///< walkthrough: a track with no edge above edge_cut onward follows its best edge
                                   ///< above this instead of ending (>= edge_cut: tracks end there)
-  double merge_xy_mm = 0;         ///< merge_tracks(): largest RMS x-y residual (mm) of a merged helix (0: no merging)
-  double merge_z_mm = 20;         ///< merge_tracks(): largest RMS z residual (mm) of a merged helix
+  double helix_xy_mm = 0;         ///< split_and_merge_tracks(): largest RMS x-y residual (mm) of a helix (0: off)
+  double helix_z_mm = 20;         ///< split_and_merge_tracks(): largest RMS z residual (mm) of a helix
   int min_track_hits = 3;         ///< tracks with fewer hits are dropped
   double min_track_pt = 0;        ///< tracks whose fitted pT (GeV) is below this are dropped (0: keep all)
   double b_field = 2;             ///< solenoid field (T) for the pT of a track's fitted circle
@@ -155,8 +155,8 @@ struct pipeline_config {
             {"tracking.gnn_shared_weights", gnn_shared_weights ? "1" : "0"},
             {"tracking.edge_cut", fmt(edge_cut)},
             {"tracking.extend_cut", fmt(extend_cut)},
-            {"tracking.merge_xy_mm", fmt(merge_xy_mm)},
-            {"tracking.merge_z_mm", fmt(merge_z_mm)},
+            {"tracking.helix_xy_mm", fmt(helix_xy_mm)},
+            {"tracking.helix_z_mm", fmt(helix_z_mm)},
             {"tracking.min_track_hits", std::to_string(min_track_hits)},
             {"tracking.min_track_pt", fmt(min_track_pt)},
             {"tracking.b_field", fmt(b_field)}};
@@ -192,8 +192,8 @@ struct pipeline_config {
     // keys added later are optional (files from before they existed get the defaults)
     if (m.count("tracking.gnn_shared_weights")) c.gnn_shared_weights = num("tracking.gnn_shared_weights") != 0;
     if (m.count("tracking.extend_cut")) c.extend_cut = num("tracking.extend_cut");
-    if (m.count("tracking.merge_xy_mm")) c.merge_xy_mm = num("tracking.merge_xy_mm");
-    if (m.count("tracking.merge_z_mm")) c.merge_z_mm = num("tracking.merge_z_mm");
+    if (m.count("tracking.helix_xy_mm")) c.helix_xy_mm = num("tracking.helix_xy_mm");
+    if (m.count("tracking.helix_z_mm")) c.helix_z_mm = num("tracking.helix_z_mm");
     if (m.count("tracking.min_track_hits")) c.min_track_hits = static_cast<int>(num("tracking.min_track_hits"));
     if (m.count("tracking.min_track_pt")) c.min_track_pt = num("tracking.min_track_pt");
     if (m.count("tracking.b_field")) c.b_field = num("tracking.b_field");
@@ -213,9 +213,9 @@ struct pipeline_config {
                      extend_cut < 1,
                  "tracking::pipeline_config: filter_cut, edge_cut and extend_cut must be in [0, 1), got ", filter_cut,
                  ", ", edge_cut, ", ", extend_cut);
-    HEPGNN_CHECK(merge_xy_mm >= 0 && std::isfinite(merge_xy_mm) && merge_z_mm >= 0 && std::isfinite(merge_z_mm),
-                 "tracking::pipeline_config: merge_xy_mm and merge_z_mm must be finite and >= 0, got ", merge_xy_mm,
-                 ", ", merge_z_mm);
+    HEPGNN_CHECK(helix_xy_mm >= 0 && std::isfinite(helix_xy_mm) && helix_z_mm >= 0 && std::isfinite(helix_z_mm),
+                 "tracking::pipeline_config: helix_xy_mm and helix_z_mm must be finite and >= 0, got ", helix_xy_mm,
+                 ", ", helix_z_mm);
     HEPGNN_CHECK(min_track_hits >= 1 && min_track_pt >= 0 && std::isfinite(min_track_pt) && b_field > 0 &&
                      std::isfinite(b_field),
                  "tracking::pipeline_config: need min_track_hits >= 1, min_track_pt >= 0 and b_field > 0, got ",
@@ -621,14 +621,23 @@ class pipeline {
     return r2 > 0 ? 0.299792458 * b_field * std::sqrt(r2) : HUGE_VAL;
   }
 
-  /// @brief Root-mean-square residuals (metres) of a helix from the beam line through hits (rows of
-  /// hit_features()): in x-y, the distance from the least-squares circle through the origin (a line through it
-  /// when the hits show no curvature); in z, from the least-squares line z = z0 + t s along the arc length s.
-  struct helix_residuals {
-    double xy = 0, z = 0;
+  /// @brief A helix from the beam line fitted to hits (rows of hit_features()), in metres: in x-y the least-squares
+  /// circle through the origin (a line through it when the hits show no curvature), in z the least-squares line
+  /// z = z0 + t s along the arc length s; xy and z are the root-mean-square residuals.
+  struct helix_fit {
+    double xy = 0, z = 0;                   ///< RMS residuals
+    double cx = 0, cy = 0, radius = HUGE_VAL;  ///< circle centre and radius
+    bool line = true;                       ///< no curvature: the line through the origin along (ux, uy)
+    double ux = 1, uy = 0, z0 = 0, t = 0;
+    double arc(double rho) const { return line ? rho : 2 * radius * std::asin(std::min(1.0, rho / (2 * radius))); }
+    /// Residuals of the point (x, y, z) at transverse radius rho: distance from the circle (or line), z offset.
+    std::pair<double, double> residual(double x, double y, double z, double rho) const {
+      const double dxy = line ? x * uy - y * ux : std::sqrt((x - cx) * (x - cx) + (y - cy) * (y - cy)) - radius;
+      return {dxy, z - z0 - t * arc(rho)};
+    }
   };
-  static helix_residuals fit_helix(const matrix<T>& features, std::span<const index_t> hits) {
-    helix_residuals out;
+  static helix_fit fit_helix(const matrix<T>& features, std::span<const index_t> hits) {
+    helix_fit out;
     const std::size_t n = hits.size();
     if (n == 0) return out;
     const auto xyz = [&](index_t h, double& x, double& y, double& z, double& r) {
@@ -645,59 +654,95 @@ class pipeline {
     }
     // circle x^2 + y^2 + a x + b y = 0 (through the origin): centre (-a/2, -b/2), radius sqrt(a^2 + b^2) / 2
     const double det = sxx * syy - sxy * sxy;
-    double radius = HUGE_VAL, cx = 0, cy = 0;
     if (det > 1e-12 * (sxx + syy) * (sxx + syy)) {
       const double a = -(sx3 * syy - sy3 * sxy) / det, b = -(sy3 * sxx - sx3 * sxy) / det;
-      cx = -a / 2, cy = -b / 2, radius = std::hypot(cx, cy);
+      out.cx = -a / 2, out.cy = -b / 2, out.radius = std::hypot(out.cx, out.cy);
     }
-    const bool line = !(radius < 1e3);  // a kilometre: no measurable curvature over the detector
-    double ux = 1, uy = 0;               // the line's direction: principal axis of the hits
-    if (line) {
+    out.line = !(out.radius < 1e3);  // a kilometre: no measurable curvature over the detector
+    if (out.line) {                  // the line's direction: principal axis of the hits
       const double angle = 0.5 * std::atan2(2 * sxy, sxx - syy);
-      ux = std::cos(angle), uy = std::sin(angle);
+      out.ux = std::cos(angle), out.uy = std::sin(angle);
     }
-    const auto arc = [&](double rho) { return line ? rho : 2 * radius * std::asin(std::min(1.0, rho / (2 * radius))); };
     double ss = 0, s1 = 0, sz = 0, ssz = 0, e2 = 0;
     for (index_t h : hits) {
       xyz(h, x, y, z, r);
-      const double d = line ? x * uy - y * ux : std::hypot(x - cx, y - cy) - radius, sa = arc(r);
+      const double d = out.residual(x, y, 0, r).first, sa = out.arc(r);
       e2 += d * d, ss += sa * sa, s1 += sa, sz += z, ssz += sa * z;
     }
     const double dn = static_cast<double>(n), den = dn * ss - s1 * s1;
-    const double t = std::abs(den) > 1e-15 ? (dn * ssz - s1 * sz) / den : 0, z0 = (sz - t * s1) / dn;
+    out.t = std::abs(den) > 1e-15 ? (dn * ssz - s1 * sz) / den : 0, out.z0 = (sz - out.t * s1) / dn;
     double f2 = 0;
     for (index_t h : hits) {
       xyz(h, x, y, z, r);
-      f2 += (z - z0 - t * arc(r)) * (z - z0 - t * arc(r));
+      const double dz = out.residual(x, y, z, r).second;
+      f2 += dz * dz;
     }
     out.xy = std::sqrt(e2 / dn);
     out.z = std::sqrt(f2 / dn);
     return out;
   }
 
-  /// @brief Track merging: joins a track to one that continues it outward along the same helix. A particle whose
-  /// walkthrough broke in two (an edge scored below the cut, or a neighbour's hit taken first) leaves two pieces
-  /// with less than half its hits each: neither matches it and both count as fakes. Candidates: the outer piece
-  /// starts beyond the inner one's end (in distance from the origin, 1 cm of slack for overlapping modules), within
-  /// 0.2 rad in phi and 0.1 in eta of it and at most 60 cm further out; a pair merges when the helix through both
-  /// (fit_helix) has RMS residuals of at most max_xy_mm (x-y) and max_z_mm (z). Best-fitting pairs first; each
-  /// track continues at most one and is continued by at most one, so chains of pieces join. Tracks are renumbered
-  /// 0, 1, ... in order of first hit; -1 stays -1.
-  static std::vector<index_t> merge_tracks(const matrix<T>& features, const std::vector<index_t>& labels,
-                                           double max_xy_mm, double max_z_mm) {
-    HEPGNN_CHECK(static_cast<Eigen::Index>(labels.size()) == features.rows(), "tracking::pipeline::merge_tracks: ",
-                 "labels must have one entry per hit (", features.rows(), "), got ", labels.size());
+  /// @brief Track splitting and merging by helix fits (fit_helix: RMS residuals of at most max_xy_mm in x-y and
+  /// max_z_mm in z make a helix). A particle whose walkthrough broke (an edge scored below the cut, a neighbour's
+  /// hit taken first, or a turn onto a neighbour's hits) leaves pieces with less than half its hits each: none
+  /// matches it and all count as fakes.
+  /// 1. Split: a track of >= 6 hits that no helix fits is cut in two (hits ordered by distance from the origin) at
+  ///    the point where both parts, of >= 3 hits each, fit one; where none does, it stays whole.
+  /// 2. Merge: a track is joined to one that continues it outward when one helix fits both. Candidates: the outer
+  ///    piece starts beyond the inner one's end (in distance from the origin, 1 cm of slack for overlapping
+  ///    modules), within 0.2 rad in phi and 0.1 in eta of it and at most 60 cm further out. Best fits first; each
+  ///    track continues at most one and is continued by at most one, so chains of pieces join.
+  /// Tracks are renumbered 0, 1, ... in order of first hit; -1 stays -1.
+  static std::vector<index_t> split_and_merge_tracks(const matrix<T>& features, const std::vector<index_t>& labels,
+                                                     double max_xy_mm, double max_z_mm) {
+    HEPGNN_CHECK(static_cast<Eigen::Index>(labels.size()) == features.rows(), "tracking::pipeline::split_and_merge_",
+                 "tracks: labels must have one entry per hit (", features.rows(), "), got ", labels.size());
     HEPGNN_CHECK(max_xy_mm >= 0 && max_z_mm >= 0 && std::isfinite(max_xy_mm) && std::isfinite(max_z_mm),
-                 "tracking::pipeline::merge_tracks: max_xy_mm and max_z_mm must be finite and >= 0, got ", max_xy_mm,
-                 ", ", max_z_mm);
+                 "tracking::pipeline::split_and_merge_tracks: max_xy_mm and max_z_mm must be finite and >= 0, got ",
+                 max_xy_mm, ", ", max_z_mm);
     index_t count = 0;
     for (index_t l : labels) count = std::max(count, l + 1);
     std::vector<std::vector<index_t>> members(static_cast<std::size_t>(count));
     for (std::size_t i = 0; i < labels.size(); ++i)
       if (labels[i] >= 0) members[labels[i]].push_back(static_cast<index_t>(i));
+    // fit cost: the larger residual as a fraction of its limit (<= 1: a helix)
+    const auto cost = [&](std::span<const index_t> hits) {
+      const auto r = fit_helix(features, hits);
+      return std::max(r.xy * 1e3 / std::max(max_xy_mm, 1e-12), r.z * 1e3 / std::max(max_z_mm, 1e-12));
+    };
+    const auto dist2 = [&](index_t h) {
+      const double r = features(h, 0), z = features(h, 3);
+      return r * r + z * z;
+    };
+    // split: each track's best cut in parallel (-1: none), then the outer parts become tracks of their own
+    constexpr int min_part = 3;
+    std::vector<int> cut_at(static_cast<std::size_t>(count), -1);
+    parallel_for<loop_schedule::dynamic_single>(count, count >= 256, [&](long t) {
+      auto& hits = members[t];
+      const int n = static_cast<int>(hits.size());
+      if (n < 2 * min_part || cost(hits) <= 1) return;
+      std::sort(hits.begin(), hits.end(),
+                [&](index_t a, index_t b) { return dist2(a) < dist2(b) || (dist2(a) == dist2(b) && a < b); });
+      double best = HUGE_VAL;
+      for (int m = min_part; m + min_part <= n; ++m) {
+        const std::span<const index_t> all(hits);
+        const auto split = static_cast<std::size_t>(m);
+        const double c = std::max(cost(all.first(split)), cost(all.subspan(split)));
+        if (c < best) best = c, cut_at[t] = m;
+      }
+      if (best > 1) cut_at[t] = -1;
+    });
+    for (index_t t = 0, n_before = count; t < n_before; ++t) {
+      if (cut_at[t] < 0) continue;
+      std::vector<index_t> outer(members[t].begin() + cut_at[t], members[t].end());
+      members[t].resize(static_cast<std::size_t>(cut_at[t]));
+      members.push_back(std::move(outer));
+      ++count;
+    }
     // each track's ends: nearest and farthest hit from the origin
     struct ends {
       double d_in = 0, d_out = 0, phi_in = 0, phi_out = 0, eta_in = 0, eta_out = 0;
+      index_t first = -1;  // the inner hit
     };
     std::vector<ends> e(static_cast<std::size_t>(count));
     const double pi = std::numbers::pi;
@@ -707,43 +752,59 @@ class pipeline {
       for (index_t h : members[t]) {
         const double r = features(h, 0), zz = features(h, 3), d = std::sqrt(r * r + zz * zz);
         const double phi = pi * static_cast<double>(features(h, 5)), eta = 3 * static_cast<double>(features(h, 4));
-        if (d < lo) lo = d, e[t].d_in = d, e[t].phi_in = phi, e[t].eta_in = eta;
+        if (d < lo) lo = d, e[t].d_in = d, e[t].phi_in = phi, e[t].eta_in = eta, e[t].first = h;
         if (d > hi) hi = d, e[t].d_out = d, e[t].phi_out = phi, e[t].eta_out = eta;
       }
     }
-    // candidate pairs (inner a, outer b) through the tracks sorted by the phi of their inner end
-    std::vector<std::pair<double, index_t>> by_phi;
+    // candidate pairs (inner a, outer b): the inner ends binned in (phi, eta) by the window's size, so a track
+    // looks at the 3 x 3 bins around its outer end (near-linear in the tracks); tracks in parallel
+    constexpr double dphi_max = 0.2, deta_max = 0.1, slack = 0.01, gap_max = 0.6, eta_lim = 5;
+    const int nphi = static_cast<int>(2 * pi / dphi_max), neta = static_cast<int>(2 * eta_lim / deta_max);
+    const auto phi_bin = [&](double phi) { return std::clamp(static_cast<int>((phi + pi) / (2 * pi) * nphi), 0, nphi - 1); };
+    const auto eta_bin = [&](double eta) {
+      return std::clamp(static_cast<int>((eta + eta_lim) / (2 * eta_lim) * neta), 0, neta - 1);
+    };
+    std::vector<std::vector<index_t>> bins(static_cast<std::size_t>(nphi) * neta);
     for (index_t t = 0; t < count; ++t)
-      if (members[t].size() >= 2) by_phi.push_back({e[t].phi_in, t});
-    std::sort(by_phi.begin(), by_phi.end());
-    constexpr double dphi_max = 0.2, deta_max = 0.1, slack = 0.01, gap_max = 0.6;
+      if (members[t].size() >= 2) bins[static_cast<std::size_t>(eta_bin(e[t].eta_in)) * nphi + phi_bin(e[t].phi_in)].push_back(t);
     struct candidate {
       double cost;
       index_t a, b;
     };
-    std::vector<candidate> cands;
-    std::vector<index_t> both;
-    for (index_t a = 0; a < count; ++a) {
-      if (members[a].size() < 2) continue;
-      auto scan = [&](double lo, double hi) {
-        auto it = std::lower_bound(by_phi.begin(), by_phi.end(), std::pair<double, index_t>{lo, -1});
-        for (; it != by_phi.end() && it->first <= hi; ++it) {
-          const index_t b = it->second;
-          if (b == a || e[b].d_in + slack < e[a].d_out || e[b].d_in - e[a].d_out > gap_max ||
-              std::abs(e[b].eta_in - e[a].eta_out) > deta_max)
-            continue;
-          both.assign(members[a].begin(), members[a].end());
-          both.insert(both.end(), members[b].begin(), members[b].end());
-          const auto res = fit_helix(features, both);
-          const double cxy = res.xy * 1e3 / std::max(max_xy_mm, 1e-12), cz = res.z * 1e3 / std::max(max_z_mm, 1e-12);
-          if (cxy <= 1 && cz <= 1) cands.push_back({cxy + cz, a, b});
+    // each track's own helix: a candidate's inner hit more than 10 limits off it is not fitted with it (dense
+    // events offer many candidates in the window; this keeps the fits near-linear in the tracks)
+    std::vector<helix_fit> own(static_cast<std::size_t>(count));
+    parallel_for(count, count >= 256, [&](long t) {
+      if (members[t].size() >= 2) own[t] = fit_helix(features, members[t]);
+    });
+    std::vector<std::vector<candidate>> found(static_cast<std::size_t>(count));
+    parallel_for<loop_schedule::dynamic_single>(count, count >= 256, [&](long a) {
+      if (members[a].size() < 2) return;
+      std::vector<index_t> both;
+      const int pb = phi_bin(e[a].phi_out), eb = eta_bin(e[a].eta_out);
+      for (int de = -1; de <= 1; ++de)
+        for (int dp = -1; dp <= 1; ++dp) {
+          const int ee = eb + de;
+          if (ee < 0 || ee >= neta) continue;
+          for (const index_t b : bins[static_cast<std::size_t>(ee) * nphi + (pb + dp + nphi) % nphi]) {
+            double dphi = std::abs(e[b].phi_in - e[a].phi_out);
+            dphi = std::min(dphi, 2 * pi - dphi);
+            if (b == a || dphi > dphi_max || std::abs(e[b].eta_in - e[a].eta_out) > deta_max ||
+                e[b].d_in + slack < e[a].d_out || e[b].d_in - e[a].d_out > gap_max)
+              continue;
+            const index_t h = e[b].first;
+            const double rho = features(h, 0);
+            const auto [rxy, rz] = own[a].residual(rho * static_cast<double>(features(h, 1)),
+                                                   rho * static_cast<double>(features(h, 2)), features(h, 3), rho);
+            if (std::abs(rxy) * 1e3 > 10 * max_xy_mm || std::abs(rz) * 1e3 > 10 * max_z_mm) continue;
+            both.assign(members[a].begin(), members[a].end());
+            both.insert(both.end(), members[b].begin(), members[b].end());
+            if (const double c = cost(both); c <= 1) found[a].push_back({c, static_cast<index_t>(a), b});
+          }
         }
-      };
-      const double p = e[a].phi_out;
-      scan(p - dphi_max, p + dphi_max);
-      if (p - dphi_max < -pi) scan(p - dphi_max + 2 * pi, pi);
-      if (p + dphi_max > pi) scan(-pi, p + dphi_max - 2 * pi);
-    }
+    });
+    std::vector<candidate> cands;
+    for (const auto& f : found) cands.insert(cands.end(), f.begin(), f.end());
     std::sort(cands.begin(), cands.end(), [](const candidate& u, const candidate& v) {
       return u.cost < v.cost || (u.cost == v.cost && (u.a < v.a || (u.a == v.a && u.b < v.b)));
     });
@@ -759,9 +820,9 @@ class pipeline {
       has_next[c.a] = has_prev[c.b] = 1;
       root[find(c.b)] = find(c.a);
     }
-    std::vector<index_t> merged = labels;
-    for (auto& l : merged)
-      if (l >= 0) l = find(l);
+    std::vector<index_t> merged(labels.size(), -1);
+    for (index_t t = 0; t < count; ++t)
+      for (index_t h : members[t]) merged[h] = find(t);
     return relabel(merged, count, 1);
   }
 
@@ -815,7 +876,7 @@ class pipeline {
             ? build_tracks_cc(out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1)
             : build_tracks_walkthrough(features, out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1,
                                        static_cast<T>(cfg_.extend_cut));
-    if (cfg_.merge_xy_mm > 0) tracks = merge_tracks(features, tracks, cfg_.merge_xy_mm, cfg_.merge_z_mm);
+    if (cfg_.helix_xy_mm > 0) tracks = split_and_merge_tracks(features, tracks, cfg_.helix_xy_mm, cfg_.helix_z_mm);
     out.labels = select_tracks(features, tracks, cfg_.min_track_hits, cfg_.min_track_pt, cfg_.b_field);
     auto t5 = clock::now();
     out.ms_embed = ms(t0, t1), out.ms_graph = ms(t1, t2), out.ms_filter = ms(t2, t3), out.ms_gnn = ms(t3, t4),
