@@ -3,10 +3,11 @@
 //
 //   example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] [--walkthrough | --cc]
 //                    [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] [--filter-cut X] [--pt-min GEV]
-//                    [--min-track-hits N] [--min-track-pt GEV]
+//                    [--min-track-hits N] [--min-track-pt GEV] [--helix-xy MM]
 //
 // Cuts chosen on the validation toy events (never on the test or real events) unless given: filter cut, edge cut,
-// the walkthrough's extension cut and the minimum hits per track, by track efficiency minus fake rate. Tracks also
+// the walkthrough's extension cut, the helix-fit limits of the track splitting and merging (--helix-xy MM fixes
+// the x-y limit; 0: none) and the minimum hits per track, by track efficiency minus fake rate. Tracks also
 // need a fitted pT >= 0.5 GeV (--min-track-pt; the lower end of the test spectrum, fixed). The real event is also
 // evaluated without the track selection (>= 3 hits, any pT).
 // Track building: the walkthrough by default, connected components with --cc.
@@ -158,7 +159,6 @@ void print_table(const std::string& title, const evaluation& e) {
 /// building only), then the minimum hits per track (track selection only).
 void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& events, tracking::track_builder builder,
                  bool free_filter_cut, bool free_edge_cut, bool free_min_hits, bool free_merge) {
-  using P = tracking::pipeline<T>;
   std::vector<double> filter_cuts{p.config().filter_cut}, edge_cuts{p.config().edge_cut};
   if (free_filter_cut) filter_cuts = {0.05, 0.1, 0.2, 0.3, 0.5, 0.7};
   if (free_edge_cut) edge_cuts = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
@@ -174,18 +174,15 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
   };
   // efficiency - fake rate over the events for the current outputs (track merging as p's configuration says)
   auto objective = [&](double ec, double xc, int min_hits) {
+    const auto saved = p.config();
+    p.config().edge_cut = ec, p.config().extend_cut = xc, p.config().min_track_hits = min_hits;
     std::size_t matched = 0, reconstructable = 0, fakes = 0, tracks = 0;
     for (std::size_t k = 0; k < events.size(); ++k) {
-      const auto& o = outs[k];
-      auto built = builder == tracking::track_builder::walkthrough
-                       ? P::build_tracks_walkthrough(features[k], o.filtered_graph, o.edge_scores, T(ec), 1, T(xc))
-                       : P::build_tracks_cc(o.filtered_graph, o.edge_scores, T(ec), 1);
-      if (p.config().helix_xy_mm > 0)
-        built = P::split_and_merge_tracks(features[k], built, p.config().helix_xy_mm, p.config().helix_z_mm);
-      const auto labels = P::select_tracks(features[k], built, min_hits, p.config().min_track_pt, p.config().b_field);
+      const auto labels = p.build_tracks(features[k], outs[k].filtered_graph, outs[k].edge_scores, builder);
       const auto m = tracking::evaluate_tracks(events[k], labels);
       matched += m.matched, reconstructable += m.reconstructable, fakes += m.fakes, tracks += m.tracks;
     }
+    p.config() = saved;
     return (reconstructable ? double(matched) / double(reconstructable) : 0) -
            (tracks ? double(fakes) / double(tracks) : 0);
   };
@@ -226,8 +223,9 @@ void choose_cuts(tracking::pipeline<T>& p, const std::vector<trackml::event>& ev
   if (p.config().helix_xy_mm > 0)
     std::snprintf(merging, sizeof merging, "x-y %.1f mm, z %.1f mm", p.config().helix_xy_mm, p.config().helix_z_mm);
   std::printf("cuts chosen on %zu validation event%s: filter cut %.2f, edge cut %.2f, extension cut %s, track "
-              "splitting and merging %s, >= %d hits per track (efficiency - fake rate %.3f)\n", events.size(), events.size() == 1 ? "" : "s",
-              best_fc, best_ec, extension, merging, p.config().min_track_hits, best);
+              "splitting and merging %s, >= %d hits per track (efficiency - fake rate %.3f)\n",
+              events.size(), events.size() == 1 ? "" : "s", best_fc, best_ec, extension, merging,
+              p.config().min_track_hits, best);
 }
 
 /// Event display of one event: hits coloured by track, noise/unassigned grey, missed hits of reconstructable

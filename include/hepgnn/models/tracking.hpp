@@ -595,32 +595,6 @@ class pipeline {
     return relabel(track, count, min_hits);
   }
 
-  /// @brief Transverse momentum (GeV) of the circle through the beam line (x = y = 0) and a track's hits (rows
-  /// of hit_features()), in a field of b_field tesla: algebraic least squares of x^2 + y^2 + a x + b y + c = 0,
-  /// so R^2 = (a^2 + b^2) / 4 - c. +inf for hits on a straight line through the origin.
-  static double fitted_pt(const matrix<T>& features, std::span<const index_t> hits, double b_field) {
-    // points in metres, the origin included: it constrains the curvature of short tracks
-    Eigen::Matrix3d m = Eigen::Matrix3d::Zero();
-    Eigen::Vector3d v = Eigen::Vector3d::Zero();
-    auto add = [&](double x, double y) {
-      const Eigen::Vector3d u(x, y, 1);
-      m += u * u.transpose();
-      v -= (x * x + y * y) * u;
-    };
-    add(0, 0);
-    for (index_t h : hits) {
-      HEPGNN_CHECK(h >= 0 && h < features.rows(), "tracking::pipeline::fitted_pt: hit ", h, " is out of range for ",
-                   features.rows(), " feature rows");
-      const double r = static_cast<double>(features(h, 0));
-      add(r * static_cast<double>(features(h, 1)), r * static_cast<double>(features(h, 2)));
-    }
-    const Eigen::FullPivLU<Eigen::Matrix3d> lu(m);
-    if (lu.rank() < 3) return HUGE_VAL;
-    const Eigen::Vector3d abc = lu.solve(v);
-    const double r2 = 0.25 * (abc[0] * abc[0] + abc[1] * abc[1]) - abc[2];
-    return r2 > 0 ? 0.299792458 * b_field * std::sqrt(r2) : HUGE_VAL;
-  }
-
   /// @brief A helix from the beam line fitted to hits (rows of hit_features()), in metres: in x-y the least-squares
   /// circle through the origin (a line through it when the hits show no curvature), in z the least-squares line
   /// z = z0 + t s along the arc length s; xy and z are the root-mean-square residuals.
@@ -640,9 +614,10 @@ class pipeline {
     helix_fit out;
     const std::size_t n = hits.size();
     if (n == 0) return out;
-    const auto xyz = [&](index_t h, double& x, double& y, double& z, double& r) {
+    for (index_t h : hits)
       HEPGNN_CHECK(h >= 0 && h < features.rows(), "tracking::pipeline::fit_helix: hit ", h, " is out of range for ",
                    features.rows(), " feature rows");
+    const auto xyz = [&](index_t h, double& x, double& y, double& z, double& r) {
       r = static_cast<double>(features(h, 0));
       x = r * static_cast<double>(features(h, 1)), y = r * static_cast<double>(features(h, 2));
       z = static_cast<double>(features(h, 3));
@@ -680,6 +655,34 @@ class pipeline {
     out.xy = std::sqrt(e2 / dn);
     out.z = std::sqrt(f2 / dn);
     return out;
+  }
+
+  /// @brief Transverse momentum (GeV) of the circle through the beam line (x = y = 0) and a track's hits (rows
+  /// of hit_features()), in a field of b_field tesla: algebraic least squares of x^2 + y^2 + a x + b y + c = 0,
+  /// so R^2 = (a^2 + b^2) / 4 - c. +inf for hits on a straight line through the origin. Not fit_helix()'s circle,
+  /// which passes through the origin exactly: the selection kept fewer fake tracks with this one (toy test events:
+  /// fake rate 4.0 % against 4.2 %, real event 1.6 % against 3.2 %, same efficiency).
+  static double fitted_pt(const matrix<T>& features, std::span<const index_t> hits, double b_field) {
+    // points in metres, the origin included: it constrains the curvature of short tracks
+    Eigen::Matrix3d m = Eigen::Matrix3d::Zero();
+    Eigen::Vector3d v = Eigen::Vector3d::Zero();
+    auto add = [&](double x, double y) {
+      const Eigen::Vector3d u(x, y, 1);
+      m += u * u.transpose();
+      v -= (x * x + y * y) * u;
+    };
+    add(0, 0);
+    for (index_t h : hits) {
+      HEPGNN_CHECK(h >= 0 && h < features.rows(), "tracking::pipeline::fitted_pt: hit ", h, " is out of range for ",
+                   features.rows(), " feature rows");
+      const double r = static_cast<double>(features(h, 0));
+      add(r * static_cast<double>(features(h, 1)), r * static_cast<double>(features(h, 2)));
+    }
+    const Eigen::FullPivLU<Eigen::Matrix3d> lu(m);
+    if (lu.rank() < 3) return HUGE_VAL;
+    const Eigen::Vector3d abc = lu.solve(v);
+    const double r2 = 0.25 * (abc[0] * abc[0] + abc[1] * abc[1]) - abc[2];
+    return r2 > 0 ? 0.299792458 * b_field * std::sqrt(r2) : HUGE_VAL;
   }
 
   /// @brief Track splitting and merging by helix fits (fit_helix: RMS residuals of at most max_xy_mm in x-y and
@@ -724,8 +727,8 @@ class pipeline {
       std::sort(hits.begin(), hits.end(),
                 [&](index_t a, index_t b) { return dist2(a) < dist2(b) || (dist2(a) == dist2(b) && a < b); });
       double best = HUGE_VAL;
+      const std::span<const index_t> all(hits);
       for (int m = min_part; m + min_part <= n; ++m) {
-        const std::span<const index_t> all(hits);
         const auto split = static_cast<std::size_t>(m);
         const double c = std::max(cost(all.first(split)), cost(all.subspan(split)));
         if (c < best) best = c, cut_at[t] = m;
@@ -847,6 +850,19 @@ class pipeline {
     return relabel(kept, count, 1);
   }
 
+  /// @brief Stage 5 as run() does it, with the configuration's cuts: track building over the GNN scores of g,
+  /// the helix-fit splitting and merging (when helix_xy_mm > 0), then the track selection.
+  std::vector<index_t> build_tracks(const matrix<T>& features, const graph& g, const vector<T>& scores,
+                                    track_builder builder) const {
+    const T cut = static_cast<T>(cfg_.edge_cut);
+    std::vector<index_t> tracks =
+        builder == track_builder::connected_components
+            ? build_tracks_cc(g, scores, cut, 1)
+            : build_tracks_walkthrough(features, g, scores, cut, 1, static_cast<T>(cfg_.extend_cut));
+    if (cfg_.helix_xy_mm > 0) tracks = split_and_merge_tracks(features, tracks, cfg_.helix_xy_mm, cfg_.helix_z_mm);
+    return select_tracks(features, tracks, cfg_.min_track_hits, cfg_.min_track_pt, cfg_.b_field);
+  }
+
   /// @brief The whole pipeline on one event.
   pipeline_output<T> run(const trackml::event& ev, track_builder builder = track_builder::connected_components) const {
     workspace w;
@@ -871,13 +887,7 @@ class pipeline {
     auto t3 = clock::now();
     out.edge_scores = edge_scores(features, out.embedding, out.filtered_graph, prior, w);
     auto t4 = clock::now();
-    std::vector<index_t> tracks =
-        builder == track_builder::connected_components
-            ? build_tracks_cc(out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1)
-            : build_tracks_walkthrough(features, out.filtered_graph, out.edge_scores, static_cast<T>(cfg_.edge_cut), 1,
-                                       static_cast<T>(cfg_.extend_cut));
-    if (cfg_.helix_xy_mm > 0) tracks = split_and_merge_tracks(features, tracks, cfg_.helix_xy_mm, cfg_.helix_z_mm);
-    out.labels = select_tracks(features, tracks, cfg_.min_track_hits, cfg_.min_track_pt, cfg_.b_field);
+    out.labels = build_tracks(features, out.filtered_graph, out.edge_scores, builder);
     auto t5 = clock::now();
     out.ms_embed = ms(t0, t1), out.ms_graph = ms(t1, t2), out.ms_filter = ms(t2, t3), out.ms_gnn = ms(t3, t4),
     out.ms_tracks = ms(t4, t5);
