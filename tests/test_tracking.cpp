@@ -428,6 +428,16 @@ TEST_CASE("tracking pipeline: every stage runs on a small event, and on an empty
   CHECK(again.edge_scores == fresh.edge_scores);
   CHECK(again.filter_scores == fresh.filter_scores);
   CHECK(again.labels == fresh.labels);
+  // stage 5 alone gives run()'s tracks, also with the helix splitting and merging on; bad scores fail clearly
+  CHECK(p.build_tracks(f, out.filtered_graph, out.edge_scores, tracking::track_builder::connected_components) ==
+        out.labels);
+  p.config().helix_xy_mm = 4;
+  const auto mended = p.run(ev, tracking::track_builder::walkthrough);
+  CHECK(p.build_tracks(f, mended.filtered_graph, mended.edge_scores, tracking::track_builder::walkthrough) ==
+        mended.labels);
+  p.config().helix_xy_mm = 0;
+  CHECK_THROWS_WITH_AS(p.build_tracks(f, out.filtered_graph, vector<float>(2), tracking::track_builder::walkthrough),
+                       doctest::Contains("scores must have one entry per edge"), hepgnn::error);
 #ifdef _OPENMP
   // the filter's edge blocks, the orientation's passes and the edge attributes spread over threads: one thread
   // gives the same outputs
