@@ -325,6 +325,21 @@ TEST_CASE("tracking pipeline: helix fit residuals; splitting and merging the pie
   CHECK(ma[0] != ma[10]);
   CHECK(ma[20] != ma[0]);
   CHECK(ma[20] != ma[10]);
+  // an outlier: A whole with B's hit 17 taken in passing (B holds the rest of its hits). No helix fits the 11 hits;
+  // without hit 17 A's do, so the hit leaves the track (-1) instead of the track being cut
+  std::vector<index_t> passing(30, 1);
+  for (int k = 0; k < 10; ++k) passing[k] = 0, passing[20 + k] = 2;
+  passing[17] = 0;
+  std::vector<index_t> a17 = a;
+  a17.push_back(17);
+  CHECK(P::fit_helix(f, a17).xy > 1e-3);
+  const auto mp = P::split_and_merge_tracks(f, passing, 1.0, 5.0);
+  CHECK(mp[17] == -1);
+  for (int k = 1; k < 10; ++k) CHECK(mp[k] == mp[0]);
+  for (int k = 11; k < 20; ++k)
+    if (k != 17) CHECK(mp[k] == mp[10]);
+  CHECK(mp[0] != mp[10]);
+  CHECK(mp[20] == mp[29]);
   // with limits above the mixed track's residual (~1 cm) it stays whole
   const auto loose = P::split_and_merge_tracks(f, astray, 20.0, 50.0);
   CHECK(loose[0] == loose[15]);

@@ -689,8 +689,10 @@ class pipeline {
   /// max_z_mm in z make a helix). A particle whose walkthrough broke (an edge scored below the cut, a neighbour's
   /// hit taken first, or a turn onto a neighbour's hits) leaves pieces with less than half its hits each: none
   /// matches it and all count as fakes.
-  /// 1. Split: a track of >= 6 hits that no helix fits is cut in two (hits ordered by distance from the origin) at
-  ///    the point where both parts, of >= 3 hits each, fit one; where none does, it stays whole.
+  /// 1. Outliers and splits: a track of >= 6 hits that no helix fits loses one hit (label -1) when the others then
+  ///    fit one, the hit whose removal leaves the best fit (a neighbour's hit taken in passing: its wrong
+  ///    curvature would also fail the track's pT selection). Otherwise it is cut in two (hits ordered by distance
+  ///    from the origin) at the point where both parts, of >= 3 hits each, fit one; where none does, it stays whole.
   /// 2. Merge: a track is joined to one that continues it outward when one helix fits both. Candidates: the outer
   ///    piece starts beyond the inner one's end (in distance from the origin, 1 cm of slack for overlapping
   ///    modules), within 0.2 rad in phi and 0.1 in eta of it and at most 60 cm further out. Best fits first; each
@@ -726,6 +728,20 @@ class pipeline {
       if (n < 2 * min_part || cost(hits) <= 1) return;
       std::sort(hits.begin(), hits.end(),
                 [&](index_t a, index_t b) { return dist2(a) < dist2(b) || (dist2(a) == dist2(b) && a < b); });
+      // an outlier first: the hit whose removal leaves the best fit leaves the track when the rest then fits
+      // one (a neighbour's hit taken in passing; removing up to two or three hits did no better)
+      std::vector<index_t> rest;
+      double least = HUGE_VAL;
+      int worst = 0;
+      for (int k = 0; k < n; ++k) {
+        rest.assign(hits.begin(), hits.end());
+        rest.erase(rest.begin() + k);
+        if (const double c = cost(rest); c < least) least = c, worst = k;
+      }
+      if (least <= 1) {
+        hits.erase(hits.begin() + worst);
+        return;
+      }
       double best = HUGE_VAL;
       const std::span<const index_t> all(hits);
       for (int m = min_part; m + min_part <= n; ++m) {
