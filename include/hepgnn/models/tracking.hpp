@@ -695,7 +695,7 @@ class pipeline {
   ///    from the origin) at the point where both parts, of >= 3 hits each, fit one; where none does, it stays whole.
   /// 2. Merge: a track is joined to one that continues it outward when one helix fits both. Candidates: the outer
   ///    piece starts beyond the inner one's end (in distance from the origin, 1 cm of slack for overlapping
-  ///    modules), within 0.2 rad in phi and 0.1 in eta of it and at most 60 cm further out. Best fits first; each
+  ///    modules), within 0.2 rad in phi and 0.5 in eta of it and at most 1 m further out. Best fits first; each
   ///    track continues at most one and is continued by at most one, so chains of pieces join.
   /// Tracks are renumbered 0, 1, ... in order of first hit; -1 stays -1.
   static std::vector<index_t> split_and_merge_tracks(const matrix<T>& features, const std::vector<index_t>& labels,
@@ -777,7 +777,9 @@ class pipeline {
     }
     // candidate pairs (inner a, outer b): the inner ends binned in (phi, eta) by the window's size, so a track
     // looks at the 3 x 3 bins around its outer end (near-linear in the tracks); tracks in parallel
-    constexpr double dphi_max = 0.2, deta_max = 0.1, slack = 0.01, gap_max = 0.6, eta_lim = 5;
+    // eta is of hit positions seen from the origin: with the vertex off the origin in z it drifts along a track,
+    // most at small radii (0.2-0.4 between a particle's pieces), so its window is wide and the helix decides
+    constexpr double dphi_max = 0.2, deta_max = 0.5, slack = 0.01, gap_max = 1.0, eta_lim = 5;
     const int nphi = static_cast<int>(2 * pi / dphi_max), neta = static_cast<int>(2 * eta_lim / deta_max);
     const auto phi_bin = [&](double phi) { return std::clamp(static_cast<int>((phi + pi) / (2 * pi) * nphi), 0, nphi - 1); };
     const auto eta_bin = [&](double eta) {
