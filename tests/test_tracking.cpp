@@ -340,6 +340,17 @@ TEST_CASE("tracking pipeline: helix fit residuals; splitting and merging the pie
     if (k != 17) CHECK(mp[k] == mp[10]);
   CHECK(mp[0] != mp[10]);
   CHECK(mp[20] == mp[29]);
+  // a vertex 10 cm off the origin in z: the eta of A's hit positions seen from the origin drifts by more than 0.1
+  // between its pieces (hits 0-3 and 4-9), and the pieces still join
+  helix(0, 2.0, 1, 0.3, 100, 0.4);
+  const auto d = tracking::hit_features<double>(ev);
+  CHECK(3 * std::abs(d(3, 4) - d(4, 4)) > 0.1);
+  std::vector<index_t> displaced(30);
+  for (int k = 0; k < 10; ++k) displaced[k] = k < 4 ? 0 : 1, displaced[10 + k] = 2, displaced[20 + k] = 3;
+  const auto md = P::split_and_merge_tracks(d, displaced, 1.0, 5.0);
+  for (int k = 1; k < 10; ++k) CHECK(md[k] == md[0]);
+  CHECK(md[0] != md[10]);
+  helix(0, 2.0, 1, 0.3, 5, 0.4);
   // with limits above the mixed track's residual (~1 cm) it stays whole
   const auto loose = P::split_and_merge_tracks(f, astray, 20.0, 50.0);
   CHECK(loose[0] == loose[15]);
