@@ -776,7 +776,8 @@ class pipeline {
       }
     }
     // candidate pairs (inner a, outer b): the inner ends binned in (phi, eta) by the window's size, so a track
-    // looks at the 3 x 3 bins around its outer end (near-linear in the tracks); tracks in parallel
+    // looks at the 3 x 3 bins around its outer end (the work per track grows with the density of tracks in the
+    // window, not with the event); tracks in parallel
     // eta is of hit positions seen from the origin: with the vertex off the origin in z it drifts along a track,
     // most at small radii (0.2-0.4 between a particle's pieces), so its window is wide and the helix decides
     constexpr double dphi_max = 0.2, deta_max = 0.5, slack = 0.01, gap_max = 1.0, eta_lim = 5;
