@@ -794,7 +794,7 @@ class pipeline {
       index_t a, b;
     };
     // each track's own helix: a candidate's inner hit more than 10 limits off it is not fitted with it (dense
-    // events offer many candidates in the window; this keeps the fits near-linear in the tracks)
+    // events offer many candidates in the window; most fail this one-hit test, which costs far less than a fit)
     std::vector<helix_fit> own(static_cast<std::size_t>(count));
     parallel_for(count, count >= 256, [&](long t) {
       if (members[t].size() >= 2) own[t] = fit_helix(features, members[t]);

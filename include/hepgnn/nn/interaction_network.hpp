@@ -466,10 +466,7 @@ class interaction_network {
         }
         if (node_update) aggregate_nodes(eout, off, n0, n1, agg, am, H);
       }, true);
-      if (!node_update) {
-        if (Train) c.h[t + 1] = c.h[t];
-        continue;
-      }
+      if (!node_update) continue;  // c.h[T_] stays unset: the backward reads h only up to c.h[T_ - 1]
 
       // node update
       matrix<T>& zn = Train ? c.zn[t] : c.zn[0];
