@@ -1,5 +1,5 @@
 // interaction_network on the W3 graph (WORKLOADS.md: 20,000 nodes, 200,000 random edges, hidden 64,
-// 4 shared iterations): inference, and training forward + BCE + backward. Items are edges.
+// 4 shared iterations): inference (float, and bf16 products), and training forward + BCE + backward. Items are edges.
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -31,18 +31,22 @@ struct w3 {
   }
 };
 
-void BM_interaction_network_infer(benchmark::State& state) {
+void infer(benchmark::State& state, hepgnn::inference_precision p) {
   w3 w;
   decltype(w.net)::cache c;
   hepgnn::matrix<float> y;
-  w.net.infer(w.x, w.g, y, c);  // warm-up: buffers reach their size (first-touch page faults are not the kernel)
+  w.net.infer(w.x, w.g, y, c, p);  // warm-up: buffers reach their size (first-touch page faults are not the kernel)
   for (auto _ : state) {
-    w.net.infer(w.x, w.g, y, c);
+    w.net.infer(w.x, w.g, y, c, p);
     benchmark::DoNotOptimize(y.data());
   }
   state.SetItemsProcessed(state.iterations() * w.g.num_edges());
 }
+void BM_interaction_network_infer(benchmark::State& state) { infer(state, hepgnn::inference_precision::f32); }
 BENCHMARK(BM_interaction_network_infer)->Unit(benchmark::kMillisecond)->UseRealTime();
+/// The products with bf16 operands (simd/gemm_bf16.hpp; emulated, hence slow, without AVX-512 BF16).
+void BM_interaction_network_infer_bf16(benchmark::State& state) { infer(state, hepgnn::inference_precision::bf16); }
+BENCHMARK(BM_interaction_network_infer_bf16)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_interaction_network_train(benchmark::State& state) {
   w3 w;

@@ -53,9 +53,10 @@ void BM_simulate(benchmark::State& state) {
 }
 BENCHMARK(BM_simulate)->Arg(500)->Arg(2000)->Arg(10000)->Unit(benchmark::kMillisecond);
 
-void BM_pipeline_infer(benchmark::State& state) {
+void pipeline_infer(benchmark::State& state, bool bf16) {
   const auto& ev = event_with(static_cast<int>(state.range(0)));
   auto& p = model();
+  p.config().gnn_bf16 = bf16;
   std::size_t edges = 0;
   tracking::pipeline<float>::workspace w;  // the networks' buffers, reused from event to event as a user would
   // steady state: the first run on a fresh workspace faults in its pages (more than twice the time of later runs),
@@ -70,7 +71,11 @@ void BM_pipeline_infer(benchmark::State& state) {
   state.counters["hits"] = static_cast<double>(ev.num_hits());
   state.counters["gnn_edges"] = static_cast<double>(edges);
 }
+void BM_pipeline_infer(benchmark::State& state) { pipeline_infer(state, false); }
 BENCHMARK(BM_pipeline_infer)->Arg(500)->Arg(1000)->Arg(2000)->Arg(5000)->Arg(10000)->Unit(benchmark::kMillisecond);
+/// The GNN's products with bf16 operands (pipeline_config::gnn_bf16), everything else as above.
+void BM_pipeline_infer_bf16(benchmark::State& state) { pipeline_infer(state, true); }
+BENCHMARK(BM_pipeline_infer_bf16)->Arg(500)->Arg(1000)->Arg(2000)->Arg(5000)->Arg(10000)->Unit(benchmark::kMillisecond);
 
 void BM_read_trackml_sample(benchmark::State& state) {
   const std::string prefix = std::string(HEPGNN_SOURCE_DIR) + "/tests/data/trackml/event000000001";

@@ -512,3 +512,44 @@ TEST_CASE("interaction_network with edge features rejects a missing or misshapen
   o.edge_in = -1;
   CHECK_THROWS_WITH_AS(net<double>(gen, o), doctest::Contains("edge_in = -1"), hepgnn::error);
 }
+
+TEST_CASE("interaction_network bf16 inference is within bf16 rounding of float inference") {
+  // hidden 64: the bf16 kernel's whole panels; hidden 24: widths the kernel leaves to the float emulation
+  for (int hidden : {64, 24}) {
+    CAPTURE(hidden);
+    rng gen(200 + hidden);
+    net<float>::options o;
+    o.in = 3;
+    o.hidden = hidden;
+    o.iterations = 4;
+    o.aggregations = {aggregation::sum, aggregation::max};
+    o.edge_in = 2;
+    net<float> m(gen, o);
+    const graph g = random_graph(gen, 300, 2000);
+    const matrix<float> x = random_matrix(gen, 300, 3).cast<float>();
+    const matrix<float> attr = random_matrix(gen, g.num_edges(), 2).cast<float>();
+    net<float>::cache c;
+    matrix<float> y32, y16, again;
+    m.infer(x, g, attr, y32, c);
+    m.infer(x, g, attr, y16, c, inference_precision::bf16);
+    m.infer(x, g, attr, again, c);  // the cache's bf16 panels leave float inference as it was
+    CHECK(again == y32);
+    REQUIRE(y16.rows() == g.num_edges());
+    const double scale = std::max(1.0, static_cast<double>(y32.cwiseAbs().maxCoeff()));
+    const double worst = (y16 - y32).cwiseAbs().maxCoeff();
+    CHECK(worst > 0);               // the products really ran in bf16
+    CHECK(worst < 2e-2 * scale);    // operand rounding (2^-9 relative) through 4 iterations, not a wrong product
+    CHECK((y16 - y32).cwiseAbs().mean() < 2e-3 * scale);
+  }
+  rng gen(5);
+  net<double>::options od;
+  od.in = 3;
+  od.hidden = 16;
+  net<double> md(gen, od);
+  const graph g = random_graph(gen, 20, 60);
+  const matrix<double> x = random_matrix(gen, 20, 3);
+  net<double>::cache c;
+  matrix<double> y;
+  CHECK_THROWS_WITH_AS(md.infer(x, g, y, c, inference_precision::bf16), doctest::Contains("needs a float network"),
+                       error);
+}

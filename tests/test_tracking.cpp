@@ -519,6 +519,21 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   };
   CHECK(count(qu) > count(q));
   CHECK(pu.run(ev).edge_scores == qu.run(ev).edge_scores);
+  // GNN inference with bf16 products: kept by save/load; scores within bf16 rounding of float's, not equal
+  auto half = cfg;
+  half.gnn_bf16 = true;
+  tracking::pipeline<float> ph(half);
+  ph.save(path);
+  auto qh = tracking::pipeline<float>::load(path);
+  CHECK(qh.config().gnn_bf16);
+  CHECK_FALSE(q.config().gnn_bf16);
+  const auto h = qh.run(ev);
+  qh.config().gnn_bf16 = false;
+  const auto f = qh.run(ev);
+  REQUIRE(h.edge_scores.size() == f.edge_scores.size());
+  REQUIRE(h.edge_scores.size() > 0);
+  CHECK(h.edge_scores != f.edge_scores);
+  CHECK((h.edge_scores - f.edge_scores).cwiseAbs().maxCoeff() < 1e-2f);
   // a file without the pipeline metadata
   tracking::pipeline<float> other(cfg);
   save_weights(other, path);

@@ -3,14 +3,15 @@
 //
 //   example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] [--walkthrough | --cc]
 //                    [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] [--filter-cut X] [--pt-min GEV]
-//                    [--min-track-hits N] [--min-track-pt GEV] [--helix-xy MM]
+//                    [--min-track-hits N] [--min-track-pt GEV] [--helix-xy MM] [--bf16]
 //
 // Cuts chosen on the validation toy events (never on the test or real events) unless given: filter cut, edge cut,
 // the walkthrough's extension cut, the helix-fit limits of the track splitting and merging (--helix-xy MM fixes
 // the x-y limit; 0: none) and the minimum hits per track, by track efficiency minus fake rate. Tracks also
 // need a fitted pT >= 0.5 GeV (--min-track-pt; the lower end of the test spectrum, fixed). The real event is also
 // evaluated without the track selection (>= 3 hits, any pT).
-// Track building: the walkthrough by default, connected components with --cc.
+// Track building: the walkthrough by default, connected components with --cc. --bf16: the GNN's inference takes
+// bf16 products (pipeline_config::gnn_bf16; training stays float), for the cut choice and every evaluation.
 // Writes DIR/event_display_xy.svg, DIR/event_display_rz.svg (real event, hits coloured by reconstructed track,
 // missed hits of reconstructable particles marked), DIR/loss_curves.svg, DIR/efficiency.svg and
 // DIR/tracking.safetensors (all stages' weights; --weights FILE loads them instead of training).
@@ -38,7 +39,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct args {
-  bool quick = false, walkthrough = true;
+  bool quick = false, walkthrough = true, bf16 = false;
   std::string metrics_out, out_dir = "tracking_out", weights, trackml_prefix;
   int epochs = -1, train_events = -1;
   double edge_cut = -1, filter_cut = -1, pt_min = 0.3;
@@ -73,10 +74,11 @@ args parse(int argc, char** argv) {
     else if (s == "--min-track-hits") a.min_track_hits = std::atoi(value().c_str());
     else if (s == "--min-track-pt") a.min_track_pt = std::atof(value().c_str());
     else if (s == "--helix-xy") a.helix_xy_mm = std::atof(value().c_str());
+    else if (s == "--bf16") a.bf16 = true;
     else {
       std::cerr << "usage: example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] "
                    "[--walkthrough | --cc] [--trackml PREFIX] [--epochs N] [--train-events N] [--edge-cut X] "
-                   "[--filter-cut X] [--pt-min GEV] [--min-track-hits N] [--min-track-pt GEV] [--helix-xy MM]\n";
+                   "[--filter-cut X] [--pt-min GEV] [--min-track-hits N] [--min-track-pt GEV] [--helix-xy MM] [--bf16]\n";
       std::exit(s == "--help" ? 0 : 2);
     }
   }
@@ -340,6 +342,8 @@ int run(int argc, char** argv) {
 
   // --- cuts: given on the command line, or chosen on the validation events (never on the test events)
   const auto builder = a.walkthrough ? tracking::track_builder::walkthrough : tracking::track_builder::connected_components;
+  p.config().gnn_bf16 = a.bf16;
+  if (a.bf16) std::printf("GNN inference with bf16 products (%s)\n", simd::has_bf16_dot ? "AVX-512 BF16" : "emulated in float");
   if (a.edge_cut >= 0) p.config().edge_cut = a.edge_cut;
   if (a.filter_cut >= 0) p.config().filter_cut = a.filter_cut;
   if (a.helix_xy_mm >= 0) p.config().helix_xy_mm = a.helix_xy_mm;

@@ -130,6 +130,7 @@ struct pipeline_config {
   int gnn_hidden = 64;            ///< interaction network hidden width
   int gnn_iterations = 8;         ///< message-passing iterations (residual)
   bool gnn_shared_weights = true; ///< one edge and node network for all iterations (false: one per iteration)
+  bool gnn_bf16 = false;          ///< GNN inference with bf16 operands (float sums; float pipelines only)
   double edge_cut = 0.3;          ///< track building keeps edges with GNN score above this
   double extend_cut = 0.01;       ///< walkthrough: a track with no edge above edge_cut onward follows its best edge
                                   ///< above this instead of ending (>= edge_cut: tracks end there)
@@ -153,6 +154,7 @@ struct pipeline_config {
             {"tracking.gnn_hidden", std::to_string(gnn_hidden)},
             {"tracking.gnn_iterations", std::to_string(gnn_iterations)},
             {"tracking.gnn_shared_weights", gnn_shared_weights ? "1" : "0"},
+            {"tracking.gnn_bf16", gnn_bf16 ? "1" : "0"},
             {"tracking.edge_cut", fmt(edge_cut)},
             {"tracking.extend_cut", fmt(extend_cut)},
             {"tracking.helix_xy_mm", fmt(helix_xy_mm)},
@@ -192,6 +194,7 @@ struct pipeline_config {
     // keys added later are optional (files from before they existed get the defaults)
     if (m.count("tracking.gnn_shared_weights")) c.gnn_shared_weights = num("tracking.gnn_shared_weights") != 0;
     if (m.count("tracking.extend_cut")) c.extend_cut = num("tracking.extend_cut");
+    if (m.count("tracking.gnn_bf16")) c.gnn_bf16 = num("tracking.gnn_bf16") != 0;
     if (m.count("tracking.helix_xy_mm")) c.helix_xy_mm = num("tracking.helix_xy_mm");
     if (m.count("tracking.helix_z_mm")) c.helix_z_mm = num("tracking.helix_z_mm");
     if (m.count("tracking.min_track_hits")) c.min_track_hits = static_cast<int>(num("tracking.min_track_hits"));
@@ -506,7 +509,8 @@ class pipeline {
     vector<T> s(g.num_edges());
     if (g.num_edges() == 0) return s;
     edge_attributes(features, embedding, g, w.edge_attributes);
-    gnn_->infer(features, g, w.edge_attributes, w.logits, w.gnn);
+    gnn_->infer(features, g, w.edge_attributes, w.logits, w.gnn,
+                cfg_.gnn_bf16 ? inference_precision::bf16 : inference_precision::f32);
     for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(w.logits(e, 0) + (prior.size() ? prior[e] : T(0)));
     return s;
   }

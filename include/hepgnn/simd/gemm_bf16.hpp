@@ -1,0 +1,212 @@
+#pragma once
+/// @file gemm_bf16.hpp
+/// @brief Products with bfloat16 operands and float accumulation, for inference: C = [C +] [bias +] A B, then
+/// ReLU and/or a residual add (simd::gemm_detail::epilogue), with A (M x K) and B (K x N) rounded to bf16.
+///
+/// Why: bf16 keeps float's exponent range with an 8-bit significand, and the AVX-512 BF16 instruction
+/// vdpbf16ps does 32 multiply-adds per register where a float FMA does 16, so a compute-bound network (the
+/// tracking GNN) runs its products at up to twice the rate. A product of two bf16 values is exact in float and the
+/// sums are float, so the error is the rounding of the operands (relative 2^-9 each), not growing with K beyond
+/// float's own.
+///
+/// Layout: B is packed once into a bf16_panel (rows 2p and 2p + 1 interleaved per column, the pairs vdpbf16ps
+/// multiplies); A is converted row block by row block into per-thread scratch. Builds without the instruction
+/// (no -mavx512bf16, e.g. not -march=native on such a CPU) multiply the same rounded operands with the float
+/// kernels of gemm.hpp: the same results up to the order of the float additions, at float speed. `has_bf16_dot`
+/// says which.
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <vector>
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#include <immintrin.h>
+#define HEPGNN_BF16_DOT 1
+#else
+#define HEPGNN_BF16_DOT 0
+#endif
+
+#include "hepgnn/core/error.hpp"
+#include "hepgnn/simd/gemm.hpp"
+
+namespace hepgnn::simd {
+
+/// @brief True when this build runs bf16 products on the AVX-512 BF16 instruction (else emulated in float).
+inline constexpr bool has_bf16_dot = HEPGNN_BF16_DOT != 0;
+
+/// @brief v rounded to the nearest bf16 (ties to even), as its 16 bits; NaN stays NaN.
+inline std::uint16_t to_bf16(float v) {
+  std::uint32_t u = std::bit_cast<std::uint32_t>(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<std::uint16_t>(u >> 16);
+}
+
+/// @brief The float value of bf16 bits b (exact).
+inline float from_bf16(std::uint16_t b) { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
+
+/// @brief B (K x N) in bf16, packed for the product kernel: element (k, n) at ((k / 2) * Np + n) * 2 + k % 2,
+/// with K rounded up to even and N up to 16 (zero-padded); without the instruction, the same values as floats
+/// (K x Np, row-major) for the float kernels.
+struct bf16_panel {
+  long rows = 0, cols = 0, padded_cols = 0;
+  std::vector<std::uint16_t> data;
+  std::vector<float> rounded;  ///< builds without the instruction only
+
+  /// @brief Packs B (K x N float, row stride ldb); allocation-free when the size is unchanged.
+  void pack(long K, long N, const float* B, long ldb) {
+    HEPGNN_CHECK(K >= 0 && N >= 0, "bf16_panel::pack: K and N must be >= 0, got ", K, " and ", N);
+    rows = K, cols = N, padded_cols = (N + 15) / 16 * 16;
+    data.assign(static_cast<std::size_t>((K + 1) / 2 * padded_cols * 2), 0);
+    for (long k = 0; k < K; ++k)
+      for (long n = 0; n < N; ++n)
+        data[static_cast<std::size_t>(((k / 2) * padded_cols + n) * 2 + k % 2)] = to_bf16(B[k * ldb + n]);
+    rounded.assign(has_bf16_dot ? 0 : static_cast<std::size_t>(K * padded_cols), 0.f);
+    for (long k = 0; k < K && !has_bf16_dot; ++k)
+      for (long n = 0; n < N; ++n) rounded[static_cast<std::size_t>(k * padded_cols + n)] = at(k, n);
+  }
+  /// @brief Element (k, n) as float.
+  float at(long k, long n) const { return from_bf16(data[static_cast<std::size_t>(((k / 2) * padded_cols + n) * 2 + k % 2)]); }
+};
+
+namespace bf16_detail {
+
+/// Rows of A (M x K float, row stride lda) into bf16 rows of ldo (>= K rounded up to even) entries, zero-padded.
+inline void convert_rows(long M, long K, const float* A, long lda, std::uint16_t* out, long ldo) {
+  for (long m = 0; m < M; ++m) {
+    const float* a = A + m * lda;
+    std::uint16_t* o = out + m * ldo;
+    long k = 0;
+#if HEPGNN_BF16_DOT
+    for (; k + 32 <= K; k += 32) {  // the instruction rounds to nearest even, as to_bf16 does
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(a + k));
+      _mm512_storeu_si512(o + k, reinterpret_cast<const __m512i&>(v));
+    }
+#endif
+    for (; k < K; ++k) o[k] = to_bf16(a[k]);
+    std::fill(o + K, o + ldo, std::uint16_t(0));
+  }
+}
+
+#if HEPGNN_BF16_DOT
+#define HEPGNN_UNROLL_BF16 _Pragma("GCC unroll 16")
+/// C tile (Mr rows x NV registers of 16 columns) over P pairs of k: the accumulators live in registers, B's pair
+/// row (NV registers) is loaded once per pair and each row of A broadcasts its pair (32 bits) to all lanes.
+template <int Mr, int NV>
+inline void tile(long P, const std::uint16_t* A, long lda, const std::uint16_t* B, long ldp, float* C, long ldc,
+                 bool acc, const gemm_detail::epilogue<float>& e) {
+  __m512 c[Mr][NV];
+  HEPGNN_UNROLL_BF16
+  for (int v = 0; v < NV; ++v) {
+    const __m512 b0 = e.bias ? _mm512_loadu_ps(e.bias + 16 * v) : _mm512_setzero_ps();
+    HEPGNN_UNROLL_BF16
+    for (int m = 0; m < Mr; ++m) c[m][v] = acc ? _mm512_add_ps(b0, _mm512_loadu_ps(C + m * ldc + 16 * v)) : b0;
+  }
+  for (long p = 0; p < P; ++p) {
+    __m512bh b[NV];
+    HEPGNN_UNROLL_BF16
+    for (int v = 0; v < NV; ++v) {
+      const __m512i raw = _mm512_loadu_si512(B + p * ldp + 32 * v);
+      b[v] = reinterpret_cast<const __m512bh&>(raw);
+    }
+    HEPGNN_UNROLL_BF16
+    for (int m = 0; m < Mr; ++m) {
+      std::uint32_t pair;
+      __builtin_memcpy(&pair, A + m * lda + 2 * p, sizeof pair);
+      const __m512i ai = _mm512_set1_epi32(static_cast<int>(pair));
+      const __m512bh a = reinterpret_cast<const __m512bh&>(ai);
+      HEPGNN_UNROLL_BF16
+      for (int v = 0; v < NV; ++v) c[m][v] = _mm512_dpbf16_ps(c[m][v], a, b[v]);
+    }
+  }
+  HEPGNN_UNROLL_BF16
+  for (int m = 0; m < Mr; ++m)
+    HEPGNN_UNROLL_BF16
+    for (int v = 0; v < NV; ++v) {
+      __m512 r = e.relu ? _mm512_max_ps(c[m][v], _mm512_setzero_ps()) : c[m][v];
+      if (e.residual) r = _mm512_add_ps(r, _mm512_loadu_ps(C + m * ldc + 16 * v));
+      _mm512_storeu_ps(C + m * ldc + 16 * v, r);
+    }
+}
+#undef HEPGNN_UNROLL_BF16
+
+template <int NV>
+void panel(long M, long P, const std::uint16_t* A, long lda, const std::uint16_t* B, long ldp, float* C, long ldc,
+           bool acc, const gemm_detail::epilogue<float>& e) {
+  constexpr int Mr = gemm_detail::tile_rows<NV>;
+  long m = 0;
+  for (; m + Mr <= M; m += Mr) tile<Mr, NV>(P, A + m * lda, lda, B, ldp, C + m * ldc, ldc, acc, e);
+  for (; m + 4 <= M; m += 4) tile<4, NV>(P, A + m * lda, lda, B, ldp, C + m * ldc, ldc, acc, e);
+  for (; m + 2 <= M; m += 2) tile<2, NV>(P, A + m * lda, lda, B, ldp, C + m * ldc, ldc, acc, e);
+  for (; m < M; ++m) tile<1, NV>(P, A + m * lda, lda, B, ldp, C + m * ldc, ldc, acc, e);
+}
+#endif
+
+/// The same product in float on the bf16-rounded operands (builds without the instruction; tests): the float
+/// register kernel of gemm.hpp where it serves (AVX-512) and the panel has its float copy, else plain loops.
+inline void emulated(long M, long N, long K, const std::uint16_t* A, long lda, const bf16_panel& B, float* C,
+                     long ldc, bool acc, const gemm_detail::epilogue<float>& e) {
+  if constexpr (gemm_kernel_v<float, native>) {
+    if (!B.rounded.empty() && N % 16 == 0) {
+      float* a = gemm_detail::scratch<float>(1, static_cast<std::size_t>(M * K));
+      for (long m = 0; m < M; ++m)
+        for (long k = 0; k < K; ++k) a[m * K + k] = from_bf16(A[m * lda + k]);
+      gemm_detail::block<float, native>(M, N, K, a, K, 1, B.rounded.data(), B.padded_cols, C, ldc, acc, e);
+      return;
+    }
+  }
+  for (long m = 0; m < M; ++m)
+    for (long n = 0; n < N; ++n) {
+      float s = (e.bias ? e.bias[n] : 0.f) + (acc ? C[m * ldc + n] : 0.f);
+      for (long k = 0; k < K; ++k) s += from_bf16(A[m * lda + k]) * B.at(k, n);
+      if (e.relu) s = std::max(s, 0.f);
+      C[m * ldc + n] = e.residual ? C[m * ldc + n] + s : s;
+    }
+}
+
+}  // namespace bf16_detail
+
+/// @brief C (M x N, row stride ldc) = [C +] [bias +] A B, then ReLU and/or C's previous value added (the
+/// epilogue's relu and residual; its mask is not supported), with A (M x K float, row stride lda) and B (the
+/// packed K x N panel) rounded to bf16 and float sums. With `residual`, acc must be false. Runs on the calling
+/// thread; A is converted in blocks of rows into per-thread scratch (no allocation once warm). `Native` false
+/// forces the float emulation (for tests).
+template <bool Native = has_bf16_dot>
+void bf16_mm(long M, long N, long K, const float* A, long lda, const bf16_panel& B, float* C, long ldc, bool acc,
+             const gemm_detail::epilogue<float>& e) {
+  HEPGNN_CHECK(B.rows == K && B.cols == N, "simd::bf16_mm: the panel is ", B.rows, " x ", B.cols, ", expected ", K,
+               " x ", N);
+  HEPGNN_CHECK(!e.mask && !(acc && e.residual), "simd::bf16_mm: the epilogue's mask and acc with residual are not "
+               "supported");
+  if (M <= 0 || N <= 0) return;
+  const long Kp = (K + 1) / 2 * 2, rows_per_block = 240;
+  std::uint16_t* a = gemm_detail::scratch<std::uint16_t>(0, static_cast<std::size_t>(rows_per_block * Kp));
+  for (long m0 = 0; m0 < M; m0 += rows_per_block) {
+    const long mb = std::min(rows_per_block, M - m0);
+    bf16_detail::convert_rows(mb, K, A + m0 * lda, lda, a, Kp);
+    float* c = C + m0 * ldc;
+#if HEPGNN_BF16_DOT
+    if constexpr (Native) {
+      if (N % 16 == 0) {
+        const long P = Kp / 2, ldp = B.padded_cols * 2;
+        for (long n = 0; n < N; n += 64) {
+          gemm_detail::epilogue<float> en = e;
+          if (en.bias) en.bias += n;
+          const std::uint16_t* b = B.data.data() + n * 2;
+          switch (std::min<long>(4, (N - n) / 16)) {
+            case 1: bf16_detail::panel<1>(mb, P, a, Kp, b, ldp, c + n, ldc, acc, en); break;
+            case 2: bf16_detail::panel<2>(mb, P, a, Kp, b, ldp, c + n, ldc, acc, en); break;
+            case 3: bf16_detail::panel<3>(mb, P, a, Kp, b, ldp, c + n, ldc, acc, en); break;
+            default: bf16_detail::panel<4>(mb, P, a, Kp, b, ldp, c + n, ldc, acc, en); break;
+          }
+        }
+        continue;
+      }
+    }
+#endif
+    bf16_detail::emulated(mb, N, K, a, Kp, B, c, ldc, acc, e);
+  }
+}
+
+}  // namespace hepgnn::simd
