@@ -47,12 +47,12 @@ inline std::uint16_t to_bf16(float v) {
 inline float from_bf16(std::uint16_t b) { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
 
 /// @brief B (K x N) in bf16, packed for the product kernel: element (k, n) at ((k / 2) * Np + n) * 2 + k % 2,
-/// with K rounded up to even and N up to 16 (zero-padded); without the instruction, the same values as floats
-/// (K x Np, row-major) for the float kernels.
+/// with K rounded up to even and N up to 16 (zero-padded); and the same values as floats (K x Np, row-major) for
+/// the float kernels that stand in where the bf16 kernel does not serve.
 struct bf16_panel {
   long rows = 0, cols = 0, padded_cols = 0;
   std::vector<std::uint16_t> data;
-  std::vector<float> rounded;  ///< builds without the instruction only
+  std::vector<float> rounded;
 
   /// @brief Packs B (K x N float, row stride ldb); allocation-free when the size is unchanged.
   void pack(long K, long N, const float* B, long ldb) {
@@ -62,8 +62,8 @@ struct bf16_panel {
     for (long k = 0; k < K; ++k)
       for (long n = 0; n < N; ++n)
         data[static_cast<std::size_t>(((k / 2) * padded_cols + n) * 2 + k % 2)] = to_bf16(B[k * ldb + n]);
-    rounded.assign(has_bf16_dot ? 0 : static_cast<std::size_t>(K * padded_cols), 0.f);
-    for (long k = 0; k < K && !has_bf16_dot; ++k)
+    rounded.assign(static_cast<std::size_t>(K * padded_cols), 0.f);
+    for (long k = 0; k < K; ++k)
       for (long n = 0; n < N; ++n) rounded[static_cast<std::size_t>(k * padded_cols + n)] = at(k, n);
   }
   /// @brief Element (k, n) as float.
@@ -143,26 +143,29 @@ void panel(long M, long P, const std::uint16_t* A, long lda, const std::uint16_t
 }
 #endif
 
-/// The same product in float on the bf16-rounded operands (builds without the instruction; tests): the float
-/// register kernel of gemm.hpp where it serves (AVX-512) and the panel has its float copy, else plain loops.
+/// The same product in float on the bf16-rounded operands (builds without the instruction, widths the bf16
+/// kernel does not take): the float register kernel of gemm.hpp where it serves (AVX-512, whole registers),
+/// else Eigen.
 inline void emulated(long M, long N, long K, const std::uint16_t* A, long lda, const bf16_panel& B, float* C,
                      long ldc, bool acc, const gemm_detail::epilogue<float>& e) {
+  float* a = gemm_detail::scratch<float>(1, static_cast<std::size_t>(M * K));
+  for (long m = 0; m < M; ++m)
+    for (long k = 0; k < K; ++k) a[m * K + k] = from_bf16(A[m * lda + k]);
   if constexpr (gemm_kernel_v<float, native>) {
-    if (!B.rounded.empty() && N % 16 == 0) {
-      float* a = gemm_detail::scratch<float>(1, static_cast<std::size_t>(M * K));
-      for (long m = 0; m < M; ++m)
-        for (long k = 0; k < K; ++k) a[m * K + k] = from_bf16(A[m * lda + k]);
+    if (N % 16 == 0) {
       gemm_detail::block<float, native>(M, N, K, a, K, 1, B.rounded.data(), B.padded_cols, C, ldc, acc, e);
       return;
     }
   }
-  for (long m = 0; m < M; ++m)
-    for (long n = 0; n < N; ++n) {
-      float s = (e.bias ? e.bias[n] : 0.f) + (acc ? C[m * ldc + n] : 0.f);
-      for (long k = 0; k < K; ++k) s += from_bf16(A[m * lda + k]) * B.at(k, n);
-      if (e.relu) s = std::max(s, 0.f);
-      C[m * ldc + n] = e.residual ? C[m * ldc + n] + s : s;
-    }
+  using map = Eigen::Map<matrix<float>, 0, Eigen::OuterStride<>>;
+  using cmap = Eigen::Map<const matrix<float>, 0, Eigen::OuterStride<>>;
+  map c(C, M, N, Eigen::OuterStride<>(ldc));
+  Eigen::Map<matrix<float>> t(gemm_detail::scratch<float>(0, static_cast<std::size_t>(M * N)), M, N);  // no allocation once warm
+  t.noalias() = cmap(a, M, K, Eigen::OuterStride<>(K)) * cmap(B.rounded.data(), K, N, Eigen::OuterStride<>(B.padded_cols));
+  if (e.bias) t.rowwise() += Eigen::Map<const row_vector<float>>(e.bias, N);
+  if (acc) t += c;
+  if (e.relu) t = t.cwiseMax(0.f);
+  if (e.residual) c += t; else c = t;
 }
 
 }  // namespace bf16_detail
