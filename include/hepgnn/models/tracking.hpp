@@ -131,6 +131,9 @@ struct pipeline_config {
   int gnn_iterations = 8;         ///< message-passing iterations (residual)
   bool gnn_shared_weights = true; ///< one edge and node network for all iterations (false: one per iteration)
   bool gnn_bf16 = false;          ///< GNN inference with bf16 operands (float sums; float pipelines only)
+  bool gnn_source_aggregation = true;  ///< GNN node update also sums each hit's outward edges (see
+                                       ///< interaction_network::options::source_aggregation); files without
+                                       ///< the key load as false (trained before it existed)
   double edge_cut = 0.3;          ///< track building keeps edges with GNN score above this
   double extend_cut = 0.01;       ///< walkthrough: a track with no edge above edge_cut onward follows its best edge
                                   ///< above this instead of ending (>= edge_cut: tracks end there)
@@ -155,6 +158,7 @@ struct pipeline_config {
             {"tracking.gnn_iterations", std::to_string(gnn_iterations)},
             {"tracking.gnn_shared_weights", gnn_shared_weights ? "1" : "0"},
             {"tracking.gnn_bf16", gnn_bf16 ? "1" : "0"},
+            {"tracking.gnn_source_aggregation", gnn_source_aggregation ? "1" : "0"},
             {"tracking.edge_cut", fmt(edge_cut)},
             {"tracking.extend_cut", fmt(extend_cut)},
             {"tracking.helix_xy_mm", fmt(helix_xy_mm)},
@@ -195,6 +199,7 @@ struct pipeline_config {
     if (m.count("tracking.gnn_shared_weights")) c.gnn_shared_weights = num("tracking.gnn_shared_weights") != 0;
     if (m.count("tracking.extend_cut")) c.extend_cut = num("tracking.extend_cut");
     if (m.count("tracking.gnn_bf16")) c.gnn_bf16 = num("tracking.gnn_bf16") != 0;
+    c.gnn_source_aggregation = m.count("tracking.gnn_source_aggregation") && num("tracking.gnn_source_aggregation") != 0;
     if (m.count("tracking.helix_xy_mm")) c.helix_xy_mm = num("tracking.helix_xy_mm");
     if (m.count("tracking.helix_z_mm")) c.helix_z_mm = num("tracking.helix_z_mm");
     if (m.count("tracking.min_track_hits")) c.min_track_hits = static_cast<int>(num("tracking.min_track_hits"));
@@ -299,6 +304,7 @@ class pipeline {
     o.hidden = c.gnn_hidden;
     o.iterations = c.gnn_iterations;
     o.shared_weights = c.gnn_shared_weights;
+    o.source_aggregation = c.gnn_source_aggregation;
     gnn_ = std::make_unique<gnn_type>(gen_, o);
   }
 

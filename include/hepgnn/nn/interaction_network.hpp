@@ -11,7 +11,8 @@
 ///     e   = e + MLP_e([h_src, h_dst, e])            edge update
 ///     a_i = AGG_{e: dst(e) = i} e                   sum, mean or max (0 for nodes without edges), or several
 ///                                                   of them concatenated
-///     h   = h + MLP_n([h, a])                       node update (not computed in the last iteration: no output
+///     s_i = SUM_{e: src(e) = i} e                   only with options::source_aggregation
+///     h   = h + MLP_n([h, a(, s)])                  node update (not computed in the last iteration: no output
 ///                                                   reads that h)
 ///   y   = MLP_o(e)                                  edge logits (E x out), CSR edge order
 /// Every MLP is Linear-ReLU-Linear-ReLU except MLP_o (Linear-ReLU-Linear). With hidden 64, 4 shared iterations,
@@ -126,6 +127,10 @@ class interaction_network {
     std::vector<aggregation> aggregations{aggregation::sum};  ///< concatenated in this order
     int out = 1;                                              ///< output head width (1: edge logit)
     int edge_in = 0;  ///< edge input feature width; > 0: forward/infer/backward take edge_attr (E x edge_in)
+    /// The node update also sums the edges leaving each node (s_i above), so information flows against the
+    /// edges' direction too: on a graph directed outward (tracking), a hit then sees its outer edges, and the
+    /// edges that leave one hit compete through it. The node network's input gains `hidden` columns.
+    bool source_aggregation = false;
   };
 
   /// @brief Training cache (also used by infer, which touches only its inference buffers).
@@ -158,7 +163,7 @@ class interaction_network {
         node_enc_(make(gen, o.in, o.hidden, o.hidden)),
         edge_enc_(make(gen, 2 * o.in + o.edge_in, o.hidden, o.hidden)),
         edge_net_(make_sets(gen, o, 3 * o.hidden)),
-        node_net_(make_sets(gen, o, o.hidden + static_cast<int>(o.aggregations.size()) * o.hidden)),
+        node_net_(make_sets(gen, o, o.hidden + aggregated_width(o))),
         out_(make(gen, o.hidden, o.hidden, o.out)) {}
 
   const options& config() const { return o_; }
@@ -250,6 +255,10 @@ class interaction_network {
     return o;
   }
   std::size_t set_of(int t) const { return o_.shared_weights ? 0 : static_cast<std::size_t>(t); }
+  /// Columns of a (per aggregation kind) and s (with source aggregation): the node network's input after h.
+  static int aggregated_width(const options& o) {
+    return (static_cast<int>(o.aggregations.size()) + (o.source_aggregation ? 1 : 0)) * o.hidden;
+  }
   static int thread_id() {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -345,12 +354,16 @@ class interaction_network {
   }
   /// s[j] = sum of d rows over edges leaving j (deterministic gather through the source index).
   static void source_sum(const graph& g, cache& c, const matrix<T>& d, matrix<T>& s, long H) {
+    s.resize(g.num_nodes, H);
+    source_sum(g, c, d, s.data(), H, H);
+  }
+  /// The same into H columns of rows of stride lds.
+  static void source_sum(const graph& g, cache& c, const matrix<T>& d, T* s, long lds, long H) {
     const long n = g.num_nodes;
-    s.resize(n, H);
     const index_t* so = c.by_source.offsets.data();
     const index_t* se = c.by_source.edges.data();
     parallel_for(n, n * H >= detail::parallel_min_work, [&](long j) {
-      T* sj = s.data() + j * H;
+      T* sj = s + j * lds;
       std::fill(sj, sj + H, T(0));
       for (index_t q = so[j]; q < so[j + 1]; ++q) detail::row_add(sj, d.data() + long(se[q]) * H, H);
     });
@@ -385,7 +398,7 @@ class interaction_network {
     partition(g, c);
     c.dst.resize(static_cast<std::size_t>(ne));
     for (long i = 0; i < n; ++i) std::fill(c.dst.begin() + off[i], c.dst.begin() + off[i + 1], index_t(i));
-    if (Train) c.by_source.build(g);
+    if (Train || o_.source_aggregation) c.by_source.build(g);
     const int nthreads = max_threads();
     c.tz.resize(static_cast<std::size_t>(nthreads));
     for (int t = 0; t < nthreads; ++t) c.tz[t].resize(std::max<index_t>(c.max_block_edges, 1), H);
@@ -466,7 +479,8 @@ class interaction_network {
         c.m[t].resize(ne, H);
         c.argmax[t].resize(static_cast<std::size_t>(n * na * H));
       }
-      agg.resize(n, na * H);
+      const long AW = aggregated_width(o_);
+      agg.resize(n, AW);
       index_t* am = Train ? c.argmax[t].data() : nullptr;
       // the last iteration's node update would change only h, which no output reads: skipped, with its aggregation
       const bool node_update = t + 1 < T_;
@@ -489,13 +503,15 @@ class interaction_network {
         if (node_update) aggregate_nodes(eout, off, n0, n1, agg, am, H);
       }, true);
       if (!node_update) continue;  // c.h[T_] stays unset: the backward reads h only up to c.h[T_ - 1]
+      // s after every block: a node's leaving edges lie in other blocks
+      if (o_.source_aggregation) source_sum(g, c, eout, agg.data() + na * H, AW, H);
 
       // node update
       matrix<T>& zn = Train ? c.zn[t] : c.zn[0];
       matrix<T>& un = Train ? c.un[t] : c.un[0];
       zn.resize(n, H);
       c.wt[6] = nn.first.weight().leftCols(H).transpose();
-      c.wt[7] = nn.first.weight().rightCols(na * H).transpose();
+      c.wt[7] = nn.first.weight().rightCols(AW).transpose();
       c.wt[8] = nn.second.weight().transpose();
       zn.rowwise() = nn.first.bias().row(0);
       node_mm(h, c.wt[6], panel(6), zn, true, false);
@@ -562,6 +578,8 @@ class interaction_network {
 
     c.dh.setZero(n, H);
     const int na = static_cast<int>(o_.aggregations.size());
+    const long AW = aggregated_width(o_);
+    const index_t* src = g.sources.data();
     for (int t = T_ - 1; t >= 0; --t) {
       auto& nn = node_net_[set_of(t)];
       auto& en = edge_net_[set_of(t)];
@@ -574,10 +592,10 @@ class interaction_network {
         c.dzn.noalias() = c.du * nn.second.weight();
         c.dzn = (c.zn[t].array() > T(0)).select(c.dzn, T(0));
         add_at_b(c, nn.first.weight_grad().leftCols(H), c.dzn, c.h[t]);
-        add_at_b(c, nn.first.weight_grad().rightCols(na * H), c.dzn, c.agg[t]);
+        add_at_b(c, nn.first.weight_grad().rightCols(AW), c.dzn, c.agg[t]);
         add_column_sums(c.dzn, nn.first.bias_grad().row(0));
         c.dh.noalias() += c.dzn * nn.first.weight().leftCols(H);
-        c.dnin.noalias() = c.dzn * nn.first.weight().rightCols(na * H);  // dL/da (N x na H)
+        c.dnin.noalias() = c.dzn * nn.first.weight().rightCols(AW);  // dL/d[a, s] (N x AW)
       }
 
       // ---- edge update, per block: g = dL/de' (incl. aggregation), e' = e + relu(relu(pre) W2^T + b2)
@@ -590,7 +608,7 @@ class interaction_network {
           const index_t b = off[i], en_ = off[i + 1];
           if (b == en_) continue;
           for (int a = 0; a < na; ++a) {
-            const T* da = c.dnin.data() + i * na * H + a * H;
+            const T* da = c.dnin.data() + i * AW + a * H;
             const auto kind = o_.aggregations[a];
             if (kind == aggregation::max) {
               const index_t* am = c.argmax[t].data() + (i * na + a) * H;
@@ -604,6 +622,9 @@ class interaction_network {
             }
           }
         }
+        // s = sum of leaving edges: each edge gets dL/ds of its source
+        for (long e = e0; node_update && o_.source_aggregation && e < e1; ++e)
+          detail::row_add(c.de.data() + e * H, c.dnin.data() + long(src[e]) * AW + na * H, H);
         if (nb > 0) {
           auto gb = c.de.middleRows(e0, nb);
           auto mb = c.m[t].middleRows(e0, nb);
@@ -743,7 +764,7 @@ class interaction_network {
     for (long i = n0; i < n1; ++i) {
       const index_t b = off[i], en = off[i + 1];
       for (int a = 0; a < na; ++a) {
-        T* y = agg.data() + i * na * H + a * H;
+        T* y = agg.data() + i * agg.cols() + a * H;
         const auto kind = o_.aggregations[a];
         index_t* arg = am ? am + (i * na + a) * H : nullptr;
         if (b == en) {
