@@ -439,9 +439,13 @@ class interaction_network {
     c.wb.resize(bf16 ? 10 : 0);
     // the bf16 panel of c.wt[i] when running in bf16, else null (float products)
     const auto panel = [&](int i) -> const simd::bf16_panel* {
-      if (!bf16) return nullptr;
-      c.wb[i].pack(c.wt[i].rows(), c.wt[i].cols(), reinterpret_cast<const float*>(c.wt[i].data()), c.wt[i].cols());
-      return &c.wb[i];
+      if constexpr (std::is_same_v<T, float>) {
+        if (bf16) {
+          c.wb[i].pack(c.wt[i].rows(), c.wt[i].cols(), c.wt[i].data(), c.wt[i].cols());
+          return &c.wb[i];
+        }
+      }
+      return nullptr;
     };
     const simd::bf16_panel* wb0 = panel(0);
     const simd::bf16_panel* wb3 = panel(3);
