@@ -505,12 +505,16 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   CHECK(a.embedding == b.embedding);
   CHECK(a.edge_scores == b.edge_scores);
   CHECK(a.labels == b.labels);
+  // a pipeline of configuration c and its reload from the file it saved
+  auto saved_and_loaded = [&](const tracking::pipeline_config& c) {
+    tracking::pipeline<float> made(c);
+    made.save(path);
+    return std::pair{std::move(made), tracking::pipeline<float>::load(path)};
+  };
   // one edge and node network per GNN iteration: more parameters, restored by load
   auto unshared = cfg;
   unshared.gnn_shared_weights = false;
-  tracking::pipeline<float> pu(unshared);
-  pu.save(path);
-  auto qu = tracking::pipeline<float>::load(path);
+  auto [pu, qu] = saved_and_loaded(unshared);
   CHECK_FALSE(qu.config().gnn_shared_weights);
   auto count = [](tracking::pipeline<float>& x) {
     std::size_t n = 0;
@@ -522,9 +526,7 @@ TEST_CASE("tracking pipeline: save and load give the same outputs; bad files and
   // GNN inference with bf16 products: kept by save/load; scores within bf16 rounding of float's, not equal
   auto half = cfg;
   half.gnn_bf16 = true;
-  tracking::pipeline<float> ph(half);
-  ph.save(path);
-  auto qh = tracking::pipeline<float>::load(path);
+  auto qh = saved_and_loaded(half).second;
   CHECK(qh.config().gnn_bf16);
   CHECK_FALSE(q.config().gnn_bf16);
   const auto h = qh.run(ev);
