@@ -179,6 +179,20 @@ TEST_CASE("knn cell list on large clouds (uniform, clustered, anisotropic) match
   check_against_oracle(same, 9, batch::single(2100));
 }
 
+TEST_CASE_TEMPLATE("knn cell list stays exact when the density jumps between neighbouring queries", T, float, double) {
+  // cell_grid::nearest() starts each query's box at the previous query's k-th distance: a tight cluster inside a
+  // sparse background makes that guess far too large (leaving the cluster) or far too small (entering it)
+  for (int d : {1, 2, 3}) {
+    CAPTURE(d);
+    matrix<T> x = uniform_cloud<T>(2400, d, 40 + d);
+    hepgnn::rng r(50 + d);
+    for (index_t i = 0; i < 800; ++i)
+      for (int c = 0; c < d; ++c) x(i, c) = static_cast<T>(0.5 + 1e-4 * r.normal());
+    check_against_oracle(x, 20, batch::single(2400), grid_always());
+    check_against_oracle(x, 1, batch::single(2400), grid_always());
+  }
+}
+
 TEST_CASE("knn respects graph boundaries, k >= size, empty and single-node graphs") {
   const auto x = uniform_cloud<double>(40, 3, 31);
   const auto b = batch::from_sizes({0, 1, 3, 0, 20, 16});

@@ -113,6 +113,11 @@ TEST_CASE("radius_graph large cloud (cell list), delta_r and thread-count indepe
   hepgnn::radius_options opt;
   opt.max_neighbors = 16;
   check(x, 0.05f, b, opt);
+  // as in the tracking pipeline: hundreds of points within r, so the cap decides (cell_grid::nearest() grows its
+  // box from the previous query's k-th distance, never to r)
+  hepgnn::radius_options dense;
+  dense.max_neighbors = 32;
+  check(cloud<float>(3000, 3, 8, false), 0.3f, batch::single(3000), dense);
 #ifdef _OPENMP
   omp_set_num_threads(1);
   const auto a = hepgnn::radius_graph(x, 0.05f, b);

@@ -27,6 +27,31 @@ tracking::pipeline_config small_config() {
   return c;
 }
 
+/// g_out must be g's edges oriented outward (from the smaller r^2 + z^2 of the features, ties: lower index),
+/// each once, sources ascending per destination.
+template <class T>
+void check_oriented(const matrix<T>& f, const graph& g, const graph& g_out) {
+  std::set<std::pair<index_t, index_t>> oriented, built;
+  const auto rd = g.destinations();
+  for (std::size_t e = 0; e < g.sources.size(); ++e) {
+    index_t s = g.sources[e], d = rd[e];
+    if (s == d) continue;
+    const T rs = f(s, 0) * f(s, 0) + f(s, 3) * f(s, 3), rdd = f(d, 0) * f(d, 0) + f(d, 3) * f(d, 3);
+    if (rdd < rs || (rdd == rs && d < s)) std::swap(s, d);
+    oriented.insert({s, d});
+  }
+  CHECK_NOTHROW(g_out.validate());
+  const auto od = g_out.destinations();
+  for (std::size_t e = 0; e < g_out.sources.size(); ++e) built.insert({g_out.sources[e], od[e]});
+  CHECK(built.size() == g_out.sources.size());
+  CHECK(built == oriented);
+  bool ascending = true;
+  for (index_t i = 0; i < g_out.num_nodes; ++i)
+    for (index_t e = g_out.offsets[i] + 1; e < g_out.offsets[i + 1]; ++e)
+      ascending = ascending && g_out.sources[e - 1] < g_out.sources[e];
+  CHECK(ascending);
+}
+
 }  // namespace
 
 TEST_CASE("tracking pipeline: hit features and their bad input") {
@@ -101,26 +126,17 @@ TEST_CASE("tracking pipeline: the radius graph is oriented outward without dupli
   radius_options ro;
   ro.max_neighbors = 16;
   const graph rg = radius_graph(eb, p.config().margin, ro);
-  std::set<std::pair<index_t, index_t>> oriented;
-  const auto rd = rg.destinations();
-  for (std::size_t e = 0; e < rg.sources.size(); ++e) {
-    index_t s = rg.sources[e], d = rd[e];
-    if (s == d) continue;
-    const double rs = fb(s, 0) * fb(s, 0) + fb(s, 3) * fb(s, 3), rdd = fb(d, 0) * fb(d, 0) + fb(d, 3) * fb(d, 3);
-    if (rdd < rs || (rdd == rs && d < s)) std::swap(s, d);
-    oriented.insert({s, d});
-  }
   const graph og = tracking::pipeline<double>::orient_outward(fb, rg);
-  CHECK_NOTHROW(og.validate());
-  std::set<std::pair<index_t, index_t>> built;
-  const auto od = og.destinations();
-  for (std::size_t e = 0; e < og.sources.size(); ++e) built.insert({og.sources[e], od[e]});
-  CHECK(built.size() == og.sources.size());
-  CHECK(built == oriented);
-  bool ascending = true;
-  for (index_t i = 0; i < og.num_nodes; ++i)
-    for (index_t e = og.offsets[i] + 1; e < og.offsets[i + 1]; ++e) ascending = ascending && og.sources[e - 1] < og.sources[e];
-  CHECK(ascending);
+  check_oriented(fb, rg, og);
+  // float pipelines order the hits by a packed integer key, double ones by a rank: the same rule
+  check_oriented(matrix<float>(fb.cast<float>()), rg, tracking::pipeline<float>::orient_outward(fb.cast<float>(), rg));
+  // without a cap, some hits list more neighbours (here up to ~250) than the merge buffer holds (the sort fallback)
+  radius_options all;
+  const graph wide = radius_graph(eb, 0.1 * p.config().margin, all);
+  index_t most = 0;
+  for (index_t i = 0; i < wide.num_nodes; ++i) most = std::max(most, wide.degree(i));
+  CHECK(most > 128);
+  check_oriented(fb, wide, tracking::pipeline<double>::orient_outward(fb, wide));
 #ifdef _OPENMP
   // the passes split the nodes into one chunk per thread: one thread gives the same graph
   REQUIRE(rg.num_edges() >= 2 * 8192);

@@ -121,6 +121,7 @@ template <class T>
 struct search_buffers {
   std::vector<T> soa;        // SoA of all points: coordinate c of node i at soa[c*n + i]
   std::vector<index_t> gid;  // graph of every node
+  std::vector<std::vector<typename candidate_packing<T>::type>> candidates;  // per thread: cell_grid::nearest()'s scratch
 };
 
 /// For each node i of a graph that `handled(g)` leaves to it, fills the sink make(i) from a brute-force scan of i's
@@ -166,14 +167,26 @@ void search_all(const T* x, index_t n, int d, const batch& b, bool include_self,
   for (index_t g = 0; g < b.num_graphs(); ++g) {
     if (!grids[g]) continue;
     const auto& grid = *grids[g];
+    if (buf.candidates.size() < static_cast<std::size_t>(max_threads()))
+      buf.candidates.resize(static_cast<std::size_t>(max_threads()));
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 256)
+#pragma omp parallel
 #endif
-    for (index_t p = 0; p < grid.size(); ++p) {
-      const index_t i = grid.id_at(p);  // sorted order: neighbouring queries share cells in cache
-      auto sink = make(i);
-      grid.search(x + static_cast<std::ptrdiff_t>(i) * d, include_self ? -1 : i, sink);
-      finish(i, sink);
+    {
+      T guess = 0;  // k-nearest sinks: the previous query's k-th distance (cell_grid::nearest)
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 256)
+#endif
+      for (index_t p = 0; p < grid.size(); ++p) {
+        const index_t i = grid.id_at(p);  // sorted order: neighbouring queries share cells in cache
+        auto sink = make(i);
+        const T* q = x + static_cast<std::ptrdiff_t>(i) * d;
+        if constexpr (std::is_same_v<decltype(sink), simd::top_k<T>>)
+          grid.nearest(q, include_self ? -1 : i, sink, guess, buf.candidates[static_cast<std::size_t>(thread_index())]);
+        else
+          grid.search(q, include_self ? -1 : i, sink);
+        finish(i, sink);
+      }
     }
   }
 }

@@ -16,6 +16,7 @@
 /// All stages' weights go to one safetensors file, with the configuration in its metadata.
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -368,58 +369,92 @@ class pipeline {
   }
 
   /// @brief Orients and deduplicates the edges of g: src = the hit with the smaller r^2 + z^2 (ties: lower index).
-  /// Sources ascend within each destination. A bucket pass by destination and a sort per (short) bucket instead
-  /// of one sort of all edges; every pass runs over threads (each chunk of nodes counts and places its own
-  /// entries, so no two threads write one slot), and the output does not depend on the thread count.
+  /// Sources ascend within each destination. An entry j of i's list is either an edge j -> i ("own", kept in i's
+  /// bucket) or i -> j ("pushed" to j's bucket). Buckets take their own entries first and the pushed ones after,
+  /// in ascending order of the pushing node (chunks of nodes in order), so only the short own part needs a sort
+  /// before one merge that also drops the edges listed from both ends. Every pass runs over threads (each chunk
+  /// of nodes counts and places its own entries, so no two threads write one slot), and the output does not
+  /// depend on the thread count.
   static graph orient_outward(const matrix<T>& features, const graph& g) {
     const index_t n = g.num_nodes;
-    std::vector<T> rho(static_cast<std::size_t>(n));
-    for (index_t i = 0; i < n; ++i) rho[i] = features(i, 0) * features(i, 0) + features(i, 3) * features(i, 3);
-    const auto nearer = [&](index_t a, index_t b) { return rho[a] < rho[b] || (rho[a] == rho[b] && a < b); };
-    // chunk k of the nodes counts its entries per destination in its own row of `slot`, which then holds where
-    // its entries of that destination go
+    // one integer per hit that orders like (r^2 + z^2, index), so that the direction of an edge is one compare:
+    // for float, the bits of r^2 + z^2 (non-negative floats order like them) above the index; else the rank
+    std::vector<std::uint64_t> key(static_cast<std::size_t>(n));
+    const auto rho = [&](index_t i) { return features(i, 0) * features(i, 0) + features(i, 3) * features(i, 3); };
+    if constexpr (std::is_same_v<T, float>) {
+      for (index_t i = 0; i < n; ++i)
+        key[i] = (std::uint64_t{std::bit_cast<std::uint32_t>(rho(i))} << 32) | static_cast<std::uint32_t>(i);
+    } else {
+      std::vector<index_t> order(static_cast<std::size_t>(n));
+      std::iota(order.begin(), order.end(), 0);
+      std::sort(order.begin(), order.end(), [&](index_t a, index_t b) { return rho(a) < rho(b) || (rho(a) == rho(b) && a < b); });
+      for (index_t r = 0; r < n; ++r) key[order[r]] = static_cast<std::uint64_t>(r);
+    }
+    const auto nearer = [&](index_t a, index_t b) { return key[a] < key[b]; };
+    // chunk k of the nodes counts its pushed entries per destination in its own row of `slot`, which then holds
+    // where its entries of that destination go
     const long chunks = std::clamp<long>(g.num_edges() / 8192, 1, max_threads());
     const auto chunk_begin = [&](long k) { return static_cast<index_t>(k * n / chunks); };
-    std::vector<index_t> slot(static_cast<std::size_t>(chunks) * n, 0);
+    std::vector<index_t> slot(static_cast<std::size_t>(chunks) * n, 0), own(static_cast<std::size_t>(n), 0);
     parallel_for(chunks, chunks > 1, [&](long k) {
       index_t* c = slot.data() + k * n;
       for (index_t i = chunk_begin(k); i < chunk_begin(k + 1); ++i)
         for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
-          if (const index_t s = g.sources[e]; s != i) ++c[nearer(s, i) ? i : s];
+          if (const index_t s = g.sources[e]; s != i) {  // branch-free: the direction is a coin flip
+            const bool mine = nearer(s, i);
+            own[i] += mine;
+            c[s] += !mine;
+          }
     });
+    std::vector<index_t> offsets(static_cast<std::size_t>(n) + 1, 0);
+    for (index_t j = 0; j < n; ++j) {
+      index_t at = offsets[j] + own[j];
+      for (long k = 0; k < chunks; ++k) std::swap(at, slot[k * n + j]), at += slot[k * n + j];
+      offsets[j + 1] = at;
+    }
+    std::vector<index_t> entries(static_cast<std::size_t>(offsets.back()));
+    parallel_for(chunks, chunks > 1, [&](long k) {
+      index_t* next = slot.data() + k * n;
+      for (index_t i = chunk_begin(k); i < chunk_begin(k + 1); ++i) {
+        index_t mine = offsets[i];
+        for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+          if (const index_t s = g.sources[e]; s != i) {
+            const bool in = nearer(s, i);
+            index_t& pushed = next[s];
+            entries[in ? mine : pushed] = in ? s : i;
+            mine += in;
+            pushed += !in;
+          }
+      }
+    });
+    // per bucket: sort the own part, merge it with the (ascending) pushed part dropping duplicates, in place
+    // through a small buffer; then copy the unique heads into place
     graph out;
     out.num_nodes = n;
     out.offsets.assign(static_cast<std::size_t>(n) + 1, 0);
-    for (index_t j = 0; j < n; ++j) {
-      index_t at = out.offsets[j];
-      for (long k = 0; k < chunks; ++k) std::swap(at, slot[k * n + j]), at += slot[k * n + j];
-      out.offsets[j + 1] = at;
-    }
+    parallel_for(n, n >= 4096, [&](long i) {
+      index_t* b = entries.data() + offsets[i];
+      index_t *own_end = b + own[i], *end = entries.data() + offsets[i + 1];
+      std::sort(b, own_end);
+      index_t merged[128];
+      if (end - b > 128) {  // more entries than a capped radius graph gives: sort and deduplicate in place
+        std::sort(b, end);
+        out.offsets[i + 1] = static_cast<index_t>(std::unique(b, end) - b);
+        return;
+      }
+      index_t m = 0, *p = b, *q = own_end;
+      while (p < own_end || q < end) {
+        const index_t v = q == end || (p < own_end && *p < *q) ? *p++ : *q++;
+        if (m == 0 || merged[m - 1] != v) merged[m++] = v;
+      }
+      std::copy_n(merged, m, b);
+      out.offsets[i + 1] = m;
+    });
+    std::partial_sum(out.offsets.begin(), out.offsets.end(), out.offsets.begin());
     out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
-    parallel_for(chunks, chunks > 1, [&](long k) {
-      index_t* next = slot.data() + k * n;
-      for (index_t i = chunk_begin(k); i < chunk_begin(k + 1); ++i)
-        for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
-          if (const index_t s = g.sources[e]; s != i) {
-            if (nearer(s, i)) out.sources[next[i]++] = s;
-            else out.sources[next[s]++] = i;
-          }
-    });
-    // sort and deduplicate each bucket, then copy the unique heads into place
-    std::vector<index_t> unique_offsets(static_cast<std::size_t>(n) + 1, 0);
     parallel_for(n, n >= 4096, [&](long i) {
-      const auto b0 = out.sources.begin() + out.offsets[i], b1 = out.sources.begin() + out.offsets[i + 1];
-      std::sort(b0, b1);
-      unique_offsets[i + 1] = static_cast<index_t>(std::unique(b0, b1) - b0);
+      std::copy_n(entries.begin() + offsets[i], out.offsets[i + 1] - out.offsets[i], out.sources.begin() + out.offsets[i]);
     });
-    std::partial_sum(unique_offsets.begin(), unique_offsets.end(), unique_offsets.begin());
-    std::vector<index_t> sources(static_cast<std::size_t>(unique_offsets.back()));
-    parallel_for(n, n >= 4096, [&](long i) {
-      std::copy_n(out.sources.begin() + out.offsets[i], unique_offsets[i + 1] - unique_offsets[i],
-                  sources.begin() + unique_offsets[i]);
-    });
-    out.offsets = std::move(unique_offsets);
-    out.sources = std::move(sources);
     return out;
   }
 

@@ -33,6 +33,13 @@ class top_k {
   /// @brief Takes the first `size` entries of the storage as already held (a sorted list from an earlier pass).
   void resume(int size) { size_ = size < k_ ? size : k_; }
 
+  /// @brief Appends (d, i) when not full; the caller guarantees it does not precede the pairs held (a list
+  /// selected and sorted elsewhere, as cell_grid::nearest() does).
+  void push_sorted(T d, index_t i) {
+    if (size_ < k_) dist_[size_] = d, idx_[size_++] = i;
+  }
+  /// @brief Only distances <= this were ever accepted.
+  T limit() const { return limit_; }
   /// @brief Number of pairs held (<= capacity()).
   int size() const { return size_; }
   /// @brief k.
