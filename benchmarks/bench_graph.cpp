@@ -151,6 +151,27 @@ void radius_23k_3d(benchmark::State& state) {
 BENCHMARK(radius_23k_3d)->ArgNames({"threads", "cap", "into"})->ArgsProduct({{1, 2}, {32, 0}, {0, 1}})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// As the trained tracking pipeline's learned space is: hundreds of points within r (here r = 0.2, about 770), so
+// the cap of 32 decides every list (the cell list's k-nearest box queries). Arg: OpenMP threads.
+void radius_23k_3d_capped_dense(benchmark::State& state) {
+  const auto x = points(23000, 3, 106);
+  const auto b = hepgnn::batch::single(23000);
+  hepgnn::radius_options opt;
+  opt.max_neighbors = 32;
+  const int threads_before = omp_get_max_threads();
+  omp_set_num_threads(static_cast<int>(state.range(0)));
+  hepgnn::graph g;
+  hepgnn::radius_workspace<float> ws;
+  for (auto _ : state) {
+    hepgnn::radius_graph_into(x.data(), 23000, 3, 3, 0.2f, b, opt, g, ws);
+    benchmark::DoNotOptimize(g.sources.data());
+  }
+  omp_set_num_threads(threads_before);
+  state.counters["degree"] = static_cast<double>(g.num_edges()) / 23000;
+  state.SetItemsProcessed(state.iterations() * 23000);
+}
+BENCHMARK(radius_23k_3d_capped_dense)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 void fully_connected_512x30(benchmark::State& state) {
   const auto b = hepgnn::batch::uniform(512, 30);
   for (auto _ : state) {

@@ -199,6 +199,7 @@ TEST_CASE("knn respects graph boundaries, k >= size, empty and single-node graph
   check_against_oracle(x, 4, b);
   check_against_oracle(x, 50, b);  // k >= every graph size: all other nodes
   check_against_oracle(x, 4, b, grid_always());
+  check_against_oracle(x, 50, b, grid_always());  // the cell list's box grows until it holds the whole graph
   const auto nl = hepgnn::knn(x, 4, b);
   CHECK(nl.counts[0] == 0);  // the single-node graph
   CHECK(nl.counts[1] == 2);  // a three-node graph

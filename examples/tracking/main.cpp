@@ -273,7 +273,7 @@ int run(int argc, char** argv) {
   // epochs per stage: the filter and GNN steps are cheap, the embedding's are not
   const int epochs_embed = a.epochs > 0 ? a.epochs : quick ? 3 : 6;
   const int epochs_filter = a.epochs > 0 ? a.epochs : quick ? 3 : 20;
-  const int epochs_gnn = a.epochs > 0 ? a.epochs : quick ? 3 : 80;
+  const int epochs_gnn = a.epochs > 0 ? a.epochs : quick ? 3 : 120;
 
   // --- simulation: training events with pile-up-like vertex spread, held-out 2000-particle test events
   toy::tracker_config train_cfg;

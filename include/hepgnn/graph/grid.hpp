@@ -131,10 +131,17 @@ class cell_grid {
     if (k == 0 || m_ == 0) return;
     T tau = guess > 0 ? guess : density_guess(k);
     if (!(tau < limit)) tau = limit;
+    // beyond this every point of the grid is within tau (fewer than k points in all: stop growing)
+    double far2 = 0;
+    for (int c = 0; c < D; ++c) {
+      const double v = q[c], a = std::abs(v - lo_[c]), b = std::abs(lo_[c] + n_[c] * h_ - v);
+      far2 += std::max(a, b) * std::max(a, b);
+    }
+    far2 = far2 * (1 + rel_) + slack_;
     for (;;) {
       cand.clear();
       collect<Arch>(q, skip, tau, cand);
-      if (static_cast<int>(cand.size()) >= k || !(tau < limit)) break;
+      if (static_cast<int>(cand.size()) >= k || !(tau < limit) || static_cast<double>(tau) >= far2) break;
       tau = tau < limit / 4 ? tau * 4 : limit;  // twice the radius
     }
     int n = static_cast<int>(cand.size());

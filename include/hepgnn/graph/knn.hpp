@@ -174,6 +174,10 @@ void search_all(const T* x, index_t n, int d, const batch& b, bool include_self,
 #endif
     {
       T guess = 0;  // k-nearest sinks: the previous query's k-th distance (cell_grid::nearest)
+      // this thread's candidate scratch, a local while in use (the vectors' headers in `buf` share a cache line,
+      // and writing them from both threads halved the 2-thread speed-up); swapped back to keep its capacity
+      std::vector<typename candidate_packing<T>::type> cand;
+      cand.swap(buf.candidates[static_cast<std::size_t>(thread_index())]);
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 256)
 #endif
@@ -182,11 +186,12 @@ void search_all(const T* x, index_t n, int d, const batch& b, bool include_self,
         auto sink = make(i);
         const T* q = x + static_cast<std::ptrdiff_t>(i) * d;
         if constexpr (std::is_same_v<decltype(sink), simd::top_k<T>>)
-          grid.nearest(q, include_self ? -1 : i, sink, guess, buf.candidates[static_cast<std::size_t>(thread_index())]);
+          grid.nearest(q, include_self ? -1 : i, sink, guess, cand);
         else
           grid.search(q, include_self ? -1 : i, sink);
         finish(i, sink);
       }
+      cand.swap(buf.candidates[static_cast<std::size_t>(thread_index())]);
     }
   }
 }
