@@ -16,7 +16,6 @@
 /// All stages' weights go to one safetensors file, with the configuration in its metadata.
 
 #include <algorithm>
-#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -380,12 +379,11 @@ class pipeline {
   static graph orient_outward(const matrix<T>& features, const graph& g) {
     const index_t n = g.num_nodes;
     // one integer per hit that orders like (r^2 + z^2, index), so that the direction of an edge is one compare:
-    // for float, the bits of r^2 + z^2 (non-negative floats order like them) above the index; else the rank
+    // for float, the packed key of the cell list's candidates (distance bits above the index); else the rank
     std::vector<std::uint64_t> key(static_cast<std::size_t>(n));
     const auto rho = [&](index_t i) { return features(i, 0) * features(i, 0) + features(i, 3) * features(i, 3); };
     if constexpr (std::is_same_v<T, float>) {
-      for (index_t i = 0; i < n; ++i)
-        key[i] = (std::uint64_t{std::bit_cast<std::uint32_t>(rho(i))} << 32) | static_cast<std::uint32_t>(i);
+      for (index_t i = 0; i < n; ++i) key[i] = hepgnn::detail::candidate_packing<float>::make(rho(i), i);
     } else {
       std::vector<index_t> order(static_cast<std::size_t>(n));
       std::iota(order.begin(), order.end(), 0);
