@@ -76,6 +76,30 @@ void check_product(const product_case& pc) {
       worst = std::max(worst, std::abs(C[m * ldc + n] - s));
     }
   CHECK(worst < 2e-5 * std::max(1.0, std::sqrt(double(K))));
+
+  // A given in bf16 (rows of an even stride, pad zero) runs the same products: the same bits. The bf16 copy of
+  // the result is C rounded, with the pad entry of an odd N zero; without keep_float only the copy is written.
+  const long Kp = (K + 1) / 2 * 2 + 2, Np = (N + 1) / 2 * 2 + 2;
+  std::vector<std::uint16_t> Ab(static_cast<std::size_t>(M * Kp), 0);
+  for (long m = 0; m < M; ++m)
+    for (long k = 0; k < K; ++k) Ab[m * Kp + k] = simd::to_bf16(A[m * (K + 1) + k]);
+  for (const bool keep : {true, false}) {
+    CAPTURE(keep);
+    std::vector<float> C2 = C0;
+    std::vector<std::uint16_t> out(static_cast<std::size_t>(M * Np), 0xffff);
+    simd::bf16_mm<Native>(M, N, K, Ab.data(), Kp, panel, C2.data(), ldc, acc, e, {out.data(), Np, keep});
+    bool same = true, copied = true;
+    for (long m = 0; m < M; ++m) {
+      for (long n = 0; n < N; ++n) {
+        if (keep) same = same && C2[m * ldc + n] == C[m * ldc + n];
+        copied = copied && out[m * Np + n] == simd::to_bf16(C[m * ldc + n]);
+      }
+      if (N % 2) copied = copied && out[m * Np + N] == 0;
+      copied = copied && out[m * Np + Np - 1] == 0xffff;  // past the pad: untouched
+    }
+    CHECK(same);
+    CHECK(copied);
+  }
 }
 
 // Sizes around a register (16 floats, 32 bf16 per conversion), a pair of k, a panel of 64 columns and a 6-row tile.
@@ -164,4 +188,12 @@ TEST_CASE("bf16_mm rejects a panel of the wrong shape and unsupported epilogues"
   CHECK_THROWS_WITH_AS(simd::bf16_mm(4, 16, 8, A.data(), 8, p, C.data(), 16, true, e),
                        doctest::Contains("not supported"), error);
   CHECK_THROWS_WITH_AS(p.pack(-1, 4, B.data(), 4), doctest::Contains("K and N must be >= 0"), error);
+  std::vector<std::uint16_t> Ab(4 * 8), out(4 * 16);
+  CHECK_THROWS_WITH_AS(simd::bf16_mm(4, 16, 8, Ab.data(), 7, p, C.data(), 16, false, {}),
+                       doctest::Contains("A's row stride must be >= K rounded up to even (8), got 7"), error);
+  CHECK_THROWS_WITH_AS(simd::bf16_mm(4, 16, 8, A.data(), 8, p, C.data(), 16, false, {}, {out.data(), 15}),
+                       doctest::Contains("bf16 output's row stride must be >= N rounded up to even (16), got 15"),
+                       error);
+  CHECK_THROWS_WITH_AS(simd::bf16_mm(4, 16, 8, A.data(), 8, p, C.data(), 16, false, {}, {nullptr, 0, false}),
+                       doctest::Contains("keep_float = false needs a bf16 output"), error);
 }

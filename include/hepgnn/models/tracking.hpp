@@ -63,10 +63,12 @@ matrix<T> hit_features(const trackml::event& ev) {
   HEPGNN_CHECK(ev.x.size() == n && ev.y.size() == n && ev.z.size() == n, "tracking::hit_features: the event's x, y, z ",
                "columns must have one entry per hit (", n, "), got ", ev.x.size(), ", ", ev.y.size(), ", ", ev.z.size());
   matrix<T> f(static_cast<Eigen::Index>(n), num_hit_features);
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < n; ++i)  // checked first: the rows below are filled over threads
     HEPGNN_CHECK(std::isfinite(ev.x[i]) && std::isfinite(ev.y[i]) && std::isfinite(ev.z[i]),
                  "tracking::hit_features: hit ", i, " (hit_id ", ev.hit_id[i], ") has a non-finite position (", ev.x[i],
                  ", ", ev.y[i], ", ", ev.z[i], ")");
+  parallel_for(static_cast<long>(n), n >= 4096, [&](long li) {
+    const auto i = static_cast<std::size_t>(li);
     const double r = std::hypot(ev.x[i], ev.y[i]);
     const auto row = static_cast<Eigen::Index>(i);
     f(row, 0) = static_cast<T>(r / 1000);
@@ -75,7 +77,7 @@ matrix<T> hit_features(const trackml::event& ev) {
     f(row, 3) = static_cast<T>(ev.z[i] / 1000);
     f(row, 4) = static_cast<T>(std::asinh(ev.z[i] / std::max(r, 1e-3)) / 3);
     f(row, 5) = static_cast<T>(std::atan2(ev.y[i], ev.x[i]) / std::numbers::pi);
-  }
+  });
   return f;
 }
 
@@ -129,7 +131,7 @@ struct pipeline_config {
   bool use_filter = true;         ///< run the filter MLP
   int filter_hidden = 32;         ///< hidden width of the filter MLP (two hidden layers)
   double filter_cut = 0.3;        ///< edges with filter score below this are dropped
-  int gnn_hidden = 48;            ///< interaction network hidden width (32 and 64 measured in docs/tracking.md)
+  int gnn_hidden = 32;            ///< interaction network hidden width (48 and 64 measured in docs/tracking.md)
   int gnn_iterations = 8;         ///< message-passing iterations (residual)
   bool gnn_shared_weights = true; ///< one edge and node network for all iterations (false: one per iteration)
   bool gnn_bf16 = false;          ///< GNN inference with bf16 operands (float sums; float pipelines only)
@@ -499,19 +501,33 @@ class pipeline {
     return s;
   }
 
-  /// @brief Keeps the edges of g with score >= cut (CSR order preserved).
-  static graph select_edges(const graph& g, const vector<T>& scores, T cut) {
+  /// @brief Keeps the edges of g with score >= cut (CSR order preserved); `kept`, when given, receives the index
+  /// in g of each kept edge.
+  static graph select_edges(const graph& g, const vector<T>& scores, T cut, std::vector<index_t>* kept = nullptr) {
     HEPGNN_CHECK(scores.size() == g.num_edges(), "tracking::pipeline::select_edges: scores must have one entry per edge (",
                  g.num_edges(), "), got ", scores.size());
+    const index_t n = g.num_nodes;
     graph out;
-    out.num_nodes = g.num_nodes;
-    out.offsets.assign(static_cast<std::size_t>(g.num_nodes) + 1, 0);
-    out.sources.reserve(g.sources.size());
-    for (index_t i = 0; i < g.num_nodes; ++i) {
+    out.num_nodes = n;
+    out.offsets.assign(static_cast<std::size_t>(n) + 1, 0);
+    // count per node, then place: each node writes only its own slots, so threads never share one
+    const bool par = g.num_edges() >= 16384;
+    parallel_for(n, par, [&](long i) {
+      index_t k = 0;
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) k += scores[e] >= cut;
+      out.offsets[i + 1] = k;
+    });
+    std::partial_sum(out.offsets.begin(), out.offsets.end(), out.offsets.begin());
+    out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
+    if (kept) kept->resize(out.sources.size());
+    parallel_for(n, par, [&](long i) {
+      index_t k = out.offsets[i];
       for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
-        if (scores[e] >= cut) out.sources.push_back(g.sources[e]);
-      out.offsets[i + 1] = static_cast<index_t>(out.sources.size());
-    }
+        if (scores[e] >= cut) {
+          if (kept) (*kept)[k] = e;
+          out.sources[k++] = g.sources[e];
+        }
+    });
     return out;
   }
 
@@ -552,7 +568,8 @@ class pipeline {
     edge_attributes(features, embedding, g, w.edge_attributes);
     gnn_->infer(features, g, w.edge_attributes, w.logits, w.gnn,
                 cfg_.gnn_bf16 ? inference_precision::bf16 : inference_precision::f32);
-    for (index_t e = 0; e < g.num_edges(); ++e) s[e] = sigmoid(w.logits(e, 0) + (prior.size() ? prior[e] : T(0)));
+    parallel_for(g.num_edges(), g.num_edges() >= 16384,
+                 [&](long e) { s[e] = sigmoid(w.logits(e, 0) + (prior.size() ? prior[e] : T(0))); });
     return s;
   }
 
@@ -567,14 +584,12 @@ class pipeline {
                      vector<T>& prior, workspace& w) const {
     const vector<T> logits = filter_logits(features, embedding, g, w);
     scores.resize(logits.size());
-    for (index_t e = 0; e < logits.size(); ++e) scores[e] = sigmoid(logits[e]);
-    const T cut = static_cast<T>(cfg_.filter_cut);
-    index_t kept = 0;
-    for (index_t e = 0; e < scores.size(); ++e) kept += scores[e] >= cut;
-    prior.resize(kept);
-    for (index_t e = 0, k = 0; e < scores.size(); ++e)
-      if (scores[e] >= cut) prior[k++] = logits[e];
-    return select_edges(g, scores, cut);
+    parallel_for(logits.size(), logits.size() >= 16384, [&](long e) { scores[e] = sigmoid(logits[e]); });
+    std::vector<index_t> kept;
+    graph out = select_edges(g, scores, static_cast<T>(cfg_.filter_cut), &kept);
+    prior.resize(static_cast<index_t>(kept.size()));
+    for (std::size_t k = 0; k < kept.size(); ++k) prior[static_cast<index_t>(k)] = logits[kept[k]];
+    return out;
   }
 
   /// @brief Stage 5a: connected components over the edges with score > cut; components of fewer than

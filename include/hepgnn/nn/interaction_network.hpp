@@ -149,11 +149,13 @@ class interaction_network {
     matrix<T> zex, zo;
     std::vector<matrix<T>> wt;  // transposed weights (K x N) of the edge-block products
     std::vector<simd::bf16_panel> wb;  // the same in bf16 (inference with inference_precision::bf16)
+    std::vector<std::uint16_t> eb;     // bf16 inference: e rounded to bf16, the edge products' A (no conversions)
     // backward
     matrix<T> de, dpre, dh, du, dzn, ssrc, sdst, dnin;
     std::vector<matrix<T>> part_a, part_b, part_ba, part_n;
     // per-thread scratch
     std::vector<matrix<T>> tz, tg;
+    std::vector<std::vector<std::uint16_t>> tzb;  // bf16 inference: the edge MLP's hidden activations
   };
 
   /// @brief Builds the layers (PyTorch default initialisation from gen) in the order node encoder, edge
@@ -362,10 +364,17 @@ class interaction_network {
     const long n = g.num_nodes;
     const index_t* so = c.by_source.offsets.data();
     const index_t* se = c.by_source.edges.data();
+    const index_t last = so[n];
     parallel_for(n, n * H >= detail::parallel_min_work, [&](long j) {
       T* sj = s + j * lds;
       std::fill(sj, sj + H, T(0));
-      for (index_t q = so[j]; q < so[j + 1]; ++q) detail::row_add(sj, d.data() + long(se[q]) * H, H);
+      for (index_t q = so[j]; q < so[j + 1]; ++q) {
+        // the rows come in no useful order (edges are stored by destination): fetch a few edges ahead
+        if (q + 8 < last)
+          for (long f = 0; f < H; f += 64 / static_cast<long>(sizeof(T)))
+            __builtin_prefetch(d.data() + long(se[q + 8]) * H + f);
+        detail::row_add(sj, d.data() + long(se[q]) * H, H);
+      }
     });
   }
 
@@ -402,6 +411,15 @@ class interaction_network {
     const int nthreads = max_threads();
     c.tz.resize(static_cast<std::size_t>(nthreads));
     for (int t = 0; t < nthreads; ++t) c.tz[t].resize(std::max<index_t>(c.max_block_edges, 1), H);
+    // bf16 inference keeps e and the edge MLP's hidden layer in bf16 as well (rows of Hp entries), written by the
+    // products that make them: the next product reads them without a conversion pass
+    const long Hp = (H + 1) / 2 * 2;
+    if (bf16) {
+      c.eb.resize(static_cast<std::size_t>(ne * Hp));
+      c.tzb.resize(static_cast<std::size_t>(nthreads));
+      for (auto& b : c.tzb) b.resize(static_cast<std::size_t>(std::max<index_t>(c.max_block_edges, 1) * Hp));
+    }
+    std::uint16_t* const eb16 = bf16 ? c.eb.data() : nullptr;
     const std::size_t nh = Train ? T_ + 1 : 1, ni = Train ? std::max(T_, 0) : 1;
     c.h.resize(nh);
     c.e.resize(nh);
@@ -459,7 +477,7 @@ class interaction_network {
         detail::block_mm(nb, H, A, attr->data() + e0 * A, A, 1, c.wt[9].data(), H, z.data(), H, true, true);
       auto eb = c.e[0].middleRows(e0, nb);
       eb.rowwise() = edge_enc_.second.bias().row(0);
-      edge_mm(nb, H, z.data(), c.wt[0], wb0, eb.data(), true, true);
+      edge_mm(nb, H, {z.data()}, c.wt[0], wb0, eb.data(), true, true, nullptr, false, {bf16_rows(eb16, e0, Hp), Hp});
     }, true);
 
     for (int t = 0; t < T_; ++t) {
@@ -474,9 +492,8 @@ class interaction_network {
       c.wt[4] = en.first.weight().leftCols(H).transpose();
       c.wt[5] = en.first.weight().middleCols(H, H).transpose();
       const simd::bf16_panel *wb1 = panel(1), *wb2 = panel(2);
-      c.pd.rowwise() = en.first.bias().row(0);
       node_mm(h, c.wt[4], panel(4), c.ps, false, false);
-      node_mm(h, c.wt[5], panel(5), c.pd, true, false);
+      node_mm(h, c.wt[5], panel(5), c.pd, false, false, en.first.bias().data());
       if (Train) {
         eout.resize(ne, H);
         c.z[t].resize(ne, H);
@@ -494,14 +511,18 @@ class interaction_network {
           Eigen::Map<matrix<T>> z(Train ? c.z[t].data() + e0 * H : c.tz[tid].data(), nb, H);
           // products are accumulated onto their initial terms (gathered node parts, biases): no zero-fill pass
           gather_pre(z, c, src, e0, nb, H, false, false);
-          edge_mm(nb, H, ein.data() + e0 * H, c.wt[1], wb1, z.data(), true, true);
+          // bf16: relu(z) goes only to the next product, in bf16
+          std::uint16_t* zb = bf16 ? c.tzb[tid].data() : nullptr;
+          edge_mm(nb, H, {ein.data() + e0 * H, bf16_rows(eb16, e0, Hp)}, c.wt[1], wb1, z.data(), true, true, nullptr,
+                  false, {zb, Hp, !bf16});
           if (Train) {  // keeps relu(m) for the backward
             Eigen::Map<matrix<T>> m(c.m[t].data() + e0 * H, nb, H);
             detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, m.data(), H, false, true,
                              en.second.bias().data());
             eout.middleRows(e0, nb) = ein.middleRows(e0, nb) + m;
           } else {  // e (in place) += relu(b2 + z W2^T) in the product's epilogue
-            edge_mm(nb, H, z.data(), c.wt[2], wb2, eout.data() + e0 * H, false, true, en.second.bias().data(), true);
+            edge_mm(nb, H, {z.data(), zb}, c.wt[2], wb2, eout.data() + e0 * H, false, true, en.second.bias().data(),
+                    true, {bf16_rows(eb16, e0, Hp), Hp});
           }
         }
         if (node_update) aggregate_nodes(eout, off, n0, n1, agg, am, H);
@@ -517,13 +538,14 @@ class interaction_network {
       c.wt[6] = nn.first.weight().leftCols(H).transpose();
       c.wt[7] = nn.first.weight().rightCols(AW).transpose();
       c.wt[8] = nn.second.weight().transpose();
-      zn.rowwise() = nn.first.bias().row(0);
-      node_mm(h, c.wt[6], panel(6), zn, true, false);
+      node_mm(h, c.wt[6], panel(6), zn, false, false, nn.first.bias().data());
       node_mm(agg, c.wt[7], panel(7), zn, true, true);
-      un.resize(n, H);
-      un.rowwise() = nn.second.bias().row(0);
-      node_mm(zn, c.wt[8], panel(8), un, true, true);
-      if (Train) c.h[t + 1] = c.h[t] + un; else c.h[0] += un;
+      if (Train) {  // keeps relu(u) for the backward
+        node_mm(zn, c.wt[8], panel(8), un, false, true, nn.second.bias().data());
+        c.h[t + 1] = c.h[t] + un;
+      } else {  // h += relu(b + zn W^T) in the product's epilogue
+        node_mm(zn, c.wt[8], panel(8), c.h[0], false, true, nn.second.bias().data(), true);
+      }
     }
 
     // output head
@@ -535,7 +557,7 @@ class interaction_network {
       if (nb == 0) return;
       Eigen::Map<matrix<T>> z(Train ? c.zo.data() + e0 * H : c.tz[tid].data(), nb, H);
       z.rowwise() = out_.first.bias().row(0);
-      edge_mm(nb, H, ef.data() + e0 * H, c.wt[3], wb3, z.data(), true, true);
+      edge_mm(nb, H, {ef.data() + e0 * H, bf16_rows(eb16, e0, Hp)}, c.wt[3], wb3, z.data(), true, true);
       auto yb = y.middleRows(e0, nb);
       yb.rowwise() = out_.second.bias().row(0);
       yb.noalias() += z * out_.second.weight().transpose();
@@ -716,35 +738,50 @@ class interaction_network {
     }
   }
 
-  /// c (+)= a b (b is K x N) over fixed row chunks in parallel, each with the edge-block kernel (no packing and
-  /// no zero fill; row splits do not change any element's rounding).
+  /// c = or += a b (b is K x N) [+ bias] [ReLU] [added to c] over fixed row chunks in parallel, each with the
+  /// edge-block kernel (no packing and no zero fill; row splits do not change any element's rounding).
   static void node_mm(const matrix<T>& a, const matrix<T>& b, const simd::bf16_panel* wb, matrix<T>& c, bool acc,
-                      bool relu) {
+                      bool relu, const T* bias = nullptr, bool residual = false) {
     const long rows = a.rows(), K = a.cols(), N = b.cols();
-    if (!acc) c.resize(rows, N);
+    if (!acc && !residual) c.resize(rows, N);
     const long nchunks = std::clamp<long>(rows / 256, 1, 256);
     parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
       const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
-      mm(r1 - r0, N, K, a.data() + r0 * K, b, wb, c.data() + r0 * N, acc, relu);
+      mm(r1 - r0, N, K, a.data() + r0 * K, b, wb, c.data() + r0 * N, acc, relu, bias, residual);
     });
   }
 
   /// C (M x N, contiguous rows) = or += A (M x K, contiguous rows) wt [+ bias] [ReLU] [added to C], with bf16
   /// operands when the panel wb (wt in bf16) is given.
   static void mm(long M, long N, long K, const T* A, const matrix<T>& wt, const simd::bf16_panel* wb, T* C, bool acc,
-                 bool relu, const T* bias = nullptr, bool residual = false) {
+                 bool relu, const T* bias = nullptr, bool residual = false, const simd::bf16_out& out = {}) {
     if constexpr (std::is_same_v<T, float>) {
       if (wb) {
-        simd::bf16_mm(M, N, K, A, K, *wb, C, N, acc && !residual, {bias, relu, nullptr, 0, residual});
+        simd::bf16_mm(M, N, K, A, K, *wb, C, N, acc && !residual, {bias, relu, nullptr, 0, residual}, out);
         return;
       }
     }
     detail::block_mm(M, N, K, A, K, 1, wt.data(), N, C, N, acc, relu, bias, residual);
   }
-  /// An edge block's product of hidden width (H x H weights).
-  static void edge_mm(long M, long H, const T* A, const matrix<T>& wt, const simd::bf16_panel* wb, T* C, bool acc,
-                      bool relu, const T* bias = nullptr, bool residual = false) {
-    mm(M, H, H, A, wt, wb, C, acc, relu, bias, residual);
+  /// An edge block's A operand: float rows, and in bf16 inference the same rows in bf16 where a product wrote them.
+  struct edge_operand {
+    const T* f = nullptr;
+    const std::uint16_t* b = nullptr;
+  };
+  /// Row e0 of bf16 rows of Hp entries (null stays null).
+  static std::uint16_t* bf16_rows(std::uint16_t* base, long e0, long Hp) { return base ? base + e0 * Hp : nullptr; }
+  /// An edge block's product of hidden width (H x H weights). With wb (bf16 inference): A from its bf16 rows when
+  /// given (else converted), and the result also written to `out` in bf16 when out.data is set.
+  static void edge_mm(long M, long H, edge_operand A, const matrix<T>& wt, const simd::bf16_panel* wb, T* C, bool acc,
+                      bool relu, const T* bias = nullptr, bool residual = false, const simd::bf16_out& out = {}) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (wb && A.b) {
+        simd::bf16_mm(M, H, H, A.b, (H + 1) / 2 * 2, *wb, C, H, acc && !residual, {bias, relu, nullptr, 0, residual},
+                      out);
+        return;
+      }
+    }
+    mm(M, H, H, A.f, wt, wb, C, acc, relu, bias, residual, wb ? out : simd::bf16_out{});
   }
 
   /// z[r] = ps[src] + pd[dst] (pd holds the bias), optionally followed by ReLU.
