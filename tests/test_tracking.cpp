@@ -194,6 +194,33 @@ TEST_CASE("tracking pipeline: edge truth, edge selection and track building on a
                        doctest::Contains("scores must have one entry per edge (8), got 2"), hepgnn::error);
 }
 
+TEST_CASE("tracking pipeline: select_edges on a graph large enough for threads keeps exactly the edges above the cut") {
+  using P = tracking::pipeline<float>;
+  rng gen(77);
+  const index_t n = 3000;
+  std::vector<index_t> src, dst;
+  for (index_t i = 0; i < n; ++i)
+    for (int k = 0; k < 10; ++k) src.push_back(static_cast<index_t>(gen.uniform(0, n - 1))), dst.push_back(i);
+  const graph g = graph::from_edges(n, src, dst);
+  REQUIRE(g.num_edges() >= 16384);  // the threaded path
+  vector<float> scores(g.num_edges());
+  for (index_t e = 0; e < g.num_edges(); ++e) scores[e] = static_cast<float>(gen.uniform(0, 1));
+  std::vector<index_t> kept;
+  const graph sel = P::select_edges(g, scores, 0.7f, &kept);
+  CHECK_NOTHROW(sel.validate());
+  // the plain loop: edges in CSR order, per destination
+  std::vector<index_t> expect_src, expect_kept;
+  bool offsets_match = true;
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+      if (scores[e] >= 0.7f) expect_src.push_back(g.sources[e]), expect_kept.push_back(e);
+    offsets_match = offsets_match && sel.offsets[i + 1] == static_cast<index_t>(expect_src.size());
+  }
+  CHECK(offsets_match);
+  CHECK(sel.sources == expect_src);
+  CHECK(kept == expect_kept);
+}
+
 TEST_CASE("tracking pipeline: the walkthrough's extension cut continues a track over a low-scored edge") {
   // one particle, hits 0-1-2-3-4 outward; edge 1 -> 2 scored 0.3 (below the cut 0.5), the rest 0.9; noise hit 5
   // reached from 4 by a 0.2 edge and from 3 by a 0.4 edge; a second particle 6-7-8 whose hit 7 the first track
