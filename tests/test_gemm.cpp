@@ -233,3 +233,52 @@ TEST_CASE("mlp with its ReLUs fused into the products matches dense and relu lay
   check_fused_mlp<sequential<D, dense<D>, relu<D>, dense<D>, relu<D>, dense<D>>>(false);
   check_fused_mlp<sequential<D, dense<D>, relu<D>, dense<D>, relu<D>, dense<D>, relu<D>>>(true);
 }
+
+TEST_CASE("mlp: activations other than ReLU run on each finished block of rows, with the bits of a separate pass") {
+  // 1000 rows: several row blocks of the product, each activated by the thread that made it; the reference is
+  // linear_forward then the activation over the whole matrix, on one thread
+  const matrix<float> x = random_matrix<float>(1000, 6, 41);
+  for (const auto kind : {activation_kind::tanh, activation_kind::gelu, activation_kind::sigmoid}) {
+    rng g(3);
+    const mlp<float> m(g, {6, 64, 48, 3}, {.activation = kind});
+    matrix<float> want = x;
+    for (std::size_t i = 0; i < m.depth(); ++i) {
+      matrix<float> pre;
+      simd::linear_forward(want, m.linear(i).weight(), m.linear(i).bias().data(), pre);
+      if (i + 1 == m.depth()) {
+        want = pre;
+        break;
+      }
+      detail::with_activation<float>(kind, [&](auto p) {
+        using P = decltype(p);
+        no_cache nc;
+        activation<float, P>().infer(pre, want, nc);
+      });
+    }
+    for (const int threads : {1, 2}) {
+#ifdef _OPENMP
+      const int saved = omp_get_max_threads();
+      omp_set_num_threads(threads);
+#endif
+      matrix<float> y;
+      typename mlp<float>::cache c;
+      m.infer(x, y, c);
+#ifdef _OPENMP
+      omp_set_num_threads(saved);
+#endif
+      CAPTURE(threads);
+      CHECK(y == want);
+      CHECK(y.cwiseAbs().maxCoeff() > 0.01f);  // not vacuous
+      // the training cache keeps the pre-activations for the backward
+      CHECK(c.post[0] == c.pre[0].unaryExpr([&](float v) {
+        matrix<float> one(1, 1), out;
+        one(0, 0) = v;
+        detail::with_activation<float>(kind, [&](auto p) {
+          no_cache nc;
+          activation<float, decltype(p)>().infer(one, out, nc);
+        });
+        return out(0, 0);
+      }));
+    }
+  }
+}

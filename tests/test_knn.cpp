@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <numbers>
 #include <sstream>
 #include <string>
@@ -480,6 +482,33 @@ TEST_CASE_TEMPLATE("select_k_by_rank and argmax_argmin: SIMD equals the scalar f
     CHECK(lo == std::min_element(v.begin(), v.end()) - v.begin());
     CHECK(hs == hi);
     CHECK(ls == lo);
+  }
+}
+
+TEST_CASE_TEMPLATE("smallest_distinct: SIMD ranks give a sort's first keys, also past the rank limit", K, std::uint64_t,
+                   std::int32_t) {
+  namespace simd = hepgnn::simd;
+  hepgnn::rng r(31);
+  for (int n : {0, 1, 2, 7, 8, 9, 15, 16, 17, 47, 96, 97, 200}) {
+    std::vector<K> keys;
+    while (static_cast<int>(keys.size()) < n) {  // distinct, spread over the whole range (large values included)
+      const auto v = static_cast<K>(r.below(1u << 30)) * (std::is_same_v<K, std::uint64_t> ? K(1) << 33 : K(1)) +
+                     static_cast<K>(keys.size());
+      if (std::find(keys.begin(), keys.end(), v) == keys.end()) keys.push_back(v);
+    }
+    if (n > 2) keys[1] = std::numeric_limits<K>::max(), keys[2] = std::numeric_limits<K>::min();
+    std::vector<K> sorted = keys;
+    std::sort(sorted.begin(), sorted.end());
+    for (int count : {0, 1, 5, 24, n / 2, n}) {
+      if (count > n) continue;
+      CAPTURE(n);
+      CAPTURE(count);
+      std::vector<K> got(static_cast<std::size_t>(count) + 1), scalar(static_cast<std::size_t>(count) + 1);
+      simd::smallest_distinct(keys.data(), n, count, got.data());
+      simd::smallest_distinct<simd::scalar>(keys.data(), n, count, scalar.data());
+      CHECK(std::equal(sorted.begin(), sorted.begin() + count, got.begin()));
+      CHECK(std::equal(sorted.begin(), sorted.begin() + count, scalar.begin()));
+    }
   }
 }
 

@@ -2,7 +2,10 @@
 // efficiency.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <numbers>
 #include <numeric>
 #include <set>
 
@@ -404,6 +407,64 @@ TEST_CASE("tracking pipeline: helix fit residuals; splitting and merging the pie
   CHECK_THROWS_WITH_AS(P::split_and_merge_tracks(f, labels, -1.0, 5.0), doctest::Contains("must be finite and >= 0, got -1, 5"),
                        hepgnn::error);
   CHECK_THROWS_WITH_AS(P::fit_helix(f, std::vector<index_t>{0, 30}), doctest::Contains("hit 30 is out of range"),
+                       hepgnn::error);
+}
+
+TEST_CASE_TEMPLATE("tracking pipeline: edge geometry over SIMD lanes is bit-identical to one edge at a time", T, float,
+                   double) {
+  // random hits, plus pairs at one radius (dr = 0 and below the 1e-4 m guard), across the phi seam, and far apart
+  // in z (the z0 clamp) and in phi at small dr (the curvature clamp)
+  rng g(11);
+  const index_t n = 64;
+  matrix<T> f(n, tracking::num_hit_features), emb(n, 3);
+  for (index_t i = 0; i < n; ++i) {
+    const double r = g.uniform(0.03, 1.0), phi = g.uniform(-1.0, 1.0), z = g.uniform(-3.0, 3.0);
+    f.row(i) << static_cast<T>(r), static_cast<T>(std::cos(phi * std::numbers::pi)),
+        static_cast<T>(std::sin(phi * std::numbers::pi)), static_cast<T>(z), static_cast<T>(std::asinh(z / r) / 3),
+        static_cast<T>(phi);
+    emb.row(i) << static_cast<T>(g.uniform(-1, 1)), static_cast<T>(g.uniform(-1, 1)), static_cast<T>(g.uniform(-1, 1));
+  }
+  f(1, 0) = f(0, 0);                                  // dr = 0
+  f(3, 0) = f(2, 0) + static_cast<T>(5e-5);           // |dr| < 1e-4
+  f(4, 5) = static_cast<T>(0.999), f(5, 5) = static_cast<T>(-0.999);  // across the seam
+  f(7, 0) = f(6, 0) + static_cast<T>(2e-4), f(7, 5) = f(6, 5) + static_cast<T>(0.5);  // curvature clamped
+  std::vector<index_t> src, dst;
+  for (index_t k = 0; k < 8; k += 2) src.push_back(k), dst.push_back(k + 1), src.push_back(k + 1), dst.push_back(k);
+  for (int e = 0; e < 300; ++e) src.push_back(static_cast<index_t>(g.below(n))), dst.push_back(static_cast<index_t>(g.below(n)));
+  const auto E = static_cast<index_t>(src.size());
+  const T inv_margin = T(1) / T(0.3);
+  for (const index_t e0 : {0, 3}) {  // a block start that is not a multiple of the lane count
+    matrix<T> lanes(E - e0, tracking::num_edge_geometry), one(E - e0, tracking::num_edge_geometry);
+    tracking::edge_geometry_rows(f, emb, src.data(), dst.data(), e0, E, inv_margin, lanes.data(),
+                                 tracking::num_edge_geometry);
+    for (index_t e = e0; e < E; ++e)
+      tracking::edge_geometry(f.row(src[e]), f.row(dst[e]), emb.row(src[e]), emb.row(dst[e]), inv_margin,
+                              &one(e - e0, 0));
+    CHECK(lanes == one);
+  }
+  matrix<T> a(E, tracking::num_edge_geometry);
+  tracking::edge_geometry_rows(f, emb, src.data(), dst.data(), 0, E, inv_margin, a.data(), tracking::num_edge_geometry);
+  CHECK(a(0, 4) == 0);  // dr = 0: no curvature, no z0
+  CHECK(a(0, 5) == 0);
+  CHECK(a(2, 4) == 0);                                            // |dr| below the guard
+  CHECK(std::abs(a(4, 2)) < T(10 * 0.01 * std::numbers::pi));    // wrapped: 0.002 pi, not -1.998 pi
+  CHECK(std::abs(a(6, 4)) == T(5));                               // clamped curvature
+}
+
+TEST_CASE_TEMPLATE("tracking pipeline: hits ordered by r^2 + z^2 as a stable sort orders them", T, float, double) {
+  rng g(5);
+  matrix<T> f = matrix<T>::Zero(3000, tracking::num_hit_features);
+  for (index_t i = 0; i < f.rows(); ++i)
+    f(i, 0) = static_cast<T>(g.uniform(0, 1.1)), f(i, 3) = static_cast<T>(g.uniform(-3, 3));
+  for (index_t i = 100; i < 200; ++i) f.row(i) = f.row(i % 7);  // ties: lower index first
+  f(5, 0) = 0, f(5, 3) = 0;
+  std::vector<index_t> want(static_cast<std::size_t>(f.rows()));
+  std::iota(want.begin(), want.end(), 0);
+  const auto rho = [&](index_t i) { return f(i, 0) * f(i, 0) + f(i, 3) * f(i, 3); };
+  std::stable_sort(want.begin(), want.end(), [&](index_t a, index_t b) { return rho(a) < rho(b); });
+  CHECK(tracking::pipeline<T>::order_by_distance(f) == want);
+  CHECK(tracking::pipeline<T>::order_by_distance(matrix<T>(0, tracking::num_hit_features)).empty());
+  CHECK_THROWS_WITH_AS(tracking::pipeline<T>::order_by_distance(matrix<T>(4, 3)), doctest::Contains("order_by_distance"),
                        hepgnn::error);
 }
 

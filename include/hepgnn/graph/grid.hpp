@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -122,8 +123,9 @@ class cell_grid {
   /// least k points of those cells are within tau, the k nearest are among them. tau starts at `guess` (the
   /// previous query's k-th distance with a margin: neighbouring queries have similar ones; 0: from the mean
   /// density) and grows until k are in or it reaches top's limit. Distances are SIMD over contiguous cell runs and
-  /// the candidates are cut to k once (nth_element), instead of a sorted insertion per candidate, which made
-  /// search() 2-3x slower for k = 32. `cand` is scratch; `guess` is updated for the next query.
+  /// the k nearest of the candidates are chosen once, instead of a sorted insertion per candidate, which made
+  /// search() 2-3x slower for k = 32: by SIMD ranks of the packed keys (simd::smallest_distinct; float), else
+  /// nth_element and a sort. `cand` is scratch; `guess` is updated for the next query.
   template <class Arch = simd::native>
   void nearest(const T* q, index_t skip, simd::top_k<T>& top, T& guess,
                std::vector<candidate>& cand) const {
@@ -145,11 +147,19 @@ class cell_grid {
       if (static_cast<int>(cand.size()) >= k || !(tau < limit) || static_cast<double>(tau) >= far2) break;
       tau = tau < limit / 4 ? tau * 4 : limit;  // twice the radius
     }
-    int n = static_cast<int>(cand.size());
-    if (n > k) std::nth_element(cand.begin(), cand.begin() + (k - 1), cand.end()), n = k;
-    std::sort(cand.begin(), cand.begin() + n);
-    for (int j = 0; j < n; ++j) top.push_sorted(packing::distance(cand[j]), packing::id(cand[j]));
-    guess = n == k ? packing::distance(cand[static_cast<std::size_t>(k - 1)]) * T(1.3) : T(0);
+    const auto found = static_cast<int>(cand.size());
+    const int n = std::min(k, found);
+    const candidate* best = cand.data();
+    if constexpr (std::is_integral_v<candidate>) {  // packed keys (float): ranked by SIMD compares, after the list
+      cand.resize(static_cast<std::size_t>(found + n + 1));
+      simd::smallest_distinct<Arch>(cand.data(), found, n, cand.data() + found);
+      best = cand.data() + found;
+    } else {
+      if (found > k) std::nth_element(cand.begin(), cand.begin() + (k - 1), cand.end());
+      std::sort(cand.begin(), cand.begin() + n);
+    }
+    for (int j = 0; j < n; ++j) top.push_sorted(packing::distance(best[j]), packing::id(best[j]));
+    guess = n == k ? packing::distance(best[k - 1]) * T(1.3) : T(0);
   }
 
   /// @brief Offers to `sink` every point that can be within its threshold of q (all the exact answers, plus

@@ -432,25 +432,20 @@ class interaction_network {
       c.argmax.resize(ni);
     }
 
+    c.wt.resize(14);
     // node encoder
-    c.zx.resize(n, H);
-    c.zx.noalias() = x * node_enc_.first.weight().transpose();
-    c.zx.rowwise() += node_enc_.first.bias().row(0);
-    c.zx = c.zx.cwiseMax(T(0));
-    c.h[0].resize(n, H);
-    c.h[0].noalias() = c.zx * node_enc_.second.weight().transpose();
-    c.h[0].rowwise() += node_enc_.second.bias().row(0);
-    c.h[0] = c.h[0].cwiseMax(T(0));
+    c.wt[10] = node_enc_.first.weight().transpose();
+    c.wt[11] = node_enc_.second.weight().transpose();
+    node_linear(x, c.wt[10], node_enc_.first.bias().data(), true, c.zx);
+    node_linear(c.zx, c.wt[11], node_enc_.second.bias().data(), true, c.h[0]);
 
     // edge encoder: first Linear split into x_src and x_dst parts (node level) and the edge_attr part (edge level)
-    c.ps.resize(n, H);
-    c.pd.resize(n, H);
-    c.ps.noalias() = x * edge_enc_.first.weight().leftCols(F).transpose();
-    c.pd.noalias() = x * edge_enc_.first.weight().middleCols(F, F).transpose();
-    c.pd.rowwise() += edge_enc_.first.bias().row(0);
+    c.wt[12] = edge_enc_.first.weight().leftCols(F).transpose();
+    c.wt[13] = edge_enc_.first.weight().middleCols(F, F).transpose();
+    node_linear(x, c.wt[12], nullptr, false, c.ps);
+    node_linear(x, c.wt[13], edge_enc_.first.bias().data(), false, c.pd);
     c.e[0].resize(ne, H);
     if (Train) c.zex.resize(ne, H);
-    c.wt.resize(10);
     c.wt[0] = edge_enc_.second.weight().transpose();
     c.wt[3] = out_.first.weight().transpose();
     c.wt[9] = edge_enc_.first.weight().rightCols(A).transpose();
@@ -748,6 +743,22 @@ class interaction_network {
     parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
       const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
       mm(r1 - r0, N, K, a.data() + r0 * K, b, wb, c.data() + r0 * N, acc, relu, bias, residual);
+    });
+  }
+
+  /// c = a wt, then + bias (1 x N, or null), then ReLU: over fixed row chunks in parallel, each chunk's rows
+  /// finished while in cache. The bias is added after the product, not as the tile's initial value, so the sums
+  /// round as those of the node and edge encoders always have (trained weights give the same bits).
+  static void node_linear(const matrix<T>& a, const matrix<T>& wt, const T* bias, bool relu, matrix<T>& c) {
+    const long rows = a.rows(), K = a.cols(), N = wt.cols();
+    c.resize(rows, N);
+    const long nchunks = std::clamp<long>(rows / 256, 1, 256);
+    parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
+      const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
+      detail::block_mm(r1 - r0, N, K, a.data() + r0 * K, K, 1, wt.data(), N, c.data() + r0 * N, N, false, false);
+      auto part = c.middleRows(r0, r1 - r0);
+      if (bias) part.rowwise() += Eigen::Map<const row_vector<T>>(bias, N);
+      if (relu) part = part.cwiseMax(T(0));
     });
   }
 

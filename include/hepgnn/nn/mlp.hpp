@@ -73,7 +73,6 @@ class mlp {
     const std::size_t n = layers_.size();
     c.pre.resize(n);
     c.post.resize(n);
-    no_cache nc;
     for (std::size_t i = 0; i < n; ++i) {
       const matrix<T>& in = i == 0 ? x : c.post[i - 1];
       const dense<T>& l = layers_[i];
@@ -81,10 +80,15 @@ class mlp {
       if (fused_relu(i)) {
         simd::linear_forward(in, l.weight(), b, c.post[i], true);
       } else if (activated(i)) {
-        simd::linear_forward(in, l.weight(), b, c.pre[i]);
+        // the activation runs on each block of rows the product finishes (in cache, on every thread)
+        const long N = l.out_features();
+        c.post[i].resize(in.rows(), N);
         detail::with_activation<T>(o_.activation, [&](auto p) {
           using P = decltype(p);
-          hepgnn::activation<T, P>().infer(c.pre[i], c.post[i], nc);
+          const T a = static_cast<T>(act::default_parameter<P>());
+          simd::linear_forward(in, l.weight(), b, c.pre[i], false, [&](long m0, long m1) {
+            act::apply<P>(c.pre[i].data() + m0 * N, c.post[i].data() + m0 * N, (m1 - m0) * N, a);
+          });
         });
       } else if (i + 1 < n) {  // activation_kind::none
         simd::linear_forward(in, l.weight(), b, c.post[i]);

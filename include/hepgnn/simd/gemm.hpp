@@ -268,11 +268,17 @@ void dots(long M, long N, long K, const T* A, long lda, const T* W, long ldw, T*
 /// Rows per unit of work in the row-parallel products (a multiple of every tile height and register width).
 inline constexpr long row_group = 240;
 
-/// C (M x N, row-major A with row stride lda) = [C +] [bias +] A B [ReLU], rows split over threads.
+/// A row-group callback that does nothing (linear_forward without `then`).
+struct no_rows_done {
+  void operator()(long, long) const {}
+};
+
+/// C (M x N, row-major A with row stride lda) = [C +] [bias +] A B [ReLU], rows split over threads; done(m0, m1)
+/// runs on each finished group of rows [m0, m1) while it is in cache.
 /// With `dot` set, B is W (N x K, padded rows of stride ldb) and the narrow-output dot kernel runs instead.
-template <class T, class Arch>
+template <class T, class Arch, class Done = no_rows_done>
 void rows(long M, long N, long K, const T* A, long lda, const T* B, long ldb, T* C, long ldc, bool acc,
-          const epilogue<T>& e, bool dot = false) {
+          const epilogue<T>& e, bool dot = false, const Done& done = {}) {
   const long groups = (M + row_group - 1) / row_group;
   parallel_for(groups, groups > 1 && go_parallel(M * N * K), [&](long g) {
     const long m0 = g * row_group, m1 = std::min(M, m0 + row_group);
@@ -280,6 +286,7 @@ void rows(long M, long N, long K, const T* A, long lda, const T* B, long ldb, T*
       dots<T, Arch>(m1 - m0, N, K, A + m0 * lda, lda, B, ldb, C + m0 * ldc, ldc, e);
     else
       block<T, Arch>(m1 - m0, N, K, A + m0 * lda, lda, 1, B, ldb, C + m0 * ldc, ldc, acc, e);
+    done(m0, m1);
   });
 }
 
@@ -298,9 +305,11 @@ void copy_padded(long rows, long cols, const T* src, long lds, T* dst, long ldd)
 
 /// @brief y = x w^T (+ bias) (then ReLU when `relu`); y is resized to x.rows() x w.rows().
 /// x: M x K, w: N x K (PyTorch Linear layout), bias: nullptr or N values. y must not alias x or w.
-template <class T, class Arch = native>
+/// then(m0, m1), when given, runs on each finished block of rows [m0, m1) of y, on the thread that made it and while
+/// it is in cache (an activation applied there costs no extra pass over y, and runs on every thread).
+template <class T, class Arch = native, class Then = gemm_detail::no_rows_done>
 void linear_forward(const matrix<T>& x, const matrix<T>& w, const std::type_identity_t<T>* bias, matrix<T>& y,
-                    bool relu = false) {
+                    bool relu = false, const Then& then = {}) {
   HEPGNN_CHECK(x.cols() == w.cols(), "linear_forward: x has ", x.cols(), " columns but w is ", w.rows(), " x ",
                w.cols(), " (expected ", x.cols(), " columns)");
   const long M = x.rows(), N = w.rows(), K = x.cols();
@@ -319,7 +328,7 @@ void linear_forward(const matrix<T>& x, const matrix<T>& w, const std::type_iden
         gemm_detail::copy_padded(N, K, w.data(), K, copy, Kp);
         wp = copy;
       }
-      gemm_detail::rows<T, Arch>(M, N, K, x.data(), K, wp, Kp, y.data(), N, false, {bias, relu}, true);
+      gemm_detail::rows<T, Arch>(M, N, K, x.data(), K, wp, Kp, y.data(), N, false, {bias, relu}, true, then);
       return;
     }
     const long Np = gemm_detail::padded(N, L);
@@ -329,7 +338,8 @@ void linear_forward(const matrix<T>& x, const matrix<T>& w, const std::type_iden
     for (long n = 0; n < N; ++n)
       for (long k = 0; k < K; ++k) bt[k * Np + n] = w(n, k);
     if (bias) std::copy_n(bias, N, bt + K * Np);
-    gemm_detail::rows<T, Arch>(M, N, K, x.data(), K, bt, Np, y.data(), N, false, {bias ? bt + K * Np : nullptr, relu});
+    gemm_detail::rows<T, Arch>(M, N, K, x.data(), K, bt, Np, y.data(), N, false, {bias ? bt + K * Np : nullptr, relu},
+                               false, then);
   } else {
     if (M <= 128)  // Eigen's GEMM allocates its packing buffers; the lazy product does not
       y.noalias() = x.lazyProduct(w.transpose());
@@ -337,6 +347,7 @@ void linear_forward(const matrix<T>& x, const matrix<T>& w, const std::type_iden
       y.noalias() = x * w.transpose();
     if (bias) y.rowwise() += Eigen::Map<const row_vector<T>>(bias, N);
     if (relu) y = y.cwiseMax(T(0));
+    then(0, M);
   }
 }
 
