@@ -741,9 +741,17 @@ class interaction_network {
     if (!acc && !residual) c.resize(rows, N);
     const long nchunks = std::clamp<long>(rows / 256, 1, 256);
     parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
-      const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
+      const long r0 = chunk_start(k, nchunks, rows), r1 = chunk_start(k + 1, nchunks, rows);
       mm(r1 - r0, N, K, a.data() + r0 * K, b, wb, c.data() + r0 * N, acc, relu, bias, residual);
     });
+  }
+
+  /// First row of chunk k of n over `rows` rows: a multiple of 120, which every register tile's height divides
+  /// (12, 10, 8 or 6 rows), so only the last chunk ends in the slower tiles of a few rows (with chunks of any length
+  /// they took a sixth of the node products' time). Each row's sums do not depend on the split.
+  static long chunk_start(long k, long n, long rows) {
+    constexpr long quantum = 120;
+    return k == n ? rows : k * (rows / quantum) / n * quantum;
   }
 
   /// c = a wt, then + bias (1 x N, or null), then ReLU: over fixed row chunks in parallel, each chunk's rows
@@ -754,7 +762,7 @@ class interaction_network {
     c.resize(rows, N);
     const long nchunks = std::clamp<long>(rows / 256, 1, 256);
     parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
-      const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
+      const long r0 = chunk_start(k, nchunks, rows), r1 = chunk_start(k + 1, nchunks, rows);
       detail::block_mm(r1 - r0, N, K, a.data() + r0 * K, K, 1, wt.data(), N, c.data() + r0 * N, N, false, false);
       auto part = c.middleRows(r0, r1 - r0);
       if (bias) part.rowwise() += Eigen::Map<const row_vector<T>>(bias, N);
