@@ -101,9 +101,10 @@ class cell_grid {
       ++cell_start_[cell_of[i] + 1];
     }
     for (std::size_t c = 0; c < cells; ++c) cell_start_[c + 1] += cell_start_[c];
-    ids_.resize(static_cast<std::size_t>(m_));
-    // each coordinate row is padded with +inf, so SIMD blocks may run past the end of a cell run (distance +inf)
+    // each coordinate row is padded with +inf, so SIMD blocks may run past the end of a cell run (distance +inf);
+    // ids_ is padded as far, so a register of ids can be loaded wherever one of distances can
     stride_ = m_ + pad;
+    ids_.assign(static_cast<std::size_t>(stride_), -1);
     xt_.assign(static_cast<std::size_t>(stride_) * D, std::numeric_limits<T>::infinity());
     std::vector<index_t> next(cell_start_.begin(), cell_start_.end() - 1);
     for (index_t i = 0; i < m_; ++i) {
@@ -141,21 +142,21 @@ class cell_grid {
       far2 += std::max(a, b) * std::max(a, b);
     }
     far2 = far2 * (1 + rel_) + slack_;
+    std::size_t found = 0;  // cand[0, found): the candidates (cand is kept longer, as scratch)
     for (;;) {
-      cand.clear();
-      collect<Arch>(q, skip, tau, cand);
-      if (static_cast<int>(cand.size()) >= k || !(tau < limit) || static_cast<double>(tau) >= far2) break;
+      found = collect<Arch>(q, skip, tau, cand);
+      if (found >= static_cast<std::size_t>(k) || !(tau < limit) || static_cast<double>(tau) >= far2) break;
       tau = tau < limit / 4 ? tau * 4 : limit;  // twice the radius
     }
-    const auto found = static_cast<int>(cand.size());
-    const int n = std::min(k, found);
+    const int n = std::min(k, static_cast<int>(found));
     const candidate* best = cand.data();
     if constexpr (std::is_integral_v<candidate>) {  // packed keys (float): ranked by SIMD compares, after the list
-      cand.resize(static_cast<std::size_t>(found + n + 1));
-      simd::smallest_distinct<Arch>(cand.data(), found, n, cand.data() + found);
+      if (cand.size() < found + n + 1) cand.resize(found + n + 1);
+      simd::smallest_distinct<Arch>(cand.data(), static_cast<int>(found), n, cand.data() + found);
       best = cand.data() + found;
     } else {
-      if (found > k) std::nth_element(cand.begin(), cand.begin() + (k - 1), cand.end());
+      const auto end = cand.begin() + static_cast<std::ptrdiff_t>(found);
+      if (n < static_cast<int>(found)) std::nth_element(cand.begin(), cand.begin() + (k - 1), end);
       std::sort(cand.begin(), cand.begin() + n);
     }
     for (int j = 0; j < n; ++j) top.push_sorted(packing::distance(best[j]), packing::id(best[j]));
@@ -235,13 +236,15 @@ class cell_grid {
     simd::scan_nearest<simd::distance_kind::euclidean, Arch, D>(q, D, xt_.data(), stride_, a, b, ids_.data(), skip,
                                                                  sink);
   }
-  /// Appends to `cand` every point of the cells that the ball of squared radius tau around q touches whose distance
-  /// is <= tau (the id `skip` excepted), as (distance, id).
+  /// Writes to cand[0, count) every point of the cells that the ball of squared radius tau around q touches whose
+  /// distance is <= tau (the id `skip` excepted), as (distance, id); returns count. cand grows as needed and may
+  /// be longer than count (the SIMD path stores whole registers past the last candidate).
   template <class Arch>
-  void collect(const T* q, index_t skip, T tau, std::vector<candidate>& cand) const {
+  std::size_t collect(const T* q, index_t skip, T tau, std::vector<candidate>& cand) const {
     const double lim = static_cast<double>(tau) * (1 + rel_), half = std::sqrt(lim) + slack_;
     int lo[3] = {0, 0, 0}, hi[3] = {0, 0, 0};
     for (int c = 0; c < D; ++c) lo[c] = coord(q[c] - half, c), hi[c] = coord(q[c] + half, c);
+    std::size_t count = 0;
     for (int z = lo[2]; z <= hi[2]; ++z) {
       const double gz = gap2(q, 2, z);
       for (int y = lo[1]; y <= hi[1]; ++y) {
@@ -250,12 +253,19 @@ class cell_grid {
         int xa = lo[0], xb = hi[0];
         while (xa <= xb && gyz + gap2(q, 0, xa) > lim) ++xa;
         while (xb >= xa && gyz + gap2(q, 0, xb) > lim) --xb;
-        if (xa <= xb) collect_run<Arch>(q, cell_start_[flat(xa, y, z)], cell_start_[flat(xb, y, z) + 1], skip, tau, cand);
+        if (xa > xb) continue;
+        const index_t a = cell_start_[flat(xa, y, z)], b = cell_start_[flat(xb, y, z) + 1];
+        // room for every point of the run and a whole register past it
+        if (const std::size_t need = count + static_cast<std::size_t>(b - a) + pad; cand.size() < need)
+          cand.resize(2 * need);
+        count = collect_run<Arch>(q, a, b, skip, tau, cand.data(), count);
       }
     }
+    return count;
   }
+  /// collect() over the sorted positions [a, b): appends at out + count, returns the new count.
   template <class Arch>
-  void collect_run(const T* q, index_t a, index_t b, index_t skip, T tau, std::vector<candidate>& cand) const {
+  std::size_t collect_run(const T* q, index_t a, index_t b, index_t skip, T tau, candidate* out, std::size_t count) const {
     constexpr int W = simd::lanes<T, Arch>();
     if constexpr (W > 1) {
       using B = xsimd::batch<T, Arch>;
@@ -265,18 +275,38 @@ class cell_grid {
         auto bits = simd::detail::lane_bits<Arch>(dist <= B(tau));
         if (b - j < W) bits &= (std::uint64_t(1) << (b - j)) - 1;
         if (!bits) continue;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float> && sizeof(index_t) == 4 && std::is_base_of_v<xsimd::avx512f, Arch>) {
+          // the keys of all 16 lanes (distance bits above the id), the chosen ones compressed to the front: no
+          // branch per lane (ids_ is padded, so the load stays inside it)
+          const __m512i id = _mm512_loadu_si512(ids_.data() + j);
+          bits &= ~static_cast<std::uint64_t>(_mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(skip)));
+          const __m512i bits_d = _mm512_castps_si512(dist);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i id_h = h ? _mm512_extracti64x4_epi64(id, 1) : _mm512_castsi512_si256(id);
+            const __m256i d_h = h ? _mm512_extracti64x4_epi64(bits_d, 1) : _mm512_castsi512_si256(bits_d);
+            const __m512i key = _mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(d_h), 32),
+                                                _mm512_cvtepu32_epi64(id_h));
+            const auto m = static_cast<__mmask8>(bits >> (8 * h));
+            _mm512_storeu_si512(out + count, _mm512_maskz_compress_epi64(m, key));
+            count += static_cast<std::size_t>(std::popcount(static_cast<unsigned>(m)));
+          }
+          continue;
+        }
+#endif
         dist.store_aligned(buf);
         for (; bits; bits &= bits - 1) {
           const int l = std::countr_zero(bits);
-          if (const index_t id = ids_[j + l]; id != skip) cand.push_back(packing::make(buf[l], id));
+          if (const index_t id = ids_[j + l]; id != skip) out[count++] = packing::make(buf[l], id);
         }
       }
     } else {
       for (index_t j = a; j < b; ++j) {
         const T dist = simd::detail::distance_at<simd::distance_kind::euclidean, D, T>(q, D, xt_.data(), stride_, j);
-        if (dist <= tau && ids_[j] != skip) cand.push_back(packing::make(dist, ids_[j]));
+        if (dist <= tau && ids_[j] != skip) out[count++] = packing::make(dist, ids_[j]);
       }
     }
+    return count;
   }
 
   using packing = detail::candidate_packing<T>;
