@@ -700,23 +700,40 @@ class pipeline {
     HEPGNN_CHECK(scores.size() == g.num_edges(), "tracking::pipeline::build_tracks_walkthrough: scores must have one ",
                  "entry per edge (", g.num_edges(), "), got ", scores.size());
     const index_t n = g.num_nodes;
+    HEPGNN_CHECK(features.rows() == n, "tracking::pipeline::build_tracks_walkthrough: features must have one row per ",
+                 "node of the graph (", n, "), got ", features.rows());
     const T low = std::min(cut, extend_cut);
-    // outgoing adjacency (CSR by source) of the edges above the lower of the two cuts
-    std::vector<index_t> out_off(static_cast<std::size_t>(n) + 1, 0), has_in(n, 0);
-    for (index_t i = 0; i < n; ++i)
-      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
-        if (scores[e] > low) ++out_off[g.sources[e] + 1];
-        if (scores[e] > cut) has_in[i] = 1;
-      }
-    std::partial_sum(out_off.begin(), out_off.end(), out_off.begin());
-    std::vector<index_t> out_dst(out_off.back()), next(out_off.begin(), out_off.end() - 1);
-    std::vector<T> out_score(out_off.back());
-    for (index_t i = 0; i < n; ++i)
+    // outgoing adjacency (CSR by source) of the edges above the lower of the two cuts: those edges in CSR order
+    // (each hit's row counted, then written, over threads), then grouped by source with a stable counting sort,
+    // so each hit's outgoing edges keep ascending destinations (the walk takes the first of equal scores)
+    const bool par = g.num_edges() >= 16384;
+    std::vector<index_t> row_start(static_cast<std::size_t>(n) + 1, 0);
+    std::vector<char> has_in(static_cast<std::size_t>(n));
+    parallel_for(n, par, [&](long i) {
+      index_t k = 0;
+      bool in = false;
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) k += scores[e] > low, in |= scores[e] > cut;
+      row_start[i + 1] = k;
+      has_in[i] = in;
+    });
+    std::partial_sum(row_start.begin(), row_start.end(), row_start.begin());
+    const auto kept = static_cast<std::size_t>(row_start.back());
+    std::vector<index_t> kept_src(kept), kept_dst(kept);
+    std::vector<T> kept_score(kept);
+    parallel_for(n, par, [&](long i) {
+      index_t k = row_start[i];
       for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
-        if (scores[e] > low) {
-          const index_t k = next[g.sources[e]]++;
-          out_dst[k] = i, out_score[k] = scores[e];
-        }
+        if (scores[e] > low) kept_src[k] = g.sources[e], kept_dst[k] = static_cast<index_t>(i), kept_score[k++] = scores[e];
+    });
+    std::vector<index_t> out_off(static_cast<std::size_t>(n) + 1, 0);
+    for (const index_t src : kept_src) ++out_off[src + 1];
+    std::partial_sum(out_off.begin(), out_off.end(), out_off.begin());
+    std::vector<index_t> out_dst(kept), next(out_off.begin(), out_off.end() - 1);
+    std::vector<T> out_score(kept);
+    for (std::size_t k = 0; k < kept; ++k) {
+      const index_t at = next[kept_src[k]]++;
+      out_dst[at] = kept_dst[k], out_score[at] = kept_score[k];
+    }
     const std::vector<index_t> order = order_by_distance(features);
     std::vector<index_t> track(n, -1);
     index_t count = 0;
@@ -850,11 +867,8 @@ class pipeline {
     HEPGNN_CHECK(max_xy_mm >= 0 && max_z_mm >= 0 && std::isfinite(max_xy_mm) && std::isfinite(max_z_mm),
                  "tracking::pipeline::split_and_merge_tracks: max_xy_mm and max_z_mm must be finite and >= 0, got ",
                  max_xy_mm, ", ", max_z_mm);
-    index_t count = 0;
-    for (index_t l : labels) count = std::max(count, l + 1);
-    std::vector<std::vector<index_t>> members(static_cast<std::size_t>(count));
-    for (std::size_t i = 0; i < labels.size(); ++i)
-      if (labels[i] >= 0) members[labels[i]].push_back(static_cast<index_t>(i));
+    track_members members(labels, "split_and_merge_tracks");
+    index_t count = members.count();
     // fit cost: the larger residual as a fraction of its limit (<= 1: a helix)
     const auto cost = [&](std::span<const index_t> hits) {
       const auto r = fit_helix(features, hits);
@@ -868,7 +882,7 @@ class pipeline {
     constexpr int min_part = 3;
     std::vector<int> cut_at(static_cast<std::size_t>(count), -1);
     parallel_for<loop_schedule::dynamic_single>(count, count >= 256, [&](long t) {
-      auto& hits = members[t];
+      const std::span<index_t> hits = members[static_cast<index_t>(t)];
       const int n = static_cast<int>(hits.size());
       if (n < 2 * min_part || cost(hits) <= 1) return;
       std::sort(hits.begin(), hits.end(),
@@ -883,8 +897,9 @@ class pipeline {
         rest.erase(rest.begin() + k);
         if (const double c = cost(rest); c < least) least = c, worst = k;
       }
-      if (least <= 1) {
-        hits.erase(hits.begin() + worst);
+      if (least <= 1) {  // the outlier leaves the track: to the end of its span, which drops it
+        std::rotate(hits.begin() + worst, hits.begin() + worst + 1, hits.end());
+        members.shrink(static_cast<index_t>(t), 1);
         return;
       }
       double best = HUGE_VAL;
@@ -896,13 +911,9 @@ class pipeline {
       }
       if (best > 1) cut_at[t] = -1;
     });
-    for (index_t t = 0, n_before = count; t < n_before; ++t) {
-      if (cut_at[t] < 0) continue;
-      std::vector<index_t> outer(members[t].begin() + cut_at[t], members[t].end());
-      members[t].resize(static_cast<std::size_t>(cut_at[t]));
-      members.push_back(std::move(outer));
-      ++count;
-    }
+    for (index_t t = 0, n_before = count; t < n_before; ++t)
+      if (cut_at[t] >= 0) members.split(t, cut_at[t]);
+    count = members.count();
     // each track's ends: nearest and farthest hit from the origin
     struct ends {
       double d_in = 0, d_out = 0, phi_in = 0, phi_out = 0, eta_in = 0, eta_out = 0;
@@ -910,16 +921,16 @@ class pipeline {
     };
     std::vector<ends> e(static_cast<std::size_t>(count));
     const double pi = std::numbers::pi;
-    for (index_t t = 0; t < count; ++t) {
-      if (members[t].size() < 2) continue;
+    parallel_for(count, count >= 256, [&](long t) {
+      if (members[static_cast<index_t>(t)].size() < 2) return;
       double lo = HUGE_VAL, hi = -1;
-      for (index_t h : members[t]) {
+      for (index_t h : members[static_cast<index_t>(t)]) {
         const double r = features(h, 0), zz = features(h, 3), d = std::sqrt(r * r + zz * zz);
         const double phi = pi * static_cast<double>(features(h, 5)), eta = 3 * static_cast<double>(features(h, 4));
         if (d < lo) lo = d, e[t].d_in = d, e[t].phi_in = phi, e[t].eta_in = eta, e[t].first = h;
         if (d > hi) hi = d, e[t].d_out = d, e[t].phi_out = phi, e[t].eta_out = eta;
       }
-    }
+    });
     // candidate pairs (inner a, outer b): the inner ends binned in (phi, eta) by the window's size, so a track
     // looks at the 3 x 3 bins around its outer end (the work per track grows with the density of tracks in the
     // window, not with the event); tracks in parallel
@@ -999,15 +1010,12 @@ class pipeline {
                                             int min_hits, double min_pt, double b_field) {
     HEPGNN_CHECK(static_cast<Eigen::Index>(labels.size()) == features.rows(), "tracking::pipeline::select_tracks: ",
                  "labels must have one entry per hit (", features.rows(), "), got ", labels.size());
-    index_t count = 0;
-    for (index_t l : labels) count = std::max(count, l + 1);
-    std::vector<std::vector<index_t>> members(static_cast<std::size_t>(count));
-    for (std::size_t i = 0; i < labels.size(); ++i)
-      if (labels[i] >= 0) members[labels[i]].push_back(static_cast<index_t>(i));
+    const track_members members(labels, "select_tracks");
+    const index_t count = members.count();
     std::vector<char> keep(static_cast<std::size_t>(count));
     parallel_for(count, count >= 256 && min_pt > 0, [&](long t) {  // a helix fit per track
-      keep[t] = static_cast<int>(members[t].size()) >= min_hits &&
-                (min_pt <= 0 || fitted_pt(features, members[t], b_field) >= min_pt);
+      const auto hits = members[static_cast<index_t>(t)];
+      keep[t] = static_cast<int>(hits.size()) >= min_hits && (min_pt <= 0 || fitted_pt(features, hits, b_field) >= min_pt);
     });
     std::vector<index_t> kept = labels;
     for (auto& l : kept)
@@ -1090,6 +1098,48 @@ class pipeline {
     }
     edge_geometry_rows(features, embedding, src, dst, e0, e1, inv_margin, f.data() + 2 * H, num_edge_features);
   }
+  /// The hits of each track (label) as a span of one array, ascending within the track: a counting sort of the
+  /// labels (a vector per track cost an allocation each, 5.7k tracks at 2000 particles). split() makes the tail
+  /// of a span a track of its own and shrink() drops a span's last hits, so the mending needs no copies.
+  class track_members {
+   public:
+    track_members(const std::vector<index_t>& labels, const char* who) {
+      index_t count = 0;
+      for (const index_t l : labels) {
+        HEPGNN_CHECK(l >= -1, "tracking::pipeline::", who, ": labels must be track numbers >= 0 or -1 (no track), got ",
+                     l);
+        count = std::max(count, l + 1);
+      }
+      begin_.assign(static_cast<std::size_t>(count) + 1, 0);
+      for (const index_t l : labels)
+        if (l >= 0) ++begin_[l + 1];
+      std::partial_sum(begin_.begin(), begin_.end(), begin_.begin());
+      size_.resize(static_cast<std::size_t>(count));
+      for (index_t t = 0; t < count; ++t) size_[t] = begin_[t + 1] - begin_[t];
+      begin_.pop_back();
+      hits_.resize(static_cast<std::size_t>(labels.size()));
+      std::vector<index_t> next(begin_);
+      for (std::size_t i = 0; i < labels.size(); ++i)
+        if (labels[i] >= 0) hits_[next[labels[i]]++] = static_cast<index_t>(i);
+    }
+    index_t count() const { return static_cast<index_t>(size_.size()); }
+    std::span<index_t> operator[](index_t t) { return {hits_.data() + begin_[t], static_cast<std::size_t>(size_[t])}; }
+    std::span<const index_t> operator[](index_t t) const {
+      return {hits_.data() + begin_[t], static_cast<std::size_t>(size_[t])};
+    }
+    /// Hits [at, size) of track t become a new track (numbered count() before the call).
+    void split(index_t t, index_t at) {
+      begin_.push_back(begin_[t] + at);
+      size_.push_back(size_[t] - at);
+      size_[t] = at;
+    }
+    /// Track t loses its last k hits (they belong to no track).
+    void shrink(index_t t, index_t k) { size_[t] -= k; }
+
+   private:
+    std::vector<index_t> hits_, begin_, size_;
+  };
+
   static std::vector<index_t> relabel(const std::vector<index_t>& labels, index_t count, int min_hits) {
     std::vector<index_t> size(static_cast<std::size_t>(count), 0), id(static_cast<std::size_t>(count), -1);
     for (auto l : labels)
