@@ -362,10 +362,15 @@ class interaction_network {
   /// The same into H columns of rows of stride lds.
   static void source_sum(const graph& g, cache& c, const matrix<T>& d, T* s, long lds, long H) {
     const long n = g.num_nodes;
+    parallel_for(n, n * H >= detail::parallel_min_work,
+                 [&](long j) { source_sum_rows(c, d, s, lds, H, j, j + 1, n); });
+  }
+  /// source_sum() of the nodes [j0, j1) of a graph of n nodes (c.by_source built).
+  static void source_sum_rows(const cache& c, const matrix<T>& d, T* s, long lds, long H, long j0, long j1, long n) {
     const index_t* so = c.by_source.offsets.data();
     const index_t* se = c.by_source.edges.data();
     const index_t last = so[n];
-    parallel_for(n, n * H >= detail::parallel_min_work, [&](long j) {
+    for (long j = j0; j < j1; ++j) {
       T* sj = s + j * lds;
       std::fill(sj, sj + H, T(0));
       for (index_t q = so[j]; q < so[j + 1]; ++q) {
@@ -375,7 +380,7 @@ class interaction_network {
             __builtin_prefetch(d.data() + long(se[q + 8]) * H + f);
         detail::row_add(sj, d.data() + long(se[q]) * H, H);
       }
-    });
+    }
   }
 
   /// Throws unless attr is E x edge_in, or null for a layer without edge features.
@@ -475,6 +480,17 @@ class interaction_network {
       edge_mm(nb, H, {z.data()}, c.wt[0], wb0, eb.data(), true, true, nullptr, false, {bf16_rows(eb16, e0, Hp), Hp});
     }, true);
 
+    // the node parts of the edge network's first layer for iteration t (src and dst thirds of its weight),
+    // transposed; iteration 0's from the encoded nodes, later ones by the node phase of the iteration before
+    const auto node_part_weights = [&](int t) {
+      auto& en = edge_net_[set_of(t)];
+      c.wt[4] = en.first.weight().leftCols(H).transpose();
+      c.wt[5] = en.first.weight().middleCols(H, H).transpose();
+    };
+    node_part_weights(0);
+    node_mm(c.h[0], c.wt[4], panel(4), c.ps, false, false);
+    node_mm(c.h[0], c.wt[5], panel(5), c.pd, false, false, edge_net_[set_of(0)].first.bias().data());
+    const long AW = aggregated_width(o_);
     for (int t = 0; t < T_; ++t) {
       auto& en = edge_net_[set_of(t)];
       auto& nn = node_net_[set_of(t)];
@@ -484,18 +500,13 @@ class interaction_network {
       matrix<T>& agg = Train ? c.agg[t] : c.agg[0];
       c.wt[1] = en.first.weight().rightCols(H).transpose();
       c.wt[2] = en.second.weight().transpose();
-      c.wt[4] = en.first.weight().leftCols(H).transpose();
-      c.wt[5] = en.first.weight().middleCols(H, H).transpose();
       const simd::bf16_panel *wb1 = panel(1), *wb2 = panel(2);
-      node_mm(h, c.wt[4], panel(4), c.ps, false, false);
-      node_mm(h, c.wt[5], panel(5), c.pd, false, false, en.first.bias().data());
       if (Train) {
         eout.resize(ne, H);
         c.z[t].resize(ne, H);
         c.m[t].resize(ne, H);
         c.argmax[t].resize(static_cast<std::size_t>(n * na * H));
       }
-      const long AW = aggregated_width(o_);
       agg.resize(n, AW);
       index_t* am = Train ? c.argmax[t].data() : nullptr;
       // the last iteration's node update would change only h, which no output reads: skipped, with its aggregation
@@ -523,24 +534,39 @@ class interaction_network {
         if (node_update) aggregate_nodes(eout, off, n0, n1, agg, am, H);
       }, true);
       if (!node_update) continue;  // c.h[T_] stays unset: the backward reads h only up to c.h[T_ - 1]
-      // s after every block: a node's leaving edges lie in other blocks
-      if (o_.source_aggregation) source_sum(g, c, eout, agg.data() + na * H, AW, H);
 
-      // node update
+      // node phase, one parallel region over chunks of nodes (each chunk's rows stay in cache): the sums over each
+      // node's leaving edges (after every edge block: they lie in other blocks), the node update, then the next
+      // iteration's node parts of the edge network from the new h
       matrix<T>& zn = Train ? c.zn[t] : c.zn[0];
       matrix<T>& un = Train ? c.un[t] : c.un[0];
+      matrix<T>& h_next = Train ? c.h[t + 1] : c.h[0];
       zn.resize(n, H);
+      if (Train) un.resize(n, H), h_next.resize(n, H);
       c.wt[6] = nn.first.weight().leftCols(H).transpose();
       c.wt[7] = nn.first.weight().rightCols(AW).transpose();
       c.wt[8] = nn.second.weight().transpose();
-      node_mm(h, c.wt[6], panel(6), zn, false, false, nn.first.bias().data());
-      node_mm(agg, c.wt[7], panel(7), zn, true, true);
-      if (Train) {  // keeps relu(u) for the backward
-        node_mm(zn, c.wt[8], panel(8), un, false, true, nn.second.bias().data());
-        c.h[t + 1] = c.h[t] + un;
-      } else {  // h += relu(b + zn W^T) in the product's epilogue
-        node_mm(zn, c.wt[8], panel(8), c.h[0], false, true, nn.second.bias().data(), true);
-      }
+      const simd::bf16_panel *wb6 = panel(6), *wb7 = panel(7), *wb8 = panel(8);
+      node_part_weights(t + 1);
+      const simd::bf16_panel *wb4 = panel(4), *wb5 = panel(5);
+      const T* pd_bias = edge_net_[set_of(t + 1)].first.bias().data();
+      const long nchunks = std::clamp<long>(n / 256, 1, 256);
+      parallel_for(nchunks, n * H * AW >= (1L << 16), [&](long k) {
+        const long r0 = chunk_start(k, nchunks, n), r1 = chunk_start(k + 1, nchunks, n), rows = r1 - r0;
+        if (rows == 0) return;
+        if (o_.source_aggregation) source_sum_rows(c, eout, agg.data() + na * H, AW, H, r0, r1, n);
+        T* znr = zn.data() + r0 * H;
+        mm(rows, H, H, h.data() + r0 * H, c.wt[6], wb6, znr, false, false, nn.first.bias().data());
+        mm(rows, H, AW, agg.data() + r0 * AW, c.wt[7], wb7, znr, true, true);
+        if (Train) {  // keeps relu(u) for the backward
+          mm(rows, H, H, znr, c.wt[8], wb8, un.data() + r0 * H, false, true, nn.second.bias().data());
+          h_next.middleRows(r0, rows) = h.middleRows(r0, rows) + un.middleRows(r0, rows);
+        } else {  // h += relu(b + zn W^T) in the product's epilogue
+          mm(rows, H, H, znr, c.wt[8], wb8, h_next.data() + r0 * H, false, true, nn.second.bias().data(), true);
+        }
+        mm(rows, H, H, h_next.data() + r0 * H, c.wt[4], wb4, c.ps.data() + r0 * H, false, false);
+        mm(rows, H, H, h_next.data() + r0 * H, c.wt[5], wb5, c.pd.data() + r0 * H, false, false, pd_bias);
+      });
     }
 
     // output head
