@@ -195,6 +195,10 @@ TEST_CASE("tracking pipeline: edge truth, edge selection and track building on a
   CHECK_NOTHROW(sel.validate());
   CHECK_THROWS_WITH_AS(P::select_edges(g, vector<float>(2), 0.5f),
                        doctest::Contains("scores must have one entry per edge (8), got 2"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(P::build_tracks_walkthrough(matrix<float>(f.topRows(5)), g, scores, 0.5f),
+                       doctest::Contains("features must have one row per node of the graph (8), got 5"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(P::orient_outward(matrix<float>(f.topRows(5)), g),
+                       doctest::Contains("features must have one row per node of the graph (8)"), hepgnn::error);
 }
 
 TEST_CASE("tracking pipeline: select_edges on a graph large enough for threads keeps exactly the edges above the cut") {
@@ -298,6 +302,10 @@ TEST_CASE("tracking pipeline: fitted track pT and the track selection") {
   CHECK(std::count(kept.begin(), kept.end(), -1) == 12);
   CHECK_THROWS_WITH_AS(P::select_tracks(f, std::vector<index_t>(3, 0), 3, 0.0, 2.0),
                        doctest::Contains("labels must have one entry per hit (12), got 3"), hepgnn::error);
+  std::vector<index_t> negative = labels;
+  negative[4] = -2;
+  CHECK_THROWS_WITH_AS(P::select_tracks(f, negative, 3, 0.0, 2.0),
+                       doctest::Contains("labels must be track numbers >= 0 or -1 (no track), got -2"), hepgnn::error);
   CHECK_THROWS_WITH_AS(P::fitted_pt(f, std::vector<index_t>{0, 12}, 2.0),
                        doctest::Contains("hit 12 is out of range for 12 feature rows"), hepgnn::error);
 }
@@ -406,6 +414,10 @@ TEST_CASE("tracking pipeline: helix fit residuals; splitting and merging the pie
                        doctest::Contains("labels must have one entry per hit (30), got 3"), hepgnn::error);
   CHECK_THROWS_WITH_AS(P::split_and_merge_tracks(f, labels, -1.0, 5.0), doctest::Contains("must be finite and >= 0, got -1, 5"),
                        hepgnn::error);
+  std::vector<index_t> negative = labels;
+  negative[0] = -7;
+  CHECK_THROWS_WITH_AS(P::split_and_merge_tracks(f, negative, 1.0, 5.0),
+                       doctest::Contains("split_and_merge_tracks: labels must be track numbers >= 0 or -1"), hepgnn::error);
   CHECK_THROWS_WITH_AS(P::fit_helix(f, std::vector<index_t>{0, 30}), doctest::Contains("hit 30 is out of range"),
                        hepgnn::error);
 }
