@@ -475,9 +475,8 @@ class interaction_network {
       gather_pre(z, c, src, e0, nb, H, false, A == 0);
       if (A > 0)
         detail::block_mm(nb, H, A, attr->data() + e0 * A, A, 1, c.wt[9].data(), H, z.data(), H, true, true);
-      auto eb = c.e[0].middleRows(e0, nb);
-      eb.rowwise() = edge_enc_.second.bias().row(0);
-      edge_mm(nb, H, {z.data()}, c.wt[0], wb0, eb.data(), true, true, nullptr, false, {bf16_rows(eb16, e0, Hp), Hp});
+      edge_mm(nb, H, {z.data()}, c.wt[0], wb0, c.e[0].data() + e0 * H, false, true, edge_enc_.second.bias().data(),
+              false, {bf16_rows(eb16, e0, Hp), Hp});
     }, true);
 
     // the node parts of the edge network's first layer for iteration t (src and dst thirds of its weight),
@@ -577,8 +576,8 @@ class interaction_network {
       const long nb = e1 - e0;
       if (nb == 0) return;
       Eigen::Map<matrix<T>> z(Train ? c.zo.data() + e0 * H : c.tz[tid].data(), nb, H);
-      z.rowwise() = out_.first.bias().row(0);
-      edge_mm(nb, H, {ef.data() + e0 * H, bf16_rows(eb16, e0, Hp)}, c.wt[3], wb3, z.data(), true, true);
+      edge_mm(nb, H, {ef.data() + e0 * H, bf16_rows(eb16, e0, Hp)}, c.wt[3], wb3, z.data(), false, true,
+              out_.first.bias().data());
       auto yb = y.middleRows(e0, nb);
       yb.rowwise() = out_.second.bias().row(0);
       yb.noalias() += z * out_.second.weight().transpose();
