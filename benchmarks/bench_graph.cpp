@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include <omp.h>
@@ -16,6 +17,7 @@
 #include "hepgnn/graph/knn.hpp"
 #include "hepgnn/graph/lsh.hpp"
 #include "hepgnn/graph/radius.hpp"
+#include "hepgnn/simd/top_k.hpp"
 
 namespace {
 
@@ -194,6 +196,34 @@ void components_100k(benchmark::State& state) {  // kNN graph of W1b, half of th
   state.SetItemsProcessed(state.iterations() * 100000);
 }
 BENCHMARK(components_100k)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+/// The selection of a box query (cell_grid::nearest): the 24 smallest of n distinct packed (distance, id) keys,
+/// sorted, by SIMD ranks (simd::smallest_distinct, arg 1) or by std::nth_element and std::sort (arg 0); 4096
+/// lists per iteration, items/s = lists.
+void select_smallest_24(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0)), k = 24, lists = 4096;
+  const bool ranks = state.range(1) != 0;
+  hepgnn::rng g(7);
+  std::vector<std::uint64_t> keys(static_cast<std::size_t>(lists) * n), work(n + k + 1);
+  for (std::size_t i = 0; i < keys.size(); ++i)  // distance bits above a distinct id, as the cell list packs them
+    keys[i] = (static_cast<std::uint64_t>(g.below(1u << 30)) << 32) | static_cast<std::uint32_t>(i % n);
+  for (auto _ : state) {
+    for (int l = 0; l < lists; ++l) {
+      const std::uint64_t* list = keys.data() + static_cast<std::size_t>(l) * n;
+      if (ranks) {
+        hepgnn::simd::smallest_distinct(list, n, k, work.data());
+      } else {
+        std::copy_n(list, n, work.begin());
+        std::nth_element(work.begin(), work.begin() + (k - 1), work.begin() + n);
+        std::sort(work.begin(), work.begin() + k);
+      }
+      benchmark::DoNotOptimize(work.data());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * lists);
+}
+BENCHMARK(select_smallest_24)->ArgNames({"n", "ranks"})->ArgsProduct({{32, 48, 96}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
