@@ -345,6 +345,15 @@ TEST_CASE("tracking pipeline: helix fit residuals; splitting and merging the pie
   CHECK(P::fit_helix(g, a).xy > 5e-5);
   CHECK(P::fit_helix(g, b).z > 2e-4);
   CHECK(P::fit_helix(g, b).xy < 1e-9);
+  // fit_helix_within stops after x-y when its RMS is over the limit (in mm): the same xy, no z; else the whole fit
+  const auto full = P::fit_helix(g, a), stopped = P::fit_helix_within(g, a, 1e3 * full.xy / 2);
+  CHECK(stopped.xy == full.xy);
+  CHECK(stopped.z == 0);
+  CHECK(full.z > 0);
+  const auto within = P::fit_helix_within(g, a, 1e3 * full.xy * 2);
+  CHECK(within.xy == full.xy);
+  CHECK(within.z == full.z);
+  CHECK(within.t == full.t);
   ev.x[4] -= 2, ev.z[14] -= 2;
 
   // A broken in two, B's inner half and outer half, C whole; B's outer half continues in A's direction but bends

@@ -279,7 +279,8 @@ void edge_geometry(const Row& s, const Row& d, const EmbRow& es, const EmbRow& e
 
 /// @brief edge_geometry() of the edges src[e] -> dst[e], e in [e0, e1), into out + (e - e0) * ld: the same double
 /// arithmetic, bit for bit, over SIMD lanes of edges. One edge at a time, its two divisions and the branches of its
-/// clamps and wraps cost about 35 cycles, more than the filter's first layer takes per edge.
+/// clamps and wraps cost about 35 cycles, more than the filter's first layer takes per edge. Indices are not
+/// checked: they must be rows of features and embedding (the stage functions check the graph against them).
 template <class T>
 void edge_geometry_rows(const matrix<T>& features, const matrix<T>& embedding, const index_t* src, const index_t* dst,
                         index_t e0, index_t e1, T inv_margin, T* out, long ld) {
