@@ -16,7 +16,9 @@
 /// threads; the weight-gradient reduction over rows is split into a fixed number of parts that depends only on
 /// the row count (partial sums added in part order), so results do not depend on the thread count.
 ///
-/// Other architectures (no AVX-512) and the `simd::scalar` tag use Eigen for the same operations.
+/// Other architectures (no AVX-512) and the `simd::scalar` tag use Eigen for the same operations; the weight
+/// gradient there is also summed over a fixed split of the rows, each part's product on one thread (Eigen, when it
+/// threads a product itself, blocks its depth by the thread count).
 
 #include <algorithm>
 #include <type_traits>
@@ -451,9 +453,19 @@ void linear_backward(const matrix<T>& x, const matrix<T>& dy, const matrix<T>& w
         for (long o = 0; o < O; ++o) db[o] += pw[O * Ip + o];
     }
   } else {
-    dw.noalias() += dy.transpose() * x;
+    // Eigen's GEMM, threaded, picks its depth blocking by thread count, and dW sums over the rows (its depth): the
+    // rounding would follow the thread count. Instead a fixed split of the rows (at least two parts, so each
+    // product runs inside a parallel region or on one thread, where Eigen does not thread it), partial sums added
+    // in part order.
+    const long parts = std::clamp(R / 512, std::min(R, 2L), 8L);
+    T* s = gemm_detail::scratch<T>(1, static_cast<std::size_t>(parts * O * I));
+    parallel_for(parts, true, [&](long p) {
+      const long r0 = R * p / parts, n = R * (p + 1) / parts - r0;
+      Eigen::Map<matrix<T>>(s + p * O * I, O, I).noalias() = dy.middleRows(r0, n).transpose() * x.middleRows(r0, n);
+      if (dx) dx->middleRows(r0, n).noalias() = dy.middleRows(r0, n) * w;
+    });
+    for (long p = 0; p < parts; ++p) dw += Eigen::Map<const matrix<T>>(s + p * O * I, O, I);
     if (db) add_column_sums(dy, Eigen::Map<row_vector<T>>(db, O));
-    if (dx) dx->noalias() = dy * w;
     if (dx && dx_mask) *dx = (dx_mask->array() > T(0)).select(dx->array(), T(0));
   }
 }
