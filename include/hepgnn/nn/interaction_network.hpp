@@ -549,7 +549,7 @@ class interaction_network {
       node_part_weights(t + 1);
       const simd::bf16_panel *wb4 = panel(4), *wb5 = panel(5);
       const T* pd_bias = edge_net_[set_of(t + 1)].first.bias().data();
-      const long nchunks = std::clamp<long>(n / 256, 1, 256);
+      const long nchunks = node_chunks(n);
       parallel_for(nchunks, n * H * AW >= (1L << 16), [&](long k) {
         const long r0 = chunk_start(k, nchunks, n), r1 = chunk_start(k + 1, nchunks, n), rows = r1 - r0;
         if (rows == 0) return;
@@ -764,13 +764,15 @@ class interaction_network {
                       bool relu, const T* bias = nullptr, bool residual = false) {
     const long rows = a.rows(), K = a.cols(), N = b.cols();
     if (!acc && !residual) c.resize(rows, N);
-    const long nchunks = std::clamp<long>(rows / 256, 1, 256);
+    const long nchunks = node_chunks(rows);
     parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
       const long r0 = chunk_start(k, nchunks, rows), r1 = chunk_start(k + 1, nchunks, rows);
       mm(r1 - r0, N, K, a.data() + r0 * K, b, wb, c.data() + r0 * N, acc, relu, bias, residual);
     });
   }
 
+  /// Chunks of the node-level products over `rows` nodes (about 256 rows each, fixed by the row count alone).
+  static long node_chunks(long rows) { return std::clamp<long>(rows / 256, 1, 256); }
   /// First row of chunk k of n over `rows` rows: a multiple of 120, which every register tile's height divides
   /// (12, 10, 8 or 6 rows), so only the last chunk ends in the slower tiles of a few rows (with chunks of any length
   /// they took a sixth of the node products' time). Each row's sums do not depend on the split.
@@ -785,7 +787,7 @@ class interaction_network {
   static void node_linear(const matrix<T>& a, const matrix<T>& wt, const T* bias, bool relu, matrix<T>& c) {
     const long rows = a.rows(), K = a.cols(), N = wt.cols();
     c.resize(rows, N);
-    const long nchunks = std::clamp<long>(rows / 256, 1, 256);
+    const long nchunks = node_chunks(rows);
     parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
       const long r0 = chunk_start(k, nchunks, rows), r1 = chunk_start(k + 1, nchunks, rows);
       detail::block_mm(r1 - r0, N, K, a.data() + r0 * K, K, 1, wt.data(), N, c.data() + r0 * N, N, false, false);
