@@ -1,38 +1,16 @@
 #pragma once
 /// @file dynamic_edge_conv.hpp
 /// @brief hepgnn::dynamic_edge_conv: EdgeConv on the kNN graph rebuilt in the layer's input feature space, per
-/// graph of a batch (PyTorch Geometric DynamicEdgeConv), and build_knn_graph (graph/knn.hpp on a column block).
+/// graph of a batch (PyTorch Geometric DynamicEdgeConv).
 
 #include <string>
 #include <utility>
 
 #include "hepgnn/core/batch.hpp"
-#include "hepgnn/graph/knn.hpp"
+#include "hepgnn/nn/knn_builder.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
 
 namespace hepgnn {
-
-/// @brief Writes into `out` the kNN graph of the rows of x (coordinates: columns [col0, col0 + ncols)) inside
-/// each graph of `b`: edges j -> i for the k nearest j of i, nearest first, ranked by (squared Euclidean
-/// distance, index): graph/knn.hpp's knn_graph_into(). include_self counts i itself (PyG DynamicEdgeConv) or not
-/// (knn_graph loop=False). Graphs with too few nodes give every node all candidates. Reuses the storage of `out`
-/// and `ws`: no allocation once sizes repeat.
-template <class T>
-void build_knn_graph(const matrix<T>& x, const batch& b, int k, bool include_self, graph& out, knn_workspace<T>& ws,
-                     Eigen::Index col0 = 0, Eigen::Index ncols = -1) {
-  if (ncols < 0) ncols = x.cols() - col0;
-  HEPGNN_CHECK(k > 0, "build_knn_graph: k must be positive, got ", k);
-  HEPGNN_CHECK(col0 >= 0 && ncols > 0 && col0 + ncols <= x.cols(), "build_knn_graph: coordinate columns [", col0, ", ",
-               col0 + ncols, ") must lie inside the ", x.cols(), " columns of x");
-  HEPGNN_CHECK(!b.node_offsets.empty() && b.node_offsets.front() == 0 && b.num_nodes() == x.rows(),
-               "build_knn_graph: the batch must cover the ", x.rows(), " rows of x, it covers ", b.num_nodes());
-  for (index_t g = 0; g < b.num_graphs(); ++g)
-    HEPGNN_CHECK(b.node_offsets[g] <= b.node_offsets[g + 1], "build_knn_graph: batch node_offsets must be non-decreasing");
-  knn_options opt;
-  opt.include_self = include_self;
-  knn_graph_into(x.data() + col0, static_cast<index_t>(x.rows()), static_cast<int>(ncols), x.cols(), k, b, opt, out,
-                 ws);
-}
 
 /// @brief DynamicEdgeConv: edge_conv on the k-nearest-neighbour graph of x itself (rebuilt every call, per graph
 /// of the batch; PyG counts the node among its own k neighbours, include_self = true).

@@ -11,6 +11,7 @@
 
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/nn/aggregate.hpp"
+#include "hepgnn/nn/element.hpp"
 #include "hepgnn/nn/layer.hpp"
 
 namespace hepgnn {
@@ -108,6 +109,7 @@ class global_pool_layer {
   using scalar = T;
   static constexpr int in_width = same_width;
   static constexpr int out_width = same_width;
+  static constexpr rows_of output_rows = rows_of::graphs;  ///< one row per graph of the batch
   struct cache {
     std::vector<index_t> argmax;
   };
@@ -151,6 +153,7 @@ class attention_pool {
   using scalar = T;
   static constexpr int in_width = Gate::in_width;
   static constexpr int out_width = dynamic;
+  static constexpr rows_of output_rows = rows_of::graphs;  ///< one row per graph of the batch
   struct cache {
     typename Gate::cache gate;
     nn_cache nn;

@@ -60,6 +60,7 @@ class sequential {
   static constexpr int in_width = detail::first_layer<Layers...>::type::in_width;
   static constexpr int out_width =
       detail::chain_width<detail::first_layer<Layers...>::type::out_width, Layers...>::value;
+  static_assert(out_width >= same_width, "instantiates the width check of every pair of layers");
 
   struct cache {
     std::tuple<typename Layers::cache...> layers;

@@ -1,0 +1,447 @@
+#pragma once
+/// @file graph_sequential.hpp
+/// @brief hepgnn::graph_sequential: a model written flat, input to output, from graph builders, graph layers,
+/// pooling and row-wise layers, with forward, infer, backward and parameter names derived from its elements; and
+/// the skips that are elements too: concat_skip (y = [F(x), x]), residual_skip (y = x + F(x)) and repeated (the
+/// same block n times, n at run time).
+///
+/// ```cpp
+/// using edge_net = sequential<float, dense<float, 6, 64>, relu<float>, dense<float, 64, 64>, relu<float>>;
+/// using tagger = graph_sequential<float, 3,
+///     knn_builder<16, metric::delta_r, 0, 2>,     // kNN in (eta, phi)
+///     edge_conv<float, edge_net>,
+///     global_pool_layer<float>,                   // nodes -> jets
+///     dense<float, 64, 2>>;
+/// ```
+/// Widths and rows are checked at compile time for every chain (a mismatch names the element and the width it is
+/// given, in chain_link<Element, Width, ...>); the batch says which nodes form a graph.
+
+#include <array>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "hepgnn/nn/element.hpp"
+
+namespace hepgnn {
+
+namespace detail {
+
+/// Instantiated for every element of every chain: element Next receives rows of width Width.
+template <class Next, int Width, rows_of Rows, class T>
+struct chain_link {
+  using tr = element_traits<Next, T>;
+  static_assert(Width == dynamic || Width == same_width || tr::in_width == dynamic || tr::in_width == same_width ||
+                    Width == tr::in_width,
+                "hepgnn::graph_sequential: width mismatch: element Next does not take rows of the width the chain "
+                "gives it (both named in chain_link<Next, Width, ...> below)");
+  static_assert(!tr::needs_nodes || Rows == rows_of::nodes,
+                "hepgnn::graph_sequential: element Next reads the graph or the batch, but the rows before it are no "
+                "longer nodes (a pooling or an edge-output layer comes before it)");
+  static constexpr int min_width = [] {
+    if constexpr (requires { Next::min_width; }) return Next::min_width; else return 0;
+  }();
+  static_assert(Width < 0 || Width >= min_width,
+                "hepgnn::graph_sequential: the graph builder Next reads columns beyond the width of its input");
+  static constexpr int out = tr::out_width == same_width ? Width : tr::out_width;
+  static constexpr rows_of rows = tr::output_rows(Rows);
+};
+
+template <class T, int W, rows_of R, class... Es>
+struct chain_walk {
+  static constexpr int width = W;
+  static constexpr rows_of rows = R;
+};
+template <class T, int W, rows_of R, class E, class... Es>
+struct chain_walk<T, W, R, E, Es...> {
+  using link = chain_link<E, W, R, T>;
+  using rest = chain_walk<T, link::out, link::rows, Es...>;
+  static constexpr int width = rest::width;
+  static constexpr rows_of rows = rest::rows;
+};
+
+/// The input width of a chain that does not state one: that of its first element with a width of its own.
+template <class T, class... Es>
+constexpr int first_in_width() {
+  int w = same_width;
+  ((w == same_width ? (w = element_traits<Es, T>::in_width, 0) : 0), ...);
+  return w == same_width ? dynamic : w;
+}
+
+template <class E>
+concept has_scalar = requires { typename E::scalar; };
+/// True when E has no scalar type (a builder) or has T.
+template <class E, class T>
+constexpr bool scalar_is() {
+  if constexpr (has_scalar<E>) return std::is_same_v<typename E::scalar, T>; else return true;
+}
+
+template <class... Es>
+struct first_scalar;
+template <class E, class... Es>
+  requires has_scalar<E>
+struct first_scalar<E, Es...> {
+  using type = typename E::scalar;
+};
+template <class E, class... Es>
+  requires(!has_scalar<E>)
+struct first_scalar<E, Es...> {
+  using type = typename first_scalar<Es...>::type;
+};
+
+}  // namespace detail
+
+/// @brief Elements applied in order to node rows, carrying the batch and the current graph (see element.hpp).
+///
+/// Requires: x has one row per node of the batch (and In columns unless In is dynamic); a graph layer comes after
+/// a graph builder, or the caller gives a graph (forward with a chain_context). Ensures: y has one row per node,
+/// edge or graph, as the last element leaves them; backward adds every element's parameter gradients (graphs held
+/// fixed); parameter names are "<index>.<name>" as in torch.nn.Sequential (builders count as modules without
+/// parameters). infer() is const: the cache is the only state it writes, so one model serves many threads.
+template <class T, int In, class... Es>
+class graph_sequential {
+  static_assert(sizeof...(Es) > 0, "hepgnn::graph_sequential needs at least one element");
+  static constexpr std::size_t n = sizeof...(Es);
+  using walk = detail::chain_walk<T, In, rows_of::nodes, Es...>;
+  template <std::size_t I>
+  using elem = std::tuple_element_t<I, std::tuple<Es...>>;
+  template <std::size_t I>
+  using traits = element_traits<elem<I>, T>;
+  static_assert((detail::scalar_is<Es, T>() && ...),
+                "hepgnn::graph_sequential: every layer must use the chain's scalar type");
+
+ public:
+  using scalar = T;
+  static constexpr int in_width = In;
+  static constexpr int out_width = walk::width;
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = walk::rows;
+  static_assert(out_width >= same_width, "instantiates the width and row checks of every element");
+
+  /// @brief What a call keeps: every element's cache and output, and the context each element saw.
+  struct cache {
+    std::tuple<typename element_traits<Es, T>::cache...> elements;
+    std::array<matrix<T>, n> out;       ///< output of element i (unused for builders and the last element)
+    std::array<chain_context, n> seen;  ///< context of element i in the last call (its graph, for backward)
+    batch whole;                        ///< the single graph of a call with a graph and no batch
+    matrix<T> grad[2];
+  };
+
+  graph_sequential() requires(std::is_default_constructible_v<Es> && ...) = default;
+  explicit graph_sequential(Es... es) : elements_(std::move(es)...) {}
+
+  /// @brief The I-th element.
+  template <std::size_t I>
+  auto& get() { return std::get<I>(elements_); }
+  template <std::size_t I>
+  const auto& get() const { return std::get<I>(elements_); }
+  static constexpr std::size_t size() { return n; }
+  /// @brief Output of element I < size() - 1 in the last call (e.g. an embedding or a hidden activation).
+  template <std::size_t I>
+  static const matrix<T>& output(const cache& c) {
+    static_assert(I + 1 < n && !traits<I>::builder, "hepgnn::graph_sequential::output: the last element writes y");
+    return c.out[I];
+  }
+
+  /// @brief Training forward over the graphs of b.
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) { forward(x, check(x, b), y, c); }
+  /// @brief Training forward on a given graph (one graph over all rows of x).
+  void forward(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) { forward(x, whole(x, g, c), y, c); }
+  /// @brief Training forward with a context (the caller's batch and, optionally, graph).
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    run<true>(*this, x, ctx, y, c, std::make_index_sequence<n>{});
+  }
+
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { infer(x, check(x, b), y, c); }
+  void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const { infer(x, whole(x, g, c), y, c); }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    run<false>(*this, x, ctx, y, c, std::make_index_sequence<n>{});
+  }
+
+  /// @brief With the x and y of the matching forward: adds parameter gradients, writes dL/dx unless dx is null.
+  void backward(const matrix<T>& x, const batch&, const matrix<T>& y, const matrix<T>& dy, cache& c, matrix<T>* dx) {
+    backward(x, chain_context{}, y, dy, c, dx);
+  }
+  void backward(const matrix<T>& x, const graph&, const matrix<T>& y, const matrix<T>& dy, cache& c, matrix<T>* dx) {
+    backward(x, chain_context{}, y, dy, c, dx);
+  }
+  void backward(const matrix<T>& x, const chain_context&, const matrix<T>& y, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    HEPGNN_CHECK(dy.rows() == y.rows() && dy.cols() == y.cols(), "graph_sequential::backward: dy must have the shape "
+                 "of y (", y.rows(), " x ", y.cols(), "), got ", dy.rows(), " x ", dy.cols());
+    back<n - 1>(x, y, dy, c, dx);
+  }
+
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    each([&](auto& e, auto i) { traits<decltype(i)::value>::for_each_param(e, prefix + std::to_string(i()) + ".", f); });
+  }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) {
+    each([&](auto& e, auto i) { traits<decltype(i)::value>::for_each_buffer(e, prefix + std::to_string(i()) + ".", f); });
+  }
+
+ private:
+  static chain_context check(const matrix<T>& x, const batch& b) {
+    if constexpr (In >= 0) check_cols(x, In, "graph_sequential: input x");
+    b.validate(static_cast<index_t>(x.rows()));
+    return {&b, nullptr};
+  }
+  static chain_context whole(const matrix<T>& x, const graph& g, cache& c) {
+    if constexpr (In >= 0) check_cols(x, In, "graph_sequential: input x");
+    check_graph_input(x, g, "graph_sequential");
+    c.whole.node_offsets.assign({0, g.num_nodes});
+    return {&c.whole, &g};
+  }
+
+  template <std::size_t I>
+  static const matrix<T>& input_of(const matrix<T>& x, const matrix<T>& y, const cache& c) {
+    if constexpr (I == 0) return x; else return output_of<I - 1>(x, y, c);
+  }
+  /// Builders pass their input on; the last element writes y.
+  template <std::size_t I>
+  static const matrix<T>& output_of(const matrix<T>& x, const matrix<T>& y, const cache& c) {
+    if constexpr (traits<I>::builder) return input_of<I>(x, y, c);
+    else if constexpr (I == n - 1) return y;
+    else return c.out[I];
+  }
+
+  template <bool Train, class Self, std::size_t... I>
+  static void run(Self& self, const matrix<T>& x, chain_context ctx, matrix<T>& y, cache& c,
+                  std::index_sequence<I...>) {
+    (step<Train, I>(self, x, ctx, y, c), ...);
+  }
+  template <bool Train, std::size_t I, class Self>
+  static void step(Self& self, const matrix<T>& x, chain_context& ctx, matrix<T>& y, cache& c) {
+    using tr = traits<I>;
+    c.seen[I] = ctx;
+    matrix<T>& out = I == n - 1 ? y : c.out[I];
+    if constexpr (Train)
+      tr::forward(std::get<I>(self.elements_), input_of<I>(x, y, c), ctx, out, std::get<I>(c.elements));
+    else
+      tr::infer(std::get<I>(self.elements_), input_of<I>(x, y, c), ctx, out, std::get<I>(c.elements));
+    if constexpr (tr::builder && I == n - 1) y = input_of<I>(x, y, c);
+  }
+
+  /// True when an element before I has parameters or an input gradient to pass on (anything but a builder).
+  template <std::size_t I>
+  static constexpr bool layers_before() {
+    return [&]<std::size_t... K>(std::index_sequence<K...>) { return (!traits<K>::builder || ...); }
+    (std::make_index_sequence<I>{});
+  }
+
+  template <std::size_t I>
+  void back(const matrix<T>& x, const matrix<T>& y, const matrix<T>& dout, cache& c, matrix<T>* dx) {
+    using tr = traits<I>;
+    if constexpr (tr::builder) {
+      if constexpr (I == 0) {
+        if (dx) *dx = dout;
+      } else {
+        back<I - 1>(x, y, dout, c, dx);
+      }
+    } else if constexpr (!layers_before<I>()) {
+      // Only builders (no gradient of their own) before I: the input gradient of I is dL/dx.
+      tr::backward(std::get<I>(elements_), input_of<I>(x, y, c), c.seen[I], output_of<I>(x, y, c), dout,
+                   std::get<I>(c.elements), dx);
+    } else {
+      matrix<T>* din = &dout == &c.grad[0] ? &c.grad[1] : &c.grad[0];
+      tr::backward(std::get<I>(elements_), input_of<I>(x, y, c), c.seen[I], output_of<I>(x, y, c), dout,
+                   std::get<I>(c.elements), din);
+      back<I - 1>(x, y, *din, c, dx);
+    }
+  }
+
+  template <class V>
+  void each(V&& v) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (v(std::get<I>(elements_), std::integral_constant<std::size_t, I>{}), ...); }
+    (std::make_index_sequence<n>{});
+  }
+
+  std::tuple<Es...> elements_;
+};
+
+/// @brief y = [F(x), x]: the inner chain's output in front of its input, along the features (ParticleNet's and
+/// DGCNN's concatenation skips). A builder inside F sets the graph for F only. Parameters "<i>." of F's elements.
+template <class... Es>
+class concat_skip {
+ public:
+  using scalar = typename detail::first_scalar<Es...>::type;
+  using T = scalar;
+  using inner_chain = graph_sequential<T, detail::first_in_width<T, Es...>(), Es...>;
+  static_assert(inner_chain::output_rows == rows_of::nodes, "hepgnn::concat_skip: the inner chain must keep node rows");
+  static constexpr int in_width = inner_chain::in_width;
+  static constexpr int out_width =
+      in_width >= 0 && inner_chain::out_width >= 0 ? inner_chain::out_width + in_width : dynamic;
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = rows_of::nodes;
+  struct cache {
+    typename inner_chain::cache inner;
+    matrix<T> fx, dfx, dx;
+  };
+
+  concat_skip() requires(std::is_default_constructible_v<Es> && ...) = default;
+  explicit concat_skip(Es... es) : inner_(std::move(es)...) {}
+  inner_chain& inner() { return inner_; }
+  const inner_chain& inner() const { return inner_; }
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    inner_.forward(x, ctx, c.fx, c.inner);
+    join(x, c.fx, y);
+  }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    inner_.infer(x, ctx, c.fx, c.inner);
+    join(x, c.fx, y);
+  }
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>&, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    const long w = c.fx.cols();
+    c.dfx = dy.leftCols(w);
+    inner_.backward(x, ctx, c.fx, c.dfx, c.inner, dx ? &c.dx : nullptr);
+    if (dx) *dx = dy.rightCols(x.cols()) + c.dx;
+  }
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) { inner_.for_each_param(prefix, f); }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) { inner_.for_each_buffer(prefix, f); }
+
+ private:
+  static void join(const matrix<T>& x, const matrix<T>& fx, matrix<T>& y) {
+    HEPGNN_CHECK(fx.rows() == x.rows(), "concat_skip: the inner chain maps ", x.rows(), " rows to ", fx.rows());
+    y.resize(x.rows(), fx.cols() + x.cols());
+    y.leftCols(fx.cols()) = fx;
+    y.rightCols(x.cols()) = x;
+  }
+  inner_chain inner_;
+};
+
+/// @brief y = x + F(x) for an inner chain F that keeps the width (ResNet / ParticleNet-style shortcut on node
+/// features). A builder inside F sets the graph for F only. Parameters "<i>." of F's elements.
+template <class... Es>
+class residual_skip {
+ public:
+  using scalar = typename detail::first_scalar<Es...>::type;
+  using T = scalar;
+  using inner_chain = graph_sequential<T, detail::first_in_width<T, Es...>(), Es...>;
+  static_assert(inner_chain::in_width < 0 || inner_chain::out_width < 0 ||
+                    inner_chain::in_width == inner_chain::out_width,
+                "hepgnn::residual_skip: the inner chain must keep the width");
+  static_assert(inner_chain::output_rows == rows_of::nodes, "hepgnn::residual_skip: the inner chain must keep node rows");
+  static constexpr int in_width = inner_chain::in_width;
+  static constexpr int out_width = in_width >= 0 ? in_width : inner_chain::out_width;
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = rows_of::nodes;
+  struct cache {
+    typename inner_chain::cache inner;
+    matrix<T> fx;
+  };
+
+  residual_skip() requires(std::is_default_constructible_v<Es> && ...) = default;
+  explicit residual_skip(Es... es) : inner_(std::move(es)...) {}
+  inner_chain& inner() { return inner_; }
+  const inner_chain& inner() const { return inner_; }
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    inner_.forward(x, ctx, c.fx, c.inner);
+    add(x, c.fx, y);
+  }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    inner_.infer(x, ctx, c.fx, c.inner);
+    add(x, c.fx, y);
+  }
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>&, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    inner_.backward(x, ctx, c.fx, dy, c.inner, dx);
+    if (dx) *dx += dy;
+  }
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) { inner_.for_each_param(prefix, f); }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) { inner_.for_each_buffer(prefix, f); }
+
+ private:
+  static void add(const matrix<T>& x, const matrix<T>& fx, matrix<T>& y) {
+    HEPGNN_CHECK(fx.rows() == x.rows() && fx.cols() == x.cols(), "residual_skip: the inner chain maps ", x.rows(),
+                 " x ", x.cols(), " to ", fx.rows(), " x ", fx.cols(), "; a residual needs the same shape");
+    y.resize(x.rows(), x.cols());
+    y = x + fx;
+  }
+  inner_chain inner_;
+};
+
+/// @brief The element B applied `count` times in sequence, each copy with its own parameters (a
+/// torch.nn.ModuleList run in a loop; the count is a run-time choice, e.g. from a config). B's widths must agree
+/// with themselves (in == out) unless they are dynamic. Parameters "<copy>.<name>".
+template <class B>
+class repeated {
+  using tr = element_traits<B, typename B::scalar>;
+  static_assert(!tr::builder, "hepgnn::repeated: repeat a layer or a block, not a graph builder");
+  static_assert(tr::in_width < 0 || tr::out_width < 0 || tr::in_width == tr::out_width,
+                "hepgnn::repeated: the repeated element must keep the width");
+
+ public:
+  using scalar = typename B::scalar;
+  using T = scalar;
+  static constexpr int in_width = tr::in_width;
+  static constexpr int out_width = tr::in_width >= 0 ? tr::in_width : tr::out_width;
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = tr::output_rows(rows_of::nodes);
+  struct cache {
+    std::vector<typename tr::cache> copies;
+    std::vector<matrix<T>> out;  ///< output of copy i < count - 1
+    std::vector<chain_context> seen;
+    matrix<T> grad[2];
+  };
+
+  repeated() = default;
+  explicit repeated(std::vector<B> copies) : copies_(std::move(copies)) {}
+  std::size_t count() const { return copies_.size(); }
+  B& operator[](std::size_t i) { return copies_.at(i); }
+  const B& operator[](std::size_t i) const { return copies_.at(i); }
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) { run<true>(*this, x, ctx, y, c); }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    run<false>(*this, x, ctx, y, c);
+  }
+  void backward(const matrix<T>& x, const chain_context&, const matrix<T>& y, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    HEPGNN_CHECK(c.copies.size() == copies_.size(), "repeated::backward: call forward first");
+    const matrix<T>* dout = &dy;
+    for (std::size_t i = copies_.size(); i-- > 0;) {
+      matrix<T>* din = i == 0 ? dx : (dout == &c.grad[0] ? &c.grad[1] : &c.grad[0]);
+      tr::backward(copies_[i], i == 0 ? x : c.out[i - 1], c.seen[i], i + 1 == copies_.size() ? y : c.out[i], *dout,
+                   c.copies[i], din);
+      dout = din;
+    }
+  }
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    for (std::size_t i = 0; i < copies_.size(); ++i) tr::for_each_param(copies_[i], prefix + std::to_string(i) + ".", f);
+  }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) {
+    for (std::size_t i = 0; i < copies_.size(); ++i) tr::for_each_buffer(copies_[i], prefix + std::to_string(i) + ".", f);
+  }
+
+ private:
+  template <bool Train, class Self>
+  static void run(Self& self, const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    const std::size_t m = self.copies_.size();
+    HEPGNN_CHECK(m > 0, "repeated: no copies of the element (give at least one)");
+    c.copies.resize(m);
+    c.out.resize(m - 1);
+    c.seen.resize(m);
+    for (std::size_t i = 0; i < m; ++i) {
+      chain_context local = ctx;
+      c.seen[i] = ctx;
+      matrix<T>& out = i + 1 == m ? y : c.out[i];
+      const matrix<T>& in = i == 0 ? x : c.out[i - 1];
+      if constexpr (Train) tr::forward(self.copies_[i], in, local, out, c.copies[i]);
+      else tr::infer(self.copies_[i], in, local, out, c.copies[i]);
+    }
+  }
+  std::vector<B> copies_;
+};
+
+}  // namespace hepgnn
