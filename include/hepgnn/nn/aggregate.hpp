@@ -17,43 +17,18 @@
 #include "hepgnn/core/graph.hpp"
 #include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/tensor.hpp"
+#include "hepgnn/core/aggregation.hpp"
+#include "hepgnn/simd/segment_reduce.hpp"
 
 namespace hepgnn {
-
-/// @brief How messages arriving at a node are combined (PyTorch Geometric `aggr`).
-enum class aggregation { sum, mean, max };
-
-/// @brief "sum", "mean" or "max".
-constexpr std::string_view to_string(aggregation a) {
-  return a == aggregation::sum ? "sum" : a == aggregation::mean ? "mean" : "max";
-}
 
 namespace detail {
 /// Rows x features below which a kernel stays on one thread (thread start-up costs more than the work).
 inline constexpr long parallel_min_work = 1L << 15;
-
-template <class T>
-inline void row_copy(T* __restrict y, const T* __restrict a, long f) {
-  for (long c = 0; c < f; ++c) y[c] = a[c];
-}
-template <class T>
-inline void row_add(T* __restrict y, const T* __restrict a, long f) {
-  for (long c = 0; c < f; ++c) y[c] += a[c];
-}
-template <class T>
-inline void row_scale(T* __restrict y, T s, long f) {
-  for (long c = 0; c < f; ++c) y[c] *= s;
-}
-/// y = max(y, a) with arg-max bookkeeping; strict '>' keeps the first edge on ties (and ignores NaN messages
-/// only if they come after a number; a NaN first message propagates, as in PyTorch).
-template <class T>
-inline void row_max(T* __restrict y, index_t* __restrict arg, const T* __restrict a, index_t e, long f) {
-  for (long c = 0; c < f; ++c) {
-    const bool take = a[c] > y[c];
-    y[c] = take ? a[c] : y[c];
-    arg[c] = take ? e : arg[c];
-  }
-}
+using simd::row_add;
+using simd::row_copy;
+using simd::row_max;
+using simd::row_scale;
 }  // namespace detail
 
 /// @brief Reverse (by source) index of a graph's edges: the outgoing edges of node j are
@@ -93,29 +68,7 @@ void reduce_edges(const graph& g, long f, Row row, aggregation a, matrix<T>& y, 
   T* yp = y.data();
   index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
   parallel_for(n, n * f >= parallel_min_work, [&](long i) {
-    T* yi = yp + i * f;
-    const index_t b = off[i], en = off[i + 1];
-    if (b == en) {
-      std::fill(yi, yi + f, T(0));
-      if (ap) std::fill(ap + i * f, ap + (i + 1) * f, index_t(-1));
-      return;
-    }
-    row_copy(yi, row(b), f);
-    if (a == aggregation::max) {
-      if (ap) {
-        index_t* ai = ap + i * f;
-        std::fill(ai, ai + f, b);
-        for (index_t e = b + 1; e < en; ++e) row_max(yi, ai, row(e), e, f);
-      } else {
-        for (index_t e = b + 1; e < en; ++e) {
-          const T* me = row(e);
-          for (long c = 0; c < f; ++c) yi[c] = me[c] > yi[c] ? me[c] : yi[c];
-        }
-      }
-    } else {
-      for (index_t e = b + 1; e < en; ++e) row_add(yi, row(e), f);
-      if (a == aggregation::mean) row_scale(yi, T(1) / T(en - b), f);
-    }
+    simd::reduce_segment(off[i], off[i + 1], f, row, a, yp + i * f, ap ? ap + i * f : nullptr);
   });
 }
 
@@ -152,21 +105,11 @@ void segment_reduce_backward(const graph& g, aggregation a, const matrix<T>& dy,
   const index_t* off = g.offsets.data();
   const T* dyp = dy.data();
   T* dmp = dm.data();
+  const index_t* arg = a == aggregation::max ? argmax->data() : nullptr;
   parallel_for(n, n * f >= detail::parallel_min_work, [&](long i) {
-    const index_t b = off[i], en = off[i + 1];
-    const T* dyi = dyp + i * f;
-    if (a == aggregation::max) {
-      for (index_t e = b; e < en; ++e) std::fill(dmp + long(e) * f, dmp + long(e + 1) * f, T(0));
-      const index_t* ai = argmax->data() + i * f;
-      for (long c = 0; c < f; ++c)
-        if (ai[c] >= 0) dmp[long(ai[c]) * f + c] = dyi[c];
-    } else {
-      const T s = a == aggregation::mean && en > b ? T(1) / T(en - b) : T(1);
-      for (index_t e = b; e < en; ++e) {
-        T* de = dmp + long(e) * f;
-        for (long c = 0; c < f; ++c) de[c] = s * dyi[c];
-      }
-    }
+    simd::reduce_segment_backward<simd::gradient_mode::assign>(off[i], off[i + 1], f, a, dyp + i * f,
+                                                               arg ? arg + i * f : nullptr,
+                                                               [&](index_t e) { return dmp + long(e) * f; });
   });
 }
 

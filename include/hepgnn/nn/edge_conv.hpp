@@ -107,31 +107,10 @@ template <class T>
 void reduce_tile(const graph& g, index_t n0, index_t n1, const matrix<T>& m, aggregation a, matrix<T>& y,
                  index_t* argmax = nullptr) {
   const long f = m.cols();
-  const index_t e0 = g.offsets[n0];
-  for (index_t i = n0; i < n1; ++i) {
-    T* yi = y.data() + long(i) * f;
-    index_t* ai = argmax ? argmax + long(i) * f : nullptr;
-    const index_t b = g.offsets[i], en = g.offsets[i + 1];
-    if (b == en) {
-      std::fill(yi, yi + f, T(0));
-      if (ai) std::fill(ai, ai + f, index_t(-1));
-      continue;
-    }
-    row_copy(yi, m.data() + long(b - e0) * f, f);
-    if (ai) std::fill(ai, ai + f, b);
-    for (index_t e = b + 1; e < en; ++e) {
-      const T* me = m.data() + long(e - e0) * f;
-      if (a == aggregation::max) {
-        if (ai)
-          row_max(yi, ai, me, e, f);
-        else
-          for (long c = 0; c < f; ++c) yi[c] = me[c] > yi[c] ? me[c] : yi[c];
-      } else {
-        row_add(yi, me, f);
-      }
-    }
-    if (a == aggregation::mean) row_scale(yi, T(1) / T(en - b), f);
-  }
+  const T* m0 = m.data() - long(g.offsets[n0]) * f;  // row e of the tile at m0 + e * f
+  for (index_t i = n0; i < n1; ++i)
+    simd::reduce_segment(g.offsets[i], g.offsets[i + 1], f, [&](index_t e) { return m0 + long(e) * f; }, a,
+                         y.data() + long(i) * f, argmax ? argmax + long(i) * f : nullptr);
 }
 
 /// Layers that act on each row independently in training too (so edge tiles can be trained separately).
@@ -475,10 +454,8 @@ class edge_conv {
   static void gather_add_all(const graph& g, const matrix<T>& pq, matrix<T>& ein) {
     const long h = pq.cols() / 2, n = g.num_nodes;
     ein.resize(g.num_edges(), h);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (long(g.num_edges()) * h >= detail::parallel_min_work)
-#endif
-    for (long i = 0; i < n; ++i) gather_add_rows(g, pq, static_cast<index_t>(i), 0, ein);
+    parallel_for(n, long(g.num_edges()) * h >= detail::parallel_min_work,
+                 [&](long i) { gather_add_rows(g, pq, static_cast<index_t>(i), 0, ein); });
   }
   /// Rows for the edges of node i, written at row (e - e0) of out.
   static void gather_add_rows(const graph& g, const matrix<T>& pq, index_t i, index_t e0, matrix<T>& out) {
@@ -495,10 +472,8 @@ class edge_conv {
   static void edge_inputs(const matrix<T>& x, const graph& g, matrix<T>& out) {
     const long f = x.cols(), n = g.num_nodes;
     out.resize(g.num_edges(), 2 * f);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (long(g.num_edges()) * f >= detail::parallel_min_work)
-#endif
-    for (long i = 0; i < n; ++i) edge_input_rows(x, g, static_cast<index_t>(i), 0, out);
+    parallel_for(n, long(g.num_edges()) * f >= detail::parallel_min_work,
+                 [&](long i) { edge_input_rows(x, g, static_cast<index_t>(i), 0, out); });
   }
   static void edge_input_rows(const matrix<T>& x, const graph& g, index_t i, index_t e0, matrix<T>& out) {
     const long f = x.cols();

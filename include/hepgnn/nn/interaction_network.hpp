@@ -656,16 +656,9 @@ class interaction_network {
           for (int a = 0; a < na; ++a) {
             const T* da = c.dnin.data() + i * AW + a * H;
             const auto kind = o_.aggregations[a];
-            if (kind == aggregation::max) {
-              const index_t* am = c.argmax[t].data() + (i * na + a) * H;
-              for (long f = 0; f < H; ++f) c.de(am[f], f) += da[f];
-            } else {
-              const T s = kind == aggregation::mean ? T(1) / T(en_ - b) : T(1);
-              for (index_t e = b; e < en_; ++e) {
-                T* de = c.de.data() + long(e) * H;
-                for (long f = 0; f < H; ++f) de[f] += s * da[f];
-              }
-            }
+            const index_t* am = kind == aggregation::max ? c.argmax[t].data() + (i * na + a) * H : nullptr;
+            simd::reduce_segment_backward<simd::gradient_mode::add>(b, en_, H, kind, da, am,
+                                                                    [&](index_t e) { return c.de.data() + long(e) * H; });
           }
         }
         // s = sum of leaving edges: each edge gets dL/ds of its source
@@ -854,26 +847,7 @@ class interaction_network {
         T* y = agg.data() + i * agg.cols() + a * H;
         const auto kind = o_.aggregations[a];
         index_t* arg = am ? am + (i * na + a) * H : nullptr;
-        if (b == en) {
-          std::fill(y, y + H, T(0));
-          if (arg) std::fill(arg, arg + H, index_t(-1));
-          continue;
-        }
-        detail::row_copy(y, e.data() + long(b) * H, H);
-        if (kind == aggregation::max) {
-          if (arg) {
-            std::fill(arg, arg + H, b);
-            for (index_t q = b + 1; q < en; ++q) detail::row_max(y, arg, e.data() + long(q) * H, q, H);
-          } else {
-            for (index_t q = b + 1; q < en; ++q) {
-              const T* r = e.data() + long(q) * H;
-              for (long f = 0; f < H; ++f) y[f] = r[f] > y[f] ? r[f] : y[f];
-            }
-          }
-        } else {
-          for (index_t q = b + 1; q < en; ++q) detail::row_add(y, e.data() + long(q) * H, H);
-          if (kind == aggregation::mean) detail::row_scale(y, T(1) / T(en - b), H);
-        }
+        simd::reduce_segment(b, en, H, [&](index_t q) { return e.data() + long(q) * H; }, kind, y, arg);
       }
     }
   }

@@ -37,38 +37,11 @@ void global_pool(const matrix<T>& x, const batch& b, aggregation a, matrix<T>& y
   y.resize(ng, f);
   if (a == aggregation::max && argmax) argmax->resize(static_cast<std::size_t>(ng * f));
   index_t* ap = (a == aggregation::max && argmax) ? argmax->data() : nullptr;
-  auto body = [&](long g) {
-    T* yg = y.data() + g * f;
-    const index_t s = b.node_offsets[g], e = b.node_offsets[g + 1];
-    if (s == e) {
-      std::fill(yg, yg + f, T(0));
-      if (ap) std::fill(ap + g * f, ap + (g + 1) * f, index_t(-1));
-      return;
-    }
-    detail::row_copy(yg, x.data() + long(s) * f, f);
-    if (a == aggregation::max) {
-      index_t* ag = ap ? ap + g * f : nullptr;
-      if (ag) std::fill(ag, ag + f, s);
-      for (index_t i = s + 1; i < e; ++i) {
-        const T* xi = x.data() + long(i) * f;
-        if (ag)
-          detail::row_max(yg, ag, xi, i, f);
-        else
-          for (long c = 0; c < f; ++c) yg[c] = xi[c] > yg[c] ? xi[c] : yg[c];
-      }
-    } else {
-      for (index_t i = s + 1; i < e; ++i) detail::row_add(yg, x.data() + long(i) * f, f);
-      if (a == aggregation::mean) detail::row_scale(yg, T(1) / T(e - s), f);
-    }
-  };
-  if (long(x.rows()) * f >= detail::parallel_min_work) {  // small inputs skip the OpenMP runtime altogether
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (long g = 0; g < ng; ++g) body(g);
-  } else {
-    for (long g = 0; g < ng; ++g) body(g);
-  }
+  const T* xp = x.data();
+  parallel_for(ng, long(x.rows()) * f >= detail::parallel_min_work, [&](long g) {
+    simd::reduce_segment(b.node_offsets[g], b.node_offsets[g + 1], f, [&](index_t i) { return xp + long(i) * f; }, a,
+                         y.data() + g * f, ap ? ap + g * f : nullptr);
+  });
 }
 
 /// @brief Vector-Jacobian product of global_pool: writes dx (N x F) from dy (G x F).
@@ -83,23 +56,13 @@ void global_pool_backward(const batch& b, aggregation a, const matrix<T>& dy, co
                  "global_pool_backward: max needs the G x F arg-max of the forward pass (", ng * f, " entries), got ",
                  argmax ? argmax->size() : 0);
   dx.resize(b.num_nodes(), f);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (long(b.num_nodes()) * f >= detail::parallel_min_work)
-#endif
-  for (long g = 0; g < ng; ++g) {
-    const index_t s = b.node_offsets[g], e = b.node_offsets[g + 1];
-    const T* dg = dy.data() + g * f;
-    if (a == aggregation::max) {
-      dx.middleRows(s, e - s).setZero();
-      const index_t* ag = argmax->data() + g * f;
-      for (long c = 0; c < f; ++c)
-        if (ag[c] >= 0) dx(ag[c], c) = dg[c];
-    } else {
-      const T w = a == aggregation::mean && e > s ? T(1) / T(e - s) : T(1);
-      for (index_t i = s; i < e; ++i)
-        for (long c = 0; c < f; ++c) dx(i, c) = w * dg[c];
-    }
-  }
+  T* dxp = dx.data();
+  const index_t* arg = a == aggregation::max ? argmax->data() : nullptr;
+  parallel_for(ng, long(b.num_nodes()) * f >= detail::parallel_min_work, [&](long g) {
+    simd::reduce_segment_backward<simd::gradient_mode::assign>(b.node_offsets[g], b.node_offsets[g + 1], f, a,
+                                                               dy.data() + g * f, arg ? arg + g * f : nullptr,
+                                                               [&](index_t i) { return dxp + long(i) * f; });
+  });
 }
 
 /// @brief Global pooling as a layer over a batch: forward(x, b, y, cache) with y G x F. No parameters.
