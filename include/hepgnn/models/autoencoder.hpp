@@ -14,6 +14,8 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
@@ -28,8 +30,11 @@
 #include "hepgnn/loss/emd.hpp"
 #include "hepgnn/loss/sinkhorn.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
+#include "hepgnn/nn/graph_sequential.hpp"
 #include "hepgnn/nn/mlp.hpp"
 #include "hepgnn/nn/pooling.hpp"
+#include "hepgnn/nn/slot_unpack.hpp"
+#include "hepgnn/nn/softplus_column.hpp"
 
 namespace hepgnn {
 
@@ -134,36 +139,27 @@ struct graph_autoencoder_options {
   int positive_column = 2;          ///< output column passed through softplus (pt >= 0); -1: none
 };
 
-/// @brief The particle graph autoencoder (see the file comment). Parameters:
-/// "encoder.0.nn.*", "encoder.1.nn.*" (EdgeConv edge networks), "to_latent.*", "decoder.*" (MLPs, pooled) or
-/// "decoder_conv.nn.*", "decoder.*" (per-particle).
+/// @brief The particle graph autoencoder (see the file comment), as one of two chains chosen by latent_mode.
+/// Parameters: "encoder.0.nn.*", "encoder.1.nn.*" (EdgeConv edge networks), "to_latent.*", "decoder.*" (MLPs,
+/// pooled) or "decoder_conv.nn.*", "decoder.*" (per-particle).
 template <class T>
 class graph_autoencoder {
  public:
   using scalar = T;
   using conv = edge_conv<T, mlp<T>>;
+  /// EdgeConv, EdgeConv, pool per jet, MLP to the latent, MLP to P slots, slots to constituents, softplus(pt).
+  using pooled_net = graph_sequential<T, dynamic, conv, conv, global_pool_layer<T>, mlp<T>, mlp<T>, slot_unpack<T>,
+                                      softplus_column<T>>;
+  /// EdgeConv, EdgeConv, MLP to the latent per particle, EdgeConv, MLP to the features, softplus(pt).
+  using per_particle_net = graph_sequential<T, dynamic, conv, conv, mlp<T>, conv, mlp<T>, softplus_column<T>>;
 
   /// @brief Training and inference buffers (owned by the caller).
   struct cache {
-    matrix<T> h1, h2, pooled, z, out, dz_in;
-    typename conv::cache c1, c2, c3;
-    typename mlp<T>::cache m_latent, m_dec;
-    std::vector<index_t> pool_argmax;
-    matrix<T> d_out, d_z, d_pooled, d_h2, d_h1, d_h3, h3;
-    matrix<T> raw, d_raw;  ///< decoder output before the softplus of positive_column, and its gradient
+    typename pooled_net::cache pooled;
+    typename per_particle_net::cache per_particle;
   };
 
-  graph_autoencoder(rng& gen, const graph_autoencoder_options& o = {})
-      : o_(check(o)),
-        enc1_(mlp<T>(gen, {2 * o.features, o.hidden, o.hidden}, {.activate_last = true}), o.edge_aggr),
-        enc2_(mlp<T>(gen, {2 * o.hidden, o.hidden, o.hidden}, {.activate_last = true}), o.edge_aggr),
-        to_latent_(gen, {o.hidden, o.hidden, o.latent}),
-        dec_conv_(mlp<T>(gen, {2 * (o.latent_mode == ae_latent::pooled ? 1 : o.latent), o.hidden},
-                         {.activate_last = true}),
-                  o.edge_aggr),
-        decoder_(gen, o.latent_mode == ae_latent::pooled
-                          ? std::vector<int>{o.latent, o.hidden, 2 * o.hidden, o.max_particles * o.features}
-                          : std::vector<int>{o.hidden, o.hidden, o.features}) {}
+  graph_autoencoder(rng& gen, const graph_autoencoder_options& o = {}) : o_(check(o)), net_(make(gen, o_)) {}
 
   const graph_autoencoder_options& options() const { return o_; }
 
@@ -180,37 +176,13 @@ class graph_autoencoder {
   /// @brief Reconstructs x (N x F packed jets in batch b, graph g from build_graph): recon has x's shape.
   void forward(const matrix<T>& x, const graph& g, const batch& b, matrix<T>& recon, cache& c) {
     check_input(x, b, "graph_autoencoder::forward");
-    enc1_.forward(x, g, c.h1, c.c1);
-    enc2_.forward(c.h1, g, c.h2, c.c2);
-    if (o_.latent_mode == ae_latent::pooled) {
-      global_pool(c.h2, b, o_.pool_aggr, c.pooled, &c.pool_argmax);
-      to_latent_.forward(c.pooled, c.z, c.m_latent);
-      decoder_.forward(c.z, c.out, c.m_dec);
-      unpack_slots(c.out, b, c.raw);
-    } else {
-      to_latent_.forward(c.h2, c.z, c.m_latent);
-      dec_conv_.forward(c.z, g, c.h3, c.c3);
-      decoder_.forward(c.h3, c.raw, c.m_dec);
-    }
-    positive(c.raw, recon);
+    std::visit([&](auto& net) { net.forward(x, chain_context{&b, &g}, recon, cache_of(net, c)); }, net_);
   }
 
   /// @brief Inference (no parameter gradients needed afterwards).
   void infer(const matrix<T>& x, const graph& g, const batch& b, matrix<T>& recon, cache& c) const {
     check_input(x, b, "graph_autoencoder::infer");
-    enc1_.infer(x, g, c.h1, c.c1);
-    enc2_.infer(c.h1, g, c.h2, c.c2);
-    if (o_.latent_mode == ae_latent::pooled) {
-      global_pool(c.h2, b, o_.pool_aggr, c.pooled);
-      to_latent_.infer(c.pooled, c.z, c.m_latent);
-      decoder_.infer(c.z, c.out, c.m_dec);
-      unpack_slots(c.out, b, c.raw);
-    } else {
-      to_latent_.infer(c.h2, c.z, c.m_latent);
-      dec_conv_.infer(c.z, g, c.h3, c.c3);
-      decoder_.infer(c.h3, c.raw, c.m_dec);
-    }
-    positive(c.raw, recon);
+    std::visit([&](const auto& net) { net.infer(x, chain_context{&b, &g}, recon, cache_of(net, c)); }, net_);
   }
 
   /// @brief Adds the parameter gradients of a loss with d loss / d recon = drecon (after forward on the same x).
@@ -219,33 +191,27 @@ class graph_autoencoder {
     HEPGNN_CHECK(drecon.rows() == recon.rows() && drecon.cols() == recon.cols(),
                  "graph_autoencoder::backward: drecon must have the shape of recon (", recon.rows(), " x ",
                  recon.cols(), "), got ", drecon.rows(), " x ", drecon.cols());
-    c.d_raw = drecon;
-    if (o_.positive_column >= 0) {
-      const int pc = o_.positive_column;
-      for (Eigen::Index i = 0; i < c.raw.rows(); ++i) c.d_raw(i, pc) *= sigmoid(c.raw(i, pc));
-    }
-    if (o_.latent_mode == ae_latent::pooled) {
-      pack_slot_grad(c.d_raw, b, c.out.cols(), c.d_out);
-      decoder_.backward(c.z, c.out, c.d_out, c.m_dec, &c.d_z);
-      to_latent_.backward(c.pooled, c.z, c.d_z, c.m_latent, &c.d_pooled);
-      global_pool_backward(b, o_.pool_aggr, c.d_pooled, &c.pool_argmax, c.d_h2);
-    } else {
-      decoder_.backward(c.h3, c.raw, c.d_raw, c.m_dec, &c.d_h3);
-      dec_conv_.backward(c.z, g, c.h3, c.d_h3, c.c3, &c.d_z);
-      to_latent_.backward(c.h2, c.z, c.d_z, c.m_latent, &c.d_h2);
-    }
-    enc2_.backward(c.h1, g, c.h2, c.d_h2, c.c2, &c.d_h1);
-    enc1_.backward(x, g, c.h1, c.d_h1, c.c1, nullptr);
+    std::visit([&](auto& net) { net.backward(x, chain_context{&b, &g}, recon, drecon, cache_of(net, c), nullptr); },
+               net_);
   }
 
   /// @brief Visits the parameters (see the class comment for the names).
   template <class F>
   void for_each_param(const std::string& prefix, F&& f) {
-    enc1_.for_each_param(prefix + "encoder.0.", f);
-    enc2_.for_each_param(prefix + "encoder.1.", f);
-    to_latent_.for_each_param(prefix + "to_latent.", f);
-    if (o_.latent_mode == ae_latent::per_particle) dec_conv_.for_each_param(prefix + "decoder_conv.", f);
-    decoder_.for_each_param(prefix + "decoder.", f);
+    std::visit(
+        [&](auto& net) {
+          net.template get<0>().for_each_param(prefix + "encoder.0.", f);
+          net.template get<1>().for_each_param(prefix + "encoder.1.", f);
+          if constexpr (std::is_same_v<std::remove_cvref_t<decltype(net)>, pooled_net>) {
+            net.template get<3>().for_each_param(prefix + "to_latent.", f);
+            net.template get<4>().for_each_param(prefix + "decoder.", f);
+          } else {
+            net.template get<2>().for_each_param(prefix + "to_latent.", f);
+            net.template get<3>().for_each_param(prefix + "decoder_conv.", f);
+            net.template get<4>().for_each_param(prefix + "decoder.", f);
+          }
+        },
+        net_);
   }
 
  private:
@@ -259,17 +225,25 @@ class graph_autoencoder {
                  ", got ", o.positive_column);
     return o;
   }
-  static T sigmoid(T v) { return T(1) / (T(1) + std::exp(-v)); }
-  /// recon = raw with softplus(v) = log(1 + e^v) on positive_column (stable for large |v|).
-  void positive(const matrix<T>& raw, matrix<T>& recon) const {
-    recon = raw;
-    if (o_.positive_column < 0) return;
-    const int pc = o_.positive_column;
-    for (Eigen::Index i = 0; i < raw.rows(); ++i) {
-      const T v = raw(i, pc);
-      recon(i, pc) = v > T(0) ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
-    }
+  /// Both variants draw their weights in the same order (encoder, to_latent, decoder EdgeConv, decoder), so a seed
+  /// gives the same encoder whichever latent is chosen.
+  static std::variant<pooled_net, per_particle_net> make(rng& gen, const graph_autoencoder_options& o) {
+    const bool pooled = o.latent_mode == ae_latent::pooled;
+    conv enc1(mlp<T>(gen, {2 * o.features, o.hidden, o.hidden}, {.activate_last = true}), o.edge_aggr);
+    conv enc2(mlp<T>(gen, {2 * o.hidden, o.hidden, o.hidden}, {.activate_last = true}), o.edge_aggr);
+    mlp<T> to_latent(gen, {o.hidden, o.hidden, o.latent});
+    conv dec_conv(mlp<T>(gen, {2 * (pooled ? 1 : o.latent), o.hidden}, {.activate_last = true}), o.edge_aggr);
+    mlp<T> decoder(gen, pooled ? std::vector<int>{o.latent, o.hidden, 2 * o.hidden, o.max_particles * o.features}
+                               : std::vector<int>{o.hidden, o.hidden, o.features});
+    if (pooled)
+      return pooled_net(std::move(enc1), std::move(enc2), global_pool_layer<T>(o.pool_aggr), std::move(to_latent),
+                        std::move(decoder), slot_unpack<T>(o.features), softplus_column<T>(o.positive_column));
+    return per_particle_net(std::move(enc1), std::move(enc2), std::move(to_latent), std::move(dec_conv),
+                            std::move(decoder), softplus_column<T>(o.positive_column));
   }
+  static typename pooled_net::cache& cache_of(const pooled_net&, cache& c) { return c.pooled; }
+  static typename per_particle_net::cache& cache_of(const per_particle_net&, cache& c) { return c.per_particle; }
+
   void check_input(const matrix<T>& x, const batch& b, const char* who) const {
     HEPGNN_CHECK(x.cols() == o_.features, who, ": x must have ", o_.features, " columns, got ", x.cols());
     b.validate(static_cast<index_t>(x.rows()));
@@ -278,27 +252,9 @@ class graph_autoencoder {
         HEPGNN_CHECK(b.size(j) <= o_.max_particles, who, ": jet ", j, " has ", b.size(j),
                      " constituents, more than the decoder's max_particles = ", o_.max_particles);
   }
-  /// Decoder slots (G x P F) -> the first n_g constituents of each jet (N x F).
-  void unpack_slots(const matrix<T>& out, const batch& b, matrix<T>& recon) const {
-    const int f = o_.features;
-    recon.resize(b.num_nodes(), f);
-    for (index_t j = 0; j < b.num_graphs(); ++j)
-      for (index_t i = 0; i < b.size(j); ++i)
-        for (int c = 0; c < f; ++c) recon(b.begin(j) + i, c) = out(j, i * f + c);
-  }
-  void pack_slot_grad(const matrix<T>& drecon, const batch& b, Eigen::Index cols, matrix<T>& d_out) const {
-    const int f = o_.features;
-    d_out.setZero(b.num_graphs(), cols);
-    for (index_t j = 0; j < b.num_graphs(); ++j)
-      for (index_t i = 0; i < b.size(j); ++i)
-        for (int c = 0; c < f; ++c) d_out(j, i * f + c) = drecon(b.begin(j) + i, c);
-  }
 
   graph_autoencoder_options o_;
-  conv enc1_, enc2_;
-  mlp<T> to_latent_;
-  conv dec_conv_;  // per-particle decoder only
-  mlp<T> decoder_;
+  std::variant<pooled_net, per_particle_net> net_;
 };
 
 /// @brief Settings of dense_autoencoder.

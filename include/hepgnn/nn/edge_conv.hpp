@@ -11,10 +11,8 @@
 #include <utility>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/nn/activation.hpp"
 #include "hepgnn/nn/aggregate.hpp"
 #include "hepgnn/nn/dense.hpp"
@@ -359,7 +357,7 @@ class edge_conv {
 
   void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const {
     check_input(x, g);
-    const_cast<edge_conv*>(this)->tiled(x, g, y, c, false);
+    tiled(x, g, y, c, false);
   }
 
   void backward(const matrix<T>& x, const graph& g, const matrix<T>& y, const matrix<T>& dy, cache& c,
@@ -489,7 +487,7 @@ class edge_conv {
   }
 
   /// The fused loop over edge tiles: inference, and the training forward of tiled_training (records arg-max).
-  void tiled(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c, bool record) {
+  void tiled(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c, bool record) const {
     // Training keeps the layer-by-layer tile (its backward recomputes tiles the same way).
     const bool fast = fused && !record;
     if constexpr (fused) {
@@ -497,10 +495,7 @@ class edge_conv {
     } else if constexpr (split) {
       node_terms(x, c);
     }
-    int nthreads = 1;
-#ifdef _OPENMP
-    nthreads = omp_get_max_threads();
-#endif
+    const int nthreads = max_threads();
     if (c.threads.size() < static_cast<std::size_t>(nthreads)) c.threads.resize(nthreads);
     detail::edge_tiles(g, tile_edges_, c.tiles);
     const index_t ntiles = static_cast<index_t>(c.tiles.size()) - 1;
@@ -537,16 +532,7 @@ class edge_conv {
       for (index_t t = 1; t < ntiles; ++t) rest(t, 0);
       return;
     }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t t = 1; t < ntiles; ++t) {
-      int me = 0;
-#ifdef _OPENMP
-      me = omp_get_thread_num();
-#endif
-      rest(t, me);
-    }
+    parallel_for(ntiles - 1, true, [&](long t) { rest(static_cast<index_t>(t + 1), thread_index()); });
   }
 
   /// Backward of the tiled training forward: recomputes each tile's messages, back-propagates them through the
@@ -565,15 +551,9 @@ class edge_conv {
       c.chunk_nets[k] = nn_;  // same shapes: copies values without allocating
       zero_grad(c.chunk_nets[k]);
     }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) if (nchunks > 1 && long(g.num_edges()) * fo >= detail::parallel_min_work)
-#endif
-    for (index_t k = 0; k < nchunks; ++k) {
-      int me = 0;
-#ifdef _OPENMP
-      me = omp_get_thread_num();
-#endif
-      tile_buffers& b = c.threads[me];
+    const bool parallel = nchunks > 1 && long(g.num_edges()) * fo >= detail::parallel_min_work;
+    parallel_for<loop_schedule::dynamic_single>(nchunks, parallel, [&](long k) {
+      tile_buffers& b = c.threads[thread_index()];
       NN& net = c.chunk_nets[k];
       const index_t t0 = static_cast<index_t>(long(ntiles) * k / nchunks);
       const index_t t1 = static_cast<index_t>(long(ntiles) * (k + 1) / nchunks);
@@ -581,25 +561,18 @@ class edge_conv {
         const index_t n0 = c.tiles[t], n1 = c.tiles[t + 1], e0 = g.offsets[n0], used = g.offsets[n1] - e0;
         run_tile(net, matrix<T>(), g, n0, n1, c.tile_rows, c, b);
         b.dmsg.setZero(c.tile_rows, fo);
-        for (index_t i = n0; i < n1; ++i) {
-          const index_t eb = g.offsets[i], ee = g.offsets[i + 1];
-          const T* dyi = dy.data() + long(i) * fo;
-          if (aggr_ == aggregation::max) {
-            const index_t* ai = c.argmax.data() + long(i) * fo;
-            for (long col = 0; col < fo; ++col)
-              if (ai[col] >= 0) b.dmsg(ai[col] - e0, col) = dyi[col];
-          } else {
-            const T w = aggr_ == aggregation::mean && ee > eb ? T(1) / T(ee - eb) : T(1);
-            for (index_t e = eb; e < ee; ++e)
-              for (long col = 0; col < fo; ++col) b.dmsg(e - e0, col) = w * dyi[col];
-          }
-        }
+        T* dm0 = b.dmsg.data() - long(e0) * fo;  // row e of the tile at dm0 + e * fo
+        for (index_t i = n0; i < n1; ++i)
+          simd::reduce_segment_backward<simd::gradient_mode::assign>(
+              g.offsets[i], g.offsets[i + 1], fo, aggr_, dy.data() + long(i) * fo,
+              aggr_ == aggregation::max ? c.argmax.data() + long(i) * fo : nullptr,
+              [&](index_t e) { return dm0 + long(e) * fo; });
         tail::back(net, b.in, b.dmsg, b.tc, b.din);
         for (index_t i = n0; i < n1; ++i)
           for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) detail::row_add(c.dp.data() + long(i) * h, b.din.data() + long(e - e0) * h, h);
         std::copy(b.din.data(), b.din.data() + long(used) * h, c.dein.data() + long(e0) * h);
       }
-    }
+    });
     // Chunk gradients into nn's, in chunk order.
     std::vector<T*> grads;
     std::vector<std::int64_t> sizes;
@@ -617,7 +590,7 @@ class edge_conv {
   }
 
   /// Edge inputs of the edges of nodes [n0, n1) into the first rows of a `rows`-row tile (rest zero), then nn.
-  void run_tile(NN& net, const matrix<T>& x, const graph& g, index_t n0, index_t n1, index_t rows, const cache& c,
+  void run_tile(const NN& net, const matrix<T>& x, const graph& g, index_t n0, index_t n1, index_t rows, const cache& c,
                 tile_buffers& b) const {
     const index_t e0 = g.offsets[n0], used = g.offsets[n1] - e0;
     if constexpr (split) {
@@ -673,10 +646,7 @@ class edge_conv {
       for (long k = 0; k < blocks; ++k) rows(k);
       return;
     }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (long k = 0; k < blocks; ++k) rows(k);
+    parallel_for(blocks, true, rows);
   }
 
   /// Calls f(layer) for every dense layer after the split one, in order.

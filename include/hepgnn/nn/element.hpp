@@ -95,9 +95,12 @@ struct element_traits {
     if constexpr (builder) return same_width; else return int(E::out_width);
   }();
 
-  /// The rows the element needs: row-wise layers take any; everything that reads a graph or batch needs nodes.
-  static constexpr bool needs_nodes = [] {
-    if constexpr (block) return E::input_rows == rows_of::nodes; else return !row_wise;
+  /// The rows the element reads, when it cares: its `input_rows` if it declares them (blocks always do; a layer
+  /// that turns graph rows back into node rows declares graphs); else nodes for everything that reads a graph or
+  /// batch. Row-wise layers take any rows.
+  static constexpr bool fixed_input_rows = !builder && (block || requires { E::input_rows; } || !row_wise);
+  static constexpr rows_of input_rows = [] {
+    if constexpr (!builder && requires { E::input_rows; }) return rows_of(E::input_rows); else return rows_of::nodes;
   }();
   /// The rows it writes, given the rows it reads.
   static constexpr rows_of output_rows(rows_of in) {

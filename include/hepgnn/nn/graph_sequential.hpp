@@ -37,9 +37,12 @@ struct chain_link {
                     Width == tr::in_width,
                 "hepgnn::graph_sequential: width mismatch: element Next does not take rows of the width the chain "
                 "gives it (both named in chain_link<Next, Width, ...> below)");
-  static_assert(!tr::needs_nodes || Rows == rows_of::nodes,
+  static_assert(!tr::fixed_input_rows || tr::input_rows != rows_of::nodes || Rows == rows_of::nodes,
                 "hepgnn::graph_sequential: element Next reads the graph or the batch, but the rows before it are no "
                 "longer nodes (a pooling or an edge-output layer comes before it)");
+  static_assert(!tr::fixed_input_rows || tr::input_rows == rows_of::nodes || Rows == tr::input_rows,
+                "hepgnn::graph_sequential: element Next reads rows of another kind (graphs or edges) than the chain "
+                "gives it");
   static constexpr int min_width = [] {
     if constexpr (requires { Next::min_width; }) return Next::min_width; else return 0;
   }();

@@ -129,10 +129,8 @@ class attention_pool {
   Gate& gate_nn() { return gate_; }
   nn_type& nn() { return nn_; }
 
-  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) { run<true>(x, b, y, c); }
-  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
-    const_cast<attention_pool*>(this)->template run<false>(x, b, y, c);
-  }
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) { run<true>(*this, x, b, y, c); }
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run<false>(*this, x, b, y, c); }
 
   void backward(const matrix<T>& x, const batch& b, const matrix<T>&, const matrix<T>& dy, cache& c, matrix<T>* dx) {
     detail::check_pool_input(x.rows(), b, "attention_pool::backward");
@@ -172,19 +170,20 @@ class attention_pool {
   }
 
  private:
-  const matrix<T>& features(const matrix<T>& x, const cache& c) const {
+  static const matrix<T>& features(const matrix<T>& x, const cache& c) {
     if constexpr (has_nn) return c.feat; else return x;
   }
 
-  template <bool Train>
-  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) {
+  /// Self is attention_pool (training) or const attention_pool (inference).
+  template <bool Train, class Self>
+  static void run(Self& self, const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) {
     detail::check_pool_input(x.rows(), b, "attention_pool");
-    if constexpr (Train) gate_.forward(x, c.score, c.gate); else std::as_const(gate_).infer(x, c.score, c.gate);
+    if constexpr (Train) self.gate_.forward(x, c.score, c.gate); else self.gate_.infer(x, c.score, c.gate);
     HEPGNN_CHECK(c.score.cols() == 1 && c.score.rows() == x.rows(),
                  "attention_pool: gate_nn must give one score per node (N x 1), got ", c.score.rows(), " x ",
                  c.score.cols());
     if constexpr (has_nn) {
-      if constexpr (Train) nn_.forward(x, c.feat, c.nn); else std::as_const(nn_).infer(x, c.feat, c.nn);
+      if constexpr (Train) self.nn_.forward(x, c.feat, c.nn); else self.nn_.infer(x, c.feat, c.nn);
     }
     const matrix<T>& v = features(x, c);
     const long f = v.cols();

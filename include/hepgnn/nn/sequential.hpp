@@ -77,9 +77,9 @@ class sequential {
   const auto& get() const { return std::get<I>(layers_); }
   static constexpr std::size_t size() { return n; }
 
-  void forward(const matrix<T>& x, matrix<T>& y, cache& c) { run<true>(x, y, c, std::make_index_sequence<n>{}); }
+  void forward(const matrix<T>& x, matrix<T>& y, cache& c) { run<true>(*this, x, y, c, std::make_index_sequence<n>{}); }
   void infer(const matrix<T>& x, matrix<T>& y, cache& c) const {
-    const_cast<sequential*>(this)->template run<false>(x, y, c, std::make_index_sequence<n>{});
+    run<false>(*this, x, y, c, std::make_index_sequence<n>{});
   }
 
   void backward(const matrix<T>& x, const matrix<T>& y, const matrix<T>& dy, cache& c, matrix<T>* dx) {
@@ -104,18 +104,19 @@ class sequential {
   static const matrix<T>& input_of(const matrix<T>& x, const cache& c) {
     if constexpr (I == 0) return x; else return c.hidden[I - 1];
   }
-  template <std::size_t I>
-  static matrix<T>& output_of(matrix<T>& y, cache& c) {
+  template <std::size_t I, class M, class C>
+  static M& output_of(M& y, C& c) {
     if constexpr (I == n - 1) return y; else return c.hidden[I];
   }
 
-  template <bool Train, std::size_t... I>
-  void run(const matrix<T>& x, matrix<T>& y, cache& c, std::index_sequence<I...>) {
-    (step<Train, I>(x, y, c), ...);
+  /// Self is sequential (training) or const sequential (inference): no const_cast needed.
+  template <bool Train, class Self, std::size_t... I>
+  static void run(Self& self, const matrix<T>& x, matrix<T>& y, cache& c, std::index_sequence<I...>) {
+    (step<Train, I>(self, x, y, c), ...);
   }
-  template <bool Train, std::size_t I>
-  void step(const matrix<T>& x, matrix<T>& y, cache& c) {
-    auto& l = std::get<I>(layers_);
+  template <bool Train, std::size_t I, class Self>
+  static void step(Self& self, const matrix<T>& x, matrix<T>& y, cache& c) {
+    auto& l = std::get<I>(self.layers_);
     if constexpr (Train)
       l.forward(input_of<I>(x, c), output_of<I>(y, c), std::get<I>(c.layers));
     else
@@ -127,7 +128,7 @@ class sequential {
     // Layer I reads its output gradient from `dy` (last layer) or grad[I % 2] and writes grad[(I + 1) % 2].
     const matrix<T>& g_out = (I == n - 1) ? dy : c.grad[I % 2];
     matrix<T>* g_in = (I == 0) ? dx : &c.grad[(I + 1) % 2];
-    std::get<I>(layers_).backward(input_of<I>(x, c), output_of<I>(const_cast<matrix<T>&>(y), c), g_out,
+    std::get<I>(layers_).backward(input_of<I>(x, c), output_of<I>(y, std::as_const(c)), g_out,
                                   std::get<I>(c.layers), g_in);
     if constexpr (I > 0) back<I - 1>(x, y, dy, c, dx);
   }
@@ -229,7 +230,7 @@ class concat {
     join(x, y, c);
   }
   void infer(const matrix<T>& x, matrix<T>& y, cache& c) const {
-    const_cast<concat*>(this)->each([&](auto& b, auto I) { std::as_const(b).infer(x, c.out[I], std::get<I>(c.branches)); });
+    each(*this, [&](auto& b, auto I) { b.infer(x, c.out[I], std::get<I>(c.branches)); });
     join(x, y, c);
   }
   void backward(const matrix<T>& x, const matrix<T>&, const matrix<T>& dy, cache& c, matrix<T>* dx) {
@@ -250,8 +251,10 @@ class concat {
 
  private:
   template <class V>
-  void each(V&& v) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (v(std::get<I>(branches_), std::integral_constant<std::size_t, I>{}), ...); }
+  void each(V&& v) { each(*this, v); }
+  template <class Self, class V>
+  static void each(Self& self, V&& v) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (v(std::get<I>(self.branches_), std::integral_constant<std::size_t, I>{}), ...); }
     (std::make_index_sequence<n>{});
   }
   static void join(const matrix<T>& x, matrix<T>& y, cache& c) {
@@ -291,7 +294,7 @@ class heads {
     each([&](auto& h, auto I) { h.forward(x, y[I], std::get<I>(c.heads)); });
   }
   void infer(const matrix<T>& x, outputs& y, cache& c) const {
-    const_cast<heads*>(this)->each([&](auto& h, auto I) { std::as_const(h).infer(x, y[I], std::get<I>(c.heads)); });
+    each(*this, [&](auto& h, auto I) { h.infer(x, y[I], std::get<I>(c.heads)); });
   }
   /// @brief dy[i] is the gradient of head i's output (an empty matrix skips that head).
   void backward(const matrix<T>& x, const outputs& y, const outputs& dy, cache& c, matrix<T>* dx) {
@@ -309,8 +312,10 @@ class heads {
 
  private:
   template <class V>
-  void each(V&& v) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (v(std::get<I>(heads_), std::integral_constant<std::size_t, I>{}), ...); }
+  void each(V&& v) { each(*this, v); }
+  template <class Self, class V>
+  static void each(Self& self, V&& v) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (v(std::get<I>(self.heads_), std::integral_constant<std::size_t, I>{}), ...); }
     (std::make_index_sequence<n>{});
   }
   std::tuple<Heads...> heads_;
