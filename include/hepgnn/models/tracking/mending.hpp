@@ -20,40 +20,28 @@
 
 namespace hepgnn::tracking {
 
-/// @brief Track splitting and merging by helix fits (fit_helix: RMS residuals of at most max_xy_mm in x-y and
-/// max_z_mm in z make a helix). A particle whose walkthrough broke (an edge scored below the cut, a neighbour's
-/// hit taken first, or a turn onto a neighbour's hits) leaves pieces with less than half its hits each: none
-/// matches it and all count as fakes.
-/// 1. Outliers and splits: a track of >= 6 hits that no helix fits loses one hit (label -1) when the others then
-///    fit one, the hit whose removal leaves the best fit (a neighbour's hit taken in passing: its wrong
-///    curvature would also fail the track's pT selection). Otherwise it is cut in two (hits ordered by distance
-///    from the origin) at the point where both parts, of >= 3 hits each, fit one; where none does, it stays whole.
-/// 2. Merge: a track is joined to one that continues it outward when one helix fits both. Candidates: the outer
-///    piece starts beyond the inner one's end (in distance from the origin, 1 cm of slack for overlapping
-///    modules), within 0.2 rad in phi and 0.5 in eta of it and at most 1 m further out. Best fits first; each
-///    track continues at most one and is continued by at most one, so chains of pieces join.
-/// Tracks are renumbered 0, 1, ... in order of first hit; -1 stays -1.
+namespace detail {
+/// Helix-fit cost of a set of hits: the larger RMS residual as a fraction of its limit (<= 1: a helix). Above 1 in
+/// x-y alone the z fit is skipped: the cost is then a lower bound, which decides the same.
 template <class T>
-std::vector<index_t> split_and_merge_tracks(const matrix<T>& features, const std::vector<index_t>& labels,
-                                            double max_xy_mm, double max_z_mm) {
-  detail::check_track_labels(features, labels, "split_and_merge_tracks");
-  HEPGNN_CHECK(max_xy_mm >= 0 && max_z_mm >= 0 && std::isfinite(max_xy_mm) && std::isfinite(max_z_mm),
-               "tracking::split_and_merge_tracks: max_xy_mm and max_z_mm must be finite and >= 0, got ", max_xy_mm,
-               ", ", max_z_mm);
-  label_groups members(labels, "tracking::split_and_merge_tracks");
-  index_t count = members.count();
-  // fit cost: the larger residual as a fraction of its limit (<= 1: a helix)
-  // (above 1 in x-y alone, the z fit is skipped: the cost is then a lower bound, which decides the same)
-  const double lim_xy = std::max(max_xy_mm, 1e-12), lim_z = std::max(max_z_mm, 1e-12);
-  const auto cost = [&](std::span<const index_t> hits) {
+struct helix_cost {
+  const matrix<T>& features;
+  double lim_xy, lim_z;
+  double operator()(std::span<const index_t> hits) const {
     const auto r = fit_helix_within(features, hits, lim_xy);
     return std::max(r.xy * 1e3 / lim_xy, r.z * 1e3 / lim_z);
-  };
+  }
+};
+
+/// split_and_merge_tracks() step 1: each track's outlier or best cut in parallel, then the outer parts become
+/// tracks of their own.
+template <class T>
+void split_tracks(const matrix<T>& features, label_groups& members, const helix_cost<T>& cost) {
+  const index_t count = members.count();
   const auto dist2 = [&](index_t h) {
     const double r = features(h, 0), z = features(h, 3);
     return r * r + z * z;
   };
-  // split: each track's best cut in parallel (-1: none), then the outer parts become tracks of their own
   constexpr int min_part = 3;
   std::vector<int> cut_at(static_cast<std::size_t>(count), -1);
   parallel_for<loop_schedule::dynamic_single>(count, count >= 256, [&](long t) {
@@ -88,7 +76,19 @@ std::vector<index_t> split_and_merge_tracks(const matrix<T>& features, const std
   });
   for (index_t t = 0, n_before = count; t < n_before; ++t)
     if (cut_at[t] >= 0) members.split(t, cut_at[t]);
-  count = members.count();
+}
+
+/// A merge candidate: track b continues track a, one helix fitting both at this cost.
+struct merge_candidate {
+  double cost;
+  index_t a, b;
+};
+
+/// split_and_merge_tracks() step 2: the pairs of tracks that one helix fits, best first.
+template <class T>
+std::vector<merge_candidate> merge_candidates(const matrix<T>& features, const label_groups& members,
+                                              const helix_cost<T>& cost, double max_xy_mm, double max_z_mm) {
+  const index_t count = members.count();
   // each track's ends: nearest and farthest hit from the origin
   struct ends {
     double d_in = 0, d_out = 0, phi_in = 0, phi_out = 0, eta_in = 0, eta_out = 0;
@@ -135,17 +135,13 @@ std::vector<index_t> split_and_merge_tracks(const matrix<T>& features, const std
     std::sort(binned.begin() + bin_start[k], binned.begin() + bin_start[k + 1],
               [&](index_t u, index_t v) { return e[u].d_in < e[v].d_in || (e[u].d_in == e[v].d_in && u < v); });
   });
-  struct candidate {
-    double cost;
-    index_t a, b;
-  };
   // each track's own helix: a candidate's inner hit more than 10 limits off it is not fitted with it (dense
   // events offer many candidates in the window; most fail this one-hit test, which costs far less than a fit)
   std::vector<helix_fit> own(static_cast<std::size_t>(count));
   parallel_for(count, count >= 256, [&](long t) {
     if (members[t].size() >= 2) own[t] = fit_helix(features, members[t]);
   });
-  std::vector<std::vector<candidate>> found(static_cast<std::size_t>(count));
+  std::vector<std::vector<merge_candidate>> found(static_cast<std::size_t>(count));
   parallel_for<loop_schedule::dynamic_single>(count, count >= 256, [&](long a) {
     if (members[a].size() < 2) return;
     std::vector<index_t> both;
@@ -175,11 +171,11 @@ std::vector<index_t> split_and_merge_tracks(const matrix<T>& features, const std
         }
       }
   });
-  std::vector<candidate> cands;
+  std::vector<merge_candidate> cands;
   for (const auto& f : found) cands.insert(cands.end(), f.begin(), f.end());
   // sorted in parts over threads, then merged (a total order: (a, b) pairs are unique); 150k candidates at
   // 10000 particles
-  const auto before = [](const candidate& u, const candidate& v) {
+  const auto before = [](const merge_candidate& u, const merge_candidate& v) {
     return u.cost < v.cost || (u.cost == v.cost && (u.a < v.a || (u.a == v.a && u.b < v.b)));
   };
   const long parts = cands.size() >= 8192 ? max_threads() : 1;
@@ -188,6 +184,35 @@ std::vector<index_t> split_and_merge_tracks(const matrix<T>& features, const std
   for (long width = 1; width < parts; width *= 2)
     for (long k = 0; k + width < parts; k += 2 * width)
       std::inplace_merge(part(k), part(k + width), part(std::min(parts, k + 2 * width)), before);
+  return cands;
+}
+}  // namespace detail
+
+/// @brief Track splitting and merging by helix fits (fit_helix: RMS residuals of at most max_xy_mm in x-y and
+/// max_z_mm in z make a helix). A particle whose walkthrough broke (an edge scored below the cut, a neighbour's
+/// hit taken first, or a turn onto a neighbour's hits) leaves pieces with less than half its hits each: none
+/// matches it and all count as fakes.
+/// 1. Outliers and splits: a track of >= 6 hits that no helix fits loses one hit (label -1) when the others then
+///    fit one, the hit whose removal leaves the best fit (a neighbour's hit taken in passing: its wrong
+///    curvature would also fail the track's pT selection). Otherwise it is cut in two (hits ordered by distance
+///    from the origin) at the point where both parts, of >= 3 hits each, fit one; where none does, it stays whole.
+/// 2. Merge: a track is joined to one that continues it outward when one helix fits both. Candidates: the outer
+///    piece starts beyond the inner one's end (in distance from the origin, 1 cm of slack for overlapping
+///    modules), within 0.2 rad in phi and 0.5 in eta of it and at most 1 m further out. Best fits first; each
+///    track continues at most one and is continued by at most one, so chains of pieces join.
+/// Tracks are renumbered 0, 1, ... in order of first hit; -1 stays -1.
+template <class T>
+std::vector<index_t> split_and_merge_tracks(const matrix<T>& features, const std::vector<index_t>& labels,
+                                            double max_xy_mm, double max_z_mm) {
+  detail::check_track_labels(features, labels, "split_and_merge_tracks");
+  HEPGNN_CHECK(max_xy_mm >= 0 && max_z_mm >= 0 && std::isfinite(max_xy_mm) && std::isfinite(max_z_mm),
+               "tracking::split_and_merge_tracks: max_xy_mm and max_z_mm must be finite and >= 0, got ", max_xy_mm,
+               ", ", max_z_mm);
+  label_groups members(labels, "tracking::split_and_merge_tracks");
+  const detail::helix_cost<T> cost{features, std::max(max_xy_mm, 1e-12), std::max(max_z_mm, 1e-12)};
+  detail::split_tracks(features, members, cost);
+  const index_t count = members.count();
+  const auto cands = detail::merge_candidates(features, members, cost, max_xy_mm, max_z_mm);
   // the chains: the final labels are numbered by first hit, so which piece roots a chain does not matter
   disjoint_sets chains(count);
   std::vector<char> has_next(static_cast<std::size_t>(count), 0), has_prev(static_cast<std::size_t>(count), 0);
