@@ -20,10 +20,11 @@
 
 namespace hepgnn {
 
-/// @brief The edges of g (either direction, duplicates and self-loops allowed) as directed edges from the node
-/// with the smaller distance[] to the larger (ties: the lower index), each once; sources ascend within each
-/// destination. distance must be >= 0 (not -0 or NaN: they are ordered by their bit patterns). The output does
-/// not depend on the thread count.
+/// @brief The edges of g as directed edges from the node with the smaller distance[] to the larger (ties: the
+/// lower index), each pair once, self-loops dropped; sources ascend within each destination. g may list a pair in
+/// both directions but not one direction twice (as a radius or kNN graph: distinct sources per node; not checked).
+/// distance must be >= 0 (not -0 or NaN: they are ordered by their bit patterns). The output does not depend on
+/// the thread count.
 /// An entry j of i's list is either an edge j -> i ("own", kept in i's bucket) or i -> j ("pushed" to j's bucket).
 /// Buckets take their own entries first and the pushed ones after, in ascending order of the pushing node (chunks
 /// of nodes in order), so only the short own part needs a sort before one merge that also drops the edges listed
