@@ -12,19 +12,24 @@
 #include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/parameter.hpp"
 #include "hepgnn/core/product.hpp"
+#include "hepgnn/core/radix_sort.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/core/tensor.hpp"
 
 #include "hepgnn/simd/distance.hpp"
 #include "hepgnn/simd/gemm.hpp"
+#include "hepgnn/simd/segment_geometry.hpp"
 #include "hepgnn/simd/top_k.hpp"
 
 #include "hepgnn/graph/connected_components.hpp"
+#include "hepgnn/graph/edge_selection.hpp"
 #include "hepgnn/graph/fully_connected.hpp"
 #include "hepgnn/graph/grid.hpp"
 #include "hepgnn/graph/knn.hpp"
+#include "hepgnn/graph/label_groups.hpp"
 #include "hepgnn/graph/lsh.hpp"
 #include "hepgnn/graph/metric.hpp"
+#include "hepgnn/graph/orientation.hpp"
 #include "hepgnn/graph/radius.hpp"
 
 #include "hepgnn/nn/activation.hpp"
@@ -47,6 +52,7 @@
 
 #include "hepgnn/loss/chamfer.hpp"
 #include "hepgnn/loss/classification.hpp"
+#include "hepgnn/loss/embedding.hpp"
 #include "hepgnn/loss/emd.hpp"
 #include "hepgnn/loss/emd_cost.hpp"
 #include "hepgnn/loss/emd_simplex.hpp"

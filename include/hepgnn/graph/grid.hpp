@@ -20,8 +20,8 @@ namespace hepgnn {
 namespace detail {
 /// A (distance, id) candidate of cell_grid::nearest() as one sortable value. For float, the distance's bits above
 /// the id: non-negative floats order like their bit patterns, so one integer comparison orders by distance, then
-/// id (as top_k), and sorting ~60 candidates per query is about twice as fast as sorting pairs. (The tracking
-/// pipeline's orient_outward() orders hits by the same key of their r^2 + z^2.)
+/// id (as top_k), and sorting ~60 candidates per query is about twice as fast as sorting pairs. (orient_outward()
+/// in graph/orientation.hpp orders nodes by the same key of their distance.)
 template <class T>
 struct candidate_packing {
   using type = std::pair<T, index_t>;
