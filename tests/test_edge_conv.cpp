@@ -450,3 +450,35 @@ TEST_CASE("edge_conv and dynamic_edge_conv reject bad input") {
   CHECK_THROWS_WITH_AS(segment_reduce(g, matrix<double>(matrix<double>::Zero(3, 2)), aggregation::sum, y),
                        doctest::Contains("one row per edge"), error);
 }
+
+TEST_CASE("edge_conv training gradients on a large graph are the same bits with 1 and 2 threads") {
+  // 12000 nodes: large enough for threaded products. The split first layer's weight gradient sums over all nodes;
+  // summed by Eigen's threaded product, its rounding followed the thread count.
+#ifdef _OPENMP
+  using bn_net = sequential<float, dense<float>, batch_norm<float>, relu<float>>;  // not row-local: untiled training
+  rng gen(31);
+  const batch b = batch::uniform(200, 60);
+  matrix<float> x(b.num_nodes(), 4);
+  for (long i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(gen.normal());
+  const graph g = knn_graph(x, 8, b);
+  edge_conv<float, bn_net> conv(bn_net(dense<float>(gen, 8, 16), batch_norm<float>(16), relu<float>()), aggregation::max);
+  const matrix<float> dy = matrix<float>::Ones(x.rows(), 16);
+  auto grads = [&](int threads, matrix<float>& dx) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    edge_conv<float, bn_net>::cache c;
+    matrix<float> y;
+    zero_grad(conv);
+    conv.forward(x, g, y, c);
+    conv.backward(x, g, y, dy, c, &dx);
+    omp_set_num_threads(saved);
+    std::vector<float> all;
+    conv.for_each_param("", [&](const std::string&, parameter<float> p) { all.insert(all.end(), p.grad, p.grad + p.size()); });
+    return all;
+  };
+  matrix<float> dx1, dx2;
+  const auto g1 = grads(1, dx1), g2 = grads(2, dx2);
+  CHECK(g1 == g2);
+  CHECK(dx1 == dx2);
+#endif
+}

@@ -311,7 +311,7 @@ class edge_conv {
     nn_cache nc;
     matrix<T> msg;  ///< generic path: messages E x F'
     std::vector<index_t> argmax;
-    matrix<T> dmsg, dein, dp, dq;
+    matrix<T> dmsg, dein, dp, dq, da, db;
     source_index sources;
     std::vector<index_t> tiles;
     std::vector<tile_buffers> threads;
@@ -384,10 +384,12 @@ class edge_conv {
       scatter_sources_add(g, c.sources, c.dein, c.dq);
       auto& d = first();
       // dA = dP^T x, dB = dQ^T x; W = [W_a, W_b] with A = W_a - W_b, B = W_b.
-      const matrix<T> da = c.dp.transpose() * x;
-      const matrix<T> db = c.dq.transpose() * x;
-      d.weight_grad().leftCols(f) += da;
-      d.weight_grad().rightCols(f) += db - da;
+      c.da.setZero(h, f);
+      c.db.setZero(h, f);
+      simd::add_weight_gradient(x, c.dp, c.da);
+      simd::add_weight_gradient(x, c.dq, c.db);
+      d.weight_grad().leftCols(f) += c.da;
+      d.weight_grad().rightCols(f) += c.db - c.da;
       if (d.has_bias()) add_column_sums(c.dp, d.bias_grad().row(0));
       if (dx) {
         dx->resize(x.rows(), f);

@@ -470,4 +470,11 @@ void linear_backward(const matrix<T>& x, const matrix<T>& dy, const matrix<T>& w
   }
 }
 
+/// @brief dw += dy^T x (O x I from R x O and R x I): linear_backward's weight gradient alone, summed over the same
+/// fixed split of the rows, so the result does not depend on the thread count (Eigen's threaded product would).
+template <class T, class Arch = native>
+void add_weight_gradient(const matrix<T>& x, const matrix<T>& dy, matrix<T>& dw) {
+  linear_backward<T, Arch>(x, dy, dw, dw, nullptr, nullptr);  // w is read only for dx
+}
+
 }  // namespace hepgnn::simd
