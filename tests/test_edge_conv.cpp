@@ -12,6 +12,7 @@
 
 #include "hepgnn/graph/knn.hpp"
 #include "hepgnn/nn/activation.hpp"
+#include "hepgnn/nn/batch_norm.hpp"
 #include "hepgnn/nn/dynamic_edge_conv.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
 #include "hepgnn/nn/mlp.hpp"
