@@ -13,7 +13,9 @@
 #include "hepgnn/nn/graph_sequential.hpp"
 #include "hepgnn/nn/knn_builder.hpp"
 #include "hepgnn/nn/pooling.hpp"
+#include "hepgnn/nn/repeated.hpp"
 #include "hepgnn/nn/sequential.hpp"
+#include "hepgnn/nn/skips.hpp"
 #include "hepgnn/train/gradient_check.hpp"
 
 using namespace hepgnn;

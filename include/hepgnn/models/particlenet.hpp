@@ -14,7 +14,9 @@
 #include "hepgnn/nn/graph_sequential.hpp"
 #include "hepgnn/nn/knn_builder.hpp"
 #include "hepgnn/nn/pooling.hpp"
+#include "hepgnn/nn/repeated.hpp"
 #include "hepgnn/nn/sequential.hpp"
+#include "hepgnn/nn/skips.hpp"
 
 namespace hepgnn {
 

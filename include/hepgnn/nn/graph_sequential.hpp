@@ -1,9 +1,8 @@
 #pragma once
 /// @file graph_sequential.hpp
 /// @brief hepgnn::graph_sequential: a model written flat, input to output, from graph builders, graph layers,
-/// pooling and row-wise layers, with forward, infer, backward and parameter names derived from its elements; and
-/// the skips that are elements too: concat_skip (y = [F(x), x]), residual_skip (y = x + F(x)) and repeated (the
-/// same block n times, n at run time).
+/// pooling and row-wise layers, with forward, infer, backward and parameter names derived from its elements. Skips
+/// are elements too (nn/skips.hpp: concat_skip, residual_skip, add_branches; nn/repeated.hpp).
 ///
 /// ```cpp
 /// using edge_net = sequential<float, dense<float, 6, 64>, relu<float>, dense<float, 64, 64>, relu<float>>;
@@ -47,7 +46,7 @@ struct chain_link {
     if constexpr (requires { Next::min_width; }) return Next::min_width; else return 0;
   }();
   static_assert(Width < 0 || Width >= min_width,
-                "hepgnn::graph_sequential: the graph builder Next reads columns beyond the width of its input");
+                "hepgnn::graph_sequential: element Next reads columns beyond the width of its input");
   static constexpr int out = tr::out_width == same_width ? Width : tr::out_width;
   static constexpr rows_of rows = tr::output_rows(Rows);
 };
@@ -263,188 +262,6 @@ class graph_sequential {
   }
 
   std::tuple<Es...> elements_;
-};
-
-/// @brief y = [F(x), x]: the inner chain's output in front of its input, along the features (ParticleNet's and
-/// DGCNN's concatenation skips). A builder inside F sets the graph for F only. Parameters "<i>." of F's elements.
-template <class... Es>
-class concat_skip {
- public:
-  using scalar = typename detail::first_scalar<Es...>::type;
-  using T = scalar;
-  using inner_chain = graph_sequential<T, detail::first_in_width<T, Es...>(), Es...>;
-  static_assert(inner_chain::output_rows == rows_of::nodes, "hepgnn::concat_skip: the inner chain must keep node rows");
-  static constexpr int in_width = inner_chain::in_width;
-  static constexpr int out_width =
-      in_width >= 0 && inner_chain::out_width >= 0 ? inner_chain::out_width + in_width : dynamic;
-  static constexpr rows_of input_rows = rows_of::nodes;
-  static constexpr rows_of output_rows = rows_of::nodes;
-  struct cache {
-    typename inner_chain::cache inner;
-    matrix<T> fx, dfx, dx;
-  };
-
-  concat_skip() requires(std::is_default_constructible_v<Es> && ...) = default;
-  explicit concat_skip(Es... es) : inner_(std::move(es)...) {}
-  inner_chain& inner() { return inner_; }
-  const inner_chain& inner() const { return inner_; }
-
-  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
-    inner_.forward(x, ctx, c.fx, c.inner);
-    join(x, c.fx, y);
-  }
-  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
-    inner_.infer(x, ctx, c.fx, c.inner);
-    join(x, c.fx, y);
-  }
-  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>&, const matrix<T>& dy, cache& c,
-                matrix<T>* dx) {
-    const long w = c.fx.cols();
-    c.dfx = dy.leftCols(w);
-    inner_.backward(x, ctx, c.fx, c.dfx, c.inner, dx ? &c.dx : nullptr);
-    if (dx) *dx = dy.rightCols(x.cols()) + c.dx;
-  }
-  template <class F>
-  void for_each_param(const std::string& prefix, F&& f) { inner_.for_each_param(prefix, f); }
-  template <class F>
-  void for_each_buffer(const std::string& prefix, F&& f) { inner_.for_each_buffer(prefix, f); }
-
- private:
-  static void join(const matrix<T>& x, const matrix<T>& fx, matrix<T>& y) {
-    HEPGNN_CHECK(fx.rows() == x.rows(), "concat_skip: the inner chain maps ", x.rows(), " rows to ", fx.rows());
-    y.resize(x.rows(), fx.cols() + x.cols());
-    y.leftCols(fx.cols()) = fx;
-    y.rightCols(x.cols()) = x;
-  }
-  inner_chain inner_;
-};
-
-/// @brief y = x + F(x) for an inner chain F that keeps the width (ResNet / ParticleNet-style shortcut on node
-/// features). A builder inside F sets the graph for F only. Parameters "<i>." of F's elements.
-template <class... Es>
-class residual_skip {
- public:
-  using scalar = typename detail::first_scalar<Es...>::type;
-  using T = scalar;
-  using inner_chain = graph_sequential<T, detail::first_in_width<T, Es...>(), Es...>;
-  static_assert(inner_chain::in_width < 0 || inner_chain::out_width < 0 ||
-                    inner_chain::in_width == inner_chain::out_width,
-                "hepgnn::residual_skip: the inner chain must keep the width");
-  static_assert(inner_chain::output_rows == rows_of::nodes, "hepgnn::residual_skip: the inner chain must keep node rows");
-  static constexpr int in_width = inner_chain::in_width;
-  static constexpr int out_width = in_width >= 0 ? in_width : inner_chain::out_width;
-  static constexpr rows_of input_rows = rows_of::nodes;
-  static constexpr rows_of output_rows = rows_of::nodes;
-  struct cache {
-    typename inner_chain::cache inner;
-    matrix<T> fx;
-  };
-
-  residual_skip() requires(std::is_default_constructible_v<Es> && ...) = default;
-  explicit residual_skip(Es... es) : inner_(std::move(es)...) {}
-  inner_chain& inner() { return inner_; }
-  const inner_chain& inner() const { return inner_; }
-
-  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
-    inner_.forward(x, ctx, c.fx, c.inner);
-    add(x, c.fx, y);
-  }
-  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
-    inner_.infer(x, ctx, c.fx, c.inner);
-    add(x, c.fx, y);
-  }
-  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>&, const matrix<T>& dy, cache& c,
-                matrix<T>* dx) {
-    inner_.backward(x, ctx, c.fx, dy, c.inner, dx);
-    if (dx) *dx += dy;
-  }
-  template <class F>
-  void for_each_param(const std::string& prefix, F&& f) { inner_.for_each_param(prefix, f); }
-  template <class F>
-  void for_each_buffer(const std::string& prefix, F&& f) { inner_.for_each_buffer(prefix, f); }
-
- private:
-  static void add(const matrix<T>& x, const matrix<T>& fx, matrix<T>& y) {
-    HEPGNN_CHECK(fx.rows() == x.rows() && fx.cols() == x.cols(), "residual_skip: the inner chain maps ", x.rows(),
-                 " x ", x.cols(), " to ", fx.rows(), " x ", fx.cols(), "; a residual needs the same shape");
-    y.resize(x.rows(), x.cols());
-    y = x + fx;
-  }
-  inner_chain inner_;
-};
-
-/// @brief The element B applied `count` times in sequence, each copy with its own parameters (a
-/// torch.nn.ModuleList run in a loop; the count is a run-time choice, e.g. from a config). B's widths must agree
-/// with themselves (in == out) unless they are dynamic. Parameters "<copy>.<name>".
-template <class B>
-class repeated {
-  using tr = element_traits<B, typename B::scalar>;
-  static_assert(!tr::builder, "hepgnn::repeated: repeat a layer or a block, not a graph builder");
-  static_assert(tr::in_width < 0 || tr::out_width < 0 || tr::in_width == tr::out_width,
-                "hepgnn::repeated: the repeated element must keep the width");
-
- public:
-  using scalar = typename B::scalar;
-  using T = scalar;
-  static constexpr int in_width = tr::in_width;
-  static constexpr int out_width = tr::in_width >= 0 ? tr::in_width : tr::out_width;
-  static constexpr rows_of input_rows = rows_of::nodes;
-  static constexpr rows_of output_rows = tr::output_rows(rows_of::nodes);
-  struct cache {
-    std::vector<typename tr::cache> copies;
-    std::vector<matrix<T>> out;  ///< output of copy i < count - 1
-    std::vector<chain_context> seen;
-    matrix<T> grad[2];
-  };
-
-  repeated() = default;
-  explicit repeated(std::vector<B> copies) : copies_(std::move(copies)) {}
-  std::size_t count() const { return copies_.size(); }
-  B& operator[](std::size_t i) { return copies_.at(i); }
-  const B& operator[](std::size_t i) const { return copies_.at(i); }
-
-  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) { run<true>(*this, x, ctx, y, c); }
-  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
-    run<false>(*this, x, ctx, y, c);
-  }
-  void backward(const matrix<T>& x, const chain_context&, const matrix<T>& y, const matrix<T>& dy, cache& c,
-                matrix<T>* dx) {
-    HEPGNN_CHECK(c.copies.size() == copies_.size(), "repeated::backward: call forward first");
-    const matrix<T>* dout = &dy;
-    for (std::size_t i = copies_.size(); i-- > 0;) {
-      matrix<T>* din = i == 0 ? dx : (dout == &c.grad[0] ? &c.grad[1] : &c.grad[0]);
-      tr::backward(copies_[i], i == 0 ? x : c.out[i - 1], c.seen[i], i + 1 == copies_.size() ? y : c.out[i], *dout,
-                   c.copies[i], din);
-      dout = din;
-    }
-  }
-  template <class F>
-  void for_each_param(const std::string& prefix, F&& f) {
-    for (std::size_t i = 0; i < copies_.size(); ++i) tr::for_each_param(copies_[i], prefix + std::to_string(i) + ".", f);
-  }
-  template <class F>
-  void for_each_buffer(const std::string& prefix, F&& f) {
-    for (std::size_t i = 0; i < copies_.size(); ++i) tr::for_each_buffer(copies_[i], prefix + std::to_string(i) + ".", f);
-  }
-
- private:
-  template <bool Train, class Self>
-  static void run(Self& self, const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
-    const std::size_t m = self.copies_.size();
-    HEPGNN_CHECK(m > 0, "repeated: no copies of the element (give at least one)");
-    c.copies.resize(m);
-    c.out.resize(m - 1);
-    c.seen.resize(m);
-    for (std::size_t i = 0; i < m; ++i) {
-      chain_context local = ctx;
-      c.seen[i] = ctx;
-      matrix<T>& out = i + 1 == m ? y : c.out[i];
-      const matrix<T>& in = i == 0 ? x : c.out[i - 1];
-      if constexpr (Train) tr::forward(self.copies_[i], in, local, out, c.copies[i]);
-      else tr::infer(self.copies_[i], in, local, out, c.copies[i]);
-    }
-  }
-  std::vector<B> copies_;
 };
 
 }  // namespace hepgnn

@@ -1,0 +1,211 @@
+#pragma once
+/// @file skips.hpp
+/// @brief Skip connections as chain elements: concat_skip (y = [F(x), x]), residual_skip (y = x + F(x)) and
+/// add_branches (y = F(x) + G(x) + ..., e.g. ParticleNet's EdgeConv plus a linear shortcut), where F, G are
+/// chains of elements that may build their own graphs.
+
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "hepgnn/nn/graph_sequential.hpp"
+
+namespace hepgnn {
+
+/// @brief y = [F(x), x]: the inner chain's output in front of its input, along the features (ParticleNet's and
+/// DGCNN's concatenation skips). A builder inside F sets the graph for F only. Parameters "<i>." of F's elements.
+template <class... Es>
+class concat_skip {
+ public:
+  using scalar = typename detail::first_scalar<Es...>::type;
+  using T = scalar;
+  using inner_chain = graph_sequential<T, detail::first_in_width<T, Es...>(), Es...>;
+  static_assert(inner_chain::output_rows == rows_of::nodes, "hepgnn::concat_skip: the inner chain must keep node rows");
+  static constexpr int in_width = inner_chain::in_width;
+  static constexpr int out_width =
+      in_width >= 0 && inner_chain::out_width >= 0 ? inner_chain::out_width + in_width : dynamic;
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = rows_of::nodes;
+  struct cache {
+    typename inner_chain::cache inner;
+    matrix<T> fx, dfx, dx;
+  };
+
+  concat_skip() requires(std::is_default_constructible_v<Es> && ...) = default;
+  explicit concat_skip(Es... es) : inner_(std::move(es)...) {}
+  inner_chain& inner() { return inner_; }
+  const inner_chain& inner() const { return inner_; }
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    inner_.forward(x, ctx, c.fx, c.inner);
+    join(x, c.fx, y);
+  }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    inner_.infer(x, ctx, c.fx, c.inner);
+    join(x, c.fx, y);
+  }
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>&, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    const long w = c.fx.cols();
+    c.dfx = dy.leftCols(w);
+    inner_.backward(x, ctx, c.fx, c.dfx, c.inner, dx ? &c.dx : nullptr);
+    if (dx) *dx = dy.rightCols(x.cols()) + c.dx;
+  }
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) { inner_.for_each_param(prefix, f); }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) { inner_.for_each_buffer(prefix, f); }
+
+ private:
+  static void join(const matrix<T>& x, const matrix<T>& fx, matrix<T>& y) {
+    HEPGNN_CHECK(fx.rows() == x.rows(), "concat_skip: the inner chain maps ", x.rows(), " rows to ", fx.rows());
+    y.resize(x.rows(), fx.cols() + x.cols());
+    y.leftCols(fx.cols()) = fx;
+    y.rightCols(x.cols()) = x;
+  }
+  inner_chain inner_;
+};
+
+/// @brief y = x + F(x) for an inner chain F that keeps the width (ResNet / ParticleNet-style shortcut on node
+/// features). A builder inside F sets the graph for F only. Parameters "<i>." of F's elements.
+template <class... Es>
+class residual_skip {
+ public:
+  using scalar = typename detail::first_scalar<Es...>::type;
+  using T = scalar;
+  using inner_chain = graph_sequential<T, detail::first_in_width<T, Es...>(), Es...>;
+  static_assert(inner_chain::in_width < 0 || inner_chain::out_width < 0 ||
+                    inner_chain::in_width == inner_chain::out_width,
+                "hepgnn::residual_skip: the inner chain must keep the width");
+  static_assert(inner_chain::output_rows == rows_of::nodes, "hepgnn::residual_skip: the inner chain must keep node rows");
+  static constexpr int in_width = inner_chain::in_width;
+  static constexpr int out_width = in_width >= 0 ? in_width : inner_chain::out_width;
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = rows_of::nodes;
+  struct cache {
+    typename inner_chain::cache inner;
+    matrix<T> fx;
+  };
+
+  residual_skip() requires(std::is_default_constructible_v<Es> && ...) = default;
+  explicit residual_skip(Es... es) : inner_(std::move(es)...) {}
+  inner_chain& inner() { return inner_; }
+  const inner_chain& inner() const { return inner_; }
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    inner_.forward(x, ctx, c.fx, c.inner);
+    add(x, c.fx, y);
+  }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    inner_.infer(x, ctx, c.fx, c.inner);
+    add(x, c.fx, y);
+  }
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>&, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    inner_.backward(x, ctx, c.fx, dy, c.inner, dx);
+    if (dx) *dx += dy;
+  }
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) { inner_.for_each_param(prefix, f); }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) { inner_.for_each_buffer(prefix, f); }
+
+ private:
+  static void add(const matrix<T>& x, const matrix<T>& fx, matrix<T>& y) {
+    HEPGNN_CHECK(fx.rows() == x.rows() && fx.cols() == x.cols(), "residual_skip: the inner chain maps ", x.rows(),
+                 " x ", x.cols(), " to ", fx.rows(), " x ", fx.cols(), "; a residual needs the same shape");
+    y.resize(x.rows(), x.cols());
+    y = x + fx;
+  }
+  inner_chain inner_;
+};
+
+/// @brief y = B_0(x) + B_1(x) + ...: branches on the same input whose outputs (of one shape) are summed (ParticleNet's
+/// block: EdgeConv(x) + shortcut(x), then a ReLU after it). A branch is any element; for several elements in a
+/// branch, make it a graph_sequential. Parameters "<branch>.<name>".
+template <class... Bs>
+class add_branches {
+  static constexpr std::size_t n = sizeof...(Bs);
+  static_assert(n >= 2, "hepgnn::add_branches needs at least two branches");
+
+ public:
+  using scalar = typename detail::first_scalar<Bs...>::type;
+  using T = scalar;
+  static constexpr int in_width = detail::first_in_width<T, Bs...>();
+  static constexpr int out_width = [] {
+    int w = dynamic;
+    ((element_traits<Bs, T>::out_width >= 0 ? (w = element_traits<Bs, T>::out_width, 0) : 0), ...);
+    return w;
+  }();
+  static_assert(((element_traits<Bs, T>::out_width < 0 || element_traits<Bs, T>::out_width == out_width) && ...),
+                "hepgnn::add_branches: every branch must give the same output width");
+  static_assert(((element_traits<Bs, T>::in_width < 0 || in_width < 0 || element_traits<Bs, T>::in_width == in_width) &&
+                 ...),
+                "hepgnn::add_branches: every branch must take the same input width");
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = rows_of::nodes;
+  struct cache {
+    std::tuple<typename element_traits<Bs, T>::cache...> branches;
+    std::array<matrix<T>, n> out;
+    std::array<chain_context, n> seen;
+    matrix<T> dx;
+  };
+
+  add_branches() requires(std::is_default_constructible_v<Bs> && ...) = default;
+  explicit add_branches(Bs... bs) : branches_(std::move(bs)...) {}
+  template <std::size_t I>
+  auto& get() { return std::get<I>(branches_); }
+  template <std::size_t I>
+  const auto& get() const { return std::get<I>(branches_); }
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) { run<true>(*this, x, ctx, y, c); }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    run<false>(*this, x, ctx, y, c);
+  }
+  void backward(const matrix<T>& x, const chain_context&, const matrix<T>&, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((element_traits<Bs, T>::backward(std::get<I>(branches_), x, c.seen[I], c.out[I], dy, std::get<I>(c.branches),
+                                        dx ? (I == 0 ? dx : &c.dx) : nullptr),
+        (I > 0 && dx ? (*dx += c.dx, 0) : 0)),
+       ...);
+    }(std::make_index_sequence<n>{});
+  }
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (element_traits<Bs, T>::for_each_param(std::get<I>(branches_), prefix + std::to_string(I) + ".", f), ...);
+    }(std::make_index_sequence<n>{});
+  }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (element_traits<Bs, T>::for_each_buffer(std::get<I>(branches_), prefix + std::to_string(I) + ".", f), ...);
+    }(std::make_index_sequence<n>{});
+  }
+
+ private:
+  template <bool Train, class Self>
+  static void run(Self& self, const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((c.seen[I] = ctx, one<Train, I>(self, x, c)), ...);
+    }(std::make_index_sequence<n>{});
+    for (std::size_t i = 1; i < n; ++i)
+      HEPGNN_CHECK(c.out[i].rows() == c.out[0].rows() && c.out[i].cols() == c.out[0].cols(), "add_branches: branch ",
+                   i, " gives ", c.out[i].rows(), " x ", c.out[i].cols(), ", branch 0 gives ", c.out[0].rows(), " x ",
+                   c.out[0].cols());
+    y.resize(c.out[0].rows(), c.out[0].cols());
+    y.noalias() = c.out[0] + c.out[1];  // one pass for the common two branches
+    for (std::size_t i = 2; i < n; ++i) y += c.out[i];
+  }
+  template <bool Train, std::size_t I, class Self>
+  static void one(Self& self, const matrix<T>& x, cache& c) {
+    using tr = element_traits<std::tuple_element_t<I, std::tuple<Bs...>>, T>;
+    chain_context local = c.seen[I];
+    if constexpr (Train) tr::forward(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
+    else tr::infer(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
+  }
+  std::tuple<Bs...> branches_;
+};
+
+}  // namespace hepgnn
