@@ -185,6 +185,12 @@ class graph_autoencoder {
     std::visit([&](const auto& net) { net.infer(x, chain_context{&b, &g}, recon, cache_of(net, c)); }, net_);
   }
 
+  /// @brief The decoder's output before the softplus of positive_column, from the last call with cache c.
+  const matrix<T>& decoder_output(const cache& c) const {
+    if (o_.latent_mode == ae_latent::pooled) return pooled_net::template output<5>(c.pooled);
+    return per_particle_net::template output<4>(c.per_particle);
+  }
+
   /// @brief Adds the parameter gradients of a loss with d loss / d recon = drecon (after forward on the same x).
   void backward(const matrix<T>& x, const graph& g, const batch& b, const matrix<T>& recon, const matrix<T>& drecon,
                 cache& c) {
