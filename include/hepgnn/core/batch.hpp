@@ -57,13 +57,20 @@ struct batch {
     return b;
   }
 
+  /// @brief Throws unless the offsets are well formed: they start at 0 and do not decrease. `who` (may be null)
+  /// prefixes the message.
+  void validate_offsets(const char* who = nullptr) const {
+    const char* w = who ? who : "batch";
+    HEPGNN_CHECK(!node_offsets.empty() && node_offsets.front() == 0, w,
+                 ": batch node_offsets must start with 0 (one entry more than graphs)");
+    for (std::size_t g = 0; g + 1 < node_offsets.size(); ++g)
+      HEPGNN_CHECK(node_offsets[g] <= node_offsets[g + 1], w, ": batch node_offsets must be non-decreasing, node_offsets[",
+                   g, "] = ", node_offsets[g], " > node_offsets[", g + 1, "] = ", node_offsets[g + 1]);
+  }
+
   /// @brief Throws unless the offsets are well formed and cover exactly `num_nodes` rows.
   void validate(index_t expected_nodes) const {
-    HEPGNN_CHECK(!node_offsets.empty() && node_offsets.front() == 0,
-                 "batch: node_offsets must start with 0 (one entry more than graphs)");
-    for (std::size_t g = 0; g + 1 < node_offsets.size(); ++g)
-      HEPGNN_CHECK(node_offsets[g] <= node_offsets[g + 1], "batch: node_offsets must be non-decreasing, node_offsets[",
-                   g, "] = ", node_offsets[g], " > node_offsets[", g + 1, "] = ", node_offsets[g + 1]);
+    validate_offsets();
     HEPGNN_CHECK(node_offsets.back() == expected_nodes, "batch: node_offsets cover ", node_offsets.back(),
                  " nodes but the features have ", expected_nodes, " rows");
   }

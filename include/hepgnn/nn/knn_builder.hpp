@@ -24,10 +24,9 @@ void build_knn_graph(const matrix<T>& x, const batch& b, int k, bool include_sel
   HEPGNN_CHECK(k > 0, "build_knn_graph: k must be positive, got ", k);
   HEPGNN_CHECK(col0 >= 0 && ncols > 0 && col0 + ncols <= x.cols(), "build_knn_graph: coordinate columns [", col0, ", ",
                col0 + ncols, ") must lie inside the ", x.cols(), " columns of x");
-  HEPGNN_CHECK(!b.node_offsets.empty() && b.node_offsets.front() == 0 && b.num_nodes() == x.rows(),
-               "build_knn_graph: the batch must cover the ", x.rows(), " rows of x, it covers ", b.num_nodes());
-  for (index_t g = 0; g < b.num_graphs(); ++g)
-    HEPGNN_CHECK(b.node_offsets[g] <= b.node_offsets[g + 1], "build_knn_graph: batch node_offsets must be non-decreasing");
+  b.validate_offsets("build_knn_graph");
+  HEPGNN_CHECK(b.num_nodes() == x.rows(), "build_knn_graph: the batch must cover the ", x.rows(), " rows of x, it covers ",
+               b.num_nodes());
   knn_options opt;
   opt.include_self = include_self;
   knn_graph_into<Metric>(x.data() + col0, static_cast<index_t>(x.rows()), static_cast<int>(ncols), x.cols(), k, b,

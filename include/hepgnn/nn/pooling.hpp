@@ -18,11 +18,7 @@ namespace hepgnn {
 
 namespace detail {
 inline void check_pool_input(long rows, const batch& b, const char* who) {
-  HEPGNN_CHECK(!b.node_offsets.empty() && b.node_offsets.front() == 0, who,
-               ": batch node_offsets must start with 0 (one entry more than graphs)");
-  for (std::size_t g = 0; g + 1 < b.node_offsets.size(); ++g)
-    HEPGNN_CHECK(b.node_offsets[g] <= b.node_offsets[g + 1], who, ": batch node_offsets must be non-decreasing, got ",
-                 b.node_offsets[g], " then ", b.node_offsets[g + 1]);
+  b.validate_offsets(who);
   HEPGNN_CHECK(b.num_nodes() == rows, who, ": x must have one row per batch node (", b.num_nodes(), "), got ", rows,
                " rows");
 }
