@@ -19,6 +19,7 @@
 #include "hepgnn/simd/distance.hpp"
 #include "hepgnn/simd/gemm.hpp"
 #include "hepgnn/simd/segment_geometry.hpp"
+#include "hepgnn/simd/segment_softmax.hpp"
 #include "hepgnn/simd/top_k.hpp"
 
 #include "hepgnn/graph/connected_components.hpp"
@@ -39,6 +40,7 @@
 #include "hepgnn/nn/dropout.hpp"
 #include "hepgnn/nn/dynamic_edge_conv.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
+#include "hepgnn/nn/gatv2_conv.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
 #include "hepgnn/nn/gravnet_conv.hpp"
 #include "hepgnn/nn/interaction_network.hpp"
