@@ -1,11 +1,13 @@
 // Google Benchmark of the message-passing kernels: segment reductions, gather-reduce, EdgeConv inference and
-// training step, kNN graph rebuild (dynamic_edge_conv), global pooling. Sizes: the W2 graph shape
-// (graphs of 64 nodes, k = 16) with a variable number of graphs; items = edges (nodes for pooling).
+// training step, GATv2 inference and training step, kNN graph rebuild (dynamic_edge_conv), global pooling. Sizes:
+// the W2 graph shape (graphs of 64 nodes, k = 16) with a variable number of graphs; items = edges (nodes for
+// pooling; GATv2 counts the self loop it adds to every node).
 #include <benchmark/benchmark.h>
 
 #include "hepgnn/nn/activation.hpp"
 #include "hepgnn/nn/dynamic_edge_conv.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
+#include "hepgnn/nn/gatv2_conv.hpp"
 #include "hepgnn/nn/pooling.hpp"
 
 using namespace hepgnn;
@@ -81,6 +83,38 @@ void edge_conv_train(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations() * s.g.num_edges());
 }
 BENCHMARK(edge_conv_train)->Arg(64)->Unit(benchmark::kMillisecond);
+
+using gat = gatv2_conv<float, 64, 16, 4>;  // 4 heads of 16 channels, concatenated: 64 -> 64 features
+
+void gatv2_infer(benchmark::State& st) {
+  setup s(static_cast<index_t>(st.range(0)));
+  rng gen(7);
+  const gat conv(gen);
+  gat::cache c;
+  matrix<float> y;
+  for (auto _ : st) {
+    conv.infer(s.x, s.g, y, c);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * (s.g.num_edges() + s.g.num_nodes));
+}
+BENCHMARK(gatv2_infer)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
+
+void gatv2_train(benchmark::State& st) {
+  setup s(static_cast<index_t>(st.range(0)));
+  rng gen(7);
+  gat conv(gen);
+  gat::cache c;
+  matrix<float> y, dx;
+  const matrix<float> dy = matrix<float>::Ones(s.x.rows(), 64);
+  for (auto _ : st) {
+    conv.forward(s.x, s.g, y, c);
+    conv.backward(s.x, s.g, y, dy, c, &dx);
+    benchmark::DoNotOptimize(dx.data());
+  }
+  st.SetItemsProcessed(st.iterations() * (s.g.num_edges() + s.g.num_nodes));
+}
+BENCHMARK(gatv2_train)->Arg(64)->Unit(benchmark::kMillisecond);
 
 void knn_rebuild(benchmark::State& st) {
   setup s(static_cast<index_t>(st.range(0)), static_cast<int>(st.range(1)));

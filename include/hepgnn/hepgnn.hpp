@@ -21,6 +21,7 @@
 #include "hepgnn/simd/gemm.hpp"
 #include "hepgnn/simd/segment_geometry.hpp"
 #include "hepgnn/simd/segment_reduce.hpp"
+#include "hepgnn/simd/segment_softmax.hpp"
 #include "hepgnn/simd/top_k.hpp"
 
 #include "hepgnn/graph/connected_components.hpp"
@@ -43,6 +44,7 @@
 #include "hepgnn/nn/dynamic_edge_conv.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
 #include "hepgnn/nn/element.hpp"
+#include "hepgnn/nn/gatv2_conv.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
 #include "hepgnn/nn/graph_sequential.hpp"
 #include "hepgnn/nn/gravnet_conv.hpp"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "hepgnn/nn/aggregate.hpp"
 #include "hepgnn/nn/element.hpp"
 #include "hepgnn/nn/layer.hpp"
+#include "hepgnn/simd/segment_softmax.hpp"
 
 namespace hepgnn {
 
@@ -94,7 +96,8 @@ struct no_feature_nn {};
 /// @brief Attention pooling (PyG GlobalAttention): out_g = sum_{i in g} softmax_g(gate_nn(x_i)) * nn(x_i).
 ///
 /// `Gate` is a layer mapping F -> 1 (a dense or an MLP); `NN` an optional layer applied to x before pooling
-/// (no_feature_nn: pool x). The softmax runs over the nodes of each graph (max-subtracted); empty graphs give 0.
+/// (no_feature_nn: pool x). The softmax runs over the nodes of each graph (simd::segment_softmax, max-subtracted);
+/// empty graphs give 0.
 /// Parameters "gate_nn.<name>" and "nn.<name>" as in PyG.
 template <class T, class Gate, class NN = no_feature_nn>
 class attention_pool {
@@ -136,19 +139,14 @@ class attention_pool {
     const long f = v.cols();
     c.dscore.resize(x.rows(), 1);
     if constexpr (has_nn) c.dfeat.resize(x.rows(), f);
-    for (index_t g = 0; g < b.num_graphs(); ++g) {
-      const index_t s = b.begin(g), e = b.end(g);
-      // da_i = dy_g . v_i;  ds_i = a_i (da_i - sum_k a_k da_k);  dv_i = a_i dy_g
-      T mean = 0;
-      for (index_t i = s; i < e; ++i) {
-        const T da = dy.row(g).dot(v.row(i));
-        c.dscore(i, 0) = da;
-        mean += c.alpha(i, 0) * da;
+    // da_i = dy_g . v_i (into dscore), then the softmax VJP in place: ds_i = a_i (da_i - sum_k a_k da_k);
+    // dv_i = a_i dy_g.
+    for (index_t g = 0; g < b.num_graphs(); ++g)
+      for (index_t i = b.begin(g); i < b.end(g); ++i) {
+        c.dscore(i, 0) = dy.row(g).dot(v.row(i));
+        if constexpr (has_nn) c.dfeat.row(i) = c.alpha(i, 0) * dy.row(g);
       }
-      for (index_t i = s; i < e; ++i) c.dscore(i, 0) = c.alpha(i, 0) * (c.dscore(i, 0) - mean);
-      if constexpr (has_nn)
-        for (index_t i = s; i < e; ++i) c.dfeat.row(i) = c.alpha(i, 0) * dy.row(g);
-    }
+    simd::segment_softmax_backward(std::span<const index_t>(b.node_offsets), c.alpha, c.dscore, c.dscore);
     gate_.backward(x, c.score, c.dscore, c.gate, dx);
     if constexpr (has_nn) {
       nn_.backward(x, c.feat, c.dfeat, c.nn, dx ? &c.dx2 : nullptr);
@@ -183,20 +181,10 @@ class attention_pool {
     }
     const matrix<T>& v = features(x, c);
     const long f = v.cols();
-    c.alpha.resize(x.rows(), 1);
+    simd::segment_softmax(std::span<const index_t>(b.node_offsets), c.score, c.alpha);
     y.setZero(b.num_graphs(), f);
-    for (index_t g = 0; g < b.num_graphs(); ++g) {
-      const index_t s = b.begin(g), e = b.end(g);
-      if (s == e) continue;
-      T mx = c.score(s, 0);
-      for (index_t i = s + 1; i < e; ++i) mx = std::max(mx, c.score(i, 0));
-      T den = 0;
-      for (index_t i = s; i < e; ++i) den += (c.alpha(i, 0) = std::exp(c.score(i, 0) - mx));
-      for (index_t i = s; i < e; ++i) {
-        c.alpha(i, 0) /= den;
-        y.row(g) += c.alpha(i, 0) * v.row(i);
-      }
-    }
+    for (index_t g = 0; g < b.num_graphs(); ++g)
+      for (index_t i = b.begin(g); i < b.end(g); ++i) y.row(g) += c.alpha(i, 0) * v.row(i);
   }
 
   Gate gate_;
