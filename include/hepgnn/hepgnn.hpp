@@ -19,6 +19,7 @@
 
 #include "hepgnn/simd/distance.hpp"
 #include "hepgnn/simd/gemm.hpp"
+#include "hepgnn/simd/packed_product.hpp"
 #include "hepgnn/simd/segment_geometry.hpp"
 #include "hepgnn/simd/segment_reduce.hpp"
 #include "hepgnn/simd/segment_softmax.hpp"

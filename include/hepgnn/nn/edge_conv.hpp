@@ -21,6 +21,7 @@
 #include "hepgnn/nn/sequential.hpp"
 #include "hepgnn/simd/arch.hpp"
 #include "hepgnn/simd/gemm.hpp"
+#include "hepgnn/simd/packed_product.hpp"
 
 namespace hepgnn {
 
@@ -164,59 +165,6 @@ struct dense_relu_plan<std::tuple<Ls...>> {
   }();
 };
 
-/// One register tile of the fused product: Mr rows x NV registers of C = act(B[K] + sum_k a(m, k) B[k]),
-/// a(m, k) = A[m * lda + k]; B row k at B + k * ldb, row K is the bias (the micro-kernel of simd/gemm.hpp).
-template <class T, int Mr, int NV>
-inline void fused_mm_tile(const T* A, long lda, const T* B, long ldb, long K, T* C, long ldc, bool relu) {
-  simd::gemm_detail::epilogue<T> e;
-  e.bias = B + K * ldb;
-  e.relu = relu;
-  simd::gemm_detail::tile<T, simd::native, Mr, NV, false>(K, A, lda, 1, B, ldb, C, ldc, 0, false, e);
-}
-
-template <class T, int NV>
-inline void fused_mm_panel(long M, const T* A, long lda, const T* B, long ldb, long K, T* C, long ldc, bool relu) {
-  constexpr int Mr = NV >= 4 ? 6 : NV == 3 ? 8 : 12;  // <= 24 accumulators: they, B and a broadcast fit 32 registers
-  long m = 0;
-  for (; m + Mr <= M; m += Mr) fused_mm_tile<T, Mr, NV>(A + m * lda, lda, B, ldb, K, C + m * ldc, ldc, relu);
-  // Remaining rows in tiles of 8, 4, 2, 1 (single rows would be bound by their B loads).
-  auto rest = [&]<int R>(std::integral_constant<int, R>) {
-    if (R < Mr && M - m >= R) {
-      fused_mm_tile<T, R, NV>(A + m * lda, lda, B, ldb, K, C + m * ldc, ldc, relu);
-      m += R;
-    }
-  };
-  rest(std::integral_constant<int, 8>{});
-  rest(std::integral_constant<int, 4>{});
-  rest(std::integral_constant<int, 2>{});
-  rest(std::integral_constant<int, 1>{});
-}
-
-/// @brief C (M x N, row stride ldc) = act(A W^T + b) with the weights packed as `wt` = [W^T; b] ((K + 1) x N,
-/// N a multiple of the SIMD width, zero-padded columns): register-tiled, no packing of A, bias and ReLU applied
-/// in registers. Each output element sums over k in order, so results do not depend on how rows are split.
-template <class T>
-void fused_mm(long M, const T* A, long lda, const matrix<T>& wt, T* C, long ldc, bool relu) {
-  constexpr long L = simd::lanes<T, simd::native>();
-  const long K = wt.rows() - 1, N = wt.cols();
-  for (long n0 = 0; n0 < N; n0 += 4 * L) {
-    const T* B = wt.data() + n0;
-    switch (std::min<long>(4, (N - n0) / L)) {
-      case 1: fused_mm_panel<T, 1>(M, A, lda, B, N, K, C + n0, ldc, relu); break;
-      case 2: fused_mm_panel<T, 2>(M, A, lda, B, N, K, C + n0, ldc, relu); break;
-      case 3: fused_mm_panel<T, 3>(M, A, lda, B, N, K, C + n0, ldc, relu); break;
-      default: fused_mm_panel<T, 4>(M, A, lda, B, N, K, C + n0, ldc, relu); break;
-    }
-  }
-}
-
-/// Width rounded up to whole SIMD registers.
-template <class T>
-constexpr long simd_padded(long n) {
-  constexpr long L = simd::lanes<T, simd::native>();
-  return (n + L - 1) / L * L;
-}
-
 /// False when m equals `copy` bit for bit (same shape); otherwise copy = m and true.
 template <class T>
 bool refresh_copy(const matrix<T>& m, matrix<T>& copy) {
@@ -231,7 +179,7 @@ bool refresh_copy(const matrix<T>& m, matrix<T>& copy) {
 template <class T, int I, int O>
 void pack_dense(const dense<T, I, O>& d, matrix<T>& wt) {
   const long in = d.in_features(), out = d.out_features();
-  const long np = simd_padded<T>(out);
+  const long np = simd::padded_width<T>(out);
   wt.resize(in + 1, np);
   wt.rightCols(np - out).setZero();
   wt.topLeftCorner(in, out) = d.weight().transpose();
@@ -248,7 +196,7 @@ void pack_dense(const dense<T, I, O>& d, matrix<T>& wt) {
 /// gather-add instead of an edge GEMM. Inference runs fused over tiles of about `tile_edges` edges (whole
 /// destination nodes; edge messages never leave the cache). When the layers after the split dense are dense and
 /// ReLU layers only (the usual edge MLP), inference packs [W^T; b] once per call and runs each tile through a
-/// register-tiled kernel with bias and ReLU in registers, a few dozen edge rows at a time (detail::fused_mm).
+/// register-tiled kernel with bias and ReLU in registers, a few dozen edge rows at a time (simd::packed_product).
 /// Training tiles the same way (layer by layer) when the layers after the split dense are dense/activation layers
 /// (backward recomputes each tile); otherwise (e.g. BatchNorm, whose batch statistics need every edge) it keeps
 /// whole E x width matrices. Results do not depend on the thread count.
@@ -262,7 +210,7 @@ class edge_conv {
   /// Split and every later layer row-local: training runs over edge tiles too (recomputing the tile in backward)
   /// instead of materialising E x width matrices.
   static constexpr bool tiled_training = split && detail::all_row_local<typename detail::split_first_dense<NN>::tail>::value;
-  /// Split and the later layers are dense/ReLU only: inference uses the fused kernel (detail::fused_mm).
+  /// Split and the later layers are dense/ReLU only: inference uses the fused kernel (simd::packed_product).
   using plan = detail::dense_relu_plan<typename detail::split_first_dense<NN>::tail>;
   static constexpr bool fused = split && plan::valid;
   /// Edge rows per pass of the fused kernel through all layers (their activations stay in L1).
@@ -301,7 +249,7 @@ class edge_conv {
   struct cache {
     matrix<T> ab;  ///< split: [A; B] = [W_a - W_b; W_b], 2H x F
     matrix<T> pq;  ///< split: [x A^T + b, x B^T], N x 2H
-    matrix<T> abt;  ///< fused inference: [A^T, B^T; b, 0] packed for detail::fused_mm
+    matrix<T> abt;  ///< fused inference: [A^T, B^T; b, 0] packed for simd::packed_product
     matrix<T> fused_pq;  ///< fused inference: pq with each half padded to whole registers (pq stays for backward)
     packs packed;
     pack_sources packed_from;
@@ -614,7 +562,7 @@ class edge_conv {
   /// with each half padded to whole registers (padding columns are 0).
   void fused_node_terms(const matrix<T>& x, cache& c) const requires fused {
     const auto& d = first();
-    const long h = d.out_features(), f = x.cols(), hp = detail::simd_padded<T>(h);
+    const long h = d.out_features(), f = x.cols(), hp = simd::padded_width<T>(h);
     bool stale = false;
     std::size_t s = 0;
     auto seen = [&](const auto& l) {
@@ -642,7 +590,7 @@ class edge_conv {
     auto rows = [&](long k) {
       const long r0 = k * block;
       T* out = c.fused_pq.data() + r0 * 2 * hp;
-      detail::fused_mm(std::min(block, n - r0), x.data() + r0 * f, f, c.abt, out, 2 * hp, false);
+      simd::packed_product(std::min(block, n - r0), x.data() + r0 * f, f, c.abt, out, 2 * hp, false);
     };
     if (blocks < 2 || n * f * hp < detail::parallel_min_work * 16) {  // a jet: no OpenMP runtime call (it allocates)
       for (long k = 0; k < blocks; ++k) rows(k);
@@ -668,21 +616,14 @@ class edge_conv {
   /// dense (+ ReLU) on fused_rows edges at a time; messages into the first rows of b.out (rows x F').
   void fused_tile(const graph& g, index_t n0, index_t n1, index_t rows, const cache& c, tile_buffers& b) const
       requires fused {
-    using V = xsimd::batch<T, simd::native>;
-    constexpr long L = static_cast<long>(V::size);
     const index_t e0 = g.offsets[n0], used = g.offsets[n1] - e0;
     const long hp = c.fused_pq.cols() / 2, w = c.fused_pq.cols();
     b.in.resize(rows, hp);
     for (index_t i = n0; i < n1; ++i) {
       const T* p = c.fused_pq.data() + long(i) * w;
-      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
-        const T* q = c.fused_pq.data() + long(g.sources[e]) * w + hp;
-        T* o = b.in.data() + long(e - e0) * hp;
-        for (long k = 0; k < hp; k += L) {
-          const V s = V::load_unaligned(p + k) + V::load_unaligned(q + k);
-          (plan::lead_relu ? xsimd::max(s, V(T(0))) : s).store_unaligned(o + k);
-        }
-      }
+      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e)
+        simd::add_padded_rows(p, c.fused_pq.data() + long(g.sources[e]) * w + hp, b.in.data() + long(e - e0) * hp, hp,
+                              plan::lead_relu);
     }
     const long fo = plan::denses > 0 ? c.fused_out : first().out_features();
     b.out.resize(rows, fo);
@@ -702,7 +643,7 @@ class edge_conv {
           const bool to_out = j == last && direct;
           T* dst = to_out ? b.out.data() + r0 * fo : b.mid[j % 2].data();
           const long ldc = to_out ? fo : widest;
-          detail::fused_mm(m, a, lda, c.packed[j], dst, ldc, plan::relu_after[j]);
+          simd::packed_product(m, a, lda, c.packed[j], dst, ldc, plan::relu_after[j]);
           a = dst;
           lda = ldc;
         }
