@@ -182,7 +182,7 @@ class toy_pf_detector {
   std::vector<event> simulate(std::uint64_t seed, int n) const {
     HEPGNN_CHECK(n >= 0, "toy_pf_detector::simulate: event count must be >= 0, got ", n);
     std::vector<event> out(static_cast<std::size_t>(n));
-    parallel_for<loop_schedule::dynamic_single>(n, true, [&](long i) {
+    parallel_for_dynamic(n, true, 1, [&](long i) {
       rng gen(mix64(seed ^ mix64(static_cast<std::uint64_t>(i) + 1)));
       out[static_cast<std::size_t>(i)] = simulate(gen);
     });

@@ -316,7 +316,7 @@ sinkhorn_batch_result<T> sinkhorn(const matrix<T>& xa, const vector<T>& wa, cons
     if (wa.size()) r.grad_wa = vector<T>::Zero(wa.size());
     if (wb.size()) r.grad_wb = vector<T>::Zero(wb.size());
   }
-  parallel_for<loop_schedule::dynamic_single>(G, true, [&](long gl) {
+  parallel_for_dynamic(G, true, 1, [&](long gl) {
     const auto g = static_cast<index_t>(gl);
     thread_local detail::sinkhorn_scratch s;
     double err = 0;
