@@ -19,6 +19,7 @@ Usage: scripts/check_layering.py [--root DIR] [--allowlist FILE] [--no-allowlist
 from __future__ import annotations
 
 import argparse
+import posixpath
 import re
 import sys
 from collections import defaultdict
@@ -322,7 +323,12 @@ def check(root: Path) -> list[Violation]:
             target = m.group(2).strip()
             line = line_of(no_comments, m.start())
             if m.group(1) == '"' or target.startswith("hepgnn/"):
-                t = target[len("hepgnn/"):] if target.startswith("hepgnn/") else target
+                if target.startswith("hepgnn/"):
+                    t = target[len("hepgnn/"):]
+                else:  # relative to the including header
+                    t = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+                    if t.startswith("../"):
+                        continue
                 tfolder = folder_of(t)
                 if tfolder is None:
                     if t != "version.hpp":
