@@ -12,17 +12,19 @@
 #include "hepgnn/core/graph.hpp"
 #include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/parameter.hpp"
-#include "hepgnn/core/product.hpp"
 #include "hepgnn/core/radix_sort.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/core/tensor.hpp"
 
+#include "hepgnn/simd/collect.hpp"
 #include "hepgnn/simd/distance.hpp"
 #include "hepgnn/simd/gemm.hpp"
 #include "hepgnn/simd/packed_product.hpp"
+#include "hepgnn/simd/product.hpp"
 #include "hepgnn/simd/segment_geometry.hpp"
 #include "hepgnn/simd/segment_reduce.hpp"
 #include "hepgnn/simd/segment_softmax.hpp"
+#include "hepgnn/simd/select.hpp"
 #include "hepgnn/simd/top_k.hpp"
 
 #include "hepgnn/graph/connected_components.hpp"
@@ -93,9 +95,11 @@
 
 #include "hepgnn/data/jet_array.hpp"
 #include "hepgnn/data/jet_substructure.hpp"
+#include "hepgnn/data/pf_candidates.hpp"
 #include "hepgnn/data/toy_jets.hpp"
 #include "hepgnn/data/toy_pf_detector.hpp"
 #include "hepgnn/data/toy_tracker.hpp"
+#include "hepgnn/data/trackml_event.hpp"
 
 #include "hepgnn/metrics/jets.hpp"
 #include "hepgnn/metrics/particle_flow.hpp"

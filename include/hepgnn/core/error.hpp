@@ -14,14 +14,16 @@ struct error : std::runtime_error {
   explicit error(const std::string& message) : std::runtime_error("[hepgnn] " + message) {}
 };
 
-namespace detail {
-/// @brief Builds a message from streamable parts and throws hepgnn::error.
+/// @brief Builds a message from streamable parts and throws hepgnn::error (what HEPGNN_CHECK calls).
 template <class... Parts>
 [[noreturn]] void fail(Parts&&... parts) {
   std::ostringstream os;
   (os << ... << std::forward<Parts>(parts));
   throw error(os.str());
 }
+
+namespace detail {
+using ::hepgnn::fail;  // the former name, kept for code written against it (other branches)
 }  // namespace detail
 
 }  // namespace hepgnn
@@ -30,7 +32,7 @@ template <class... Parts>
 /// Usage: HEPGNN_CHECK(k > 0, "knn: k must be positive, got ", k);
 #define HEPGNN_CHECK(condition, ...)                 \
   do {                                               \
-    if (!(condition)) ::hepgnn::detail::fail(__VA_ARGS__); \
+    if (!(condition)) ::hepgnn::fail(__VA_ARGS__);         \
   } while (false)
 
 /// @brief Debug-only invariant for inner loops (compiled out with NDEBUG).

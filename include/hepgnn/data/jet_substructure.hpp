@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "hepgnn/core/error.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/data/jet_array.hpp"
 
 namespace hepgnn {
@@ -115,13 +116,11 @@ std::vector<double> nsubjettiness_ratio(const jet_array<T>& jets, int num, int d
   HEPGNN_CHECK(o.beta > 0 && o.r0 > 0, "nsubjettiness_ratio: beta and r0 must be > 0, got beta=", o.beta,
                ", r0=", o.r0);  // checked here: nothing may throw inside the parallel loop
   std::vector<double> r(static_cast<std::size_t>(jets.num_jets));
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 32)
-#endif
-  for (index_t j = 0; j < jets.num_jets; ++j) {
+  parallel_for_dynamic(jets.num_jets, true, parallel_limits::nsubjettiness_chunk, [&](long jl) {
+    const auto j = static_cast<index_t>(jl);
     const double d = nsubjettiness(jets, j, den, o);
     r[j] = d > 0 ? nsubjettiness(jets, j, num, o) / d : 0.0;
-  }
+  });
   return r;
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "hepgnn/core/error.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/data/jet_array.hpp"
 
@@ -186,10 +187,8 @@ jet_array<T> make_toy_jets(index_t n, jet_kind kind, rng& gen, const toy_jet_opt
   jet_array<T> jets = jet_array<T>::zeros(n, o.max_particles);
   jets.labels.assign(static_cast<std::size_t>(n), static_cast<int>(kind));
   jets.jet_features = matrix<T>::Zero(n, 4);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 16)
-#endif
-  for (index_t j = 0; j < n; ++j) {
+  parallel_for_dynamic(n, true, parallel_limits::toy_jets_chunk, [&](long jl) {
+    const auto j = static_cast<index_t>(jl);
     rng g(mix64(base + 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(j + 1)));
     const double pt = g.uniform(o.pt_min, o.pt_max);
     std::vector<detail::toy_parton> prongs;
@@ -247,7 +246,7 @@ jet_array<T> make_toy_jets(index_t n, jet_kind kind, rng& gen, const toy_jet_opt
     jets.jet_features(j, 1) = static_cast<T>(jeta);
     jets.jet_features(j, 2) = static_cast<T>(std::sqrt(std::max(0.0, m2)));
     jets.jet_features(j, 3) = static_cast<T>(in.size());
-  }
+  });
   return jets;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "hepgnn/core/error.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/core/tensor.hpp"
 
@@ -181,13 +182,10 @@ class toy_pf_detector {
   std::vector<event> simulate(std::uint64_t seed, int n) const {
     HEPGNN_CHECK(n >= 0, "toy_pf_detector::simulate: event count must be >= 0, got ", n);
     std::vector<event> out(static_cast<std::size_t>(n));
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic)
-#endif
-    for (int i = 0; i < n; ++i) {
+    parallel_for_dynamic(n, true, 1, [&](long i) {
       rng gen(mix64(seed ^ mix64(static_cast<std::uint64_t>(i) + 1)));
       out[static_cast<std::size_t>(i)] = simulate(gen);
-    }
+    });
     return out;
   }
 

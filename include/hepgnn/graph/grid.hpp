@@ -13,32 +13,11 @@
 #include <utility>
 #include <vector>
 
+#include "hepgnn/simd/collect.hpp"
 #include "hepgnn/simd/top_k.hpp"
 
 namespace hepgnn {
 
-namespace detail {
-/// A (distance, id) candidate of cell_grid::nearest() as one sortable value. For float, the distance's bits above
-/// the id: non-negative floats order like their bit patterns, so one integer comparison orders by distance, then
-/// id (as top_k), and sorting ~60 candidates per query is about twice as fast as sorting pairs. (orient_outward()
-/// in graph/orientation.hpp orders nodes by the same key of their distance.)
-template <class T>
-struct candidate_packing {
-  using type = std::pair<T, index_t>;
-  static type make(T d, index_t i) { return {d, i}; }
-  static T distance(const type& c) { return c.first; }
-  static index_t id(const type& c) { return c.second; }
-};
-template <>
-struct candidate_packing<float> {
-  using type = std::uint64_t;
-  static type make(float d, index_t i) {
-    return (type{std::bit_cast<std::uint32_t>(d)} << 32) | static_cast<std::uint32_t>(i);
-  }
-  static float distance(type c) { return std::bit_cast<float>(static_cast<std::uint32_t>(c >> 32)); }
-  static index_t id(type c) { return static_cast<index_t>(static_cast<std::uint32_t>(c)); }
-};
-}  // namespace detail
 
 /// @brief Cell list over points [begin, end) of a row-major point array with D (1..3) coordinates.
 ///
@@ -50,8 +29,8 @@ class cell_grid {
   static_assert(D >= 1 && D <= 3, "hepgnn::cell_grid: D must be 1, 2 or 3");
 
  public:
-  /// @brief Scratch entry of nearest(): a (distance, id) pair, packed (detail::candidate_packing).
-  using candidate = typename detail::candidate_packing<T>::type;
+  /// @brief Scratch entry of nearest(): a (distance, id) pair, packed (simd::candidate_key).
+  using candidate = typename simd::candidate_key<T>::type;
 
   /// @brief Builds the list; `points_per_cell` sets the mean occupancy of the occupied bounding box.
   cell_grid(const T* x, index_t begin, index_t end, double points_per_cell) : m_(end - begin) {
@@ -266,51 +245,12 @@ class cell_grid {
   /// collect() over the sorted positions [a, b): appends at out + count, returns the new count.
   template <class Arch>
   std::size_t collect_run(const T* q, index_t a, index_t b, index_t skip, T tau, candidate* out, std::size_t count) const {
-    constexpr int W = simd::lanes<T, Arch>();
-    if constexpr (W > 1) {
-      using B = xsimd::batch<T, Arch>;
-      alignas(64) T buf[W];
-      for (index_t j = a; j < b; j += W) {  // lanes past b: the next cells' points (or the +inf padding), dropped
-        const B dist = simd::detail::distance_at<simd::distance_kind::euclidean, D, B>(q, D, xt_.data(), stride_, j);
-        auto bits = simd::detail::lane_bits<Arch>(dist <= B(tau));
-        if (b - j < W) bits &= (std::uint64_t(1) << (b - j)) - 1;
-        if (!bits) continue;
-#if defined(__AVX512F__)
-        if constexpr (std::is_same_v<T, float> && sizeof(index_t) == 4 && std::is_base_of_v<xsimd::avx512f, Arch>) {
-          // the keys of all 16 lanes (distance bits above the id), the chosen ones compressed to the front: no
-          // branch per lane (ids_ is padded, so the load stays inside it)
-          const __m512i id = _mm512_loadu_si512(ids_.data() + j);
-          bits &= ~static_cast<std::uint64_t>(_mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(skip)));
-          const __m512i bits_d = _mm512_castps_si512(dist);
-          for (int h = 0; h < 2; ++h) {
-            const __m256i id_h = h ? _mm512_extracti64x4_epi64(id, 1) : _mm512_castsi512_si256(id);
-            const __m256i d_h = h ? _mm512_extracti64x4_epi64(bits_d, 1) : _mm512_castsi512_si256(bits_d);
-            const __m512i key = _mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(d_h), 32),
-                                                _mm512_cvtepu32_epi64(id_h));
-            const auto m = static_cast<__mmask8>(bits >> (8 * h));
-            _mm512_storeu_si512(out + count, _mm512_maskz_compress_epi64(m, key));
-            count += static_cast<std::size_t>(std::popcount(static_cast<unsigned>(m)));
-          }
-          continue;
-        }
-#endif
-        dist.store_aligned(buf);
-        for (; bits; bits &= bits - 1) {
-          const int l = std::countr_zero(bits);
-          if (const index_t id = ids_[j + l]; id != skip) out[count++] = packing::make(buf[l], id);
-        }
-      }
-    } else {
-      for (index_t j = a; j < b; ++j) {
-        const T dist = simd::detail::distance_at<simd::distance_kind::euclidean, D, T>(q, D, xt_.data(), stride_, j);
-        if (dist <= tau && ids_[j] != skip) out[count++] = packing::make(dist, ids_[j]);
-      }
-    }
-    return count;
+    return simd::collect_within<simd::distance_kind::euclidean, Arch, D>(q, D, xt_.data(), stride_, a, b,
+                                                                        ids_.data(), skip, tau, out, count);
   }
 
-  using packing = detail::candidate_packing<T>;
-  static constexpr index_t pad = 64;  // >= the widest SIMD block
+  using packing = simd::candidate_key<T>;
+  static constexpr index_t pad = simd::collect_slack;  // >= the widest SIMD block
   index_t m_, stride_ = 0;
   double lo_[3] = {0, 0, 0}, h_ = 1, inv_h_ = 1, slack_ = 0, rel_ = 0;
   int n_[3] = {1, 1, 1};

@@ -25,10 +25,6 @@
 #include <span>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/graph.hpp"
 #include "hepgnn/core/parallel.hpp"
@@ -121,7 +117,7 @@ template <class T>
 struct search_buffers {
   std::vector<T> soa;        // SoA of all points: coordinate c of node i at soa[c*n + i]
   std::vector<index_t> gid;  // graph of every node
-  std::vector<std::vector<typename candidate_packing<T>::type>> candidates;  // per thread: cell_grid::nearest()'s scratch
+  std::vector<std::vector<typename simd::candidate_key<T>::type>> candidates;  // per thread: cell_grid::nearest()'s scratch
 };
 
 /// For each node i of a graph that `handled(g)` leaves to it, fills the sink make(i) from a brute-force scan of i's
@@ -151,17 +147,15 @@ void search_all(const T* x, index_t n, int d, const batch& b, bool include_self,
     for (index_t g = 0; g < b.num_graphs(); ++g) std::fill(buf.gid.begin() + b.begin(g), buf.gid.begin() + b.end(g), g);
     const T* xt = buf.soa.data();
     const index_t* gid = buf.gid.data();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 64)
-#endif
-    for (index_t i = 0; i < n; ++i) {
+    parallel_for_dynamic(n, true, parallel_limits::knn_scan_chunk, [&](long il) {
+      const auto i = static_cast<index_t>(il);
       const index_t g = gid[i];
-      if ((any_grid && grids[g]) || handled(g)) continue;
+      if ((any_grid && grids[g]) || handled(g)) return;
       auto sink = make(i);
       simd::scan_nearest<Metric::kind, simd::native, D>(x + static_cast<std::ptrdiff_t>(i) * d, d, xt, n, b.begin(g),
                                                         b.end(g), nullptr, include_self ? -1 : i, sink);
       finish(i, sink);
-    }
+    });
   }
   if (!any_grid) return;
   for (index_t g = 0; g < b.num_graphs(); ++g) {
@@ -169,30 +163,32 @@ void search_all(const T* x, index_t n, int d, const batch& b, bool include_self,
     const auto& grid = *grids[g];
     if (buf.candidates.size() < static_cast<std::size_t>(max_threads()))
       buf.candidates.resize(static_cast<std::size_t>(max_threads()));
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-    {
+    struct per_thread {
       T guess = 0;  // k-nearest sinks: the previous query's k-th distance (cell_grid::nearest)
       // this thread's candidate scratch, a local while in use (the vectors' headers in `buf` share a cache line,
       // and writing them from both threads halved the 2-thread speed-up); swapped back to keep its capacity
-      std::vector<typename candidate_packing<T>::type> cand;
-      cand.swap(buf.candidates[static_cast<std::size_t>(thread_index())]);
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 256)
-#endif
-      for (index_t p = 0; p < grid.size(); ++p) {
-        const index_t i = grid.id_at(p);  // sorted order: neighbouring queries share cells in cache
-        auto sink = make(i);
-        const T* q = x + static_cast<std::ptrdiff_t>(i) * d;
-        if constexpr (std::is_same_v<decltype(sink), simd::top_k<T>>)
-          grid.nearest(q, include_self ? -1 : i, sink, guess, cand);
-        else
-          grid.search(q, include_self ? -1 : i, sink);
-        finish(i, sink);
-      }
-      cand.swap(buf.candidates[static_cast<std::size_t>(thread_index())]);
-    }
+      std::vector<typename simd::candidate_key<T>::type> cand;
+      std::size_t slot = 0;
+    };
+    parallel_for_with(
+        grid.size(), true, parallel_limits::knn_grid_chunk,
+        [&](int thread) {
+          per_thread t;
+          t.slot = static_cast<std::size_t>(thread);
+          t.cand.swap(buf.candidates[t.slot]);
+          return t;
+        },
+        [&](long pl, per_thread& t) {
+          const index_t i = grid.id_at(static_cast<index_t>(pl));  // sorted order: neighbouring queries share cells
+          auto sink = make(i);
+          const T* q = x + static_cast<std::ptrdiff_t>(i) * d;
+          if constexpr (std::is_same_v<decltype(sink), simd::top_k<T>>)
+            grid.nearest(q, include_self ? -1 : i, sink, t.guess, t.cand);
+          else
+            grid.search(q, include_self ? -1 : i, sink);
+          finish(i, sink);
+        },
+        [&](per_thread& t) { t.cand.swap(buf.candidates[t.slot]); });
   }
 }
 
@@ -221,7 +217,7 @@ namespace detail {
 enum knn_path : unsigned char { path_rank, path_tile, path_other };
 
 /// Below this many coordinate differences a search runs on the calling thread (a parallel region costs more).
-inline constexpr long knn_parallel_min_work = 1L << 15;
+inline constexpr long knn_parallel_min_work = parallel_limits::knn_min_work;
 
 /// Sum over the graphs taking `path` of size^2 * d: the work of their scans.
 inline long path_work(const batch& b, const std::vector<unsigned char>& paths, unsigned char path, int d) {
@@ -366,10 +362,7 @@ void knn_impl(const T* x, index_t n, int d, int k, const batch& b, const knn_opt
   out.indices.assign(static_cast<std::size_t>(n) * k, index_t(-1));
   out.distances.assign(static_cast<std::size_t>(n) * k, std::numeric_limits<T>::infinity());
   out.counts.assign(static_cast<std::size_t>(n), 0);
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
+  const int threads = max_threads();
   if (ws.scratch.size() < static_cast<std::size_t>(threads)) ws.scratch.resize(static_cast<std::size_t>(threads));
   if (ws.candidates.size() < static_cast<std::size_t>(threads)) ws.candidates.resize(static_cast<std::size_t>(threads));
   constexpr bool euclid = Metric::kind == simd::distance_kind::euclidean;

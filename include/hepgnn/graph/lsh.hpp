@@ -95,7 +95,7 @@ void lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const lsh_optio
   const index_t chunks = (n + rows - 1) / rows;
   ws.y.resize(static_cast<std::size_t>(max_threads()));
   ws.proj.resize(ws.y.size());
-  parallel_for(chunks, static_cast<long>(n) * half * d >= (1L << 18), [&](long ch) {
+  parallel_for(chunks, static_cast<long>(n) * half * d >= parallel_limits::lsh_projection_min_work, [&](long ch) {
     matrix<T>& y = ws.y[static_cast<std::size_t>(thread_index())];
     matrix<T>& proj = ws.proj[static_cast<std::size_t>(thread_index())];
     y.resize(rows, d);
@@ -179,57 +179,62 @@ neighbour_list<T> lsh_knn(const matrix<T>& x, int k, const batch& b, const lsh_o
   out.counts.assign(static_cast<std::size_t>(n), 0);
   for (int round = 0; round < opt.rounds; ++round) {
     const lsh_binning bins = detail::lsh_bins_impl(x.data(), n, d, b, opt, round);
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-    {
-      std::vector<T> tile, dist, row_d(static_cast<std::size_t>(k)), merged_d(static_cast<std::size_t>(2 * k));
-      std::vector<index_t> ids, row_i(static_cast<std::size_t>(k)), merged_i(static_cast<std::size_t>(2 * k));
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-      for (index_t c = 0; c < bins.num_chunks(); ++c) {
-        const index_t a = bins.chunk_offsets[c], e = bins.chunk_offsets[c + 1], m = e - a;
-        // members in id order, so the ranking's ties by position are ties by id
-        ids.assign(bins.permutation.begin() + a, bins.permutation.begin() + e);
-        std::sort(ids.begin(), ids.end());
-        tile.resize(static_cast<std::size_t>(m) * d);
-        dist.resize(static_cast<std::size_t>(m));
-        for (index_t p = 0; p < m; ++p)
-          for (int cc = 0; cc < d; ++cc) tile[static_cast<std::size_t>(cc) * m + p] = x(ids[p], cc);
-        for (index_t p = 0; p < m; ++p) {
-          const index_t i = ids[p];
-          T* dst_d = out.distances.data() + static_cast<std::size_t>(i) * k;
-          index_t* dst_i = out.indices.data() + static_cast<std::size_t>(i) * k;
-          simd::squared_distances_soa(x.row(i).data(), d, tile.data(), m, static_cast<int>(m), dist.data());
-          const int got = simd::select_k_by_rank(dist.data(), static_cast<int>(m), 0, opt.include_self ? -1 : p, k,
-                                                 row_d.data(), row_i.data());
-          for (int r = 0; r < got; ++r) row_i[r] = ids[row_i[r]];
-          if (round == 0) {
-            std::copy_n(row_d.begin(), got, dst_d);
-            std::copy_n(row_i.begin(), got, dst_i);
-            out.counts[i] = got;
-            continue;
+    struct per_thread {  // a thread's scratch, reused across its chunks
+      std::vector<T> tile, dist, row_d, merged_d;
+      std::vector<index_t> ids, row_i, merged_i;
+    };
+    parallel_for_with(
+        bins.num_chunks(), true, 1,
+        [&](int) {
+          per_thread t;
+          t.row_d.resize(static_cast<std::size_t>(k)), t.merged_d.resize(static_cast<std::size_t>(2 * k));
+          t.row_i.resize(static_cast<std::size_t>(k)), t.merged_i.resize(static_cast<std::size_t>(2 * k));
+          return t;
+        },
+        [&](long cl, per_thread& t) {
+          auto& [tile, dist, row_d, merged_d, ids, row_i, merged_i] = t;
+          const auto c = static_cast<index_t>(cl);
+          const index_t a = bins.chunk_offsets[c], e = bins.chunk_offsets[c + 1], m = e - a;
+          // members in id order, so the ranking's ties by position are ties by id
+          ids.assign(bins.permutation.begin() + a, bins.permutation.begin() + e);
+          std::sort(ids.begin(), ids.end());
+          tile.resize(static_cast<std::size_t>(m) * d);
+          dist.resize(static_cast<std::size_t>(m));
+          for (index_t p = 0; p < m; ++p)
+            for (int cc = 0; cc < d; ++cc) tile[static_cast<std::size_t>(cc) * m + p] = x(ids[p], cc);
+          for (index_t p = 0; p < m; ++p) {
+            const index_t i = ids[p];
+            T* dst_d = out.distances.data() + static_cast<std::size_t>(i) * k;
+            index_t* dst_i = out.indices.data() + static_cast<std::size_t>(i) * k;
+            simd::squared_distances_soa(x.row(i).data(), d, tile.data(), m, static_cast<int>(m), dist.data());
+            const int got = simd::select_k_by_rank(dist.data(), static_cast<int>(m), 0, opt.include_self ? -1 : p, k,
+                                                   row_d.data(), row_i.data());
+            for (int r = 0; r < got; ++r) row_i[r] = ids[row_i[r]];
+            if (round == 0) {
+              std::copy_n(row_d.begin(), got, dst_d);
+              std::copy_n(row_i.begin(), got, dst_i);
+              out.counts[i] = got;
+              continue;
+            }
+            // merge with the earlier rounds' neighbours (both sorted by (distance, id)); a repeated id has the
+            // same distance, so its copies meet in the merge
+            int s1 = 0, s2 = 0, cnt = 0;
+            const int n1 = out.counts[i];
+            while (cnt < k && (s1 < n1 || s2 < got)) {
+              const bool first = s2 >= got || (s1 < n1 && (dst_d[s1] < row_d[s2] ||
+                                                           (dst_d[s1] == row_d[s2] && dst_i[s1] <= row_i[s2])));
+              const T dv = first ? dst_d[s1] : row_d[s2];
+              const index_t iv = first ? dst_i[s1++] : row_i[s2++];
+              if (cnt > 0 && merged_i[cnt - 1] == iv) continue;
+              merged_d[cnt] = dv;
+              merged_i[cnt++] = iv;
+            }
+            std::copy_n(merged_d.begin(), cnt, dst_d);
+            std::copy_n(merged_i.begin(), cnt, dst_i);
+            out.counts[i] = cnt;
           }
-          // merge with the earlier rounds' neighbours (both sorted by (distance, id)); a repeated id has the
-          // same distance, so its copies meet in the merge
-          int s1 = 0, s2 = 0, cnt = 0;
-          const int n1 = out.counts[i];
-          while (cnt < k && (s1 < n1 || s2 < got)) {
-            const bool first = s2 >= got || (s1 < n1 && (dst_d[s1] < row_d[s2] ||
-                                                         (dst_d[s1] == row_d[s2] && dst_i[s1] <= row_i[s2])));
-            const T dv = first ? dst_d[s1] : row_d[s2];
-            const index_t iv = first ? dst_i[s1++] : row_i[s2++];
-            if (cnt > 0 && merged_i[cnt - 1] == iv) continue;
-            merged_d[cnt] = dv;
-            merged_i[cnt++] = iv;
-          }
-          std::copy_n(merged_d.begin(), cnt, dst_d);
-          std::copy_n(merged_i.begin(), cnt, dst_i);
-          out.counts[i] = cnt;
-        }
-      }
-    }
+        },
+        [](per_thread&) {});
   }
   return out;
 }

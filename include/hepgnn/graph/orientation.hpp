@@ -41,7 +41,7 @@ graph orient_outward(const graph& g, std::span<const T> distance) {
   // for float, the packed key of the cell list's candidates (distance bits above the index); else the rank
   std::vector<std::uint64_t> key(static_cast<std::size_t>(n));
   if constexpr (std::is_same_v<T, float>) {
-    for (index_t i = 0; i < n; ++i) key[i] = detail::candidate_packing<float>::make(distance[i], i);
+    for (index_t i = 0; i < n; ++i) key[i] = simd::candidate_key<float>::make(distance[i], i);
   } else {
     const std::vector<index_t> order = radix_argsort(distance);
     for (index_t r = 0; r < n; ++r) key[order[r]] = static_cast<std::uint64_t>(r);

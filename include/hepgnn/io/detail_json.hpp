@@ -65,7 +65,7 @@ class parser {
 
  private:
   [[noreturn]] void fail_here(const char* what) const {
-    detail::fail(who_, ": malformed JSON header at byte ", p_ - begin_, ": ", what);
+    hepgnn::fail(who_, ": malformed JSON header at byte ", p_ - begin_, ": ", what);
   }
   void skip_ws() {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
@@ -143,7 +143,7 @@ class parser {
     std::vector<std::string_view> sorted(v.keys.begin(), v.keys.end());
     std::sort(sorted.begin(), sorted.end());
     for (std::size_t i = 1; i < sorted.size(); ++i)
-      if (sorted[i] == sorted[i - 1]) detail::fail(who_, ": malformed JSON header: duplicate key \"", sorted[i], "\"");
+      if (sorted[i] == sorted[i - 1]) hepgnn::fail(who_, ": malformed JSON header: duplicate key \"", sorted[i], "\"");
   }
 
   static bool is_digit(char c) { return c >= '0' && c <= '9'; }

@@ -9,8 +9,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "hepgnn/core/parameter.hpp"
 #include "hepgnn/io/detail_bytes.hpp"
-#include "hepgnn/nn/layer.hpp"
 
 namespace hepgnn {
 
@@ -47,7 +47,7 @@ load_report load_state(Model& model, const Source& src, bool strict, const std::
   std::unordered_set<std::string> seen;
   std::vector<std::string> problems;
   // First pass: match names and shapes without touching the model.
-  for_each_state(model, "", [&](const std::string& name, auto p) {
+  visit_state(model, "", [&](const std::string& name, auto p) {
     seen.insert(name);
     const std::vector<std::int64_t>* shape = src.find_shape(name);
     if (!shape) {
@@ -70,10 +70,10 @@ load_report load_state(Model& model, const Source& src, bool strict, const std::
     const std::size_t shown = std::min<std::size_t>(problems.size(), 20);
     for (std::size_t i = 0; i < shown; ++i) msg += "\n  " + problems[i];
     if (shown < problems.size()) msg += "\n  ... and " + std::to_string(problems.size() - shown) + " more";
-    detail::fail(msg);
+    hepgnn::fail(msg);
   }
   // Second pass: copy what matches.
-  for_each_state(model, "", [&](const std::string& name, auto p) {
+  visit_state(model, "", [&](const std::string& name, auto p) {
     const std::vector<std::int64_t>* shape = src.find_shape(name);
     if (!shape || *shape != p.shape) return;
     src.read(name, p.value);

@@ -161,12 +161,12 @@ inline bytes zip_extract(byte_view file, const zip_entry& z, const char* who) {
     HEPGNN_CHECK(rc == Z_STREAM_END && out_left == 0, who, ": entry '", z.name,
                  "' is not a valid deflate stream of the size the directory states (", z.uncompressed_size, " bytes)");
 #else
-    detail::fail(who, ": entry '", z.name,
+    hepgnn::fail(who, ": entry '", z.name,
                  "' is deflate-compressed (numpy.savez_compressed); build with zlib (HEPGNN_HAVE_ZLIB) to read it, "
                  "or save with numpy.savez");
 #endif
   } else {
-    detail::fail(who, ": entry '", z.name, "' uses compression method ", z.method, " (supported: 0 stored, 8 deflate)");
+    hepgnn::fail(who, ": entry '", z.name, "' uses compression method ", z.method, " (supported: 0 stored, 8 deflate)");
   }
   HEPGNN_CHECK(crc32(out) == z.crc, who, ": entry '", z.name, "' fails its CRC-32 check (corrupted archive)");
   return out;

@@ -53,7 +53,7 @@ inline std::string read_text_file(const std::filesystem::path& path, const char*
         int code = 0;
         const std::string msg = gzerror(f, &code);
         gzclose(f);
-        detail::fail(who, ": corrupt gzip data in '", path.string(), "' after ", out.size(), " bytes (zlib: ", msg,
+        hepgnn::fail(who, ": corrupt gzip data in '", path.string(), "' after ", out.size(), " bytes (zlib: ", msg,
                      ")");
       }
       if (n == 0) break;
@@ -63,7 +63,7 @@ inline std::string read_text_file(const std::filesystem::path& path, const char*
     const int rc = gzclose(f);
     HEPGNN_CHECK(rc == Z_OK, who, ": gzip file '", path.string(), "' is truncated or corrupt (zlib code ", rc, ")");
 #else
-    detail::fail(who, ": '", path.string(),
+    hepgnn::fail(who, ": '", path.string(),
                  "' is gzip-compressed but hepgnn was built without zlib (define HEPGNN_HAVE_ZLIB and link zlib)");
 #endif
   } else {
@@ -92,13 +92,13 @@ inline void write_text_file(const std::filesystem::path& path, std::string_view 
       const int n = gzwrite(f, text.data() + done, chunk);
       if (n <= 0) {
         gzclose(f);
-        detail::fail(who, ": failed writing gzip data to '", path.string(), "'");
+        hepgnn::fail(who, ": failed writing gzip data to '", path.string(), "'");
       }
       done += static_cast<std::size_t>(n);
     }
     HEPGNN_CHECK(gzclose(f) == Z_OK, who, ": failed closing gzip file '", path.string(), "'");
 #else
-    detail::fail(who, ": cannot write gzip file '", path.string(), "': hepgnn was built without zlib");
+    hepgnn::fail(who, ": cannot write gzip file '", path.string(), "': hepgnn was built without zlib");
 #endif
   } else {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);

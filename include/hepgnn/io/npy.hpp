@@ -214,7 +214,7 @@ class npy_header_parser {
       expect(':');
       if (key == "descr") {
         skip_ws();
-        if (peek() == '[') detail::fail(who_, ": structured (record) dtypes are not supported");
+        if (peek() == '[') hepgnn::fail(who_, ": structured (record) dtypes are not supported");
         descr = parse_string();
         HEPGNN_CHECK(!have_descr, who_, ": duplicate key 'descr' in the header");
         have_descr = true;
@@ -227,7 +227,7 @@ class npy_header_parser {
         HEPGNN_CHECK(!have_shape, who_, ": duplicate key 'shape' in the header");
         have_shape = true;
       } else {
-        detail::fail(who_, ": unexpected key '", key, "' in the header (expected descr, fortran_order, shape)");
+        hepgnn::fail(who_, ": unexpected key '", key, "' in the header (expected descr, fortran_order, shape)");
       }
       skip_ws();
       if (peek() == ',') {
@@ -253,7 +253,7 @@ class npy_header_parser {
  private:
   char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
   [[noreturn]] void fail_here(const char* what) const {
-    detail::fail(who_, ": malformed header at character ", pos_, ": ", what);
+    hepgnn::fail(who_, ": malformed header at character ", pos_, ": ", what);
   }
   void skip_ws() {
     while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
@@ -328,7 +328,7 @@ class npy_header_parser {
     else if (t == "i8") r.dtype = npy_dtype::i8;
     else if (t == "b1") r.dtype = npy_dtype::b1;
     else if (t == "u1") r.dtype = npy_dtype::u1;
-    else detail::fail(who_, ": unsupported dtype '", d, "'", supported);
+    else hepgnn::fail(who_, ": unsupported dtype '", d, "'", supported);
     const bool native_big = std::endian::native == std::endian::big;
     r.big_endian = npy_itemsize(r.dtype) > 1 && (d[0] == '>' || (d[0] == '=' && native_big));
     HEPGNN_CHECK(npy_itemsize(r.dtype) == 1 || d[0] != '|', who_, ": dtype '", d, "' needs a byte order");
@@ -442,7 +442,7 @@ class npz_file {
     try {
       return parse(std::move(data));
     } catch (const error& e) {
-      detail::fail("npz_file::open('", path.string(), "'): ", std::string_view(e.what()).substr(9));
+      hepgnn::fail("npz_file::open('", path.string(), "'): ", std::string_view(e.what()).substr(9));
     }
   }
 
@@ -462,7 +462,7 @@ class npz_file {
     if (!e) {
       std::string list;
       for (const auto& n : names()) list += (list.empty() ? "" : ", ") + n;
-      detail::fail("npz_file::read: no array named '", name, "' (the archive has: ", list, ")");
+      hepgnn::fail("npz_file::read: no array named '", name, "' (the archive has: ", list, ")");
     }
     const auto content = detail::zip_extract(file_, *e, "npz_file::read");
     const std::string who = "npz_file::read('" + std::string(name) + "')";

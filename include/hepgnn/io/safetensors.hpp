@@ -167,7 +167,7 @@ class safetensors_file {
     try {
       return parse_impl(data);
     } catch (const error& e) {
-      detail::fail("safetensors_file::load('", path.string(), "'): ", std::string_view(e.what()).substr(9));
+      hepgnn::fail("safetensors_file::load('", path.string(), "'): ", std::string_view(e.what()).substr(9));
     }
   }
 
@@ -238,7 +238,7 @@ class safetensors_file {
       case safetensors_dtype::f64: detail::append_le<double>(data, values, n); break;
       case safetensors_dtype::f16:
       case safetensors_dtype::bf16:
-        detail::fail("safetensors_file::add: tensor '", name, "': writing ", dtype_name(dtype),
+        hepgnn::fail("safetensors_file::add: tensor '", name, "': writing ", dtype_name(dtype),
                      " is not supported (write F32 or F64)");
     }
     add_raw(name, dtype, shape, std::move(data));
@@ -315,7 +315,7 @@ class safetensors_file {
     try {
       for (std::uint64_t i = 0; i < n; ++i) tmp[i] = detail::safe_cast<Stored>(values[i], i);
     } catch (const error& e) {
-      detail::fail("safetensors_file::add: tensor '", name, "': ", std::string_view(e.what()).substr(9));
+      hepgnn::fail("safetensors_file::add: tensor '", name, "': ", std::string_view(e.what()).substr(9));
     }
     detail::append_le<Stored>(data, tmp.data(), n);
   }
@@ -423,7 +423,7 @@ class safetensors_file {
 template <class Model>
 safetensors_file to_safetensors(Model& model) {
   safetensors_file file;
-  for_each_state(model, "", [&](const std::string& name, auto p) { file.add(name, p.shape, p.value); });
+  visit_state(model, "", [&](const std::string& name, auto p) { file.add(name, p.shape, p.value); });
   return file;
 }
 

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/simd/distance.hpp"
+#include "hepgnn/simd/reduce.hpp"
 
 namespace hepgnn {
 
@@ -58,49 +60,6 @@ void check_set_pair(const matrix<T>& a, const batch& ba, const matrix<T>& b, con
   if (!b.allFinite()) check_finite(b, std::string(who) + ": b");
 }
 
-/// @brief Minimum of x[0..m) (m >= 1), SIMD over the native architecture.
-template <class T>
-T min_of(const T* x, int m) {
-  constexpr int W = simd::lanes<T, simd::native>();
-  T best = std::numeric_limits<T>::infinity();
-  int j = 0;
-  if constexpr (W > 1) {
-    using B = xsimd::batch<T, simd::native>;
-    if (m >= W) {
-      B acc = B::load_unaligned(x);
-      for (j = W; j + W <= m; j += W) acc = xsimd::min(acc, B::load_unaligned(x + j));
-      alignas(64) T buf[W];
-      acc.store_aligned(buf);
-      for (int l = 0; l < W; ++l) best = buf[l] < best ? buf[l] : best;
-    }
-  }
-  for (; j < m; ++j) best = x[j] < best ? x[j] : best;
-  return best;
-}
-
-/// @brief cmin = min(cmin, dist) and carg = row where dist < cmin, with full-width selects: masked stores
-/// followed by reloads of the same lines (the next row) stall store forwarding.
-template <class T>
-void update_column_minima(const T* dist, int m, T row, T* cmin, T* carg) {
-  constexpr int W = simd::lanes<T, simd::native>();
-  int k = 0;
-  if constexpr (W > 1) {
-    using B = xsimd::batch<T, simd::native>;
-    const B r(row);
-    for (; k + W <= m; k += W) {
-      const B d = B::load_unaligned(dist + k), c = B::load_unaligned(cmin + k);
-      const auto lt = d < c;
-      xsimd::select(lt, d, c).store_unaligned(cmin + k);
-      xsimd::select(lt, r, B::load_unaligned(carg + k)).store_unaligned(carg + k);
-    }
-  }
-  for (; k < m; ++k) {
-    const bool lt = dist[k] < cmin[k];
-    cmin[k] = lt ? dist[k] : cmin[k];
-    carg[k] = lt ? row : carg[k];
-  }
-}
-
 /// @brief Per-thread buffers of the Chamfer kernel.
 template <class T>
 struct chamfer_scratch {
@@ -123,7 +82,7 @@ void nearest_from(const matrix<T>& x, index_t x0, index_t nx, const T* yt, int n
   for (index_t i = 0; i < nx; ++i) {
     simd::squared_distances_soa(x.data() + static_cast<std::ptrdiff_t>(x0 + i) * d, d, yt, ny, ny, dist);
     if (with_arg)
-      update_column_minima(dist, ny, static_cast<T>(i), cmin, s.col_arg.data());
+      simd::update_column_minima(dist, ny, static_cast<T>(i), cmin, s.col_arg.data());
     else
       for (int k = 0; k < ny; ++k) cmin[k] = dist[k] < cmin[k] ? dist[k] : cmin[k];
   }
@@ -152,7 +111,7 @@ double chamfer_pair(const matrix<T>& a, index_t a0, index_t n, const matrix<T>& 
     double row_total = 0;
     for (index_t i = 0; i < n; ++i) {
       simd::squared_distances_soa(a.data() + static_cast<std::ptrdiff_t>(a0 + i) * d, d, s.soa.data(), m, m, dist);
-      const T best = min_of(dist, m);
+      const T best = simd::minimum(dist, m);
       row_total += root ? std::sqrt(static_cast<double>(best)) : static_cast<double>(best);
       for (int k = 0; k < m; ++k) cmin[k] = dist[k] < cmin[k] ? dist[k] : cmin[k];
     }
@@ -192,14 +151,12 @@ vector<T> chamfer(const matrix<T>& a, const batch& ba, const matrix<T>& b, const
     cache->nearest_in_b.resize(static_cast<std::size_t>(a.rows()));
     cache->nearest_in_a.resize(static_cast<std::size_t>(b.rows()));
   }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (G > 16)
-#endif
-  for (index_t g = 0; g < G; ++g) {
+  parallel_for(G, G > parallel_limits::chamfer_min_graphs, [&](long gl) {
+    const auto g = static_cast<index_t>(gl);
     thread_local detail::chamfer_scratch<T> s;
     out[g] = static_cast<T>(detail::chamfer_pair(a, ba.begin(g), ba.size(g), b, bb.begin(g), bb.size(g), options,
                                                  cache, s));
-  }
+  });
   return out;
 }
 
@@ -228,10 +185,8 @@ void chamfer_backward(const matrix<T>& a, const batch& ba, const matrix<T>& b, c
   const index_t G = ba.num_graphs();
   const Eigen::Index d = a.cols();
   // Each graph touches only its own rows, so graphs run in parallel without races.
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (G > 16)
-#endif
-  for (index_t g = 0; g < G; ++g) {
+  parallel_for(G, G > parallel_limits::chamfer_min_graphs, [&](long gl) {
+    const auto g = static_cast<index_t>(gl);
     const T wa = mean ? dloss[g] / static_cast<T>(ba.size(g)) : dloss[g];
     const T wb = mean ? dloss[g] / static_cast<T>(bb.size(g)) : dloss[g];
     auto pair_grad = [&](index_t i, index_t j, T w) {  // adds w * d dist(a_i, b_j) to a_i, and the opposite to b_j
@@ -253,7 +208,7 @@ void chamfer_backward(const matrix<T>& a, const batch& ba, const matrix<T>& b, c
     };
     for (index_t i = ba.begin(g); i < ba.end(g); ++i) pair_grad(i, cache.nearest_in_b[i], wa);
     for (index_t j = bb.begin(g); j < bb.end(g); ++j) pair_grad(cache.nearest_in_a[j], j, wb);
-  }
+  });
 }
 
 }  // namespace hepgnn

@@ -4,11 +4,13 @@
 /// dual potentials and gradients; balanced and energyflow forms; a batched call threaded with OpenMP.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/loss/emd_cost.hpp"
 #include "hepgnn/loss/emd_simplex.hpp"
@@ -279,25 +281,23 @@ emd_batch_result<T> emd(const matrix<T>& xa, const vector<T>& wa, const batch& b
     if (wb.size()) r.grad_wb = vector<T>::Zero(wb.size());
   }
   if (options.keep_flow) r.flow.resize(G);
-  int all_converged = 1;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) reduction(min : all_converged) if (G > 1)
-#endif
-  for (index_t g = 0; g < G; ++g) {
+  std::atomic<bool> all_converged{true};  // only ever cleared, so the result does not depend on the order
+  parallel_for_dynamic(G, true, parallel_limits::transport_chunk, [&](long gl) {
+    const auto g = static_cast<index_t>(gl);
     thread_local detail::emd_scratch s;
     bool conv = true;
     const Eigen::Index n = ba.size(g), m = bb.size(g);
     r.cost[g] = static_cast<T>(detail::emd_pair(xa, wa, ba.begin(g), n, xb, wb, bb.begin(g), m, options, s, conv,
                                                 &r.grad_xa, &r.grad_xb, &r.grad_wa, &r.grad_wb));
-    if (!conv) all_converged = 0;
+    if (!conv) all_converged.store(false, std::memory_order_relaxed);
     if (options.keep_flow) {
       const Eigen::Index cols = static_cast<Eigen::Index>(s.b.size());
       r.flow[g].resize(n, m);
       for (Eigen::Index i = 0; i < n; ++i)
         for (Eigen::Index j = 0; j < m; ++j) r.flow[g](i, j) = static_cast<T>(s.flow[i * cols + j]);
     }
-  }
-  r.converged = all_converged != 0;
+  });
+  r.converged = all_converged.load();
   return r;
 }
 

@@ -10,6 +10,7 @@
 
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/simd/distance.hpp"
+#include "hepgnn/simd/reduce.hpp"
 
 namespace hepgnn {
 
@@ -69,8 +70,6 @@ void fill_ground_cost(const matrix<T>& xa, Eigen::Index a0, Eigen::Index n, cons
     ai.resize(static_cast<std::size_t>(d));
     for (Eigen::Index j = 0; j < m; ++j)
       for (Eigen::Index c = 0; c < d; ++c) bt[c * m + j] = static_cast<double>(xb(b0 + j, c));
-    using B = xsimd::batch<double, simd::native>;
-    constexpr int W = static_cast<int>(B::size);
     const double inv_r = 1 / g.R, inv_r2 = inv_r * inv_r;
     for (Eigen::Index i = 0; i < n; ++i) {
       for (Eigen::Index c = 0; c < d; ++c) ai[c] = static_cast<double>(xa(a0 + i, c));
@@ -79,9 +78,7 @@ void fill_ground_cost(const matrix<T>& xa, Eigen::Index a0, Eigen::Index n, cons
       if (g.beta == 2) {
         for (Eigen::Index j = 0; j < m; ++j) row[j] *= inv_r2;
       } else if (g.beta == 1) {
-        Eigen::Index j = 0;
-        for (; j + W <= m; j += W) (xsimd::sqrt(B::load_unaligned(row + j)) * B(inv_r)).store_unaligned(row + j);
-        for (; j < m; ++j) row[j] = std::sqrt(row[j]) * inv_r;
+        simd::sqrt_scale(row, static_cast<long>(m), inv_r);
       } else {
         for (Eigen::Index j = 0; j < m; ++j) row[j] = g.from_squared(row[j]);
       }

@@ -11,8 +11,7 @@
 
 #include <Eigen/Core>
 
-#include "hepgnn/simd/arch.hpp"
-
+#include "hepgnn/simd/reduce.hpp"
 
 namespace hepgnn::detail {
 
@@ -36,88 +35,6 @@ struct transport_solution {
   bool converged = true;
   long pivots = 0;
 };
-
-/// @brief min over j in [0, m) of c[j] - v[j] and the first j attaining it (SIMD: the minimum, then a search
-/// for it, cheaper than tracking positions).
-inline double min_difference(const double* c, const double* v, int m, int& arg) {
-  constexpr int W = simd::lanes<double, simd::native>();
-  using B = xsimd::batch<double, simd::native>;
-  double mn = std::numeric_limits<double>::infinity();
-  B acc0(mn), acc1(mn);
-  int j = 0;
-  for (; j + 2 * W <= m; j += 2 * W) {
-    acc0 = xsimd::min(acc0, B::load_unaligned(c + j) - B::load_unaligned(v + j));
-    acc1 = xsimd::min(acc1, B::load_unaligned(c + j + W) - B::load_unaligned(v + j + W));
-  }
-  for (; j + W <= m; j += W) acc0 = xsimd::min(acc0, B::load_unaligned(c + j) - B::load_unaligned(v + j));
-  for (; j < m; ++j) mn = std::min(mn, c[j] - v[j]);
-  alignas(64) double lane[W];
-  xsimd::min(acc0, acc1).store_aligned(lane);
-  for (int l = 0; l < W; ++l) mn = std::min(mn, lane[l]);
-  const B target(mn);
-  for (j = 0; j + W <= m; j += W)
-    if (xsimd::any(B::load_unaligned(c + j) - B::load_unaligned(v + j) == target)) break;
-  while (j < m - 1 && !(c[j] - v[j] == mn)) ++j;
-  arg = j;
-  return mn;
-}
-
-/// @brief Calls f(i, j0, j1) for the row pieces of `count` consecutive entries of a row-major n x m matrix from
-/// entry e, wrapping after the last row.
-template <class F>
-void for_each_row_piece(int n, int m, long e, long count, F&& f) {
-  int i = static_cast<int>(e / m), j = static_cast<int>(e % m);
-  while (count > 0) {
-    const int j1 = static_cast<int>(std::min<long>(m, j + count));
-    if (f(i, j, j1)) return;
-    count -= j1 - j;
-    j = j1;
-    if (j == m) {
-      j = 0;
-      if (++i == n) i = 0;
-    }
-  }
-}
-
-/// @brief Most negative reduced cost (C_ij - v_j) - u_i over `count` consecutive entries from e (SIMD). When it is
-/// below `below`, arg gets the first entry attaining it (a second pass: cheaper than tracking positions).
-inline double price_block(const double* C, int n, int m, const double* u, const double* v, long e, long count,
-                          double below, long& arg) {
-  constexpr int W = simd::lanes<double, simd::native>();
-  using B = xsimd::batch<double, simd::native>;
-  double mn = std::numeric_limits<double>::infinity();
-  B acc0(mn), acc1(mn);
-  for_each_row_piece(n, m, e, count, [&](int i, int j0, int j1) {
-    const double* Ci = C + static_cast<long>(i) * m;
-    const B ui(u[i]);
-    int j = j0;
-    for (; j + 2 * W <= j1; j += 2 * W) {  // two accumulators halve the min latency chain
-      acc0 = xsimd::min(acc0, (B::load_unaligned(Ci + j) - B::load_unaligned(v + j)) - ui);
-      acc1 = xsimd::min(acc1, (B::load_unaligned(Ci + j + W) - B::load_unaligned(v + j + W)) - ui);
-    }
-    for (; j + W <= j1; j += W) acc0 = xsimd::min(acc0, (B::load_unaligned(Ci + j) - B::load_unaligned(v + j)) - ui);
-    for (; j < j1; ++j) mn = std::min(mn, (Ci[j] - v[j]) - u[i]);
-    return false;
-  });
-  alignas(64) double lane[W];
-  xsimd::min(acc0, acc1).store_aligned(lane);
-  for (int l = 0; l < W; ++l) mn = std::min(mn, lane[l]);
-  if (!(mn < below)) return mn;
-  for_each_row_piece(n, m, e, count, [&](int i, int j0, int j1) {
-    const double* Ci = C + static_cast<long>(i) * m;
-    const B ui(u[i]), target(mn);
-    int j = j0;
-    for (; j + W <= j1; j += W)
-      if (xsimd::any((B::load_unaligned(Ci + j) - B::load_unaligned(v + j)) - ui == target)) break;
-    for (; j < j1; ++j)
-      if ((Ci[j] - v[j]) - u[i] == mn) {
-        arg = static_cast<long>(i) * m + j;
-        return true;
-      }
-    return false;
-  });
-  return mn;
-}
 
 /// @brief min <F, C> s.t. F 1 = a, F^T 1 = b, F >= 0, by the network simplex on the complete bipartite graph.
 ///
@@ -167,7 +84,7 @@ inline void transport_simplex(int n, int m, const double* C, const double* a, co
     }
     while (true) {
       int best = 0;
-      min_difference(Ci, ws.offset.data(), m, best);
+      simd::min_difference(Ci, ws.offset.data(), m, best);
       while (ws.offset[best] == dead) ++best;  // only if every alive cost is +inf
       if (s[i] < d[best] || alive_cols == 1) {  // row exhausted
         add_arc(i, best, s[i]);
@@ -256,7 +173,7 @@ inline void transport_simplex(int n, int m, const double* C, const double* a, co
     double best_rc = -tol;
     for (long seen = 0; seen < nm && best_e < 0; seen += block) {
       const long count = std::min(block, nm - seen);
-      const double mn = price_block(C, n, m, pot.data(), pot.data() + n, next, count, -tol, best_e);
+      const double mn = simd::price_block(C, n, m, pot.data(), pot.data() + n, next, count, -tol, best_e);
       if (best_e >= 0) best_rc = mn;
       next = (next + count) % nm;
     }

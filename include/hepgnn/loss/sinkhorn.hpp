@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/loss/emd.hpp"
 #include "hepgnn/loss/emd_cost.hpp"
@@ -315,17 +316,15 @@ sinkhorn_batch_result<T> sinkhorn(const matrix<T>& xa, const vector<T>& wa, cons
     if (wa.size()) r.grad_wa = vector<T>::Zero(wa.size());
     if (wb.size()) r.grad_wb = vector<T>::Zero(wb.size());
   }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic) if (G > 1)
-#endif
-  for (index_t g = 0; g < G; ++g) {
+  parallel_for_dynamic(G, true, 1, [&](long gl) {
+    const auto g = static_cast<index_t>(gl);
     thread_local detail::sinkhorn_scratch s;
     double err = 0;
     r.cost[g] = static_cast<T>(detail::sinkhorn_pair(xa, wa, ba.begin(g), ba.size(g), xb, wb, bb.begin(g),
                                                      bb.size(g), options, s, r.iterations[g], err, &r.grad_xa,
                                                      &r.grad_xb, &r.grad_wa, &r.grad_wb));
     if (options.keep_plan) r.plan[g] = (s.u.asDiagonal() * s.K * s.v.asDiagonal()).template cast<T>();
-  }
+  });
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/loss/emd.hpp"
@@ -175,14 +176,12 @@ sliced_wasserstein_result<T> sliced_wasserstein(const matrix<T>& xa, const vecto
     r.grad_xa = matrix<T>::Zero(xa.rows(), xa.cols());
     r.grad_xb = matrix<T>::Zero(xb.rows(), xb.cols());
   }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) if (G > 1)
-#endif
-  for (index_t g = 0; g < G; ++g) {
+  parallel_for_dynamic(G, true, parallel_limits::transport_chunk, [&](long gl) {
+    const auto g = static_cast<index_t>(gl);
     thread_local detail::sliced_scratch s;
     r.value[g] = static_cast<T>(detail::sliced_pair(xa, wa, ba.begin(g), ba.size(g), xb, wb, bb.begin(g), bb.size(g),
                                                     dirs, options, s, &r.grad_xa, &r.grad_xb));
-  }
+  });
   return r;
 }
 

@@ -10,8 +10,8 @@
 #include <limits>
 #include <vector>
 
+#include "hepgnn/data/pf_candidates.hpp"
 #include "hepgnn/metrics/jets.hpp"
-#include "hepgnn/models/pf_baseline.hpp"
 
 namespace hepgnn::pf {
 

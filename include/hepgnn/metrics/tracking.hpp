@@ -19,7 +19,8 @@
 
 #include "hepgnn/core/error.hpp"
 #include "hepgnn/core/graph.hpp"
-#include "hepgnn/io/trackml.hpp"
+#include "hepgnn/data/trackml_event.hpp"
+#include "hepgnn/io/trackml.hpp"  // read_event for the callers of this header
 
 namespace hepgnn::tracking {
 

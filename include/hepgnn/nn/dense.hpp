@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "hepgnn/core/product.hpp"
+#include "hepgnn/simd/product.hpp"
 #include "hepgnn/simd/gemm.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/nn/layer.hpp"

@@ -28,10 +28,6 @@
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "hepgnn/core/graph.hpp"
 #include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
@@ -47,49 +43,6 @@ namespace hepgnn {
 /// @brief Operand precision of interaction_network::infer()'s products: float, or bf16 operands with float sums
 /// (simd/gemm_bf16.hpp; float networks only). Sums, aggregation and the residual streams stay float either way.
 enum class inference_precision { f32, bf16 };
-
-namespace detail {
-
-/// @brief Small dense product for the edge blocks: C (M x N, row stride ldc) = or += A B, then + bias (1 x N, or
-/// null) and optionally ReLU; with `residual` (acc false) the result is added to C instead: C += relu(bias + A B).
-/// a(m, k) = A[m * sam + k * sak] (so A may be read transposed), B is K x N with row stride ldb. The
-/// register-tiled kernel of simd/gemm.hpp when N is a whole number of registers (no packing: the operands of an
-/// edge block sit in L1/L2), Eigen otherwise. The reduction runs over k in order, so results do not depend on how
-/// rows are split.
-template <class T>
-void block_mm(long M, long N, long K, const T* A, long sam, long sak, const T* B, long ldb, T* C, long ldc, bool acc,
-              bool relu, const T* bias = nullptr, bool residual = false) {
-  if (M == 0 || N == 0) return;
-  if constexpr (simd::gemm_kernel_v<T, simd::native>) {
-    constexpr long L = static_cast<long>(xsimd::batch<T, simd::native>::size);
-    if (N % L == 0) {
-      simd::gemm_detail::epilogue<T> e;
-      e.relu = relu;
-      e.bias = bias;
-      e.residual = residual;
-      simd::gemm_detail::block<T, simd::native>(M, N, K, A, sam, sak, B, ldb, C, ldc, acc && !residual, e);
-      return;
-    }
-  }
-  using S = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
-  Eigen::Map<const matrix<T>, 0, S> a(A, M, K, S(sam, sak));
-  Eigen::Map<const matrix<T>, 0, S> b(B, K, N, S(ldb, 1));
-  Eigen::Map<matrix<T>, 0, S> c(C, M, N, S(ldc, 1));
-  if (!bias && !residual) {
-    if (acc) c.noalias() += a * b; else c.noalias() = a * b;
-    if (relu) c = c.cwiseMax(T(0));
-    return;
-  }
-  Eigen::Map<matrix<T>> t(simd::gemm_detail::scratch<T>(1, static_cast<std::size_t>(M * N)), M, N);  // no allocation once warm
-  if (bias) t.rowwise() = Eigen::Map<const row_vector<T>>(bias, N);
-  else t.setZero();
-  if (acc && !residual) t += c;
-  t.noalias() += a * b;
-  if (relu) t = t.cwiseMax(T(0));
-  if (residual) c += t; else c = t;
-}
-
-}  // namespace detail
 
 /// @brief Two Linear layers named "0." and "2." (torch.nn.Sequential(Linear, ReLU, Linear[, ReLU])).
 template <class T>
@@ -261,20 +214,8 @@ class interaction_network {
   static int aggregated_width(const options& o) {
     return (static_cast<int>(o.aggregations.size()) + (o.source_aggregation ? 1 : 0)) * o.hidden;
   }
-  static int thread_id() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-  }
-  static int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-  }
+  static int thread_id() { return thread_index(); }
+  static int max_threads() { return hepgnn::max_threads(); }
 
   /// Splits destination nodes into blocks of about block_edges edges and blocks into at most max_chunks chunks.
   static void partition(const graph& g, cache& c) {
@@ -344,12 +285,12 @@ class interaction_network {
     const long nchunks = std::clamp<long>(rows / 512, 1, max_chunks);
     c.part_n.resize(static_cast<std::size_t>(nchunks));
     // threaded whenever Eigen might thread the product (>= 2^16 multiply-adds): keeps it on one thread per chunk
-    parallel_for(nchunks, rows * a.cols() * b.cols() >= (1L << 16), [&](long k) {
+    parallel_for(nchunks, rows * a.cols() * b.cols() >= parallel_limits::chunked_product_min_work, [&](long k) {
       const long r0 = k * rows / nchunks, r1 = (k + 1) * rows / nchunks;
       c.part_n[k].resize(a.cols(), b.cols());
       const auto ab = a.middleRows(r0, r1 - r0);
       const auto bb = b.middleRows(r0, r1 - r0);
-      detail::block_mm(ab.cols(), bb.cols(), r1 - r0, ab.data(), 1, ab.outerStride(), bb.data(), bb.outerStride(),
+      simd::block_mm(ab.cols(), bb.cols(), r1 - r0, ab.data(), 1, ab.outerStride(), bb.data(), bb.outerStride(),
                        c.part_n[k].data(), bb.cols(), false, false);
     });
     for (long k = 0; k < nchunks; ++k) grad += c.part_n[k];
@@ -474,7 +415,7 @@ class interaction_network {
       Eigen::Map<matrix<T>> z(zp, nb, H);
       gather_pre(z, c, src, e0, nb, H, false, A == 0);
       if (A > 0)
-        detail::block_mm(nb, H, A, attr->data() + e0 * A, A, 1, c.wt[9].data(), H, z.data(), H, true, true);
+        simd::block_mm(nb, H, A, attr->data() + e0 * A, A, 1, c.wt[9].data(), H, z.data(), H, true, true);
       edge_mm(nb, H, {z.data()}, c.wt[0], wb0, c.e[0].data() + e0 * H, false, true, edge_enc_.second.bias().data(),
               false, {bf16_rows(eb16, e0, Hp), Hp});
     }, true);
@@ -522,7 +463,7 @@ class interaction_network {
                   false, {zb, Hp, !bf16});
           if (Train) {  // keeps relu(m) for the backward
             Eigen::Map<matrix<T>> m(c.m[t].data() + e0 * H, nb, H);
-            detail::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, m.data(), H, false, true,
+            simd::block_mm(nb, H, H, z.data(), H, 1, c.wt[2].data(), H, m.data(), H, false, true,
                              en.second.bias().data());
             eout.middleRows(e0, nb) = ein.middleRows(e0, nb) + m;
           } else {  // e (in place) += relu(b2 + z W2^T) in the product's epilogue
@@ -550,7 +491,7 @@ class interaction_network {
       const simd::bf16_panel *wb4 = panel(4), *wb5 = panel(5);
       const T* pd_bias = edge_net_[set_of(t + 1)].first.bias().data();
       const long nchunks = node_chunks(n);
-      parallel_for(nchunks, n * H * AW >= (1L << 16), [&](long k) {
+      parallel_for(nchunks, n * H * AW >= parallel_limits::chunked_product_min_work, [&](long k) {
         const long r0 = chunk_start(k, nchunks, n), r1 = chunk_start(k + 1, nchunks, n), rows = r1 - r0;
         if (rows == 0) return;
         if (o_.source_aggregation) source_sum_rows(c, eout, agg.data() + na * H, AW, H, r0, r1, n);
@@ -609,13 +550,13 @@ class interaction_network {
       auto dyb = dy.middleRows(e0, nb);
       auto zo = c.zo.middleRows(e0, nb);
       const long O = o_.out;
-      detail::block_mm(O, H, nb, dyb.data(), 1, O, zo.data(), H, c.part_a[k].data(), H, true, false);
+      simd::block_mm(O, H, nb, dyb.data(), 1, O, zo.data(), H, c.part_a[k].data(), H, true, false);
       add_column_sums(dyb, c.part_ba[k].leftCols(O));
       auto dz = c.dpre.middleRows(e0, nb);
-      detail::block_mm(nb, H, O, dyb.data(), O, 1, out_.second.weight().data(), H, dz.data(), H, false, false);
+      simd::block_mm(nb, H, O, dyb.data(), O, 1, out_.second.weight().data(), H, dz.data(), H, false, false);
       dz = (zo.array() > T(0)).select(dz, T(0));
-      detail::block_mm(H, H, nb, dz.data(), 1, H, c.e[T_].data() + e0 * H, H, c.part_b[k].data(), H, true, false);
-      detail::block_mm(nb, H, H, dz.data(), H, 1, out_.first.weight().data(), H, c.de.data() + e0 * H, H, false,
+      simd::block_mm(H, H, nb, dz.data(), 1, H, c.e[T_].data() + e0 * H, H, c.part_b[k].data(), H, true, false);
+      simd::block_mm(nb, H, H, dz.data(), H, 1, out_.first.weight().data(), H, c.de.data() + e0 * H, H, false,
                        false);
     }, true);
     reduce_parts(c, out_.second.weight_grad(), &out_.second.bias_grad(), o_.out);
@@ -674,12 +615,12 @@ class interaction_network {
           auto dm = tg.topRows(nb);
           dm = (mb.array() > T(0)).select(gb, T(0));
           const long ldm = tg.cols();
-          detail::block_mm(H, H, nb, dm.data(), 1, ldm, zb.data(), H, c.part_a[k].data(), H, true, false);
+          simd::block_mm(H, H, nb, dm.data(), 1, ldm, zb.data(), H, c.part_a[k].data(), H, true, false);
           add_column_sums(dm, c.part_ba[k]);
-          detail::block_mm(nb, H, H, dm.data(), ldm, 1, en.second.weight().data(), H, dp.data(), H, false, false);
+          simd::block_mm(nb, H, H, dm.data(), ldm, 1, en.second.weight().data(), H, dp.data(), H, false, false);
           dp = (zb.array() > T(0)).select(dp, T(0));
-          detail::block_mm(H, H, nb, dp.data(), 1, H, c.e[t].data() + e0 * H, H, c.part_b[k].data(), H, true, false);
-          detail::block_mm(nb, H, H, dp.data(), H, 1, en.first.weight().data() + 2 * H, 3 * H, gb.data(), H, true,
+          simd::block_mm(H, H, nb, dp.data(), 1, H, c.e[t].data() + e0 * H, H, c.part_b[k].data(), H, true, false);
+          simd::block_mm(nb, H, H, dp.data(), H, 1, en.first.weight().data() + 2 * H, 3 * H, gb.data(), H, true,
                            false);
         }
         for (long i = n0; i < n1; ++i) {
@@ -712,9 +653,9 @@ class interaction_network {
         auto dm = tg.topRows(nb);
         dm = (c.e[0].middleRows(e0, nb).array() > T(0)).select(gb, T(0));
         const long ldm = tg.cols();
-        detail::block_mm(H, H, nb, dm.data(), 1, ldm, zb.data(), H, c.part_a[k].data(), H, true, false);
+        simd::block_mm(H, H, nb, dm.data(), 1, ldm, zb.data(), H, c.part_a[k].data(), H, true, false);
         add_column_sums(dm, c.part_ba[k]);
-        detail::block_mm(nb, H, H, dm.data(), ldm, 1, edge_enc_.second.weight().data(), H, dp.data(), H, false, false);
+        simd::block_mm(nb, H, H, dm.data(), ldm, 1, edge_enc_.second.weight().data(), H, dp.data(), H, false, false);
         dp = (zb.array() > T(0)).select(dp, T(0));
       }
       for (long i = n0; i < n1; ++i) {
@@ -758,7 +699,7 @@ class interaction_network {
     const long rows = a.rows(), K = a.cols(), N = b.cols();
     if (!acc && !residual) c.resize(rows, N);
     const long nchunks = node_chunks(rows);
-    parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
+    parallel_for(nchunks, rows * K * N >= parallel_limits::chunked_product_min_work, [&](long k) {
       const long r0 = chunk_start(k, nchunks, rows), r1 = chunk_start(k + 1, nchunks, rows);
       mm(r1 - r0, N, K, a.data() + r0 * K, b, wb, c.data() + r0 * N, acc, relu, bias, residual);
     });
@@ -781,9 +722,9 @@ class interaction_network {
     const long rows = a.rows(), K = a.cols(), N = wt.cols();
     c.resize(rows, N);
     const long nchunks = node_chunks(rows);
-    parallel_for(nchunks, rows * K * N >= (1L << 16), [&](long k) {
+    parallel_for(nchunks, rows * K * N >= parallel_limits::chunked_product_min_work, [&](long k) {
       const long r0 = chunk_start(k, nchunks, rows), r1 = chunk_start(k + 1, nchunks, rows);
-      detail::block_mm(r1 - r0, N, K, a.data() + r0 * K, K, 1, wt.data(), N, c.data() + r0 * N, N, false, false);
+      simd::block_mm(r1 - r0, N, K, a.data() + r0 * K, K, 1, wt.data(), N, c.data() + r0 * N, N, false, false);
       auto part = c.middleRows(r0, r1 - r0);
       if (bias) part.rowwise() += Eigen::Map<const row_vector<T>>(bias, N);
       if (relu) part = part.cwiseMax(T(0));
@@ -800,7 +741,7 @@ class interaction_network {
         return;
       }
     }
-    detail::block_mm(M, N, K, A, K, 1, wt.data(), N, C, N, acc, relu, bias, residual);
+    simd::block_mm(M, N, K, A, K, 1, wt.data(), N, C, N, acc, relu, bias, residual);
   }
   /// An edge block's A operand: float rows, and in bf16 inference the same rows in bf16 where a product wrote them.
   struct edge_operand {

@@ -58,7 +58,7 @@ T* scratch(int slot, std::size_t n) {
 }
 
 /// Operations below this many multiply-adds run on the calling thread (fork/join costs ~ microseconds).
-inline constexpr long parallel_min_flops = 1L << 21;
+inline constexpr long parallel_min_flops = parallel_limits::gemm_min_flops;
 
 inline bool go_parallel(long flops) {
 #ifdef _OPENMP
@@ -304,6 +304,46 @@ void copy_padded(long rows, long cols, const T* src, long lds, T* dst, long ldd)
 }
 
 }  // namespace gemm_detail
+
+/// @brief Small dense product (the interaction network's edge and node blocks): C (M x N, row stride ldc) = or +=
+/// A B, then + bias (1 x N, or null) and optionally ReLU; with `residual` (acc false) the result is added to C
+/// instead: C += relu(bias + A B).
+/// a(m, k) = A[m * sam + k * sak] (so A may be read transposed), B is K x N with row stride ldb. The
+/// register-tiled kernel of simd/gemm.hpp when N is a whole number of registers (no packing: the operands of an
+/// edge block sit in L1/L2), Eigen otherwise. The reduction runs over k in order, so results do not depend on how
+/// rows are split.
+template <class T>
+void block_mm(long M, long N, long K, const T* A, long sam, long sak, const T* B, long ldb, T* C, long ldc, bool acc,
+              bool relu, const T* bias = nullptr, bool residual = false) {
+  if (M == 0 || N == 0) return;
+  if constexpr (gemm_kernel_v<T, native>) {
+    constexpr long L = static_cast<long>(xsimd::batch<T, native>::size);
+    if (N % L == 0) {
+      gemm_detail::epilogue<T> e;
+      e.relu = relu;
+      e.bias = bias;
+      e.residual = residual;
+      gemm_detail::block<T, native>(M, N, K, A, sam, sak, B, ldb, C, ldc, acc && !residual, e);
+      return;
+    }
+  }
+  using S = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+  Eigen::Map<const matrix<T>, 0, S> a(A, M, K, S(sam, sak));
+  Eigen::Map<const matrix<T>, 0, S> b(B, K, N, S(ldb, 1));
+  Eigen::Map<matrix<T>, 0, S> c(C, M, N, S(ldc, 1));
+  if (!bias && !residual) {
+    if (acc) c.noalias() += a * b; else c.noalias() = a * b;
+    if (relu) c = c.cwiseMax(T(0));
+    return;
+  }
+  Eigen::Map<matrix<T>> t(gemm_detail::scratch<T>(1, static_cast<std::size_t>(M * N)), M, N);  // no allocation once warm
+  if (bias) t.rowwise() = Eigen::Map<const row_vector<T>>(bias, N);
+  else t.setZero();
+  if (acc && !residual) t += c;
+  t.noalias() += a * b;
+  if (relu) t = t.cwiseMax(T(0));
+  if (residual) c += t; else c = t;
+}
 
 /// @brief y = x w^T (+ bias) (then ReLU when `relu`); y is resized to x.rows() x w.rows().
 /// x: M x K, w: N x K (PyTorch Linear layout), bias: nullptr or N values. y must not alias x or w.
