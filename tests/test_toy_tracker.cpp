@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "hepgnn/data/toy_tracker.hpp"
+#include "hepgnn/io/trackml.hpp"
 
 using namespace hepgnn;
 

@@ -43,18 +43,16 @@ void zero_grad(Model& model) {
 }
 
 /// @brief Models that also hold non-trainable state saved with the weights (BatchNorm running statistics).
-/// (The same test as nn/layer.hpp's has_buffers, here so that io/ can save and load models without nn/.)
 template <class M>
-concept has_state_buffers = requires(M& m) {
+concept has_buffers = requires(M& m) {
   m.for_each_buffer(std::string{}, [](const std::string&, parameter<typename M::scalar>) {});
 };
 
 /// @brief Visits parameters and then buffers (gradient pointer null): everything a weight file holds.
-/// (What nn/layer.hpp's for_each_state does; weight files use this one.)
 template <class Model, class F>
-void visit_state(Model& model, const std::string& prefix, F&& f) {
+void for_each_state(Model& model, const std::string& prefix, F&& f) {
   model.for_each_param(prefix, f);
-  if constexpr (has_state_buffers<Model>) model.for_each_buffer(prefix, f);
+  if constexpr (has_buffers<Model>) model.for_each_buffer(prefix, f);
 }
 
 /// @brief Total number of trainable scalars of a model.

@@ -14,9 +14,6 @@
 #include "hepgnn/core/error.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/data/trackml_event.hpp"
-// data/ must not include io/; this include only keeps trackml::read_event / write_event visible to callers that
-// include this header alone (tests/test_toy_tracker.cpp). Kept until the callers are updated (allowlisted).
-#include "hepgnn/io/trackml.hpp"
 
 namespace hepgnn::toy {
 

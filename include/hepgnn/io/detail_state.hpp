@@ -47,7 +47,7 @@ load_report load_state(Model& model, const Source& src, bool strict, const std::
   std::unordered_set<std::string> seen;
   std::vector<std::string> problems;
   // First pass: match names and shapes without touching the model.
-  visit_state(model, "", [&](const std::string& name, auto p) {
+  for_each_state(model, "", [&](const std::string& name, auto p) {
     seen.insert(name);
     const std::vector<std::int64_t>* shape = src.find_shape(name);
     if (!shape) {
@@ -73,7 +73,7 @@ load_report load_state(Model& model, const Source& src, bool strict, const std::
     hepgnn::fail(msg);
   }
   // Second pass: copy what matches.
-  visit_state(model, "", [&](const std::string& name, auto p) {
+  for_each_state(model, "", [&](const std::string& name, auto p) {
     const std::vector<std::int64_t>* shape = src.find_shape(name);
     if (!shape || *shape != p.shape) return;
     src.read(name, p.value);

@@ -423,7 +423,7 @@ class safetensors_file {
 template <class Model>
 safetensors_file to_safetensors(Model& model) {
   safetensors_file file;
-  visit_state(model, "", [&](const std::string& name, auto p) { file.add(name, p.shape, p.value); });
+  for_each_state(model, "", [&](const std::string& name, auto p) { file.add(name, p.shape, p.value); });
   return file;
 }
 

@@ -41,19 +41,6 @@ concept layer = requires(L& l, const L& cl, const matrix<typename L::scalar>& x,
   l.for_each_param(std::string{}, [](const std::string&, parameter<typename L::scalar>) {});
 };
 
-/// @brief Layers that also hold non-trainable state saved with the weights (BatchNorm running statistics).
-template <class L>
-concept has_buffers = requires(L& l) {
-  l.for_each_buffer(std::string{}, [](const std::string&, parameter<typename L::scalar>) {});
-};
-
-/// @brief Visits parameters and then buffers (gradient pointer null): everything a weight file holds.
-template <class Model, class F>
-void for_each_state(Model& model, const std::string& prefix, F&& f) {
-  model.for_each_param(prefix, f);
-  if constexpr (has_buffers<Model>) model.for_each_buffer(prefix, f);
-}
-
 /// @brief A layer with no cache needs.
 struct no_cache {};
 
