@@ -12,4 +12,4 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEPGNN_BUILD_TESTS=
 cmake --build "$build" -j"${JOBS:-$(nproc)}"
 # One OpenMP thread per ctest job (ctest runs nproc jobs); tests of thread-count independence set 1 and 2
 # threads themselves. Passive waiting keeps oversubscribed OpenMP teams from spinning.
-cd "$build" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} ctest --output-on-failure -j"${JOBS:-$(nproc)}" --timeout 600
+cd "$build" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} ctest --output-on-failure --no-tests=error -j"${JOBS:-$(nproc)}" --timeout 600

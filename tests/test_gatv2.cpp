@@ -217,7 +217,7 @@ using chain_t = graph_sequential<double, 3, knn_builder<4>, conv_t, global_pool_
 
 TEST_CASE("gatv2_conv as an element of a graph_sequential chain equals its elements called by hand") {
   rng gen(12);
-  chain_t model(knn_builder<4>(), conv_t(gen), global_pool_layer<double>(aggregation::mean), dense<double, 8, 2>(gen));
+  chain_t model{knn_builder<4>(), conv_t(gen), global_pool_layer<double>(aggregation::mean), dense<double, 8, 2>(gen)};
   const batch b = batch::from_sizes({7, 3, 9});
   matrix<double> x = random_matrix<double>(gen, b.num_nodes(), 3);
 

@@ -1,9 +1,15 @@
-// Built against the installed package in CI: includes the umbrella header, trains one step, checks the loss falls.
+// Built against the installed package in CI: includes the umbrella header, trains one step, checks the loss falls
+// and that the package config's version is the headers' version.
 #include <hepgnn/hepgnn.hpp>
 
 #include <cstdio>
+#include <cstring>
 
 int main() {
+  if (std::strcmp(hepgnn::version, HEPGNN_PACKAGE_VERSION) != 0) {
+    std::printf("hepgnn consumer: headers say %s, package config says %s\n", hepgnn::version, HEPGNN_PACKAGE_VERSION);
+    return 1;
+  }
   using T = float;
   hepgnn::rng g(1);
   hepgnn::sequential<T, hepgnn::dense<T, 3, 8>, hepgnn::relu<T>, hepgnn::dense<T, 8, 1>> model{

@@ -5,6 +5,9 @@
 // exactly one translation unit per executable (tests and benchmarks/compare/latency.cpp). Sanitizer builds replace malloc themselves; there counting is off (count_allocations_enabled).
 #include <atomic>
 #include <cstdlib>
+#if defined(__x86_64__) || defined(__i386__)
+#include <mm_malloc.h>  // its posix_memalign declaration first (clang 14 rejects it after the noexcept one below)
+#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 #define HEPGNN_COUNT_MALLOC 0

@@ -71,6 +71,22 @@ std::pair<index_t, index_t> argmax_argmin(const T* v, index_t n) {
   return {at_hi, at_lo};
 }
 
+namespace detail {
+/// xsimd::select on integer batches. xsimd 8's avx512bw select names _mm512_mask_blend_epi8/16 for every key
+/// width, and GCC's unoptimized (-O0) macro forms of those intrinsics reject an xsimd batch; for 4- and 8-byte
+/// lanes it forwards to the avx512f blend, called here directly (the same code once optimized).
+template <class Arch, class K>
+xsimd::batch<K, Arch> select_int(const xsimd::batch_bool<K, Arch>& m, const xsimd::batch<K, Arch>& a,
+                                 const xsimd::batch<K, Arch>& b) {
+#if defined(__AVX512BW__)
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch> && sizeof(K) >= 4)
+    return xsimd::kernel::select<Arch>(m, a, b, xsimd::avx512f{});
+  else
+#endif
+    return xsimd::select(m, a, b);
+}
+}  // namespace detail
+
 /// @brief The `count` smallest of the n distinct integer keys (0 <= count <= n), ascending, into out[0..count);
 /// out needs room for count + 1 entries (the last collects the keys not kept, so the stores do not branch).
 ///
@@ -106,10 +122,10 @@ void smallest_distinct(const K* keys, int n, int count, K* out) {
       B r0(K(0)), r1(K(0));  // two chains: the adds do not wait on each other
       int j = 0;
       for (; j + 1 < n; j += 2) {
-        r0 = xsimd::select(B(keys[j]) < ki, r0 + one, r0);
-        r1 = xsimd::select(B(keys[j + 1]) < ki, r1 + one, r1);
+        r0 = detail::select_int(B(keys[j]) < ki, r0 + one, r0);
+        r1 = detail::select_int(B(keys[j + 1]) < ki, r1 + one, r1);
       }
-      if (j < n) r0 = xsimd::select(B(keys[j]) < ki, r0 + one, r0);
+      if (j < n) r0 = detail::select_int(B(keys[j]) < ki, r0 + one, r0);
       (r0 + r1).store_aligned(rank);
       for (int t = 0; t < m; ++t) out[std::min<K>(rank[t], static_cast<K>(count))] = lane[t];
     }
