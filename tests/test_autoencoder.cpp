@@ -1,7 +1,7 @@
 // Jet autoencoders: parameter gradients by finite differences (double) for the pooled and per-particle graph
 // autoencoders with Chamfer, EMD and Sinkhorn losses and for the dense baseline; a short training run on toy
 // QCD jets whose loss must fall; bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <vector>
 

@@ -1,6 +1,6 @@
 // Chamfer distance: brute force over batches of different set sizes, closed forms, finite-difference gradients,
 // thread independence and bad input. (Real-jet Chamfer references are checked in test_emd.cpp.)
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "support/point_sets.hpp"
 

@@ -1,5 +1,5 @@
 // Finite-difference gradient checks (double) for every dense building block, composition and loss.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <limits>

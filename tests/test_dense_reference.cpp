@@ -1,5 +1,5 @@
 // Dense layers, norms, losses and optimizers against PyTorch (tests/reference/dense_reference.py).
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "hepgnn/loss/classification.hpp"
 #include "hepgnn/loss/regression.hpp"

@@ -1,6 +1,6 @@
 // edge_conv, dynamic_edge_conv and the segment reductions of aggregate.hpp: PyTorch Geometric reference outputs
 // (tests/reference/edge_conv_reference.py), finite-difference gradients, thread-count independence, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <fstream>
 #include <map>

@@ -1,6 +1,6 @@
 // Exact EMD: POT ot.emd2 references (tests/reference/set_losses_pot.py), real-jet references from energyflow + POT
 // (shared data), closed forms, brute force, metric properties, finite-difference gradients and bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
 // FastJet example event reader, JetNet conversion and .npy round trip; against the shared Pythia jets:
 // constituents CSV -> JetNet features == jetnet30_particle_features.npy, and (when FastJet is found) our
 // anti-kt clustering of the .dat events == the jets and constituents in fastjet_antikt/*.csv.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <filesystem>

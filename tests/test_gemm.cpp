@@ -1,7 +1,7 @@
 // simd/gemm.hpp: the dense-layer products against a naive triple loop in double, on odd sizes (tile edges,
 // partial registers, narrow outputs, row counts that split into several parts), for the AVX-512 kernels and the
 // Eigen fallback, in float and double; results must not depend on the thread count.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <algorithm>
 #include <cmath>

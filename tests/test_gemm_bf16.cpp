@@ -1,7 +1,7 @@
 // simd/gemm_bf16.hpp: bf16 rounding, the packed panel, and the bf16 product (AVX-512 BF16 kernel where the build
 // has it, and the float emulation always) against a double product of the bf16-rounded operands, on sizes around
 // the tile edges, with every epilogue the interaction network uses.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <limits>

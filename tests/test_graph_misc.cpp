@@ -1,5 +1,5 @@
 // Fully connected graphs (graph/fully_connected.hpp) and connected components (graph/connected_components.hpp).
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <vector>
 

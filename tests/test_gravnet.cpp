@@ -1,6 +1,6 @@
 // gravnet_conv: PyTorch reference (PyG GravNetConv equations, tests/reference/gnn_layers_reference.py), finite
 // differences away from kNN ties, float vs reference, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "support/gnn_layers_reference.hpp"
 #include "hepgnn/nn/gravnet_conv.hpp"

@@ -1,6 +1,6 @@
 // The inference path allocates nothing once the caller's cache and output have seen the shapes (DESIGN.md 4), for
 // the dense family and for every graph layer. Eigen allocates with malloc, so this executable counts malloc itself.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "support/count_allocations.hpp"
 

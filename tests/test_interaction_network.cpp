@@ -1,7 +1,7 @@
 // interaction_network: PyTorch reference outputs and gradients (tests/reference/gnn_layers_reference.py),
 // finite differences for every aggregation, inference == training forward, thread-count independence, bad input;
 // edge input features (edge_attr): a plain-loop oracle, finite differences, edge_in = 0 unchanged.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -1,5 +1,5 @@
 // Exact kNN (graph/knn.hpp) and its SIMD kernels (simd/distance.hpp, simd/top_k.hpp) against brute-force oracles.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <algorithm>
 #include <cstdint>

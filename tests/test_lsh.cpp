@@ -1,5 +1,5 @@
 // LSH binning and approximate kNN (graph/lsh.hpp).
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <algorithm>
 #include <numeric>

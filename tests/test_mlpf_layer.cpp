@@ -1,6 +1,6 @@
 // mlpf_graph_layer: PyTorch reference (particleflow CombinedGraphLayer equations, events within one LSH chunk),
 // finite differences with several chunks per event, original order restored, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "support/gnn_layers_reference.hpp"
 #include "hepgnn/nn/mlpf_graph_layer.hpp"

@@ -1,6 +1,6 @@
 // mpgan_message_passing: PyTorch reference (MPGAN equations, tests/reference/gnn_layers_reference.py), finite
 // differences, float vs reference, jets of different sizes, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "support/gnn_layers_reference.hpp"
 #include "hepgnn/nn/mpgan_message_passing.hpp"

@@ -1,5 +1,5 @@
 // Bad input to dense building blocks, losses and optimizers: hepgnn::error with a message naming the argument.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/graph.hpp"

@@ -1,5 +1,5 @@
 // npy / npz: files written by NumPy (tests/reference/write_npy.py), round trips, real data, malformed input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <filesystem>

@@ -1,6 +1,6 @@
 // MLPF model: preprocessing, shapes, finite-difference gradients (double), a short training run that must
 // beat a stated accuracy, weights round trip, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <filesystem>

@@ -1,7 +1,7 @@
 // JetNet's trained ParticleNet rebuilt from hepgnn blocks: its logits and fc1 activations on the 26 FastJet
 // jets must match PyTorch Geometric's (shared/data/jetnet_particlenet_fpnd/reference_on_fastjet_jets).
 // Also: the model's backward against finite differences on a small configuration.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "hepgnn/io/npy.hpp"
 #include "hepgnn/models/particlenet.hpp"

@@ -1,5 +1,5 @@
 // Rule-based particle flow: hand-made element lists with known answers, single-particle events, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 

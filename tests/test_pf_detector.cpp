@@ -1,6 +1,6 @@
 // Toy particle-flow detector: determinism, class fractions, energy bookkeeping, target assignment,
 // resolutions and bad configuration.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <set>

@@ -1,6 +1,6 @@
 // Particle-flow metrics: quantiles, confusion matrix, anti-kT against a brute-force clustering, jet matching,
 // MET, the evaluator on hand-made events, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <numbers>

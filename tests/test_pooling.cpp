@@ -1,6 +1,6 @@
 // Global sum / mean / max and attention pooling: PyTorch reference outputs (tests/reference/edge_conv_reference.py),
 // finite-difference gradients, empty graphs, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "support/gnn_layers_reference.hpp"
 #include "hepgnn/nn/activation.hpp"

@@ -1,5 +1,5 @@
 // Radius graph (graph/radius.hpp) against a brute-force oracle.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <algorithm>
 #include <numbers>

@@ -1,5 +1,5 @@
 // ROC / AUC: hand-made cases, ties as the Mann-Whitney statistic, brute-force oracle, working points, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <vector>

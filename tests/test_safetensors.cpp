@@ -1,6 +1,6 @@
 // safetensors: round trips, files written by tests/reference/write_safetensors.py (torch), model weights
 // load/save with strict errors, truncation at every length, corrupted headers.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <cstring>

@@ -1,6 +1,6 @@
 // Sinkhorn: POT ot.sinkhorn2(method='sinkhorn_log') references (tests/reference/set_losses_pot.py), closed forms,
 // finite-difference gradients (implicit differentiation at a converged fixed point), batching, bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "support/point_sets.hpp"
 

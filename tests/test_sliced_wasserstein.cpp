@@ -1,6 +1,6 @@
 // Sliced Wasserstein: brute force on sorted projections, exact 1-D EMD on weighted projections, closed forms,
 // finite-difference gradients, batching and bad input.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include "support/point_sets.hpp"
 

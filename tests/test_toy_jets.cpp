@@ -1,6 +1,6 @@
 // Toy jet generator invariants (JetNet layout, pt_rel sums to 1, determinism, resonance masses) and
 // N-subjettiness: hand-computed values and prong counting visible in tau21 / tau32.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <algorithm>
 #include <cmath>

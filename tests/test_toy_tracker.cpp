@@ -1,5 +1,5 @@
 // Toy tracker simulation: determinism, hits on their layers, helix radius from pT and B, counts, bad config.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <filesystem>

@@ -1,6 +1,6 @@
 // The tracking pipeline, stage by stage on small events, plus a short training run that must reach a stated
 // efficiency.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Tracking metrics on hand-made events with known answers, and on the real event with perfect labels.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <unordered_map>
 

@@ -1,5 +1,5 @@
 // TrackML CSV reading and writing: the real sample event, round trips (plain and gzip), malformed files.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <filesystem>
 #include <fstream>

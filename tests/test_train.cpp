@@ -1,5 +1,5 @@
 // Training helpers: fit() (minibatches, early stopping, CSV log), schedules, clipping, parameter naming, rng.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <algorithm>
 #include <filesystem>

@@ -2,7 +2,7 @@
 // Shared by the gnn-layer tests: reads reference tensor files (tests/data/gnn_layers_<case>.txt written by
 // tests/reference/gnn_layers_reference.py, and the same format from the other reference scripts), compares
 // hepgnn outputs, parameters and gradients with them, and runs the finite-difference check every layer needs.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <fstream>
