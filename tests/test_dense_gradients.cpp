@@ -14,48 +14,14 @@
 #include "hepgnn/nn/mlp.hpp"
 #include "hepgnn/nn/sequential.hpp"
 #include "hepgnn/train/gradient_check.hpp"
+#include "support/check_layer.hpp"
 
 using namespace hepgnn;
+using hepgnn_test::check_layer;
 using M = matrix<double>;
 
 namespace {
 constexpr double tol = 1e-6;
-
-/// loss = sum(y * r) for a fixed random r, so dL/dy = r exercises every output entry differently.
-/// Checks parameter and input gradients of a layer; `fresh` copies the layer so that stateful training
-/// forwards (batch-norm running statistics) do not drift while differencing.
-template <class L>
-void check_layer(L& layer, M x) {
-  rng gen(11);
-  M r;
-  {
-    M y;
-    typename L::cache c;
-    L probe = layer;
-    probe.forward(x, y, c);
-    r = M::NullaryExpr(y.rows(), y.cols(), [&] { return gen.uniform(-1, 1); });
-  }
-  auto loss = [&] {
-    L copy = layer;
-    M y;
-    typename L::cache c;
-    copy.forward(x, y, c);
-    return (y.array() * r.array()).sum();
-  };
-  M dx;
-  auto params = check_parameter_gradients(layer, loss, [&] {
-    zero_grad(layer);
-    L copy = layer;
-    M y;
-    typename L::cache c;
-    copy.forward(x, y, c);
-    layer.backward(x, y, r, c, &dx);
-  });
-  CHECK_MESSAGE(params.max_error < tol, "worst parameter entry " << params.worst << ": analytic " << params.analytic
-                                                                  << ", numeric " << params.numeric);
-  auto input = check_input_gradient(x, dx, loss);
-  CHECK_MESSAGE(input.max_error < tol, "worst input entry " << input.worst);
-}
 
 M input(long n = 7, long f = 4, std::uint64_t seed = 5) {
   rng g(seed);
@@ -199,17 +165,17 @@ TEST_CASE("heads: separate outputs, gradients of both heads reach the shared inp
     return cross_entropy<D>(y[0], labels) + huber<D>(y[1], target, 0.5);
   };
   M dx;
-  auto r = check_parameter_gradients(h, loss, [&] {
-    zero_grad(h);
-    decltype(h)::outputs y, dy;
-    decltype(h)::cache c;
-    h.forward(x, y, c);
-    cross_entropy<D>(y[0], labels, &dy[0]);
-    huber<D>(y[1], target, 0.5, &dy[1]);
-    h.backward(x, y, dy, c, &dx);
-  });
-  CHECK(r.max_error < tol);
-  CHECK(check_input_gradient(x, dx, loss).max_error < tol);
+  hepgnn_test::check_gradients(
+      h, loss,
+      [&] {
+        decltype(h)::outputs y, dy;
+        decltype(h)::cache c;
+        h.forward(x, y, c);
+        cross_entropy<D>(y[0], labels, &dy[0]);
+        huber<D>(y[1], target, 0.5, &dy[1]);
+        h.backward(x, y, dy, c, &dx);
+      },
+      {{"x", &x, &dx}}, {.tol = tol});
 }
 
 TEST_CASE("loss gradients by finite differences") {
@@ -249,18 +215,8 @@ TEST_CASE("the gradient checker catches a wrong backward") {
   rng g(4);
   broken b(g);
   M x = input(5, 3);
-  auto loss = [&] {
-    M y;
-    no_cache c;
-    b.infer(x, y, c);
-    return y.sum();
-  };
-  auto r = check_parameter_gradients(b, loss, [&] {
-    zero_grad(b);
-    M y, dx;
-    no_cache c;
-    b.infer(x, y, c);
-    b.backward(x, y, M::Ones(5, 2), c, &dx);
-  });
-  CHECK(r.max_error > 1e-3);
+  const M ones = M::Ones(5, 2);  // loss = sum(y)
+  const auto r = hepgnn_test::layer_gradient_errors(b, x, {.dy = &ones});
+  CHECK(r.params.max_error > 1e-3);
+  CHECK(r.inputs.max_error < tol);  // dx is right
 }

@@ -15,7 +15,7 @@
 #include "hepgnn/nn/dynamic_edge_conv.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
 #include "hepgnn/nn/mlp.hpp"
-#include "hepgnn/train/gradient_check.hpp"
+#include "support/check_layer.hpp"
 
 using namespace hepgnn;
 
@@ -151,12 +151,7 @@ TEST_CASE("edge_conv gradients match finite differences for every aggregation (s
     CAPTURE(to_string(a));
     // Split path: sequential<dense, ...>.
     edge_conv<double, net<double>> conv(reference_net<double>(), a);
-    matrix<double> dx;
-    loss_and_grad(conv, x, g, r, &dx);
-    auto loss = [&] { return loss_and_grad(conv, x, g, r, nullptr); };
-    CHECK(check_input_gradient(x, dx, loss).max_error < 1e-6);
-    auto res = check_parameter_gradients(conv, loss, [&] { loss_and_grad(conv, x, g, r, &dx); });
-    CHECK_MESSAGE(res.max_error < 1e-6, res.worst);
+    hepgnn_test::check_layer(conv, g, x, {.dy = &r});
 
     // Generic path: a runtime mlp (no split), same weights: same outputs and correct gradients.
     rng gen(3);
@@ -166,15 +161,12 @@ TEST_CASE("edge_conv gradients match finite differences for every aggregation (s
     m.linear(1).weight() = ref_t("nn.2.weight");
     m.linear(1).bias() = ref_t("nn.2.bias");
     edge_conv<double, mlp<double>> generic(m, a);
-    matrix<double> dxg;
+    matrix<double> dx, dxg;
     const double l1 = loss_and_grad(conv, x, g, r, &dx);
     const double l2 = loss_and_grad(generic, x, g, r, &dxg);
     CHECK(std::abs(l1 - l2) < 1e-12 * std::max(1.0, std::abs(l1)));
     CHECK(rel_diff(dxg, dx) < 1e-12);
-    auto gloss = [&] { return loss_and_grad(generic, x, g, r, nullptr); };
-    CHECK(check_input_gradient(x, dxg, gloss).max_error < 1e-6);
-    auto gres = check_parameter_gradients(generic, gloss, [&] { loss_and_grad(generic, x, g, r, &dxg); });
-    CHECK_MESSAGE(gres.max_error < 1e-6, gres.worst);
+    hepgnn_test::check_layer(generic, g, x, {.dy = &r});
   }
 }
 
@@ -380,21 +372,8 @@ TEST_CASE("dynamic_edge_conv: PyG DynamicEdgeConv reference, kNN oracle and grad
     CHECK(rel_diff(yf, ref_t("dynamic_edge_conv." + std::string(to_string(a)) + ".out")) < 1e-5);
 
     // Finite differences (random data: no kNN ties within the step).
-    matrix<double> xx = x, dx;
     const matrix<double> r = ref_t("r");
-    auto run = [&](matrix<double>* d) {
-      matrix<double> yy;
-      conv.forward(xx, b, yy, c);
-      if (d) {
-        zero_grad(conv);
-        conv.backward(xx, b, yy, r, c, d);
-      }
-      return (yy.array() * r.array()).sum();
-    };
-    run(&dx);
-    CHECK(check_input_gradient(xx, dx, [&] { return run(nullptr); }).max_error < 1e-6);
-    auto res = check_parameter_gradients(conv, [&] { return run(nullptr); }, [&] { run(&dx); });
-    CHECK_MESSAGE(res.max_error < 1e-6, res.worst);
+    hepgnn_test::check_layer(conv, b, x, {.dy = &r});
   }
 }
 

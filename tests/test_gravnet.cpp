@@ -2,9 +2,9 @@
 // differences away from kNN ties, float vs reference, bad input.
 #include "support/doctest.hpp"
 
+#include "support/check_layer.hpp"
 #include "support/gnn_layers_reference.hpp"
 #include "hepgnn/nn/gravnet_conv.hpp"
-#include "hepgnn/train/gradient_check.hpp"
 
 using namespace hepgnn;
 using gnn_ref::load;
@@ -60,8 +60,8 @@ TEST_CASE("gravnet_conv gradients match finite differences") {
   matrix<double> y0;
   layer.infer(x, b, y0, c0);
   const auto sources = c0.g.sources;
-  gnn_ref::check_layer_gradients(layer, b, x, w,
-                                 [&](const gravnet_conv<double>::cache& c) { REQUIRE(c.g.sources == sources); });
+  hepgnn_test::check_layer(layer, b, x, {.dy = &w},
+                           [&](const gravnet_conv<double>::cache& c) { REQUIRE(c.g.sources == sources); });
   // the gradient reaches the learned space (lin_s) through the distance weights
   double s_grad = 0;
   layer.for_each_param("", [&](const std::string& name, parameter<double> p) {

@@ -7,9 +7,9 @@
 #include <omp.h>
 #endif
 
+#include "support/check_layer.hpp"
 #include "support/gnn_layers_reference.hpp"
 #include "hepgnn/nn/interaction_network.hpp"
-#include "hepgnn/train/gradient_check.hpp"
 
 using namespace hepgnn;
 
@@ -209,7 +209,7 @@ TEST_CASE("interaction_network gradients match finite differences for every aggr
       const graph g = random_graph(gen, 7, 18);
       matrix<double> x = random_matrix(gen, 7, 3);
       const matrix<double> w = random_matrix(gen, g.num_edges(), 1);
-      gnn_ref::check_layer_gradients(model, g, x, w);
+      hepgnn_test::check_layer(model, g, x, {.dy = &w});
     }
 }
 
@@ -410,26 +410,18 @@ TEST_CASE("interaction_network edge_attr gradients match finite differences (par
     const matrix<double> w = random_matrix(gen, g.num_edges(), 2);
     net<double>::cache c;
     matrix<double> y, dx, da;
-    auto loss = [&] {
-      model.infer(x, g, attr, y, c);
-      return (y.array() * w.array()).sum();
-    };
-    auto backward = [&] {
-      zero_grad(model);
-      model.forward(x, g, attr, y, c);
-      model.backward(x, g, attr, y, w, c, &dx, &da);
-    };
-    const auto rp = check_parameter_gradients(model, loss, backward);
-    CAPTURE(rp.worst);
-    CHECK(rp.max_error < 1e-6);
-    backward();
-    const matrix<double> dx0 = dx, da0 = da;
-    const auto rx = check_input_gradient(x, dx0, loss);
-    CAPTURE(rx.worst);
-    CHECK(rx.max_error < 1e-6);
-    const auto ra = check_input_gradient(attr, da0, loss, "edge_attr");
-    CAPTURE(ra.worst);
-    CHECK(ra.max_error < 1e-6);
+    // x and edge_attr are both inputs: the generic checker, with the loss and the backward written out
+    hepgnn_test::check_gradients(
+        model,
+        [&] {
+          model.infer(x, g, attr, y, c);
+          return (y.array() * w.array()).sum();
+        },
+        [&] {
+          model.forward(x, g, attr, y, c);
+          model.backward(x, g, attr, y, w, c, &dx, &da);
+        },
+        {{"x", &x, &dx}, {"edge_attr", &attr, &da}});
   }
 }
 

@@ -2,9 +2,9 @@
 // finite differences with several chunks per event, original order restored, bad input.
 #include "support/doctest.hpp"
 
+#include "support/check_layer.hpp"
 #include "support/gnn_layers_reference.hpp"
 #include "hepgnn/nn/mlpf_graph_layer.hpp"
-#include "hepgnn/train/gradient_check.hpp"
 
 using namespace hepgnn;
 
@@ -66,8 +66,8 @@ TEST_CASE("mlpf_graph_layer gradients match finite differences with several LSH 
   CHECK(c.bins.num_chunks() == 5);  // 3 + 2 chunks
   const auto perm = c.bins.permutation;
   // the steps must not move a node to another bin
-  gnn_ref::check_layer_gradients(layer, b, x, w,
-                                 [&](const mlpf_graph_layer<double>::cache& cc) { REQUIRE(cc.bins.permutation == perm); });
+  hepgnn_test::check_layer(layer, b, x, {.dy = &w},
+                           [&](const mlpf_graph_layer<double>::cache& cc) { REQUIRE(cc.bins.permutation == perm); });
   // gradients reach the distance network through the kernel
   double g = 0;
   layer.for_each_param("", [&](const std::string& name, parameter<double> p) {
@@ -120,8 +120,8 @@ TEST_CASE("mlpf_graph_layer with hash_dims: bins from the coordinate columns, lo
   layer.infer(x, b, y, c);
   CHECK(gnn_ref::rel_diff(y, yp) > 1e-3);
   // finite differences include the locality factor's dependence on the coordinates
-  gnn_ref::check_layer_gradients(layer, b, x, w,
-                                 [&](const mlpf_graph_layer<double>::cache& cc) { REQUIRE(cc.bins.permutation == perm); });
+  hepgnn_test::check_layer(layer, b, x, {.dy = &w},
+                           [&](const mlpf_graph_layer<double>::cache& cc) { REQUIRE(cc.bins.permutation == perm); });
 }
 
 TEST_CASE("mlpf_graph_layer returns rows in the original order") {

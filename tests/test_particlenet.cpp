@@ -5,7 +5,7 @@
 
 #include "hepgnn/io/npy.hpp"
 #include "hepgnn/models/particlenet.hpp"
-#include "hepgnn/train/gradient_check.hpp"
+#include "support/check_layer.hpp"
 #include "support/data.hpp"
 
 using namespace hepgnn;
@@ -82,21 +82,7 @@ TEST_CASE("particlenet backward matches finite differences (small configuration,
   matrix<double> x(11, 3), r(2, 3);
   for (long i = 0; i < x.size(); ++i) x.data()[i] = gen.normal();
   for (long i = 0; i < r.size(); ++i) r.data()[i] = gen.normal();
-  particlenet<double>::cache c;
-  auto run = [&](matrix<double>* dx) {
-    matrix<double> logits;
-    net.forward(x, b, logits, c);
-    if (dx) {
-      zero_grad(net);
-      net.backward(x, b, logits, r, c, dx);
-    }
-    return (logits.array() * r.array()).sum();
-  };
-  matrix<double> dx;
-  run(&dx);
-  CHECK(check_input_gradient(x, dx, [&] { return run(nullptr); }).max_error < 1e-6);
-  auto res = check_parameter_gradients(net, [&] { return run(nullptr); }, [&] { run(&dx); });
-  CHECK_MESSAGE(res.max_error < 1e-6, res.worst);
+  hepgnn_test::check_layer(net, b, x, {.dy = &r});
 }
 
 TEST_CASE("particlenet rejects bad input") {
