@@ -177,7 +177,7 @@ gradient_report layer_errors(L& layer, const hepgnn::matrix<double>& x0, const c
   using M = hepgnn::matrix<double>;
   M x = x0;
 
-  // one forward of a fresh copy (or of the layer itself when it cannot be copied): y, and the cache for backward
+  // one training forward of `l`, then the after_forward hook on its cache
   auto run = [&](L& l, M& y, typename L::cache& c) {
     forward(l, x, y, c);
     hook(static_cast<const typename L::cache&>(c));
