@@ -1,4 +1,4 @@
-"""Reference outputs of PyTorch for hepgnn's dense layers, losses and optimizers (tests/test_dense_reference.cpp).
+"""Reference outputs of PyTorch for hepgnn's dense layers, losses and optimizers (tests/nn/test_dense_reference.cpp).
 
 Run with Debian's PyTorch:  /usr/bin/python3 tests/reference/dense_reference.py > tests/data/dense_reference.txt
 Inputs are closed-form (value(i) = 2 sin(0.37 i + offset)) so the C++ test rebuilds them without a shared RNG.

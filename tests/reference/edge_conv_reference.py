@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference outputs for tests/test_edge_conv.cpp and tests/test_pooling.cpp (PyTorch Geometric semantics).
+"""Reference outputs for tests/nn/test_edge_conv.cpp and tests/nn/test_pooling.cpp (PyTorch Geometric semantics).
 
 PyG is not installed here, so EdgeConv, DynamicEdgeConv, global_{add,mean,max}_pool and GlobalAttention are
 written from their published equations with plain torch (scatter_reduce / index_add):

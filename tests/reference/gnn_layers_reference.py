@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Reference outputs and gradients for tests/test_interaction_network.cpp, test_gravnet.cpp, test_mlpf_layer.cpp
-and test_mpgan_layer.cpp.
+"""Reference outputs and gradients for tests/nn/test_interaction_network.cpp, nn/test_gravnet.cpp, nn/test_mlpf_layer.cpp
+and nn/test_mpgan_layer.cpp.
 
 PyG and the original projects are not installed here, so every layer is written from its published equations
 with plain torch (float64):

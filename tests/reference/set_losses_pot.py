@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference values for tests/test_emd.cpp and tests/test_sinkhorn.cpp, computed with POT (python3-pot 0.8.2).
+"""Reference values for tests/loss/test_emd.cpp and tests/loss/test_sinkhorn.cpp, computed with POT (python3-pot 0.8.2).
 
 Run with the system python (which has POT):  /usr/bin/python3 tests/reference/set_losses_pot.py
 Writes tests/data/set_losses_pot.txt: whitespace-separated numbers, one case after another:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes small .npy / .npz files with NumPy for tests/test_npy.cpp (run with /usr/bin/python3).
+"""Writes small .npy / .npz files with NumPy for tests/io/test_npy.cpp (run with /usr/bin/python3).
 
 Every array is a simple function of its index so the C++ test can recompute the expected values:
 value[i] = (i - 3) * 0.75 for floating dtypes, (i - 3) * 7 for signed integers, i * 37 % 256 for u1,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the safetensors reference files for tests/test_safetensors.cpp (run with /usr/bin/python3: torch 1.13).
+"""Writes the safetensors reference files for tests/io/test_safetensors.cpp (run with /usr/bin/python3: torch 1.13).
 
 torch 1.13 has no safetensors module, so the format is written here by hand, exactly as the specification says:
 8-byte little-endian header length, JSON header, byte buffer (Python's json.dumps spacing, which differs from

@@ -1,7 +1,7 @@
 #pragma once
 // Locating hepgnn's real data (../shared/data by default, CMake cache variable HEPGNN_DATA_DIR) and
 // skipping, with a message, the checks that need it when it is absent.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <filesystem>
 #include <string>

@@ -1,8 +1,8 @@
 #pragma once
 // Shared by the gnn-layer tests: reads reference tensor files (tests/data/gnn_layers_<case>.txt written by
 // tests/reference/gnn_layers_reference.py, and the same format from the other reference scripts), compares
-// hepgnn outputs, parameters and gradients with them, and runs the finite-difference check every layer needs.
-#include <doctest/doctest.h>
+// hepgnn outputs, parameters and gradients with them (finite differences: support/check_layer.hpp).
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <fstream>
@@ -13,7 +13,6 @@
 
 #include "hepgnn/core/parameter.hpp"
 #include "hepgnn/core/rng.hpp"
-#include "hepgnn/train/gradient_check.hpp"
 #include "support/data.hpp"
 
 namespace gnn_ref {
@@ -103,40 +102,6 @@ inline hepgnn::matrix<double> random_matrix(hepgnn::rng& gen, long r, long c, do
   hepgnn::matrix<double> m(r, c);
   for (long i = 0; i < m.size(); ++i) m.data()[i] = scale * gen.normal();
   return m;
-}
-
-/// No extra assertion after each inference of the finite-difference loss.
-struct no_hook {
-  template <class Cache>
-  void operator()(const Cache&) const {}
-};
-
-/// Finite differences of L = sum(w .* layer(x, context)) against the layer's backward, for every parameter and for x.
-/// `after_infer(cache)` runs after each loss evaluation: layers with discrete choices (kNN in a learned space) use it
-/// to assert the choice did not change under the steps.
-template <class Layer, class Context, class Hook = no_hook>
-void check_layer_gradients(Layer& layer, const Context& context, hepgnn::matrix<double>& x,
-                           const hepgnn::matrix<double>& w, Hook after_infer = {}, double tol = 1e-6) {
-  typename Layer::cache c;
-  hepgnn::matrix<double> y, dx;
-  auto loss = [&] {
-    layer.infer(x, context, y, c);
-    after_infer(c);
-    return (y.array() * w.array()).sum();
-  };
-  auto backward = [&] {
-    hepgnn::zero_grad(layer);
-    layer.forward(x, context, y, c);
-    layer.backward(x, context, y, w, c, &dx);
-  };
-  const auto rp = hepgnn::check_parameter_gradients(layer, loss, backward);
-  CAPTURE(rp.worst);
-  CHECK(rp.max_error < tol);
-  backward();
-  const hepgnn::matrix<double> dx0 = dx;
-  const auto rx = hepgnn::check_input_gradient(x, dx0, loss);
-  CAPTURE(rx.worst);
-  CHECK(rx.max_error < tol);
 }
 
 /// Double precision against a reference case holding x, y, dy, grad_x and grad:<param>: training forward, backward

@@ -1,6 +1,6 @@
 #pragma once
 // Reads reference files written by tests/reference/*.py: lines `<name> <count> v0 v1 ...`.
-#include <doctest/doctest.h>
+#include "support/doctest.hpp"
 
 #include <cmath>
 #include <fstream>

@@ -1,0 +1,172 @@
+// Training helpers: fit() (minibatches, early stopping, CSV log), schedules, clipping, parameter naming, rng.
+#include "support/doctest.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "hepgnn/loss/classification.hpp"
+#include "hepgnn/nn/mlp.hpp"
+#include "hepgnn/nn/sequential.hpp"
+#include "hepgnn/optim/adam.hpp"
+#include "hepgnn/optim/clip.hpp"
+#include "hepgnn/optim/schedule.hpp"
+#include "hepgnn/train/trainer.hpp"
+
+namespace hepgnn_test_train {  // this file's names, apart from the other files of its unity build
+
+using namespace hepgnn;
+using M = matrix<float>;
+
+TEST_CASE("fit trains a small classifier: loss falls by 5x and every item is seen once per epoch") {
+  rng g(7);
+  const int n = 512;
+  M x(n, 2);
+  M y(n, 1);
+  for (int i = 0; i < n; ++i) {  // two Gaussian blobs
+    const int cls = i % 2;
+    x(i, 0) = static_cast<float>(g.normal(cls ? 1.0 : -1.0, 0.5));
+    x(i, 1) = static_cast<float>(g.normal(cls ? -0.5 : 0.5, 0.5));
+    y(i, 0) = static_cast<float>(cls);
+  }
+  mlp<float> model(g, {2, 16, 1});
+  adam<float> opt({.lr = 0.02});
+  std::multiset<std::size_t> seen;
+  M xb, yb, out, dout;
+  mlp<float>::cache c;
+  const auto csv = std::filesystem::temp_directory_path() / "hepgnn_fit_test.csv";
+  fit_options o{.epochs = 12, .batch_size = 64, .csv_log = csv.string(), .progress = false};
+  auto h = fit(n, o, [&](std::span<const std::size_t> items) {
+    xb.resize(static_cast<long>(items.size()), 2);
+    yb.resize(static_cast<long>(items.size()), 1);
+    for (std::size_t k = 0; k < items.size(); ++k) {
+      xb.row(static_cast<long>(k)) = x.row(static_cast<long>(items[k]));
+      yb.row(static_cast<long>(k)) = y.row(static_cast<long>(items[k]));
+      if (seen.size() < static_cast<std::size_t>(n)) seen.insert(items[k]);
+    }
+    zero_grad(model);
+    model.forward(xb, out, c);
+    const float loss = bce_with_logits(out, yb, &dout);
+    model.backward(xb, out, dout, c, nullptr);
+    opt.step(model);
+    return static_cast<double>(loss);
+  });
+  REQUIRE(h.epochs.size() == 12);
+  CHECK(h.epochs.back().train_loss < h.epochs.front().train_loss / 5);
+  CHECK(seen.size() == static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) CHECK(seen.count(static_cast<std::size_t>(i)) == 1);
+  std::ifstream in(csv);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) ++lines;
+  CHECK(lines == 13);  // header + one row per epoch
+  std::filesystem::remove(csv);
+}
+
+TEST_CASE("early stopping stops after `patience` epochs without improvement and reports the best epoch") {
+  const std::vector<double> val{5, 4, 3, 3.5, 3.2, 3.1, 2.0};
+  int epoch = 0, best_calls = 0;
+  fit_options o{.epochs = 7, .batch_size = 4, .patience = 3, .progress = false};
+  auto h = fit(
+      8, o, [](std::span<const std::size_t>) { return 1.0; }, [&] { return val[static_cast<std::size_t>(epoch++)]; },
+      [&] { ++best_calls; });
+  CHECK(h.stopped_early);
+  CHECK(h.epochs.size() == 6);
+  CHECK(h.best_epoch == 3);
+  CHECK(h.best_val_loss == 3.0);
+  CHECK(best_calls == 3);
+  CHECK_THROWS_WITH_AS(fit(4, o, [](std::span<const std::size_t>) { return std::nan(""); }),
+                       doctest::Contains("loss became non-finite"), error);
+}
+
+TEST_CASE("schedules") {
+  step_schedule s{.base_lr = 1.0, .gamma = 0.5, .step_size = 10};
+  CHECK(s.lr_at(0) == 1.0);
+  CHECK(s.lr_at(25) == 0.25);
+  cosine_schedule c{.base_lr = 1.0, .total_steps = 100, .min_lr = 0.1};
+  CHECK(c.lr_at(0) == doctest::Approx(1.0));
+  CHECK(c.lr_at(50) == doctest::Approx(0.55));
+  CHECK(c.lr_at(100) == doctest::Approx(0.1));
+  warmup_schedule<cosine_schedule> w{c, 10};
+  CHECK(w.lr_at(0) == doctest::Approx(0.1));
+  CHECK(w.lr_at(9) == doctest::Approx(1.0));
+  CHECK(w.lr_at(60) == doctest::Approx(0.55));
+}
+
+TEST_CASE("clip_grad_norm scales the global norm down to max_norm and leaves small gradients alone") {
+  rng g(1);
+  dense<double> d(g, 2, 2);
+  d.weight_grad() << 3, 0, 0, 0;
+  d.bias_grad() << 4, 0;
+  CHECK(clip_grad_norm(d, 1.0) == doctest::Approx(5.0));
+  CHECK(d.weight_grad()(0, 0) == doctest::Approx(0.6).epsilon(1e-5));
+  CHECK(d.bias_grad()(0, 0) == doctest::Approx(0.8).epsilon(1e-5));
+  CHECK(clip_grad_norm(d, 10.0) == doctest::Approx(1.0).epsilon(1e-5));
+  CHECK(d.weight_grad()(0, 0) == doctest::Approx(0.6).epsilon(1e-5));
+}
+
+TEST_CASE("parameter names follow torch.nn.Sequential, activations counted") {
+  rng g(1);
+  using D = float;
+  sequential<D, dense<D, 3, 4>, relu<D>, dense<D, 4, 2>> s{dense<D, 3, 4>{g}, relu<D>{}, dense<D, 4, 2>{g}};
+  std::vector<std::string> names;
+  std::vector<std::vector<std::int64_t>> shapes;
+  s.for_each_param("model.", [&](const std::string& n, parameter<D> p) {
+    names.push_back(n);
+    shapes.push_back(p.shape);
+  });
+  CHECK(names == std::vector<std::string>{"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"});
+  CHECK(shapes == std::vector<std::vector<std::int64_t>>{{4, 3}, {4}, {2, 4}, {2}});
+  mlp<D> m(g, {3, 4, 2});
+  names.clear();
+  m.for_each_param("", [&](const std::string& n, parameter<D>) { names.push_back(n); });
+  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"});
+  CHECK(parameter_count(s) == 12 + 4 + 8 + 2);
+}
+
+TEST_CASE("rng: deterministic per seed, different across seeds, sane moments") {
+  rng a(42), b(42), c(43);
+  for (int i = 0; i < 10; ++i) CHECK(a() == b());
+  CHECK(rng(42)() != c());
+  rng g(1);
+  double s = 0, s2 = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) {
+    const double v = g.normal();
+    s += v;
+    s2 += v * v;
+  }
+  CHECK(std::abs(s / n) < 0.01);
+  CHECK(std::abs(s2 / n - 1) < 0.02);
+  std::vector<int> hist(10, 0);
+  for (int i = 0; i < 100000; ++i) ++hist[g.below(10)];
+  for (int h : hist) CHECK(std::abs(h - 10000) < 500);
+}
+
+TEST_CASE("rng::shuffle: a permutation, reproducible per seed, every position reachable") {
+  std::vector<int> v(50), w(50);
+  for (int i = 0; i < 50; ++i) v[i] = w[i] = i;
+  rng a(7), b(7);
+  a.shuffle(v);
+  b.shuffle(w);
+  CHECK(v == w);
+  std::vector<int> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < 50; ++i) CHECK(sorted[i] == i);
+  CHECK(v != sorted);
+  // element 0 lands in every one of 5 places about equally often
+  std::vector<int> where(5, 0);
+  rng g(3);
+  for (int t = 0; t < 50000; ++t) {
+    int small[5] = {0, 1, 2, 3, 4};
+    g.shuffle(small);
+    for (int p = 0; p < 5; ++p) where[p] += small[p] == 0;
+  }
+  for (int c : where) CHECK(std::abs(c - 10000) < 500);
+  std::vector<int> empty;
+  g.shuffle(empty);
+  CHECK(empty.empty());
+}
+
+}  // namespace hepgnn_test_train
