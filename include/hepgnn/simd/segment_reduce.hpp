@@ -40,7 +40,7 @@ inline void row_max(T* __restrict y, index_t* __restrict arg, const T* __restric
 /// @brief y (f values) = AGG over r in [b, e) of row(r) (a pointer to f values). An empty segment gives 0 (PyG).
 /// For max, `arg` (f ids, may be null) receives the winning r of every feature, -1 for an empty segment.
 template <class T, class Row>
-inline void reduce_segment(index_t b, index_t e, long f, const Row& row, aggregation a, T* __restrict y,
+[[gnu::always_inline]] inline void reduce_segment(index_t b, index_t e, long f, const Row& row, aggregation a, T* __restrict y,
                            index_t* __restrict arg) {
   if (b == e) {
     std::fill(y, y + f, T(0));
@@ -71,7 +71,7 @@ enum class gradient_mode { assign, add };
 /// rows [b, e), drow(r) (a pointer to f values). sum: dy to every row; mean: dy / (e - b); max: dy to the arg-max
 /// row of each feature only (`arg` from the forward), the other rows 0 (assign) or unchanged (add).
 template <gradient_mode Mode, class T, class Row>
-inline void reduce_segment_backward(index_t b, index_t e, long f, aggregation a, const T* __restrict dy,
+[[gnu::always_inline]] inline void reduce_segment_backward(index_t b, index_t e, long f, aggregation a, const T* __restrict dy,
                                     const index_t* __restrict arg, const Row& drow) {
   if (a == aggregation::max) {
     if constexpr (Mode == gradient_mode::assign)
