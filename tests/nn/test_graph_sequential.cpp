@@ -8,6 +8,7 @@
 
 #include "hepgnn/io/safetensors.hpp"
 #include "hepgnn/nn/activation.hpp"
+#include "hepgnn/nn/columns.hpp"
 #include "hepgnn/nn/dense.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
 #include "hepgnn/nn/graph_sequential.hpp"
@@ -194,6 +195,60 @@ TEST_CASE("graph_sequential: concat_skip, residual_skip and repeated (values and
   };
   matrix<T> dx;
   loss(&dx);
+  const auto rx = check_input_gradient(x, dx, [&] { return loss(nullptr); });
+  CHECK_MESSAGE(rx.max_error < 1e-6, rx.worst);
+  const auto rp = check_parameter_gradients(model, [&] { return loss(nullptr); }, [&] { loss(&dx); });
+  CHECK_MESSAGE(rp.max_error < 1e-6, rp.worst);
+}
+
+TEST_CASE("graph_sequential: add_branches (EdgeConv + linear shortcut) and columns, values and finite differences") {
+  using T = double;
+  using conv = edge_conv<T, sequential<T, dense<T, 6, 4>, relu<T>>>;
+  using block = add_branches<conv, dense<T, 3, 4>>;  // EdgeConv(x) + shortcut(x), ParticleNet's block
+  using chain = graph_sequential<T, 5, knn_builder<3, metric::euclidean, 0, 2>, columns<T, 2, 3>, block, relu<T>,
+                                 global_pool_layer<T>, dense<T, 4, 2>>;
+  rng g(13);
+  chain model(knn_builder<3, metric::euclidean, 0, 2>(), columns<T, 2, 3>(),
+              block(conv(sequential<T, dense<T, 6, 4>, relu<T>>(dense<T, 6, 4>(g), relu<T>()), aggregation::mean),
+                    dense<T, 3, 4>(g)),
+              relu<T>(), global_pool_layer<T>(aggregation::mean), dense<T, 4, 2>(g));
+  const batch b = batch::from_sizes({7, 6});
+  matrix<T> x = random_matrix<T>(g, 13, 5);
+  chain::cache c;
+  matrix<T> y;
+  model.infer(x, b, y, c);
+  // By hand: the graph on columns 0-1, the block on columns 2-4.
+  graph gr;
+  knn_workspace<T> ws;
+  build_knn_graph(x, b, 3, false, gr, ws, 0, 2);
+  const matrix<T> feats = x.rightCols(3);
+  matrix<T> h, sc, pooled, want;
+  typename conv::cache cc;
+  no_cache nc;
+  model.get<2>().get<0>().infer(feats, gr, h, cc);
+  model.get<2>().get<1>().infer(feats, sc, nc);
+  const matrix<T> summed = ((h + sc).array().max(T(0))).matrix();
+  global_pool(summed, b, aggregation::mean, pooled);
+  model.get<5>().infer(pooled, want, nc);
+  CHECK(y.isApprox(want, 1e-14));
+  std::vector<std::string> names;
+  model.for_each_param("", [&](const std::string& n, parameter<T>) { names.push_back(n); });
+  CHECK(names == std::vector<std::string>{"2.0.nn.0.weight", "2.0.nn.0.bias", "2.1.weight", "2.1.bias", "5.weight",
+                                          "5.bias"});
+
+  const matrix<T> r = random_matrix<T>(g, 2, 2);
+  auto loss = [&](matrix<T>* dx) {
+    matrix<T> out;
+    model.forward(x, b, out, c);
+    if (dx) {
+      zero_grad(model);
+      model.backward(x, b, out, r, c, dx);
+    }
+    return (out.array() * r.array()).sum();
+  };
+  matrix<T> dx;
+  loss(&dx);
+  CHECK(dx.leftCols(2).isZero());  // the coordinates only choose the graph: no gradient flows through them
   const auto rx = check_input_gradient(x, dx, [&] { return loss(nullptr); });
   CHECK_MESSAGE(rx.max_error < 1e-6, rx.worst);
   const auto rp = check_parameter_gradients(model, [&] { return loss(nullptr); }, [&] { loss(&dx); });
