@@ -3,6 +3,7 @@
 // Also: the model's backward against finite differences on a small configuration.
 #include "support/doctest.hpp"
 
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/npy.hpp"
 #include "hepgnn/models/particlenet.hpp"
 #include "support/check_layer.hpp"
@@ -27,9 +28,9 @@ void check_jetnet(const std::filesystem::path& dir, const char* precision, doubl
   const auto values = jets.as<T>();
   const matrix<T> x = Eigen::Map<const matrix<T>>(values.data(), 26 * 30, 3);
   const batch b = batch::uniform(26, 30);
-  typename particlenet<T>::cache c;
-  matrix<T> logits, act;
-  net.infer(x, b, logits, c, &act);
+  typename particlenet<T>::workspace ws;
+  const matrix<T> logits = net.infer(x, b, ws);
+  const matrix<T> act = particlenet<T>::activations(ws);
   const auto want_logits = read_npy(ref / "logits.npy").as<double>();
   const auto want_act = read_npy(ref / "activations.npy").as<double>();
   REQUIRE(logits.rows() == 26);
@@ -40,7 +41,7 @@ void check_jetnet(const std::filesystem::path& dir, const char* precision, doubl
     worst_logit = std::max(worst_logit, std::abs(double(logits.data()[i]) - want_logits[i]) / std::max(1.0, std::abs(want_logits[i])));
   for (long i = 0; i < act.size(); ++i)
     worst_act = std::max(worst_act, std::abs(double(act.data()[i]) - want_act[i]) / std::max(1.0, std::abs(want_act[i])));
-  MESSAGE(precision << ": worst logit difference " << worst_logit << ", worst fc1 activation difference " << worst_act);
+  MESSAGE(prec << ": worst logit difference " << worst_logit << ", worst fc1 activation difference " << worst_act);
   CHECK(worst_logit < tol);
   CHECK(worst_act < tol);
   // The boosted tops (rows 24, 25) score highest in class 1 (see the data README).
@@ -48,8 +49,7 @@ void check_jetnet(const std::filesystem::path& dir, const char* precision, doubl
   logits.row(25).maxCoeff(&best);
   CHECK(best == 1);
   // Inference twice with the same cache: identical.
-  matrix<T> again;
-  net.infer(x, b, again, c);
+  const matrix<T>& again = net.infer(x, b, ws);
   CHECK(again == logits);
 }
 }  // namespace
@@ -90,12 +90,51 @@ TEST_CASE("particlenet backward matches finite differences (small configuration,
 TEST_CASE("particlenet rejects bad input") {
   rng gen(3);
   particlenet<float> net(gen);
-  particlenet<float>::cache c;
-  matrix<float> logits;
-  CHECK_THROWS_WITH_AS(net.infer(matrix<float>::Zero(30, 4), batch::uniform(1, 30), logits, c),
+  particlenet<float>::workspace ws;
+  CHECK_THROWS_WITH_AS(net.infer(matrix<float>::Zero(30, 4), batch::uniform(1, 30), ws),
                        doctest::Contains("particlenet: particle features x: expected 3 columns"), error);
-  CHECK_THROWS_WITH_AS(net.infer(matrix<float>::Zero(30, 3), batch::uniform(2, 30), logits, c),
+  CHECK_THROWS_WITH_AS(net.infer(matrix<float>::Zero(30, 3), batch::uniform(2, 30), ws),
                        doctest::Contains("the batch covers 60 particles but x has 30 rows"), error);
+}
+
+TEST_CASE("particlenet: save_model / load_model round trip (config from the metadata, identical logits)") {
+  particlenet_config cfg;
+  cfg.k = 4;
+  cfg.channels = {8, 12};
+  cfg.fc = 10;
+  cfg.classes = 3;
+  cfg.seed = 77;
+  particlenet<float> net(cfg);
+  const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_particlenet_model.safetensors";
+  save_model(net, path);
+  const auto back = load_model<particlenet<float>>(path);
+  CHECK(back.config().channels == cfg.channels);
+  CHECK(back.config().seed == 77);
+  rng gen(5);
+  matrix<float> x(20, 3);
+  for (long i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(gen.normal());
+  const batch b = batch::from_sizes({12, 8});
+  particlenet<float>::workspace w1, w2;
+  CHECK(net.infer(x, b, w1) == back.infer(x, b, w2));
+  // A different seed gives other weights: the reload is not a rebuild from the config alone.
+  particlenet_config other = cfg;
+  other.seed = 78;
+  particlenet<float>::workspace w3;
+  CHECK(particlenet<float>(other).infer(x, b, w3) != w1.logits);
+  // The family and the bounds are checked before anything is built.
+  auto file = safetensors_file::load(path);
+  file.metadata["particlenet.fc"] = "1e9";
+  file.save(path);
+  CHECK_THROWS_WITH_AS(load_model<particlenet<float>>(path), doctest::Contains("'particlenet.fc' = 1e9 is outside"),
+                       error);
+  file.metadata["hepgnn.family"] = "mlpf";
+  file.save(path);
+  CHECK_THROWS_WITH_AS(load_model<particlenet<float>>(path), doctest::Contains("holds a 'mlpf' model"), error);
+  file.metadata["hepgnn.family"] = "particlenet";
+  file.metadata["hepgnn.format_version"] = "2";
+  file.save(path);
+  CHECK_THROWS_WITH_AS(load_model<particlenet<float>>(path), doctest::Contains("format version 2 is newer"), error);
+  std::filesystem::remove(path);
 }
 
 }  // namespace hepgnn_test_particlenet

@@ -96,7 +96,10 @@ std::string write_metadata_value(const V& v) {
     return metadata_number(static_cast<double>(v));
   } else {
     std::string s;
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + write_metadata_value(v[i]);
+    for (const auto& item : v) {
+      if (!s.empty()) s.push_back(',');
+      s.append(write_metadata_value(item));
+    }
     return s;
   }
 }

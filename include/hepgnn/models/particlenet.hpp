@@ -3,10 +3,13 @@
 /// @brief hepgnn::particlenet: JetNet's ParticleNet (the FPND network) as a graph_sequential: three EdgeConv(mean)
 /// blocks on kNN graphs with concatenation skips, global mean pool, fc1, ReLU, fc2. Loads JetNet's weights by name.
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/rng.hpp"
 #include "hepgnn/nn/activation.hpp"
 #include "hepgnn/nn/batch_norm.hpp"
 #include "hepgnn/nn/dense.hpp"
@@ -28,6 +31,19 @@ struct particlenet_config {
   std::vector<int> channels{64, 128, 256};  ///< edge-net width of each EdgeConv block
   int fc = 256;                           ///< fc1 width (the FPND activations)
   int classes = 5;
+  std::uint64_t seed = 1;                 ///< weight initialisation
+
+  /// @brief Every setting with the range a weight file may ask for (io/model_file.hpp).
+  template <class F>
+  void for_each_field(F&& f) {
+    f("num_features", num_features, 1, 1 << 12);
+    f("coordinate_columns", coordinate_columns, 1, 1 << 12);
+    f("k", k, 1, 1 << 12);
+    f("channels", channels, 1, 1 << 14);
+    f("fc", fc, 1, 1 << 16);
+    f("classes", classes, 1, 1 << 16);
+    f("seed", seed, 0, 9007199254740992.0);  // 2^53: exact in the metadata's double
+  }
 };
 
 /// @brief JetNet's ParticleNet as a chain of hepgnn elements.
@@ -48,8 +64,21 @@ class particlenet {
   using block_type = concat_skip<knn_builder<>, conv_type>;
   using network = graph_sequential<T, dynamic, repeated<block_type>, global_pool_layer<T>, dense<T>, relu<T>, dense<T>>;
   using cache = typename network::cache;
+  using config_type = particlenet_config;
+  static constexpr std::string_view family = "particlenet";
+  static constexpr int format_version = 1;
 
-  explicit particlenet(rng& gen, particlenet_config cfg = {}) : cfg_(std::move(cfg)), net_(make(gen, cfg_)) {}
+  /// @brief What inference writes: the chain's cache and the logits (reused across calls; one per thread).
+  struct workspace {
+    cache c;
+    matrix<T> logits;
+  };
+
+  /// @brief Weights drawn from `cfg.seed`.
+  explicit particlenet(const particlenet_config& cfg = {}) : cfg_(cfg), net_(make(cfg_)) {}
+  /// @brief Weights drawn from `gen` (several models from one stream).
+  particlenet(rng& gen, particlenet_config cfg) : cfg_(std::move(cfg)), net_(make(gen, cfg_)) {}
+  explicit particlenet(rng& gen) : particlenet(gen, particlenet_config{}) {}
 
   const particlenet_config& config() const { return cfg_; }
   const network& net() const { return net_; }
@@ -57,12 +86,19 @@ class particlenet {
   int node_width() const { return fc1().in_features(); }
   conv_type& block(std::size_t i) { return blocks()[i].inner().template get<1>(); }
 
-  /// @brief Logits (G x classes) for the jets of x (rows = particles, batch b); `activations` (optional) gets
-  /// fc1's output (G x fc, the FPND features). Evaluation mode (BatchNorm running statistics).
-  void infer(const matrix<T>& x, const batch& b, matrix<T>& logits, cache& c, matrix<T>* activations = nullptr) const {
+  /// @brief Logits (G x classes) for the jets of x (rows = particles, batch b), held in `ws`. Evaluation mode
+  /// (BatchNorm running statistics).
+  const matrix<T>& infer(const matrix<T>& x, const batch& b, workspace& ws) const {
+    infer(x, b, ws.logits, ws.c);
+    return ws.logits;
+  }
+  /// @brief fc1's output (G x fc, the FPND features) of the last infer() with `ws`.
+  static const matrix<T>& activations(const workspace& ws) { return network::template output<2>(ws.c); }
+
+  /// @brief The chain element's inference (the model nests in other chains as a batch layer).
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& logits, cache& c) const {
     check(x, b);
     net_.infer(x, b, logits, c);
-    if (activations) *activations = network::template output<2>(c);
   }
 
   /// @brief Training forward (BatchNorm batch statistics over the edges of the whole batch).
@@ -103,6 +139,10 @@ class particlenet {
     check_finite(x, "particlenet: particle features x");
   }
 
+  static network make(const particlenet_config& cfg) {
+    rng gen(cfg.seed);
+    return make(gen, cfg);
+  }
   static network make(rng& gen, const particlenet_config& cfg) {
     HEPGNN_CHECK(cfg.num_features > 0 && cfg.coordinate_columns > 0 && cfg.coordinate_columns <= cfg.num_features,
                  "particlenet: coordinate_columns must be in [1, num_features = ", cfg.num_features, "], got ",
