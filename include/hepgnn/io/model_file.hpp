@@ -4,8 +4,8 @@
 ///
 /// A model family M is
 ///   - `M::config_type`: plain settings with `for_each_field(f)` calling `f(name, member, lo, hi)` for each
-///     number, flag or list of integers (lo/hi bound what a file may ask for: sizes from untrusted files are
-///     checked before anything is built);
+///     number, flag, enumeration (stored as its value) or list of integers (lo/hi bound what a file may ask
+///     for: sizes from untrusted files are checked before anything is built);
 ///   - `M::family` (a short name) and `M::format_version` (raised when a file written by the new code would
 ///     be misread by the old);
 ///   - `explicit M(const config_type&)` (the config holds the initialisation seed), `config()`,
@@ -69,10 +69,10 @@ void read_metadata_value(std::string_view key, std::string_view s, V& out, doubl
   if constexpr (std::is_same_v<V, bool>) {
     HEPGNN_CHECK(s == "0" || s == "1", "load_model: metadata '", key, "' = '", s, "' must be 0 or 1");
     out = s == "1";
-  } else if constexpr (std::is_integral_v<V>) {
+  } else if constexpr (std::is_integral_v<V> || std::is_enum_v<V>) {
     const double v = one(s);
     HEPGNN_CHECK(v == std::floor(v), "load_model: metadata '", key, "' = ", s, " must be an integer");
-    out = static_cast<V>(v);
+    out = static_cast<V>(static_cast<long long>(v));
   } else if constexpr (std::is_floating_point_v<V>) {
     out = static_cast<V>(one(s));
   } else {  // std::vector<int>: comma-separated
@@ -92,7 +92,7 @@ template <class V>
 std::string write_metadata_value(const V& v) {
   if constexpr (std::is_same_v<V, bool>) {
     return v ? "1" : "0";
-  } else if constexpr (std::is_arithmetic_v<V>) {
+  } else if constexpr (std::is_arithmetic_v<V> || std::is_enum_v<V>) {
     return metadata_number(static_cast<double>(v));
   } else {
     std::string s;

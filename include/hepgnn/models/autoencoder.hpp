@@ -13,7 +13,9 @@
 /// so jets unlike the training sample (extra prongs) reconstruct worse.
 
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -137,6 +139,23 @@ struct graph_autoencoder_options {
   aggregation edge_aggr = aggregation::mean;  ///< EdgeConv aggregation
   aggregation pool_aggr = aggregation::mean;  ///< jet-level pooling (pooled latent)
   int positive_column = 2;          ///< output column passed through softplus (pt >= 0); -1: none
+  std::uint64_t seed = 1;           ///< weight initialisation (the constructor from options alone)
+
+  /// @brief Every setting with the range a weight file may ask for (io/model_file.hpp).
+  template <class F>
+  void for_each_field(F&& f) {
+    f("features", features, 2, 1 << 12);
+    f("hidden", hidden, 1, 1 << 14);
+    f("latent", latent, 1, 1 << 14);
+    f("max_particles", max_particles, 1, 1 << 14);
+    f("latent_mode", latent_mode, 0, 1);
+    f("graph_kind", graph_kind, 0, 1);
+    f("k", k, 1, 1 << 12);
+    f("edge_aggr", edge_aggr, 0, 2);
+    f("pool_aggr", pool_aggr, 0, 2);
+    f("positive_column", positive_column, -1, (1 << 12) - 1);
+    f("seed", seed, 0, 9007199254740992.0);  // 2^53: exact in the metadata's double
+  }
 };
 
 /// @brief The particle graph autoencoder (see the file comment), as one of two chains chosen by latent_mode.
@@ -159,9 +178,25 @@ class graph_autoencoder {
     typename per_particle_net::cache per_particle;
   };
 
-  graph_autoencoder(rng& gen, const graph_autoencoder_options& o = {}) : o_(check(o)), net_(make(gen, o_)) {}
+  using config_type = graph_autoencoder_options;
+  static constexpr std::string_view family = "graph_autoencoder";
+  static constexpr int format_version = 1;
+
+  /// @brief What infer(x, b, workspace) writes: the jets' graph, the chain's cache and the reconstruction.
+  struct workspace {
+    graph g;
+    cache c;
+    matrix<T> recon;
+  };
+
+  /// @brief Weights drawn from `o.seed`.
+  explicit graph_autoencoder(const graph_autoencoder_options& o = {}) : o_(check(o)), net_(make(o_)) {}
+  /// @brief Weights drawn from `gen`.
+  graph_autoencoder(rng& gen, const graph_autoencoder_options& o) : o_(check(o)), net_(make(gen, o_)) {}
+  explicit graph_autoencoder(rng& gen) : graph_autoencoder(gen, graph_autoencoder_options{}) {}
 
   const graph_autoencoder_options& options() const { return o_; }
+  const graph_autoencoder_options& config() const { return o_; }
 
   /// @brief The constituent graph of packed jets x (N x F, columns 0, 1 = eta_rel, phi_rel) in batch b.
   graph build_graph(const matrix<T>& x, const batch& b) const {
@@ -179,7 +214,14 @@ class graph_autoencoder {
     std::visit([&](auto& net) { net.forward(x, chain_context{&b, &g}, recon, cache_of(net, c)); }, net_);
   }
 
-  /// @brief Inference (no parameter gradients needed afterwards).
+  /// @brief Reconstruction of x (N x F packed jets in batch b), held in `ws`; builds the graph itself.
+  const matrix<T>& infer(const matrix<T>& x, const batch& b, workspace& ws) const {
+    ws.g = build_graph(x, b);
+    infer(x, ws.g, b, ws.recon, ws.c);
+    return ws.recon;
+  }
+
+  /// @brief Inference on a given graph (no parameter gradients needed afterwards).
   void infer(const matrix<T>& x, const graph& g, const batch& b, matrix<T>& recon, cache& c) const {
     check_input(x, b, "graph_autoencoder::infer");
     std::visit([&](const auto& net) { net.infer(x, chain_context{&b, &g}, recon, cache_of(net, c)); }, net_);
@@ -231,6 +273,10 @@ class graph_autoencoder {
                  ", got ", o.positive_column);
     return o;
   }
+  static std::variant<pooled_net, per_particle_net> make(const graph_autoencoder_options& o) {
+    rng gen(o.seed);
+    return make(gen, o);
+  }
   /// Both variants draw their weights in the same order (encoder, to_latent, decoder EdgeConv, decoder), so a seed
   /// gives the same encoder whichever latent is chosen.
   static std::variant<pooled_net, per_particle_net> make(rng& gen, const graph_autoencoder_options& o) {
@@ -269,6 +315,17 @@ struct dense_autoencoder_options {
   index_t max_particles = 30;  ///< P: input is the flattened P x F slots (zero padded)
   int hidden = 64;             ///< width of the hidden layers
   int latent = 4;              ///< bottleneck width
+  std::uint64_t seed = 1;      ///< weight initialisation (the constructor from options alone)
+
+  /// @brief Every setting with the range a weight file may ask for (io/model_file.hpp).
+  template <class F>
+  void for_each_field(F&& f) {
+    f("features", features, 1, 1 << 12);
+    f("max_particles", max_particles, 1, 1 << 14);
+    f("hidden", hidden, 1, 1 << 14);
+    f("latent", latent, 1, 1 << 14);
+    f("seed", seed, 0, 9007199254740992.0);
+  }
 };
 
 /// @brief Baseline: MLP autoencoder on the flattened, zero-padded constituent slots (G x P F). Parameters
@@ -281,12 +338,27 @@ class dense_autoencoder {
     matrix<T> z, dz;
     typename mlp<T>::cache e, d;
   };
-  dense_autoencoder(rng& gen, const dense_autoencoder_options& o = {})
+  using config_type = dense_autoencoder_options;
+  static constexpr std::string_view family = "dense_autoencoder";
+  static constexpr int format_version = 1;
+
+  /// @brief What infer(flat, workspace) writes.
+  struct workspace {
+    cache c;
+    matrix<T> recon;
+  };
+
+  /// @brief Weights drawn from `o.seed`.
+  explicit dense_autoencoder(const dense_autoencoder_options& o = {}) : dense_autoencoder(o, rng(o.seed)) {}
+  /// @brief Weights drawn from `gen`.
+  dense_autoencoder(rng& gen, const dense_autoencoder_options& o)
       : o_(o),
         encoder_(gen, {static_cast<int>(o.max_particles) * o.features, o.hidden, o.hidden, o.latent}),
         decoder_(gen, {o.latent, o.hidden, o.hidden, static_cast<int>(o.max_particles) * o.features}) {}
+  explicit dense_autoencoder(rng& gen) : dense_autoencoder(gen, dense_autoencoder_options{}) {}
 
   const dense_autoencoder_options& options() const { return o_; }
+  const dense_autoencoder_options& config() const { return o_; }
 
   /// @brief Flattened slots of jets [first, first + n): G x (P F) rows, padding zero; also the real counts.
   void flatten(const jet_array<T>& jets, index_t first, index_t n, matrix<T>& flat, std::vector<index_t>& counts) const {
@@ -311,6 +383,11 @@ class dense_autoencoder {
   void infer(const matrix<T>& flat, matrix<T>& recon, cache& c) const {
     encoder_.infer(flat, c.z, c.e);
     decoder_.infer(c.z, recon, c.d);
+  }
+  /// @brief Reconstruction of the flattened slots, held in `ws`.
+  const matrix<T>& infer(const matrix<T>& flat, workspace& ws) const {
+    infer(flat, ws.recon, ws.c);
+    return ws.recon;
   }
   void backward(const matrix<T>& flat, const matrix<T>& recon, const matrix<T>& drecon, cache& c) {
     decoder_.backward(c.z, recon, drecon, c.d, &c.dz);
@@ -347,6 +424,8 @@ class dense_autoencoder {
   }
 
  private:
+  dense_autoencoder(const dense_autoencoder_options& o, rng&& gen) : dense_autoencoder(gen, o) {}
+
   dense_autoencoder_options o_;
   mlp<T> encoder_, decoder_;
 };
