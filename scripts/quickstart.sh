@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start 1/2: install what is missing, build and run the quickstart example (a classifier trained in seconds).
+# Quick start 1/2: install what is missing, build and run the quickstart example (a graph-network jet tagger, trained in about 15 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

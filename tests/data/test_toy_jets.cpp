@@ -174,6 +174,41 @@ TEST_CASE("jet_array: pack_jets and concat_jets") {
                        hepgnn::error);
   CHECK_THROWS_WITH_AS(pack_jets(c, 4, 2, x, bt), doctest::Contains("jets [4, 6) out of range for 5 jets"),
                        hepgnn::error);
+  // first + n would overflow a 32-bit index: still a clear error, not a wrapped range.
+  CHECK_THROWS_WITH_AS(pack_jets(c, 3, std::numeric_limits<index_t>::max(), x, bt),
+                       doctest::Contains("out of range for 5 jets"), hepgnn::error);
+}
+
+TEST_CASE("jet_array: pack_jets of an index list (a shuffled minibatch)") {
+  rng g(9);
+  const auto jets = make_toy_jets<float>(6, jet_kind::w, g, {.max_particles = 12});
+  const std::vector<std::size_t> items{4, 0, 4, 2};
+  matrix<float> x;
+  batch bt;
+  pack_jets(jets, std::span<const std::size_t>(items), x, bt, 4);
+  REQUIRE(bt.num_graphs() == 4);
+  CHECK(x.cols() == 4);
+  Eigen::Index r = 0;
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    const auto jet = static_cast<index_t>(items[k]);
+    REQUIRE(bt.size(static_cast<index_t>(k)) == jets.count(jet));
+    for (index_t i = 0; i < jets.count(jet); ++i) CHECK(x.row(r++) == jets.row(jet, i));
+  }
+  CHECK(r == x.rows());
+  // The contiguous overload is the index list 0, 1, ..., n-1.
+  matrix<float> xr, xl;
+  batch br, bl;
+  pack_jets(jets, 1, 3, xr, br);
+  const std::vector<int> range{1, 2, 3};
+  pack_jets(jets, std::span<const int>(range), xl, bl);
+  CHECK(xr == xl);
+  CHECK(br.node_offsets == bl.node_offsets);
+  const std::vector<long> bad{0, 6};
+  CHECK_THROWS_WITH_AS(pack_jets(jets, std::span<const long>(bad), x, bt),
+                       doctest::Contains("items[1] = 6 is not a jet index in [0, 6)"), hepgnn::error);
+  const std::vector<int> negative{-1};
+  CHECK_THROWS_WITH_AS(pack_jets(jets, std::span<const int>(negative), x, bt),
+                       doctest::Contains("items[0] = -1"), hepgnn::error);
 }
 
 }  // namespace hepgnn_test_toy_jets

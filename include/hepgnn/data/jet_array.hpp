@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
+#include <span>
+#include <type_traits>
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
@@ -88,23 +91,51 @@ struct jet_array {
   }
 };
 
-/// @brief Packs the real constituents of jets [first, first + n) into a node matrix (rows: eta_rel, phi_rel,
-/// pt_rel; columns chosen by `cols`, 3 by default) and the batch of their node offsets: the graph-model input.
-template <class T>
-void pack_jets(const jet_array<T>& jets, index_t first, index_t n, matrix<T>& x, batch& b, int cols = 3) {
-  HEPGNN_CHECK(first >= 0 && n >= 0 && first + n <= jets.num_jets, "pack_jets: jets [", first, ", ", first + n,
-               ") out of range for ", jets.num_jets, " jets");
+namespace detail {
+/// Packs the jets jet_of(0), ..., jet_of(n - 1) (validated indices) in that order.
+template <class T, class JetOf>
+void pack_jets_by(const jet_array<T>& jets, index_t n, JetOf jet_of, matrix<T>& x, batch& b, int cols) {
   HEPGNN_CHECK(cols >= 1 && cols <= 4, "pack_jets: cols must be in [1, 4], got ", cols);
-  std::vector<index_t> sizes(static_cast<std::size_t>(n));
   Eigen::Index total = 0;
-  for (index_t j = 0; j < n; ++j) total += sizes[j] = jets.count(first + j);
+  for (index_t j = 0; j < n; ++j) total += jets.count(jet_of(j));
+  HEPGNN_CHECK(total <= std::numeric_limits<index_t>::max(), "pack_jets: ", total,
+               " constituents exceed the 32-bit node index of a batch");
   x.resize(total, cols);
   b.node_offsets.assign(1, 0);
   Eigen::Index r = 0;
   for (index_t j = 0; j < n; ++j) {
-    for (index_t i = 0; i < sizes[j]; ++i) x.row(r++) = jets.row(first + j, i).head(cols);
+    const index_t jet = jet_of(j);
+    for (index_t i = 0; i < jets.count(jet); ++i) x.row(r++) = jets.row(jet, i).head(cols);
     b.node_offsets.push_back(static_cast<index_t>(r));
   }
+}
+}  // namespace detail
+
+/// @brief Packs the real constituents of jets [first, first + n) into a node matrix (rows: eta_rel, phi_rel,
+/// pt_rel; columns chosen by `cols`, 3 by default) and the batch of their node offsets: the graph-model input.
+/// Reuses the storage of x and b.
+template <class T>
+void pack_jets(const jet_array<T>& jets, index_t first, index_t n, matrix<T>& x, batch& b, int cols = 3) {
+  HEPGNN_CHECK(first >= 0 && n >= 0 && n <= jets.num_jets - first, "pack_jets: jets [", first, ", ",
+               static_cast<long long>(first) + n, ") out of range for ", jets.num_jets, " jets");
+  detail::pack_jets_by(jets, n, [first](index_t j) { return first + j; }, x, b, cols);
+}
+
+/// @brief Packs the jets listed in `items` (in that order; e.g. a shuffled minibatch from fit()), as the
+/// contiguous overload does.
+template <class T, class Index>
+  requires std::is_integral_v<Index>
+void pack_jets(const jet_array<T>& jets, std::span<const Index> items, matrix<T>& x, batch& b, int cols = 3) {
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    const auto jet = static_cast<long long>(items[k]);
+    HEPGNN_CHECK(jet >= 0 && jet < jets.num_jets, "pack_jets: items[", k, "] = ", jet, " is not a jet index in [0, ",
+                 jets.num_jets, ")");
+  }
+  HEPGNN_CHECK(items.size() <= static_cast<std::size_t>(std::numeric_limits<index_t>::max()), "pack_jets: ",
+               items.size(), " items exceed the 32-bit graph index of a batch");
+  detail::pack_jets_by(jets, static_cast<index_t>(items.size()),
+                       [&items](index_t j) { return static_cast<index_t>(items[static_cast<std::size_t>(j)]); }, x, b,
+                       cols);
 }
 
 }  // namespace hepgnn
