@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """W5 of shared/benchmarks/WORKLOADS.md in PyTorch: single-jet latency of the ParticleNet-Lite-like network.
 
-Usage: latency.py W5   prints `W5 torch-eager 1 <median_s>` and `W5 torch-jit 1 <median_s>` (jit.trace + freeze);
+Usage: latency.py W5   prints `W5 torch-eager 1 <median_s>`, `W5 torch-jit 1 <median_s>` (jit.trace + freeze),
+`W5 torch-compile 1 <median_s>` (PyTorch 2.x) and `W5 onnxruntime 1 <median_s>` (when onnxruntime is installed);
 stderr: the output probabilities (compare with compare_latency).
 """
 import sys
@@ -13,6 +14,7 @@ sys.path.insert(0, __import__("os").path.dirname(__file__))
 from rb_common import linear_params, report, rb_upm1  # noqa: E402
 
 K = 7
+N = 30  # points per jet in W5
 
 
 def linear(fan_in, fan_out, seed):
@@ -33,10 +35,12 @@ class Block(torch.nn.Module):
             layers += [linear(widths[i], widths[i + 1], seed + 2 * i), torch.nn.ReLU()]
         self.mlp = torch.nn.Sequential(*layers)
         self.shortcut = linear(c_in, channels[-1], seed + 6)
+        # A constant (W5 has 30 points): torch.diag/torch.eye do not export to ONNX Runtime's CPU kernels.
+        self.register_buffer("self_excluded", torch.diag(torch.full((N,), float("inf"))))
 
     def forward(self, coords, x):
         d = torch.cdist(coords, coords)
-        d = d + torch.diag(torch.full((coords.shape[0],), float("inf")))  # self excluded
+        d = d + self.self_excluded  # inf on the diagonal: a point is not its own neighbour
         nb = torch.topk(d, K, dim=1, largest=False).indices  # (N, K)
         xi = x.unsqueeze(1).expand(-1, K, -1)
         xj = x[nb]
@@ -75,6 +79,27 @@ def latency(fn, name, warmup=200, calls=2000):
     return t[len(t) // 2]
 
 
+def onnx_latency(w, net, points, features):
+    """ONNX Runtime on the exported network (single thread), when onnxruntime and onnx are installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print(f"{w}: onnxruntime not installed, skipped", file=sys.stderr)
+        return
+    import tempfile
+
+    path = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
+    torch.onnx.export(net, (points, features), path, input_names=["points", "features"], dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    feed = {"points": points.numpy(), "features": features.numpy()}
+    prob = sess.run(None, feed)[0]
+    report(w, "onnxruntime", 1, latency(lambda: sess.run(None, feed), "onnxruntime"))
+    print(f"{w}: onnxruntime probabilities " + " ".join(f"{v:.6f}" for v in prob[0].tolist()), file=sys.stderr)
+
+
 def main():
     w = sys.argv[1] if len(sys.argv) > 1 else "W5"
     torch.set_num_threads(1)
@@ -86,6 +111,11 @@ def main():
         report(w, "torch-eager", 1, latency(lambda: net(points, features), "torch-eager"))
         traced = torch.jit.freeze(torch.jit.trace(net, (points, features)))
         report(w, "torch-jit", 1, latency(lambda: traced(points, features), "torch-jit"))
+        if hasattr(torch, "compile"):  # PyTorch 2.x: TorchInductor's generated C++ for this CPU
+            compiled = torch.compile(net)
+            compiled(points, features)
+            report(w, "torch-compile", 1, latency(lambda: compiled(points, features), "torch-compile"))
+    onnx_latency(w, net, points, features)
     print(f"{w}: probabilities " + " ".join(f"{v:.6f}" for v in prob[0].tolist()), file=sys.stderr)
 
 
