@@ -2,7 +2,17 @@
 /// @file tensor.hpp
 /// @brief Feature matrices (row-major Eigen, one row per node/edge/graph), widths and shape checks.
 
+// GCC 12 warns "may be used uninitialized" inside its AVX-512 intrinsic headers wherever they are inlined
+// (GCC bug 105593), hundreds of times per user translation unit compiled with -Wall. Diagnostic pragmas follow
+// the warning's location, so silencing the headers' text here (Eigen includes them first) silences only them.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
+#pragma GCC diagnostic pop
+#else
+#include <Eigen/Core>
+#endif
 #include <cmath>
 #include <cstdint>
 #include <string_view>

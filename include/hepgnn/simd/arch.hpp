@@ -2,7 +2,15 @@
 /// @file arch.hpp
 /// @brief Backend tags for hepgnn's kernels: the portable scalar fallback and the best xsimd architecture.
 
+// GCC bug 105593: see core/tensor.hpp (here for a translation unit that reaches xsimd before Eigen).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <xsimd/xsimd.hpp>
+#pragma GCC diagnostic pop
+#else
+#include <xsimd/xsimd.hpp>
+#endif
 
 #include <type_traits>
 
