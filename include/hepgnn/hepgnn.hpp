@@ -83,12 +83,14 @@
 
 #include "hepgnn/train/gradient_check.hpp"
 #include "hepgnn/train/progress.hpp"
+#include "hepgnn/train/summary.hpp"
 #include "hepgnn/train/trainer.hpp"
 
 #include "hepgnn/io/fastjet_cluster.hpp"
 #include "hepgnn/io/fastjet_events.hpp"
 #include "hepgnn/io/gzip.hpp"
 #include "hepgnn/io/jetnet_npy.hpp"
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/npy.hpp"
 #include "hepgnn/io/safetensors.hpp"
 #include "hepgnn/io/trackml.hpp"

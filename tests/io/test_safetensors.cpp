@@ -235,6 +235,47 @@ TEST_CASE("safetensors: save_weights then load_weights restores every parameter,
   std::filesystem::remove(path);
 }
 
+TEST_CASE("safetensors: load_weights of a sub-module (prefix) and of a file named by another convention (rename)") {
+  // A larger model's file: the MLP under "encoder." next to tensors of other sub-modules.
+  auto whole = make_mlp<double>(31);
+  auto file = hepgnn::to_safetensors(whole);
+  safetensors_file bigger;
+  for (const auto& name : file.names()) {
+    const auto& t = file.at(name);
+    bigger.add("encoder." + name, t.shape, t.values<double>().data());
+  }
+  const double extra[2] = {1, 2};
+  bigger.add("decoder.weight", {2}, extra);
+  auto part = make_mlp<double>(32);
+  REQUIRE(all_values(part) != all_values(whole));
+  const auto report = hepgnn::load_weights(part, bigger, hepgnn::load_options{.prefix = "encoder."});
+  CHECK(report.complete());  // decoder.* is outside the prefix: not "unexpected"
+  CHECK(report.loaded.front() == "encoder.0.weight");
+  CHECK(all_values(part) == all_values(whole));
+  // Without the prefix nothing matches, and strict loading names the problem.
+  CHECK_THROWS_WITH_AS(hepgnn::load_weights(part, bigger), doctest::Contains("tensor '0.weight' is missing"),
+                       hepgnn::error);
+  // A wrong prefix is missing tensors under that prefix.
+  CHECK_THROWS_WITH_AS(hepgnn::load_weights(part, bigger, hepgnn::load_options{.prefix = "decoder."}),
+                       doctest::Contains("'decoder.0.weight' is missing"), hepgnn::error);
+  // Another naming convention ("fc1.*" for "0.*", "fc2.*" for "2.*").
+  safetensors_file renamed;
+  for (const auto& name : file.names()) {
+    const std::string other = (name[0] == '0' ? "fc1" : "fc2") + name.substr(1);
+    renamed.add(other, file.at(name).shape, file.at(name).values<double>().data());
+  }
+  auto third = make_mlp<double>(33);
+  hepgnn::load_weights(third, renamed, hepgnn::load_options{.rename = [](const std::string& n) {
+                                          return (n[0] == '0' ? "fc1" : "fc2") + n.substr(1);
+                                        }});
+  CHECK(all_values(third) == all_values(whole));
+  // Two model tensors mapped to one file tensor is an error, not a silent double load.
+  CHECK_THROWS_WITH_AS(
+      hepgnn::load_weights(third, renamed,
+                           hepgnn::load_options{.rename = [](const std::string& n) { return "fc1" + n.substr(1); }}),
+      doctest::Contains("two model tensors map to the file's 'fc1.weight'"), hepgnn::error);
+}
+
 TEST_CASE("safetensors: strict loading names missing, unexpected and mis-shaped tensors; non-strict reports") {
   auto source = make_mlp<double>(21);
   const auto good = hepgnn::to_safetensors(source);

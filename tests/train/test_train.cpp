@@ -12,6 +12,9 @@
 #include "hepgnn/optim/adam.hpp"
 #include "hepgnn/optim/clip.hpp"
 #include "hepgnn/optim/schedule.hpp"
+#include "hepgnn/nn/batch_norm.hpp"
+#include "hepgnn/nn/dense.hpp"
+#include "hepgnn/train/summary.hpp"
 #include "hepgnn/train/trainer.hpp"
 
 namespace hepgnn_test_train {  // this file's names, apart from the other files of its unity build
@@ -78,6 +81,67 @@ TEST_CASE("early stopping stops after `patience` epochs without improvement and 
   CHECK(best_calls == 3);
   CHECK_THROWS_WITH_AS(fit(4, o, [](std::span<const std::size_t>) { return std::nan(""); }),
                        doctest::Contains("loss became non-finite"), error);
+}
+
+TEST_CASE("fit drives a learning-rate schedule step by step, across epochs") {
+  rng g(3);
+  mlp<float> model(g, {2, 3, 1});
+  adam<float> opt({.lr = 1.0});
+  const step_schedule sched{.base_lr = 0.1, .gamma = 0.5, .step_size = 2};
+  std::vector<double> seen_lr;
+  std::vector<int> seen_epoch;
+  fit_options o{.epochs = 3, .batch_size = 4, .shuffle = false, .progress = false,
+                .before_step = learning_rate_schedule(opt, sched)};
+  const auto h = fit(10, o, [&](std::span<const std::size_t>) {  // 3 steps per epoch (4 + 4 + 2 items)
+    seen_lr.push_back(opt.lr());
+    return 1.0;
+  });
+  REQUIRE(h.epochs.size() == 3);
+  REQUIRE(seen_lr.size() == 9);
+  for (std::size_t step = 0; step < seen_lr.size(); ++step) CHECK(seen_lr[step] == sched.lr_at(static_cast<long>(step)));
+  CHECK(seen_lr.back() == doctest::Approx(0.1 / 16));
+  // The hook sees the epoch (from 1) and the global step (from 0).
+  fit_options o2{.epochs = 2, .batch_size = 5, .progress = false,
+                 .before_step = [&](int epoch, long step) { seen_epoch.push_back(epoch * 100 + static_cast<int>(step)); }};
+  fit(10, o2, [](std::span<const std::size_t>) { return 0.0; });
+  CHECK(seen_epoch == std::vector<int>{100, 101, 202, 203});
+}
+
+TEST_CASE("early stopping on a metric to maximise (an AUC): best epoch, patience, non-finite metric refused") {
+  const std::vector<double> auc{0.70, 0.80, 0.79, 0.81, 0.80, 0.805, 0.90};
+  int epoch = 0, best_calls = 0;
+  fit_options o{.epochs = 7, .batch_size = 4, .patience = 2, .min_delta = 0.005, .maximize = true, .progress = false};
+  const auto h = fit(
+      8, o, [](std::span<const std::size_t>) { return 1.0; }, [&] { return auc[static_cast<std::size_t>(epoch++)]; },
+      [&] { ++best_calls; });
+  CHECK(h.stopped_early);
+  CHECK(h.epochs.size() == 6);  // 0.81 at epoch 4, then 0.80 and 0.805 (< 0.81 + min_delta): stop after epoch 6
+  CHECK(h.best_epoch == 4);
+  CHECK(h.best_val_loss == 0.81);
+  CHECK(best_calls == 3);  // epochs 1, 2, 4
+  fit_options plain{.epochs = 2, .batch_size = 4, .progress = false};
+  CHECK_THROWS_WITH_AS(fit(
+                           4, plain, [](std::span<const std::size_t>) { return 1.0; }, [] { return std::nan(""); }),
+                       doctest::Contains("the validation loss is not finite"), error);
+}
+
+TEST_CASE("summary: every tensor with its shape and count, parameters and buffers apart") {
+  rng g(5);
+  sequential<float, dense<float, 3, 4>, batch_norm<float>, relu<float>, dense<float, 4, 2>> model{
+      dense<float, 3, 4>(g), batch_norm<float>(4), relu<float>(), dense<float, 4, 2>(g)};
+  const auto s = summary(model);
+  CHECK(s.parameters == 3 * 4 + 4 + 4 + 4 + 4 * 2 + 2);
+  CHECK(s.parameters == parameter_count(model));
+  CHECK(s.buffers == 4 + 4 + 1);  // running mean, running var, num_batches_tracked
+  REQUIRE(s.rows.size() == 9);
+  CHECK(s.rows[0].name == "0.weight");
+  CHECK(s.rows[0].shape == std::vector<std::int64_t>{4, 3});
+  CHECK(s.rows[0].trainable);
+  CHECK_FALSE(s.rows.back().trainable);
+  const std::string t = s.table();
+  CHECK(t.find("0.weight") != std::string::npos);
+  CHECK(t.find("[4, 3]") != std::string::npos);
+  CHECK(t.find("34 trainable parameters, 9 buffer values (9 tensors)") != std::string::npos);
 }
 
 TEST_CASE("schedules") {

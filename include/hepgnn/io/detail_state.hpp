@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
+#include "hepgnn/core/error.hpp"
 #include "hepgnn/core/parameter.hpp"
 #include "hepgnn/io/detail_bytes.hpp"
 
@@ -34,6 +36,17 @@ struct load_report {
   }
 };
 
+/// @brief How load_weights matches the model's tensors to the file's.
+struct load_options {
+  bool strict = true;  ///< a missing, unexpected or mis-shaped tensor throws (and nothing is loaded)
+  /// The model is a sub-module of the file: model tensor "w" is read from "<prefix>w", and file tensors
+  /// outside the prefix are not "unexpected" (e.g. "encoder." to load an encoder from a whole autoencoder).
+  std::string prefix{};
+  /// Maps a model tensor's name (after the prefix) to the file's, for files named by another convention
+  /// (e.g. a PyTorch module with other attribute names); empty: the same name.
+  std::function<std::string(const std::string&)> rename{};
+};
+
 namespace detail {
 
 /// @brief Copies every state tensor of `model` (parameters, then buffers) from `src`.
@@ -42,13 +55,16 @@ namespace detail {
 /// null), `read<T>(name, T* dst)` (converts its values into dst, which holds the shape's element count).
 /// Strict: any missing, unexpected or mis-shaped tensor throws before the model is changed, listing them all.
 template <class Model, class Source>
-load_report load_state(Model& model, const Source& src, bool strict, const std::string& who) {
+load_report load_state(Model& model, const Source& src, const load_options& o, const std::string& who) {
+  const bool strict = o.strict;
   load_report report;
   std::unordered_set<std::string> seen;
   std::vector<std::string> problems;
-  // First pass: match names and shapes without touching the model.
-  for_each_state(model, "", [&](const std::string& name, auto p) {
-    seen.insert(name);
+  const auto file_name = [&o](const std::string& name) { return o.rename ? o.rename(o.prefix + name) : o.prefix + name; };
+  // First pass: match names and shapes without touching the model (report names are the file's).
+  for_each_state(model, "", [&](const std::string& model_name, auto p) {
+    const std::string name = file_name(model_name);
+    HEPGNN_CHECK(seen.insert(name).second, who, ": two model tensors map to the file's '", name, "'");
     const std::vector<std::int64_t>* shape = src.find_shape(name);
     if (!shape) {
       report.missing.push_back(name);
@@ -60,7 +76,7 @@ load_report load_state(Model& model, const Source& src, bool strict, const std::
     }
   });
   for (const auto& name : src.names()) {
-    if (seen.count(name)) continue;
+    if (seen.count(name) || name.compare(0, o.prefix.size(), o.prefix) != 0) continue;
     report.unexpected.push_back(name);
     problems.push_back("tensor '" + name + "' " + shape_string(*src.find_shape(name)) +
                        " in the file is not a tensor of the model");
@@ -73,7 +89,8 @@ load_report load_state(Model& model, const Source& src, bool strict, const std::
     hepgnn::fail(msg);
   }
   // Second pass: copy what matches.
-  for_each_state(model, "", [&](const std::string& name, auto p) {
+  for_each_state(model, "", [&](const std::string& model_name, auto p) {
+    const std::string name = file_name(model_name);
     const std::vector<std::int64_t>* shape = src.find_shape(name);
     if (!shape || *shape != p.shape) return;
     src.read(name, p.value);

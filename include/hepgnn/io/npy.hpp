@@ -510,12 +510,19 @@ struct npz_state_source {
 /// safetensors load_weights: a missing, unexpected or mis-shaped array throws naming it and both shapes.
 template <class Model>
 load_report load_weights(Model& model, const npz_file& archive, bool strict = true) {
+  return load_weights(model, archive, load_options{.strict = strict});
+}
+
+/// @brief As above, with a prefix (the model is a sub-module of the archive) and/or a name mapping.
+template <class Model>
+load_report load_weights(Model& model, const npz_file& archive, const load_options& options) {
   detail::npz_state_source src;
   for (const auto& name : archive.names()) {
+    if (name.compare(0, options.prefix.size(), options.prefix) != 0) continue;  // outside the sub-module
     src.arrays.emplace(name, archive.read(name));
     src.order.push_back(name);
   }
-  return detail::load_state(model, src, strict, "load_weights(npz)");
+  return detail::load_state(model, src, options, "load_weights(npz)");
 }
 
 }  // namespace hepgnn

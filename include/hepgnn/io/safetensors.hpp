@@ -441,14 +441,27 @@ void save_weights(Model& model, const std::filesystem::path& path, const std::ma
 /// and both shapes, and the model is left unchanged. Non-strict: loads what matches and reports the rest.
 template <class Model>
 load_report load_weights(Model& model, const safetensors_file& file, bool strict = true) {
-  return detail::load_state(model, file, strict, "load_weights");
+  return detail::load_state(model, file, load_options{.strict = strict}, "load_weights");
+}
+
+/// @brief As above, with a prefix (the model is a sub-module of the file) and/or a name mapping.
+template <class Model>
+load_report load_weights(Model& model, const safetensors_file& file, const load_options& options) {
+  return detail::load_state(model, file, options, "load_weights");
 }
 
 /// @brief Reads a safetensors file and loads it into the model (see the overload taking a safetensors_file).
 template <class Model>
 load_report load_weights(Model& model, const std::filesystem::path& path, bool strict = true) {
   const auto file = safetensors_file::load(path);
-  return detail::load_state(model, file, strict, "load_weights('" + path.string() + "')");
+  return detail::load_state(model, file, load_options{.strict = strict}, "load_weights('" + path.string() + "')");
+}
+
+/// @brief Reads a safetensors file and loads it with a prefix and/or a name mapping (see load_options).
+template <class Model>
+load_report load_weights(Model& model, const std::filesystem::path& path, const load_options& options) {
+  const auto file = safetensors_file::load(path);
+  return detail::load_state(model, file, options, "load_weights('" + path.string() + "')");
 }
 
 }  // namespace hepgnn

@@ -1,7 +1,8 @@
 #pragma once
 /// @file trainer.hpp
 /// @brief hepgnn::fit: the minibatch loop every model family shares (shuffling, batching, progress line, CSV loss
-/// log, early stopping on a validation loss). The model-specific work is the caller's `step` function.
+/// log, learning-rate schedules, early stopping on a validation loss or metric). The model-specific work is the
+/// caller's `step` function.
 
 #include <algorithm>
 #include <chrono>
@@ -28,15 +29,19 @@ struct fit_options {
   std::string csv_log{};   ///< when set: one row per epoch (epoch, train_loss, val_loss, seconds, items_per_second)
   int patience = 0;        ///< early stopping: epochs without validation improvement before stopping (0 = off)
   double min_delta = 0;    ///< improvement smaller than this does not count
+  bool maximize = false;   ///< validate() returns a metric to maximise (an AUC, an efficiency), not a loss
   std::string label = "train";
   bool progress = isatty(STDERR_FILENO) != 0;
+  /// Called before every minibatch with the epoch (from 1) and the global step (from 0), e.g.
+  /// `learning_rate_schedule(opt, cosine_schedule{...})`; may be empty.
+  std::function<void(int epoch, long step)> before_step{};
 };
 
 /// @brief What happened in one epoch.
 struct epoch_record {
   int epoch = 0;
   double train_loss = 0;  ///< mean of the step losses, weighted by batch size
-  double val_loss = std::numeric_limits<double>::quiet_NaN();
+  double val_loss = std::numeric_limits<double>::quiet_NaN();  ///< validate()'s value (a metric when maximize)
   double seconds = 0;
 };
 
@@ -44,15 +49,15 @@ struct epoch_record {
 struct fit_history {
   std::vector<epoch_record> epochs;
   bool stopped_early = false;
-  int best_epoch = -1;  ///< epoch with the lowest validation loss (-1 without validation)
-  double best_val_loss = std::numeric_limits<double>::infinity();
+  int best_epoch = -1;  ///< epoch with the best validation value (-1 without validation)
+  double best_val_loss = std::numeric_limits<double>::quiet_NaN();  ///< that value (lowest loss, or highest metric)
 };
 
 /// @brief Trains over `n_items` items in minibatches.
 /// @param step    double(std::span<const std::size_t> items): forward, backward and optimizer step on those items;
 ///                returns the batch's mean loss.
-/// @param validate double(): validation loss after each epoch, or an empty function.
-/// @param on_best void(): called when the validation loss improves (e.g. to snapshot the weights); may be empty.
+/// @param validate double(): validation loss (or metric, with `maximize`) after each epoch, or an empty function.
+/// @param on_best void(): called when the validation value improves (e.g. to snapshot the weights); may be empty.
 inline fit_history fit(std::size_t n_items, const fit_options& o,
                        const std::function<double(std::span<const std::size_t>)>& step,
                        const std::function<double()>& validate = {}, const std::function<void()>& on_best = {}) {
@@ -71,6 +76,7 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
     csv << "epoch,train_loss,val_loss,seconds,items_per_second\n";
   }
   int since_best = 0;
+  long global_step = 0;
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     if (o.shuffle)
@@ -80,6 +86,8 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
     bar.new_epoch();
     for (std::size_t b = 0; b < n_items; b += o.batch_size) {
       const std::size_t e = std::min(n_items, b + o.batch_size);
+      if (o.before_step) o.before_step(epoch, global_step);
+      ++global_step;
       const double loss = step(std::span<const std::size_t>(order.data() + b, e - b));
       HEPGNN_CHECK(std::isfinite(loss), "fit: the loss became non-finite (", loss, ") in epoch ", epoch,
                    "; lower the learning rate or check the inputs");
@@ -99,7 +107,11 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
           << (r.seconds > 0 ? static_cast<double>(n_items) / r.seconds : 0) << '\n'
           << std::flush;
     if (validate) {
-      if (r.val_loss < h.best_val_loss - o.min_delta) {
+      HEPGNN_CHECK(std::isfinite(r.val_loss), "fit: the validation ", o.maximize ? "metric" : "loss",
+                   " is not finite (", r.val_loss, ") after epoch ", epoch);
+      const bool better = h.best_epoch < 0 || (o.maximize ? r.val_loss > h.best_val_loss + o.min_delta
+                                                          : r.val_loss < h.best_val_loss - o.min_delta);
+      if (better) {
         h.best_val_loss = r.val_loss;
         h.best_epoch = epoch;
         since_best = 0;
@@ -112,6 +124,13 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
   }
   bar.finish();
   return h;
+}
+
+/// @brief A fit_options::before_step that sets the optimizer's learning rate from a schedule of the global step
+/// (optim/schedule.hpp: step_schedule, cosine_schedule, warmup_schedule, or anything with lr_at(long)).
+template <class Optimizer, class Schedule>
+std::function<void(int, long)> learning_rate_schedule(Optimizer& opt, Schedule schedule) {
+  return [&opt, schedule](int, long step) { opt.set_lr(schedule.lr_at(step)); };
 }
 
 }  // namespace hepgnn
