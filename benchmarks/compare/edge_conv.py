@@ -2,10 +2,11 @@
 """W2 of shared/benchmarks/WORKLOADS.md in PyTorch: EdgeConv (PyG semantics) on the exact W1d kNN graph.
 
 Usage: edge_conv.py W2/{infer,train}/{mean,max} [FORM]   (FORM: run only that form, e.g. for its peak memory)
-Prints `<workload> torch-<form> <threads> <median_s>` for the three forms of WORKLOADS.md:
+Prints `<workload> torch-<form> <threads> <median_s>` for the forms of WORKLOADS.md:
   scatter           gather x_i, x_j per edge, MLP on every edge, scatter_reduce
   decomposed        Linear1 split as (W1a - W1b) x_i + W1b x_j + b1 per node, gathered per edge
   decomposed+dense  as decomposed, aggregation by reshaping the messages to (N, 16, 64) (fixed in-degree)
+and, where installed, decomposed+dense+compile (torch.compile, PyTorch 2.x) and pyg-EdgeConv (torch_geometric).
 The checksum (sum, sum |.|, out[0][:4]) of the first form run and the peak resident memory go to stderr.
 """
 import resource
@@ -35,6 +36,24 @@ def w1d_graph():
 
 def max_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
+
+
+def pyg_forms(aggr, src, dst, params):
+    """PyTorch Geometric's EdgeConv with the same weights, when torch_geometric is installed."""
+    try:
+        from torch_geometric.nn import EdgeConv
+    except ImportError:
+        print("torch_geometric not installed: no PyG row", file=sys.stderr)
+        return []
+    w1, b1, w2, b2 = params
+    lin1, lin2 = torch.nn.Linear(2 * F, 64), torch.nn.Linear(64, 64)
+    with torch.no_grad():
+        for lin, (wt, bs) in ((lin1, (w1, b1)), (lin2, (w2, b2))):
+            lin.weight.copy_(wt)
+            lin.bias.copy_(bs)
+    conv = EdgeConv(torch.nn.Sequential(lin1, torch.nn.ReLU(), lin2, torch.nn.ReLU()), aggr=aggr)
+    edge_index = torch.stack([src, dst])
+    return [("pyg-EdgeConv", lambda x, *ps: conv(x, edge_index))]
 
 
 def main():
@@ -73,10 +92,14 @@ def main():
         return m.mean(1) if aggr == "mean" else m.amax(1)
 
     forms = [("scatter", scatter), ("decomposed", decomposed), ("decomposed+dense", decomposed_dense)]
+    if hasattr(torch, "compile"):  # PyTorch 2.x: the best hand-written form through TorchInductor
+        forms.append(("decomposed+dense+compile", torch.compile(decomposed_dense)))
+    forms += pyg_forms(aggr, src, dst, params)
     if len(sys.argv) > 2:
         forms = [f for f in forms if f[0] == sys.argv[2]]
         if not forms:
-            sys.exit(f"unknown form {sys.argv[2]} (scatter, decomposed, decomposed+dense)")
+            sys.exit(f"unknown form {sys.argv[2]} (scatter, decomposed, decomposed+dense, "
+                     "decomposed+dense+compile, pyg-EdgeConv)")
     setup_rss = max_rss_mib()
     out = None
     for name, fn in forms:
