@@ -1,8 +1,10 @@
 // Fully connected graphs (graph/fully_connected.hpp) and connected components (graph/connected_components.hpp).
 #include "support/doctest.hpp"
 
+#include <limits>
 #include <vector>
 
+#include "hepgnn/core/graph.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/connected_components.hpp"
 #include "hepgnn/graph/fully_connected.hpp"
@@ -112,6 +114,20 @@ TEST_CASE("connected_components rejects bad input") {
   hepgnn::graph broken = g;
   broken.sources[0] = 7;
   CHECK_THROWS_WITH_AS(hepgnn::connected_components(broken), doctest::Contains("out of range"), hepgnn::error);
+}
+
+TEST_CASE("batch sizes past the 32-bit node index and out-of-range CSR destinations are errors, not wraps") {
+  CHECK_THROWS_WITH_AS(batch::uniform(65536, 65536), doctest::Contains("exceed the 32-bit node index"), hepgnn::error);
+  CHECK(batch::uniform(2, 3).node_offsets == std::vector<index_t>{0, 3, 6});
+  const index_t big = std::numeric_limits<index_t>::max() / 2 + 1;
+  CHECK_THROWS_WITH_AS(batch::from_sizes({big, big}), doctest::Contains("sum past the 32-bit node index"),
+                       hepgnn::error);
+  CHECK(batch::from_sizes({big, 5}).num_nodes() == big + 5);
+  const std::vector<index_t> dst{0, 2, 3};
+  CHECK_THROWS_WITH_AS(hepgnn::graph::csr_position(3, dst), doctest::Contains("dst[2] = 3 is not a node index in [0, 3)"),
+                       hepgnn::error);
+  const std::vector<index_t> ok{2, 0, 2};
+  CHECK(hepgnn::graph::csr_position(3, ok) == std::vector<index_t>{1, 0, 2});
 }
 
 }  // namespace hepgnn_test_graph_misc

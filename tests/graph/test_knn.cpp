@@ -48,6 +48,11 @@ void check_one(const matrix<T>& x, int k, const batch& b, const hepgnn::knn_opti
                const std::vector<std::vector<index_t>>& ref) {
   const auto nl = hepgnn::knn<Metric>(x, k, b, opt);
   REQUIRE(nl.num_nodes() == x.rows());
+  // The row width is k, or the most candidates any graph offers when that is fewer (k is clamped to the graph).
+  index_t most = 1;
+  for (index_t g = 0; g < b.num_graphs(); ++g) most = std::max(most, b.size(g) - (opt.include_self ? 0 : 1));
+  REQUIRE(nl.k == std::min<index_t>(k, most));
+  k = nl.k;
   int bad = 0;
   for (index_t i = 0; i < nl.num_nodes(); ++i) {
     const auto row = nl.of(i);
@@ -591,6 +596,22 @@ TEST_CASE("knn in (eta, phi) on real FastJet jets matches brute force") {
   CHECK(x.rows() > 100);
   check_against_oracle<hepgnn::metric::delta_r>(x, 7, b);
   check_against_oracle<hepgnn::metric::euclidean>(x, 16, b);
+}
+
+TEST_CASE("knn: k far beyond the graph sizes is clamped to the candidates, not allocated") {
+  matrix<float> x(4, 2);
+  x << 0, 0, 1, 0, 0, 2, 3, 3;
+  const auto nl = hepgnn::knn(x, 100000000, batch::single(4));  // used to size 4 x 1e8 rows
+  CHECK(nl.k == 3);
+  for (index_t i = 0; i < 4; ++i) CHECK(nl.counts[i] == 3);
+  CHECK(nl.of(0)[0] == 1);
+  // The same neighbours as an exact k = 3 call.
+  const auto exact = hepgnn::knn(x, 3, batch::single(4));
+  CHECK(nl.indices == exact.indices);
+  // Two graphs: the row width is the larger graph's candidates.
+  const auto two = hepgnn::knn(x, 50, batch::from_sizes({1, 3}));
+  CHECK(two.k == 2);
+  CHECK(two.counts == std::vector<index_t>{0, 2, 2, 2});
 }
 
 }  // namespace hepgnn_test_knn

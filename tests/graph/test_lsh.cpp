@@ -1,6 +1,8 @@
 // LSH binning and approximate kNN (graph/lsh.hpp).
 #include "support/doctest.hpp"
 
+#include <limits>
+
 #include <algorithm>
 #include <numeric>
 #include <vector>
@@ -214,6 +216,18 @@ TEST_CASE("lsh rejects bad input") {
   const auto f = hepgnn::knn(clustered(6, 2, 1, 6), 2);
   CHECK_THROWS_WITH_AS(hepgnn::knn_recall(e, f), doctest::Contains("knn_recall: approx has 5 nodes but exact has 6"),
                        hepgnn::error);
+}
+
+TEST_CASE("lsh_knn: bin_size at and beyond 2^30 is one bin per graph (no 32-bit overflow)") {
+  hepgnn::rng g(6);
+  matrix<float> x(40, 3);
+  for (long i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(g.normal());
+  const batch b = batch::from_sizes({25, 15});
+  const auto big = hepgnn::lsh_knn(x, 4, b, {.bin_size = index_t{1} << 30});
+  const auto huge = hepgnn::lsh_knn(x, 4, b, {.bin_size = std::numeric_limits<index_t>::max()});
+  const auto exact = hepgnn::knn(x, 4, b);  // one bin per graph: LSH is exact
+  CHECK(big.indices == exact.indices);
+  CHECK(huge.indices == exact.indices);
 }
 
 }  // namespace hepgnn_test_lsh

@@ -1,6 +1,8 @@
 // Radius graph (graph/radius.hpp) against a brute-force oracle.
 #include "support/doctest.hpp"
 
+#include <limits>
+
 #include <algorithm>
 #include <numbers>
 #include <vector>
@@ -205,6 +207,18 @@ TEST_CASE("radius_graph rejects bad input") {
   one << 0.5, 0.5;
   CHECK(hepgnn::radius_graph(empty, 1.0).num_nodes == 0);
   CHECK(hepgnn::radius_graph(one, 1.0).num_edges() == 0);
+}
+
+TEST_CASE("radius_graph: a cap far beyond the graph sizes is clamped, same graph as no cap") {
+  hepgnn::rng g(4);
+  matrix<float> x(10, 3);
+  for (long i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(g.uniform(0, 1));
+  const batch b = batch::from_sizes({6, 4});
+  const auto capped = hepgnn::radius_graph(x, 0.8f, b, {.max_neighbors = 1000000000});  // used to ask for 40 GB
+  const auto plain = hepgnn::radius_graph(x, 0.8f, b, {.max_neighbors = 10});
+  CHECK(capped.offsets == plain.offsets);
+  CHECK(capped.sources == plain.sources);
+  CHECK(capped.num_edges() > 0);
 }
 
 }  // namespace hepgnn_test_radius

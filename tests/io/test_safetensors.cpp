@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -473,6 +474,27 @@ TEST_CASE("safetensors: buffers (for_each_buffer) are saved and loaded with the 
   hepgnn::load_weights(b, g);
   CHECK(b.running(0, 0) == 3.0);
   CHECK(b.running(0, 1) == -4.0);
+}
+
+TEST_CASE("safetensors: non-finite tensors are refused by name unless asked; a directory is not a file") {
+  auto model = make_mlp<double>(41);
+  auto file = hepgnn::to_safetensors(model);
+  safetensors_file bad;
+  for (const auto& name : file.names()) {
+    auto v = file.at(name).values<double>();
+    if (name == "2.weight") v[3] = std::numeric_limits<double>::infinity();
+    bad.add(name, file.at(name).shape, v.data());
+  }
+  auto target = make_mlp<double>(42);
+  const auto before = all_values(target);
+  CHECK_THROWS_WITH_AS(hepgnn::load_weights(target, bad),
+                       doctest::Contains("tensor '2.weight' holds a non-finite value (inf at flat index 3)"),
+                       hepgnn::error);
+  CHECK(all_values(target) == before);  // nothing loaded
+  hepgnn::load_weights(target, bad, hepgnn::load_options{.allow_non_finite = true});
+  CHECK(std::isinf(all_values(target)[3 * 4 + 4 + 3]));  // 0.weight [4,3], 0.bias [4], then 2.weight[3]
+  const auto dir = std::filesystem::temp_directory_path();
+  CHECK_THROWS_WITH_AS(safetensors_file::load(dir), doctest::Contains("is a directory, not a file"), hepgnn::error);
 }
 
 }  // namespace hepgnn_test_safetensors

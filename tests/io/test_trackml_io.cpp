@@ -241,4 +241,26 @@ TEST_CASE("trackml: compute_weights sums to one and zeroes noise and short track
   CHECK(ev.weight[4] > ev.weight[2]);
 }
 
+TEST_CASE("trackml: a gzip file that inflates past the limit is refused; the limit can be raised") {
+  if (!have_zlib) return;
+  const auto prefix = small_event("inflate_src");
+  const auto ev = trackml::read_event(prefix);
+  const auto out = temp_dir("inflate_gz") / "event8";
+  trackml::write_event(out, ev, true);
+  const auto hits = fs::path(out.string() + "-hits.csv.gz");
+  const std::string text = read_text_file(hits);
+  REQUIRE(text.size() > 20);
+  const std::size_t half = text.size() / 2;
+  CHECK_THROWS_WITH_AS(read_text_file(hits, "reader", half),
+                       doctest::Contains(("inflates to more than " + std::to_string(half) + " bytes").c_str()), hepgnn::error);
+  CHECK(read_text_file(hits, "reader", text.size()) == text);  // exactly at the limit is fine
+  trackml::read_options small;
+  small.max_inflated_bytes = half;
+  CHECK_THROWS_WITH_AS(trackml::read_event(out, small), doctest::Contains("trackml::read_hits: gzip file"),
+                       hepgnn::error);
+  CHECK(trackml::read_event(out).hit_id == ev.hit_id);
+  CHECK_THROWS_WITH_AS(read_text_file(fs::temp_directory_path()), doctest::Contains("is a directory, not a file"),
+                       hepgnn::error);
+}
+
 }  // namespace hepgnn_test_trackml_io

@@ -1,10 +1,14 @@
 // Bad input to dense building blocks, losses and optimizers: hepgnn::error with a message naming the argument.
 #include "support/doctest.hpp"
 
+#include <cmath>
+
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/graph.hpp"
 #include "hepgnn/loss/classification.hpp"
 #include "hepgnn/loss/regression.hpp"
+#include "hepgnn/nn/activation.hpp"
+#include "hepgnn/nn/batch_norm.hpp"
 #include "hepgnn/nn/dense.hpp"
 #include "hepgnn/nn/layer_norm.hpp"
 #include "hepgnn/nn/mlp.hpp"
@@ -89,6 +93,26 @@ TEST_CASE("optimizer reused on a different model fails loudly") {
   CHECK_THROWS_WITH_AS(opt.step(b), Contains("parameter 'weight' has 8 entries but the optimizer state has 6"), error);
   CHECK_THROWS_WITH_AS(clip_grad_norm(a, 0.0), Contains("max_norm must be > 0"), error);
   CHECK_THROWS_WITH_AS(adam<float>({.lr = -1}), Contains("adam: lr must be >= 0"), error);
+}
+
+TEST_CASE("relu keeps NaN (as PyTorch); norms and Adam refuse settings that make NaN") {
+  relu<float> act;
+  M x(1, 4), y;
+  x << std::nanf(""), -1.0f, 2.0f, -0.0f;
+  relu<float>::cache c;
+  act.forward(x, y, c);
+  CHECK(std::isnan(y(0, 0)));
+  CHECK(y(0, 1) == 0.0f);
+  CHECK(y(0, 2) == 2.0f);
+  CHECK(y(0, 3) == 0.0f);
+  CHECK_FALSE(std::signbit(y(0, 3)));  // +0 for -0, as before
+  CHECK_THROWS_WITH_AS(batch_norm<float>(4, 0.0f), Contains("batch_norm: eps must be finite and > 0, got 0"), error);
+  CHECK_THROWS_WITH_AS(batch_norm<float>(4, 1e-5f, std::nanf("")), Contains("momentum must be in [0, 1]"), error);
+  CHECK_THROWS_WITH_AS(layer_norm<float>(4, -1.0f), Contains("layer_norm: eps must be finite and > 0, got -1"), error);
+  CHECK_THROWS_WITH_AS(adam<float>({.eps = 0}), Contains("adam: eps must be finite and > 0, got 0"), error);
+  adam<float> opt;
+  CHECK_THROWS_WITH_AS(opt.set_lr(std::nan("")), Contains("adam: lr must be >= 0 and finite"), error);
+  CHECK(opt.lr() == 1e-3);
 }
 
 }  // namespace hepgnn_test_nn_bad_input

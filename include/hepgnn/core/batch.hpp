@@ -3,6 +3,8 @@
 /// @brief hepgnn::batch: a disjoint union of graphs, described by node offsets (as in PyTorch Geometric).
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "hepgnn/core/tensor.hpp"
@@ -41,9 +43,13 @@ struct batch {
   static batch uniform(index_t graphs, index_t nodes_per_graph) {
     HEPGNN_CHECK(graphs >= 0 && nodes_per_graph >= 0, "batch::uniform: graphs and nodes_per_graph must be >= 0, got ",
                  graphs, " and ", nodes_per_graph);
+    HEPGNN_CHECK(static_cast<std::int64_t>(graphs) * nodes_per_graph <= std::numeric_limits<index_t>::max(),
+                 "batch::uniform: ", graphs, " x ", nodes_per_graph, " nodes exceed the 32-bit node index (at most ",
+                 std::numeric_limits<index_t>::max(), ")");
     batch b;
     b.node_offsets.resize(static_cast<std::size_t>(graphs) + 1);
-    for (index_t g = 0; g <= graphs; ++g) b.node_offsets[g] = g * nodes_per_graph;
+    for (std::size_t g = 0; g < b.node_offsets.size(); ++g)
+      b.node_offsets[g] = static_cast<index_t>(g) * nodes_per_graph;
     return b;
   }
   /// @brief Graphs of the given sizes, in order.
@@ -52,6 +58,9 @@ struct batch {
     b.node_offsets.resize(sizes.size() + 1);
     for (std::size_t g = 0; g < sizes.size(); ++g) {
       HEPGNN_CHECK(sizes[g] >= 0, "batch::from_sizes: sizes[", g, "] must be >= 0, got ", sizes[g]);
+      HEPGNN_CHECK(sizes[g] <= std::numeric_limits<index_t>::max() - b.node_offsets[g], "batch::from_sizes: the sizes",
+                   " up to sizes[", g, "] sum past the 32-bit node index (at most ", std::numeric_limits<index_t>::max(),
+                   ")");
       b.node_offsets[g + 1] = b.node_offsets[g] + sizes[g];
     }
     return b;

@@ -84,6 +84,10 @@ struct graph {
 
   /// @brief Permutation that takes edge e of the input edge list (as given to from_edges) to its CSR position.
   static std::vector<index_t> csr_position(index_t num_nodes, std::span<const index_t> dst) {
+    HEPGNN_CHECK(num_nodes >= 0, "graph::csr_position: num_nodes must be >= 0, got ", num_nodes);
+    for (std::size_t e = 0; e < dst.size(); ++e)
+      HEPGNN_CHECK(dst[e] >= 0 && dst[e] < num_nodes, "graph::csr_position: dst[", e, "] = ", dst[e],
+                   " is not a node index in [0, ", num_nodes, ")");
     std::vector<index_t> count(static_cast<std::size_t>(num_nodes) + 1, 0);
     for (index_t d : dst) ++count[d + 1];
     std::partial_sum(count.begin(), count.end(), count.begin());

@@ -18,8 +18,10 @@
 /// points, so any thread count (and any SIMD width) gives the same output bit for bit. knn_into() and
 /// knn_graph_into() reuse caller-owned storage (knn_workspace) and do not allocate once the sizes repeat.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <span>
@@ -68,6 +70,10 @@ struct neighbour_list {
     g.num_nodes = num_nodes();
     g.offsets.resize(static_cast<std::size_t>(g.num_nodes) + 1);
     g.offsets[0] = 0;
+    std::int64_t edges = 0;
+    for (index_t i = 0; i < g.num_nodes; ++i) edges += counts[i];
+    HEPGNN_CHECK(edges <= std::numeric_limits<index_t>::max(), "knn: ", edges,
+                 " edges exceed the 32-bit edge index of a graph; lower k or split the batch");
     for (index_t i = 0; i < g.num_nodes; ++i) g.offsets[i + 1] = g.offsets[i] + counts[i];
     g.sources.resize(static_cast<std::size_t>(g.offsets.back()));
     for (index_t i = 0; i < g.num_nodes; ++i) {
@@ -402,6 +408,7 @@ void knn_impl(const T* x, index_t n, int d, int k, const batch& b, const knn_opt
 /// @param ld  row stride of x, >= d (a column block of a wider feature matrix)
 /// @tparam Metric metric::euclidean (default) or metric::delta_r (d = 2: eta, phi)
 /// @tparam D      compile-time number of coordinates, or dynamic
+/// The row width (out.k) is k, or the most candidates any graph offers when that is fewer.
 /// @throws hepgnn::error for k <= 0, ld < d, non-finite points, a batch not covering the n points, a metric/D
 /// mismatch, or (strict) a graph with fewer than k candidates.
 template <class Metric = metric::euclidean, int D = dynamic, class T>
@@ -412,12 +419,16 @@ void knn_into(const T* x, index_t n, int d, std::ptrdiff_t ld, int k, const batc
   HEPGNN_CHECK(k > 0, "knn: k must be positive, got ", k);
   x = detail::contiguous_rows("knn", x, n, d, ld, ws.rows);
   detail::check_points<Metric, D>("knn", x, n, d, b);
-  if (opt.strict)
-    for (index_t g = 0; g < b.num_graphs(); ++g) {
-      const index_t candidates = b.size(g) - (opt.include_self ? 0 : 1);
-      HEPGNN_CHECK(b.size(g) == 0 || candidates >= k, "knn (strict): graph ", g, " has ", b.size(g),
-                   " nodes, too few for k = ", k, (opt.include_self ? " (self included)" : " (self excluded)"));
-    }
+  index_t most_candidates = 1;
+  for (index_t g = 0; g < b.num_graphs(); ++g) {
+    const index_t candidates = b.size(g) - (opt.include_self ? 0 : 1);
+    HEPGNN_CHECK(!opt.strict || b.size(g) == 0 || candidates >= k, "knn (strict): graph ", g, " has ", b.size(g),
+                 " nodes, too few for k = ", k, (opt.include_self ? " (self included)" : " (self excluded)"));
+    most_candidates = std::max(most_candidates, candidates);
+  }
+  // No node can have more neighbours than its graph has candidates: the rows are that wide at most, so a huge k
+  // costs nothing (it used to size n x k buffers).
+  k = static_cast<int>(std::min<index_t>(k, most_candidates));
   if constexpr (D == dynamic) {
     // Fixed-width kernels for the common low dimensions (unrolled coordinate loop).
     if (Metric::kind == simd::distance_kind::euclidean) {

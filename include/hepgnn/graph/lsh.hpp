@@ -53,7 +53,9 @@ inline index_t lsh_bin_count(const batch& b, const lsh_options& opt) {
   if (opt.n_bins > 0) return opt.n_bins;
   index_t largest = 0;
   for (index_t g = 0; g < b.num_graphs(); ++g) largest = std::max(largest, b.size(g));
-  const index_t half = std::max<index_t>(1, (largest + 2 * opt.bin_size - 1) / (2 * opt.bin_size));
+  // In 64 bits: 2 * bin_size overflows index_t from bin_size = 2^30.
+  const std::int64_t bin = opt.bin_size;
+  const auto half = static_cast<index_t>(std::max<std::int64_t>(1, (largest + 2 * bin - 1) / (2 * bin)));
   return 2 * half;
 }
 
@@ -126,8 +128,8 @@ void lsh_bins_impl(const T* x, index_t n, int d, const batch& b, const lsh_optio
       out.permutation[pos] = i;
       out.position[i] = pos;
     }
-    for (index_t c = b.begin(g); c < b.end(g); c += opt.bin_size)
-      out.chunk_offsets.push_back(std::min(b.end(g), c + opt.bin_size));
+    for (std::int64_t c = b.begin(g); c < b.end(g); c += opt.bin_size)
+      out.chunk_offsets.push_back(static_cast<index_t>(std::min<std::int64_t>(b.end(g), c + opt.bin_size)));
   }
 }
 

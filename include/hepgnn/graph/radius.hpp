@@ -7,6 +7,7 @@
 /// arbitrary subset. Incoming edges of i are listed nearest first. Same kernels, cell list and threading
 /// guarantees as knn.hpp; radius_graph_into() reuses caller-owned storage (radius_workspace).
 
+#include <cstdint>
 #include <algorithm>
 #include <limits>
 #include <utility>
@@ -62,7 +63,10 @@ void radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius
   out.offsets.resize(static_cast<std::size_t>(n) + 1);
   out.offsets[0] = 0;
   if (opt.max_neighbors > 0) {
-    const index_t cap = opt.max_neighbors;
+    // A node cannot have more neighbours than its graph has nodes: a huge cap must not size n x cap buffers.
+    index_t largest = 1;
+    for (index_t g = 0; g < b.num_graphs(); ++g) largest = std::max(largest, b.size(g));
+    const index_t cap = std::min(opt.max_neighbors, largest);
     ws.ids.resize(static_cast<std::size_t>(n) * cap);
     ws.distances.resize(static_cast<std::size_t>(n) * cap);
     search_all<Metric, D>(
@@ -72,6 +76,10 @@ void radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius
                                 ws.ids.data() + static_cast<std::size_t>(i) * cap, cap, r2);
         },
         [&](index_t i, const simd::top_k<T>& top) { ws.counts[i] = top.size(); });
+    std::int64_t total = 0;
+    for (index_t i = 0; i < n; ++i) total += ws.counts[i];
+    HEPGNN_CHECK(total <= std::numeric_limits<index_t>::max(), "radius_graph: ", total,
+                 " edges exceed the 32-bit edge index; lower r or max_neighbors");
     for (index_t i = 0; i < n; ++i) out.offsets[i + 1] = out.offsets[i] + ws.counts[i];
     out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
     for (index_t i = 0; i < n; ++i)

@@ -28,6 +28,8 @@ static_assert(std::endian::native == std::endian::little || std::endian::native 
 
 /// @brief Reads a whole file; `who` names the calling function in the error message.
 inline bytes read_file_bytes(const std::filesystem::path& path, const char* who) {
+  std::error_code ec;  // a directory opens as a stream whose size reads as 2^63 - 1
+  HEPGNN_CHECK(!std::filesystem::is_directory(path, ec), who, ": '", path.string(), "' is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   HEPGNN_CHECK(in.good(), who, ": cannot open '", path.string(), "' for reading");
   in.seekg(0, std::ios::end);

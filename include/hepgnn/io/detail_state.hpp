@@ -4,9 +4,11 @@
 /// (safetensors and npz readers both use it).
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
@@ -45,6 +47,8 @@ struct load_options {
   /// Maps a model tensor's name (after the prefix) to the file's, for files named by another convention
   /// (e.g. a PyTorch module with other attribute names); empty: the same name.
   std::function<std::string(const std::string&)> rename{};
+  /// Load NaN or infinite values (a file saved mid-divergence); by default such a tensor is refused by name.
+  bool allow_non_finite = false;
 };
 
 namespace detail {
@@ -88,6 +92,18 @@ load_report load_state(Model& model, const Source& src, const load_options& o, c
     if (shown < problems.size()) msg += "\n  ... and " + std::to_string(problems.size() - shown) + " more";
     hepgnn::fail(msg);
   }
+  // Non-finite values are refused before anything is copied (the model stays unchanged).
+  if (!o.allow_non_finite)
+    for_each_state(model, "", [&](const std::string& model_name, auto p) {
+      const std::string name = file_name(model_name);
+      const std::vector<std::int64_t>* shape = src.find_shape(name);
+      if (!shape || *shape != p.shape) return;
+      std::vector<std::remove_pointer_t<decltype(p.value)>> values(static_cast<std::size_t>(p.size()));
+      src.read(name, values.data());
+      for (std::size_t i = 0; i < values.size(); ++i)
+        HEPGNN_CHECK(std::isfinite(values[i]), who, ": tensor '", name, "' holds a non-finite value (", values[i],
+                     " at flat index ", i, "); nothing loaded (load_options::allow_non_finite loads it anyway)");
+    });
   // Second pass: copy what matches.
   for_each_state(model, "", [&](const std::string& model_name, auto p) {
     const std::string name = file_name(model_name);

@@ -79,6 +79,9 @@ inline std::vector<four_momenta> parse_fastjet_events(std::string_view text, con
 
 /// @brief Reads a FastJet example event file (see parse_fastjet_events).
 inline std::vector<four_momenta> read_fastjet_events(const std::filesystem::path& path) {
+  std::error_code ec;
+  HEPGNN_CHECK(!std::filesystem::is_directory(path, ec), "read_fastjet_events: '", path.string(),
+               "' is a directory, not a file");
   std::ifstream f(path, std::ios::binary);
   HEPGNN_CHECK(f.good(), "read_fastjet_events: cannot open '", path.string(), "'");
   std::ostringstream ss;

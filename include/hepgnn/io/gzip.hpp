@@ -26,6 +26,10 @@ inline constexpr bool have_zlib =
     false;
 #endif
 
+/// @brief Default bound on the bytes a compressed file may inflate to (1 GiB): a 1 MB gzip member can expand to
+/// gigabytes, so untrusted files are bounded; a caller who expects more passes a larger limit.
+inline constexpr std::size_t default_max_inflated_bytes = std::size_t{1} << 30;
+
 /// @brief True when the file starts with the gzip magic bytes 1f 8b.
 inline bool is_gzip_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -35,9 +39,12 @@ inline bool is_gzip_file(const std::filesystem::path& path) {
 }
 
 /// @brief Reads a whole file as text, decompressing it when it is gzip (several concatenated members are
-/// fine). Throws hepgnn::error naming `who` and the file when it cannot be opened, is corrupt, or is gzip in
-/// a build without zlib.
-inline std::string read_text_file(const std::filesystem::path& path, const char* who = "read_text_file") {
+/// fine). Throws hepgnn::error naming `who` and the file when it cannot be opened, is a directory, is corrupt,
+/// inflates past `max_inflated_bytes`, or is gzip in a build without zlib.
+inline std::string read_text_file(const std::filesystem::path& path, const char* who = "read_text_file",
+                                  std::size_t max_inflated_bytes = default_max_inflated_bytes) {
+  std::error_code ec;
+  HEPGNN_CHECK(!std::filesystem::is_directory(path, ec), who, ": '", path.string(), "' is a directory, not a file");
   std::ifstream probe(path, std::ios::binary);
   HEPGNN_CHECK(probe.good(), who, ": cannot open '", path.string(), "' for reading");
   probe.close();
@@ -57,6 +64,11 @@ inline std::string read_text_file(const std::filesystem::path& path, const char*
                      ")");
       }
       if (n == 0) break;
+      if (out.size() + static_cast<std::size_t>(n) > max_inflated_bytes) {
+        gzclose(f);
+        hepgnn::fail(who, ": gzip file '", path.string(), "' inflates to more than ", max_inflated_bytes,
+                     " bytes (the limit; pass a larger max_inflated_bytes if this file is trusted)");
+      }
       out.append(buf, static_cast<std::size_t>(n));
     }
     // gzread returns 0 at a truncated end as well; gzclose reports Z_BUF_ERROR in that case.

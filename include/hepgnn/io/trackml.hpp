@@ -280,6 +280,7 @@ struct read_options {
   bool cells = false;     ///< read <prefix>-cells.csv[.gz] (when present)
   bool check_particle_ids = true;  ///< every non-zero truth particle_id must be in the particles table
   bool drop_non_finite_hits = false;  ///< skip hits with NaN/inf coordinates (and their truth) instead of throwing
+  std::size_t max_inflated_bytes = default_max_inflated_bytes;  ///< bound on each .csv.gz's inflated size
 };
 
 namespace detail {
@@ -301,22 +302,25 @@ inline event read_event(const std::filesystem::path& prefix, const read_options&
   const auto hits = detail::find_part(prefix, "-hits");
   HEPGNN_CHECK(!hits.empty(), "trackml::read_event: no '", prefix.string(), "-hits.csv' or '-hits.csv.gz'");
   std::vector<std::int64_t> dropped;
-  parse_hits(read_text_file(hits, "trackml::read_hits"), hits.string(), ev,
+  parse_hits(read_text_file(hits, "trackml::read_hits", opt.max_inflated_bytes), hits.string(), ev,
              opt.drop_non_finite_hits ? &dropped : nullptr);
   std::sort(dropped.begin(), dropped.end());
   if (opt.truth) {
     const auto truth = detail::find_part(prefix, "-truth");
     HEPGNN_CHECK(!truth.empty(), "trackml::read_event: no '", prefix.string(), "-truth.csv' or '-truth.csv.gz'");
-    parse_truth(read_text_file(truth, "trackml::read_truth"), truth.string(), ev, &dropped);
+    parse_truth(read_text_file(truth, "trackml::read_truth", opt.max_inflated_bytes), truth.string(), ev,
+                &dropped);
   }
   if (opt.particles) {
     auto part = detail::find_part(prefix, "-particles");
     if (part.empty()) part = detail::find_part(prefix, "-fatras-particles");
-    if (!part.empty()) parse_particles(read_text_file(part, "trackml::read_particles"), part.string(), ev);
+    if (!part.empty())
+      parse_particles(read_text_file(part, "trackml::read_particles", opt.max_inflated_bytes), part.string(), ev);
   }
   if (opt.cells) {
     const auto cells = detail::find_part(prefix, "-cells");
-    if (!cells.empty()) parse_cells(read_text_file(cells, "trackml::read_cells"), cells.string(), ev);
+    if (!cells.empty())
+      parse_cells(read_text_file(cells, "trackml::read_cells", opt.max_inflated_bytes), cells.string(), ev);
   }
   if (opt.check_particle_ids && ev.has_truth() && !ev.particles.empty()) ev.validate("trackml::read_event");
   return ev;

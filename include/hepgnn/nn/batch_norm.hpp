@@ -26,6 +26,8 @@ class batch_norm {
 
   explicit batch_norm(int width = Width, T eps = T(1e-5), T momentum = T(0.1)) : eps_(eps), momentum_(momentum) {
     HEPGNN_CHECK(width > 0, "batch_norm: width must be positive (pass it when Width is dynamic), got ", width);
+    HEPGNN_CHECK(eps > 0 && std::isfinite(eps), "batch_norm: eps must be finite and > 0, got ", eps);
+    HEPGNN_CHECK(momentum >= 0 && momentum <= 1, "batch_norm: momentum must be in [0, 1], got ", momentum);
     weight_ = matrix<T>::Ones(1, width);
     bias_ = matrix<T>::Zero(1, width);
     weight_grad_ = matrix<T>::Zero(1, width);

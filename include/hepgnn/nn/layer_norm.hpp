@@ -22,6 +22,7 @@ class layer_norm {
   };
 
   explicit layer_norm(int width = Width, T eps = T(1e-5)) : eps_(eps) {
+    HEPGNN_CHECK(eps > 0 && std::isfinite(eps), "layer_norm: eps must be finite and > 0, got ", eps);
     HEPGNN_CHECK(width > 0, "layer_norm: width must be positive (pass it when Width is dynamic), got ", width);
     weight_ = matrix<T>::Ones(1, width);
     bias_ = matrix<T>::Zero(1, width);

@@ -24,13 +24,19 @@ template <class T>
 class adam {
  public:
   explicit adam(adam_options o = {}) : o_(o) {
-    HEPGNN_CHECK(o.lr >= 0, "adam: lr must be >= 0, got ", o.lr);
+    check_lr(o.lr);
     HEPGNN_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "adam: betas must be in [0, 1), got ",
                  o.beta1, ", ", o.beta2);
-    HEPGNN_CHECK(o.eps >= 0, "adam: eps must be >= 0, got ", o.eps);
+    // eps = 0 divides 0 by 0 for a parameter whose gradients are all zero (NaN weights).
+    HEPGNN_CHECK(o.eps > 0 && std::isfinite(o.eps), "adam: eps must be finite and > 0, got ", o.eps);
+    HEPGNN_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "adam: weight_decay must be finite and >= 0, got ",
+                 o.weight_decay);
   }
   double lr() const { return o_.lr; }
-  void set_lr(double lr) { o_.lr = lr; }
+  void set_lr(double lr) {
+    check_lr(lr);
+    o_.lr = lr;
+  }
   long steps() const { return t_; }
 
   template <class Model>
@@ -61,6 +67,9 @@ class adam {
   }
 
  private:
+  static void check_lr(double lr) {
+    HEPGNN_CHECK(lr >= 0 && std::isfinite(lr), "adam: lr must be >= 0 and finite, got ", lr);
+  }
   adam_options o_;
   detail::slot_state<T> m_, v_;
   long t_ = 0;

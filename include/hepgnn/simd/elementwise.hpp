@@ -57,8 +57,8 @@ void map_elements(long n, T* out, Op&& op, const In*... in) {
 namespace act {
 // Each policy gives f(x) and f'(x) from x and y = f(x) (whichever is cheaper). `a` is the policy's parameter.
 // xsimd::exp & co. are std::exp & co. for a plain float or double.
-struct relu {
-  template <class V> static V f(V x, V) { return simd::pick(x > V(0), x, V(0)); }
+struct relu {  // NaN stays NaN, as in PyTorch (x <= 0 is false for NaN)
+  template <class V> static V f(V x, V) { return simd::pick(x <= V(0), V(0), x); }
   template <class V> static V df(V, V y, V) { return simd::pick(y > V(0), V(1), V(0)); }
 };
 struct leaky_relu {  // PyTorch default negative_slope 0.01
