@@ -102,7 +102,7 @@ int main() {
                        }
                        zero_grad(model);
                        model.forward(xb, out, cache);
-                       const T loss = bce_with_logits(out, yb, &dout);
+                       const T loss = bce_with_logits(out, yb, {}, &dout);
                        model.backward(xb, out, dout, cache, nullptr);
                        opt.step(model);
                        return static_cast<double>(loss);
