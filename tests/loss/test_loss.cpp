@@ -1,5 +1,5 @@
 // The one loss shape (loss/loss.hpp): gradients only on request and written (not added), the same value with or
-// without gradients and details, weight gradients only where weights were given.
+// without gradients and details, weight gradients only where weights were given, and every option validated.
 #include "support/doctest.hpp"
 
 #include "support/point_sets.hpp"
@@ -156,6 +156,56 @@ TEST_CASE("set losses: details are optional and leave the value unchanged") {
   const auto one_a = hepgnn::batch::single(7), one_b = hepgnn::batch::single(9);
   CHECK(hepgnn::sliced_wasserstein(xa, wa, xb, wb) == hepgnn::sliced_wasserstein(xa, wa, one_a, xb, wb, one_b)[0]);
   CHECK(hepgnn::chamfer(xa, xb) == hepgnn::chamfer(xa, one_a, xb, one_b)[0]);
+}
+
+TEST_CASE("loss options are validated: a clear error naming the option") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  auto throws = [](auto&& f, const char* what) { CHECK_THROWS_WITH_AS(f(), Contains(what), hepgnn::error); };
+  hepgnn::rng r(4);
+  const matrix<double> z = uniform(r, 4, 1, -2, 2), y = matrix<double>::Ones(4, 1);
+  throws([&] { hepgnn::bce_with_logits(z, y, {.pos_weight = -1}); },
+         "bce_with_logits: pos_weight must be finite and >= 0, got -1");
+  throws([&] { hepgnn::bce_with_logits(z, y, {.pos_weight = nan}); }, "bce_with_logits: pos_weight must be finite");
+  throws([&] { hepgnn::binary_focal_loss(z, y, {.gamma = nan}); }, "binary_focal_loss: gamma must be >= 0 and finite");
+  throws([&] { hepgnn::binary_focal_loss(z, y, {.gamma = -1}); }, "binary_focal_loss: gamma must be >= 0 and finite");
+  throws([&] { hepgnn::binary_focal_loss(z, y, {.alpha = 1.5}); }, "binary_focal_loss: alpha must be <= 1");
+  throws([&] { hepgnn::binary_focal_loss(z, y, {.alpha = nan}); }, "binary_focal_loss: alpha must be <= 1");
+
+  const matrix<double> logits = uniform(r, 3, 3, -1, 1);
+  const std::vector<hepgnn::index_t> labels{0, 2, 1};
+  const std::vector<double> negative{1, -0.5, 1}, not_a_number{1, 1, nan};
+  throws([&] { hepgnn::cross_entropy<double>(logits, labels, {.class_weights = &negative}); },
+         "cross_entropy: class_weights[1] must be finite and >= 0, got -0.5");
+  throws([&] { hepgnn::focal_loss<double>(logits, labels, {.class_weights = &not_a_number}); },
+         "focal_loss: class_weights[2] must be finite and >= 0, got nan");
+  throws([&] { hepgnn::focal_loss<double>(logits, labels, {.gamma = inf}); }, "focal_loss: gamma must be >= 0 and finite");
+
+  const matrix<double> p = uniform(r, 3, 2, -1, 1), t = uniform(r, 3, 2, -1, 1);
+  vector<double> w(3);
+  w << 1, nan, 1;
+  throws([&] { hepgnn::mse(p, t, {.row_weights = &w}); }, "mse: row_weights[1] must be finite and >= 0, got nan");
+  w << 1, 1, -2;
+  throws([&] { hepgnn::huber(p, t, {.row_weights = &w}); }, "huber: row_weights[2] must be finite and >= 0, got -2");
+  throws([&] { hepgnn::huber(p, t, {.delta = inf}); }, "huber: delta must be > 0 and finite, got inf");
+
+  const std::vector<hepgnn::index_t> a{0}, b{1};
+  throws([&] { hepgnn::hinge_embedding_loss(p, {a, b}, {}, {.margin = 0}); },
+         "hinge_embedding_loss: margin must be > 0 and finite, got 0");
+  throws([&] { hepgnn::hinge_embedding_loss(p, {a, b}, {}, {.negative_weight = -1}); },
+         "hinge_embedding_loss: negative_weight must be >= 0 and finite, got -1");
+
+  const auto xa = random_points(r, 5, 2), xb = random_points(r, 6, 2);
+  const auto bx = hepgnn::batch::single(5), by = hepgnn::batch::single(6);
+  throws([&] { hepgnn::emd(xa, xb, {.max_pivots = -1}); }, "emd: max_pivots must be >= 0 (0: automatic), got -1");
+  throws([&] { hepgnn::emd(xa, bx, xb, by, {.max_pivots = -1}); }, "emd: max_pivots must be >= 0");
+  // reg so small that cost / reg leaves double precision: inf and NaN gradients before this check
+  throws([&] { hepgnn::sinkhorn(xa, xb, {.reg = 1e-300}); }, "sinkhorn: reg = 1e-300 is too small for costs up to");
+  throws([&] { hepgnn::sinkhorn(xa, bx, xb, by, {.reg = 1e-300}); }, "sinkhorn: reg = 1e-300 is too small");
+  const matrix<double> M = matrix<double>::Constant(5, 6, 2.0);
+  throws([&] { hepgnn::sinkhorn(vector<double>::Ones(5).eval(), vector<double>::Ones(6).eval(), M, {.reg = 1e-300}); },
+         "sinkhorn: reg = 1e-300 is too small for costs up to 2");
+  throws([&] { hepgnn::sinkhorn(xa, xb, {.reg = nan}); }, "sinkhorn: reg must be finite and > 0, got nan");
+  CHECK(std::isfinite(hepgnn::sinkhorn(xa, xb, {.reg = 1e-6})));  // small but representable: accepted
 }
 
 }  // namespace hepgnn_test_loss

@@ -70,6 +70,9 @@ void check_labels(const matrix<T>& logits, std::span<const index_t> labels, cons
   if (!class_weights) return;
   HEPGNN_CHECK(static_cast<Eigen::Index>(class_weights->size()) == logits.cols(), fn,
                ": class_weights must have one entry per class (", logits.cols(), "), got ", class_weights->size());
+  for (std::size_t k = 0; k < class_weights->size(); ++k)
+    HEPGNN_CHECK(std::isfinite(static_cast<double>((*class_weights)[k])) && (*class_weights)[k] >= T(0), fn,
+                 ": class_weights[", k, "] must be finite and >= 0, got ", (*class_weights)[k]);
 }
 }  // namespace detail
 
@@ -80,6 +83,8 @@ T bce_with_logits(const matrix<T>& logits, const matrix<T>& targets, const bce_w
                   loss_output<matrix<T>> grad = nullptr) {
   detail::check_binary(logits, targets, "bce_with_logits");
   const T pos_weight = options.pos_weight;
+  HEPGNN_CHECK(std::isfinite(static_cast<double>(pos_weight)) && pos_weight >= T(0),
+               "bce_with_logits: pos_weight must be finite and >= 0, got ", pos_weight);
   const Eigen::Index n = logits.size();
   if (grad) grad->resize(logits.rows(), logits.cols());
   if (n == 0) return T(0);
@@ -103,7 +108,9 @@ T binary_focal_loss(const matrix<T>& logits, const matrix<T>& targets,
                     const binary_focal_loss_options<T>& options = {}, loss_output<matrix<T>> grad = nullptr) {
   detail::check_binary(logits, targets, "binary_focal_loss");
   const T gamma = options.gamma, alpha = options.alpha;
-  HEPGNN_CHECK(gamma >= T(0), "binary_focal_loss: gamma must be >= 0, got ", gamma);
+  HEPGNN_CHECK(std::isfinite(static_cast<double>(gamma)) && gamma >= T(0),
+               "binary_focal_loss: gamma must be >= 0 and finite, got ", gamma);
+  HEPGNN_CHECK(alpha <= T(1), "binary_focal_loss: alpha must be <= 1 (negative: no class weighting), got ", alpha);
   const Eigen::Index n = logits.size();
   if (grad) grad->resize(logits.rows(), logits.cols());
   if (n == 0) return T(0);
@@ -136,7 +143,8 @@ T focal_loss(const matrix<T>& logits, std::span<const index_t> labels, const foc
   const T gamma = options.gamma;
   const std::vector<T>* class_weights = options.class_weights;
   detail::check_labels(logits, labels, class_weights, gamma == T(0) ? "cross_entropy" : "focal_loss");
-  HEPGNN_CHECK(gamma >= T(0), "focal_loss: gamma must be >= 0, got ", gamma);
+  HEPGNN_CHECK(std::isfinite(static_cast<double>(gamma)) && gamma >= T(0),
+               "focal_loss: gamma must be >= 0 and finite, got ", gamma);
   const Eigen::Index n = logits.rows(), c = logits.cols();
   if (grad) grad->resize(n, c);
   if (n == 0) return T(0);

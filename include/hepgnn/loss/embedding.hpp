@@ -33,7 +33,10 @@ template <class T>
 T hinge_embedding_loss(const matrix<T>& emb, row_pairs pos, row_pairs neg,
                        const hinge_embedding_loss_options<T>& options = {}, loss_output<matrix<T>> grad = nullptr) {
   const T margin = options.margin, negative_weight = options.negative_weight;
-  HEPGNN_CHECK(margin > 0, "hinge_embedding_loss: margin must be > 0, got ", margin);
+  HEPGNN_CHECK(margin > 0 && std::isfinite(static_cast<double>(margin)),
+               "hinge_embedding_loss: margin must be > 0 and finite, got ", margin);
+  HEPGNN_CHECK(negative_weight >= 0 && std::isfinite(static_cast<double>(negative_weight)),
+               "hinge_embedding_loss: negative_weight must be >= 0 and finite, got ", negative_weight);
   const index_t n = static_cast<index_t>(emb.rows());
   for (const row_pairs* l : {&pos, &neg}) {
     HEPGNN_CHECK(l->first.size() == l->second.size(), "hinge_embedding_loss: a pair list has ", l->first.size(),

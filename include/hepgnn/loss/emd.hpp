@@ -205,6 +205,11 @@ void check_emd_pair(const vector<T>& wa, Eigen::Index a0, Eigen::Index n, const 
   }
 }
 
+/// @brief Throws on a bad option (the ground cost is checked with the inputs).
+inline void check_emd_options(const emd_options& o) {
+  HEPGNN_CHECK(o.max_pivots >= 0, "emd: max_pivots must be >= 0 (0: automatic), got ", o.max_pivots);
+}
+
 /// @brief Copies the dense flow of scratch `s` (row stride s.b.size(), the extra particle left out) as n x m.
 template <class T>
 void copy_flow(const emd_scratch& s, Eigen::Index n, Eigen::Index m, matrix<T>& flow) {
@@ -230,6 +235,7 @@ template <class T>
 vector<T> emd(const matrix<T>& xa, const vector<T>& wa, const batch& ba, const matrix<T>& xb, const vector<T>& wb,
               const batch& bb, const emd_options& options = {}, loss_output<set_gradients<T>> grad = nullptr,
               loss_output<emd_details<T>> details = nullptr) {
+  detail::check_emd_options(options);
   detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "emd");
   ba.validate(static_cast<index_t>(xa.rows()));
   bb.validate(static_cast<index_t>(xb.rows()));
@@ -275,6 +281,7 @@ template <class T>
 T emd(const matrix<T>& xa, const vector<T>& wa, const matrix<T>& xb, const vector<T>& wb,
       const emd_options& options = {}, loss_output<set_gradients<T>> grad = nullptr,
       loss_output<emd_details<T>> details = nullptr) {
+  detail::check_emd_options(options);
   detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "emd");
   detail::check_emd_pair(wa, 0, xa.rows(), wb, 0, xb.rows(), options, "emd", -1);
   thread_local detail::emd_scratch s;

@@ -34,6 +34,9 @@ template <class T>
 void check_row_weights(const vector<T>* w, Eigen::Index rows, const char* fn) {
   if (!w) return;
   HEPGNN_CHECK(w->size() == rows, fn, ": row_weights must have one entry per row (", rows, "), got ", w->size());
+  for (Eigen::Index r = 0; r < w->size(); ++r)
+    HEPGNN_CHECK(std::isfinite(static_cast<double>((*w)(r))) && (*w)(r) >= T(0), fn, ": row_weights[", r,
+                 "] must be finite and >= 0, got ", (*w)(r));
 }
 }  // namespace detail
 
@@ -71,7 +74,8 @@ T huber(const matrix<T>& pred, const matrix<T>& target, const huber_options<T>& 
   const vector<T>* row_weights = options.row_weights;
   detail::check_pair(pred, target, "huber");
   detail::check_row_weights(row_weights, pred.rows(), "huber");
-  HEPGNN_CHECK(delta > T(0), "huber: delta must be > 0, got ", delta);
+  HEPGNN_CHECK(delta > T(0) && std::isfinite(static_cast<double>(delta)), "huber: delta must be > 0 and finite, got ",
+               delta);
   const Eigen::Index n = pred.size();
   if (grad) grad->resize(pred.rows(), pred.cols());
   if (n == 0) return T(0);

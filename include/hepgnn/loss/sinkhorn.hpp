@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,29 @@ inline void check_sinkhorn_options(const sinkhorn_options& o) {
   HEPGNN_CHECK(o.tolerance >= 0, "sinkhorn: tolerance must be >= 0, got ", o.tolerance);
 }
 
+/// @brief Throws when reg is too small for costs up to max_cost: beyond cost / reg = 1 / epsilon the log-domain
+/// iterates keep no digit of the plan, and the gradient (which divides by reg) overflows to inf or NaN.
+inline void check_sinkhorn_reg(double reg, double max_cost) {
+  constexpr double limit = 1 / std::numeric_limits<double>::epsilon();
+  HEPGNN_CHECK(max_cost <= reg * limit, "sinkhorn: reg = ", reg, " is too small for costs up to ", max_cost,
+               ": cost / reg must stay below 1 / epsilon = ", limit, " (reg >= ", max_cost / limit, ")");
+}
+
+/// @brief An upper bound of the ground cost between any row of xa and any row of xb: the cost of the diagonal of
+/// their common bounding box (pi in the periodic column).
+template <class T>
+double max_ground_cost(const matrix<T>& xa, const matrix<T>& xb, const ground_cost& g) {
+  if (xa.rows() == 0 || xb.rows() == 0) return 0;
+  double s = 0;
+  for (Eigen::Index c = 0; c < xa.cols(); ++c) {
+    const double lo = std::min(static_cast<double>(xa.col(c).minCoeff()), static_cast<double>(xb.col(c).minCoeff()));
+    const double hi = std::max(static_cast<double>(xa.col(c).maxCoeff()), static_cast<double>(xb.col(c).maxCoeff()));
+    const double d = c == g.periodic_column ? std::min(hi - lo, std::numbers::pi) : hi - lo;
+    s += d * d;
+  }
+  return g.from_squared(s);
+}
+
 /// @brief One point-set pair; adds the gradients to grad unless it is null. Returns the cost.
 template <class T>
 double sinkhorn_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Eigen::Index n, const matrix<T>& xb,
@@ -249,6 +273,7 @@ T sinkhorn(const vector<T>& a, const vector<T>& b, const matrix<T>& M, const sin
   detail::check_weights(a, M.rows(), "sinkhorn", "a");
   detail::check_weights(b, M.cols(), "sinkhorn", "b");
   check_finite(M, "sinkhorn: M");
+  detail::check_sinkhorn_reg(options.reg, static_cast<double>(M.cwiseAbs().maxCoeff()));
   thread_local detail::sinkhorn_scratch s;
   double Wa, Wb;
   detail::sinkhorn_marginals(a, 0, M.rows(), b, 0, M.cols(), s, Wa, Wb);
@@ -283,6 +308,7 @@ vector<T> sinkhorn(const matrix<T>& xa, const vector<T>& wa, const batch& ba, co
                    loss_output<set_gradients<T>> grad = nullptr, loss_output<sinkhorn_details<T>> details = nullptr) {
   detail::check_sinkhorn_options(options);
   detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "sinkhorn");
+  detail::check_sinkhorn_reg(options.reg, detail::max_ground_cost(xa, xb, options.cost));
   ba.validate(static_cast<index_t>(xa.rows()));
   bb.validate(static_cast<index_t>(xb.rows()));
   HEPGNN_CHECK(ba.num_graphs() == bb.num_graphs(), "sinkhorn: batches must hold the same number of graphs, got ",
@@ -324,6 +350,7 @@ T sinkhorn(const matrix<T>& xa, const vector<T>& wa, const matrix<T>& xb, const 
   detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "sinkhorn");
   emd_options eo;
   detail::check_emd_pair(wa, 0, xa.rows(), wb, 0, xb.rows(), eo, "sinkhorn", -1);
+  detail::check_sinkhorn_reg(options.reg, detail::max_ground_cost(xa, xb, options.cost));
   thread_local detail::sinkhorn_scratch s;
   const Eigen::Index n = xa.rows(), m = xb.rows();
   if (grad) detail::zero_set_gradients(*grad, xa, wa, xb, wb);
