@@ -143,30 +143,36 @@ template <class T>
 void chamfer_pair_gradient(const matrix<T>& a, index_t a0, index_t n, const matrix<T>& b, index_t b0, index_t m,
                            const index_t* near_b, const index_t* near_a, const chamfer_options& opt, T dvalue,
                            matrix<T>& ga, matrix<T>& gb) {
-  const bool root = opt.metric == chamfer_metric::euclidean;
   const bool mean = opt.reduction == chamfer_reduction::mean;
   const Eigen::Index d = a.cols();
   const T wa = mean ? dvalue / static_cast<T>(n) : dvalue;
   const T wb = mean ? dvalue / static_cast<T>(m) : dvalue;
-  auto pair_grad = [&](index_t i, index_t j, T w) {  // adds w * d dist(a_i, b_j) to a_i, and the opposite to b_j
-    const T* ai = a.data() + static_cast<std::ptrdiff_t>(i) * d;
-    const T* bj = b.data() + static_cast<std::ptrdiff_t>(j) * d;
-    T* gai = ga.data() + static_cast<std::ptrdiff_t>(i) * d;
-    T* gbj = gb.data() + static_cast<std::ptrdiff_t>(j) * d;
-    T scale = 2 * w;
-    if (root) {
-      T r2 = 0;
-      for (Eigen::Index c = 0; c < d; ++c) r2 += (ai[c] - bj[c]) * (ai[c] - bj[c]);
-      scale = r2 > 0 ? w / std::sqrt(r2) : T(0);
-    }
-    for (Eigen::Index c = 0; c < d; ++c) {
-      const T t = scale * (ai[c] - bj[c]);
-      gai[c] += t;
-      gbj[c] -= t;
-    }
+  // one loop per metric, so the per-pair work has no branch on it
+  auto pairs = [&]<bool Root>() {
+    auto pair_grad = [&](index_t i, index_t j, T w) {  // adds w * d dist(a_i, b_j) to a_i, the opposite to b_j
+      const T* ai = a.data() + static_cast<std::ptrdiff_t>(i) * d;
+      const T* bj = b.data() + static_cast<std::ptrdiff_t>(j) * d;
+      T* gai = ga.data() + static_cast<std::ptrdiff_t>(i) * d;
+      T* gbj = gb.data() + static_cast<std::ptrdiff_t>(j) * d;
+      T scale = 2 * w;
+      if constexpr (Root) {
+        T r2 = 0;
+        for (Eigen::Index c = 0; c < d; ++c) r2 += (ai[c] - bj[c]) * (ai[c] - bj[c]);
+        scale = r2 > 0 ? w / std::sqrt(r2) : T(0);
+      }
+      for (Eigen::Index c = 0; c < d; ++c) {
+        const T t = scale * (ai[c] - bj[c]);
+        gai[c] += t;
+        gbj[c] -= t;
+      }
+    };
+    for (index_t k = 0; k < n; ++k) pair_grad(a0 + k, near_b[k], wa);
+    for (index_t k = 0; k < m; ++k) pair_grad(near_a[k], b0 + k, wb);
   };
-  for (index_t k = 0; k < n; ++k) pair_grad(a0 + k, near_b[k], wa);
-  for (index_t k = 0; k < m; ++k) pair_grad(near_a[k], b0 + k, wb);
+  if (opt.metric == chamfer_metric::euclidean)
+    pairs.template operator()<true>();
+  else
+    pairs.template operator()<false>();
 }
 
 /// @brief hepgnn::chamfer with the gradient of sum_g dvalue * chamfer_g (dvalue: the caller's d loss / d value_g,

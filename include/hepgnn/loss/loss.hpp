@@ -30,7 +30,7 @@ using loss_output = std::type_identity_t<X>*;
 template <class T>
 struct set_gradients {
   matrix<T> xa, xb;  ///< w.r.t. the coordinates
-  vector<T> wa, wb;  ///< w.r.t. the weights as given (empty when no weights were given)
+  vector<T> wa, wb;  ///< w.r.t. the weights as given (empty without weights, and from sliced_wasserstein)
 };
 
 /// @brief Gradients of a loss on a cost matrix M between histograms a and b.
