@@ -53,12 +53,12 @@ void BM_interaction_network_train(benchmark::State& state) {
   decltype(w.net)::cache c;
   hepgnn::matrix<float> y, grad;
   w.net.forward(w.x, w.g, y, c);  // warm-up
-  hepgnn::bce_with_logits(y, w.labels, &grad);
+  hepgnn::bce_with_logits(y, w.labels, {}, &grad);
   w.net.backward(w.x, w.g, y, grad, c, nullptr);
   for (auto _ : state) {
     hepgnn::zero_grad(w.net);
     w.net.forward(w.x, w.g, y, c);
-    hepgnn::bce_with_logits(y, w.labels, &grad);
+    hepgnn::bce_with_logits(y, w.labels, {}, &grad);
     w.net.backward(w.x, w.g, y, grad, c, nullptr);
     benchmark::DoNotOptimize(y.data());
   }

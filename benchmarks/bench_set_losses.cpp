@@ -44,10 +44,9 @@ sets make_sets(int n, int pairs) {
 void bm_emd(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0)), pairs = 100;
   const auto s = make_sets(n, pairs);
-  hepgnn::emd_options opt;
-  opt.keep_flow = false;
-  opt.gradient = state.range(1) != 0;
-  for (auto _ : state) benchmark::DoNotOptimize(hepgnn::emd(s.xa, s.wa, s.bx, s.xb, s.wb, s.bx, opt).cost.data());
+  hepgnn::set_gradients<double> grad;
+  hepgnn::set_gradients<double>* g = state.range(1) != 0 ? &grad : nullptr;
+  for (auto _ : state) benchmark::DoNotOptimize(hepgnn::emd(s.xa, s.wa, s.bx, s.xb, s.wb, s.bx, {}, g).data());
   state.SetItemsProcessed(state.iterations() * pairs);
 }
 BENCHMARK(bm_emd)->ArgNames({"n", "grad"})->Args({30, 0})->Args({64, 0})->Args({128, 0})->Args({30, 1})->UseRealTime();
@@ -55,10 +54,7 @@ BENCHMARK(bm_emd)->ArgNames({"n", "grad"})->Args({30, 0})->Args({64, 0})->Args({
 void bm_emd_uniform(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0)), pairs = 100;
   const auto s = make_sets(n, pairs);
-  hepgnn::emd_options opt;
-  opt.keep_flow = false;
-  const vector<double> none;
-  for (auto _ : state) benchmark::DoNotOptimize(hepgnn::emd(s.xa, none, s.bx, s.xb, none, s.bx, opt).cost.data());
+  for (auto _ : state) benchmark::DoNotOptimize(hepgnn::emd(s.xa, s.bx, s.xb, s.bx).data());
   state.SetItemsProcessed(state.iterations() * pairs);
 }
 BENCHMARK(bm_emd_uniform)->ArgName("n")->Arg(30)->Arg(128)->UseRealTime();
@@ -68,9 +64,9 @@ void bm_sinkhorn(benchmark::State& state) {
   const auto s = make_sets(n, pairs);
   hepgnn::sinkhorn_options opt;
   opt.reg = 0.01;
-  opt.keep_plan = false;
-  opt.gradient = state.range(0) != 0;
-  for (auto _ : state) benchmark::DoNotOptimize(hepgnn::sinkhorn(s.xa, s.wa, s.bx, s.xb, s.wb, s.bx, opt).cost.data());
+  hepgnn::set_gradients<double> grad;
+  hepgnn::set_gradients<double>* g = state.range(0) != 0 ? &grad : nullptr;
+  for (auto _ : state) benchmark::DoNotOptimize(hepgnn::sinkhorn(s.xa, s.wa, s.bx, s.xb, s.wb, s.bx, opt, g).data());
   state.SetItemsProcessed(state.iterations() * pairs);
 }
 BENCHMARK(bm_sinkhorn)->ArgName("grad")->Arg(0)->Arg(1)->UseRealTime();
@@ -80,14 +76,9 @@ void bm_chamfer(benchmark::State& state) {
   matrix<float> a(pairs * n, 3), b(pairs * n, 3);
   for (int k = 0; k < pairs * n * 3; ++k) a.data()[k] = rb::u01(451, k), b.data()[k] = rb::u01(452, k);
   const auto bx = hepgnn::batch::uniform(pairs, n);
-  const bool backward = state.range(0) != 0;
-  hepgnn::chamfer_cache cache;
-  matrix<float> ga, gb;
-  const vector<float> dloss = vector<float>::Constant(pairs, 1.0f / pairs);
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(hepgnn::chamfer(a, bx, b, bx, {}, backward ? &cache : nullptr).data());
-    if (backward) hepgnn::chamfer_backward(a, bx, b, bx, dloss, cache, &ga, &gb);
-  }
+  hepgnn::set_gradients<float> grad;
+  hepgnn::set_gradients<float>* g = state.range(0) != 0 ? &grad : nullptr;
+  for (auto _ : state) benchmark::DoNotOptimize(hepgnn::chamfer(a, bx, b, bx, {}, g).data());
   state.SetItemsProcessed(state.iterations() * pairs);
 }
 BENCHMARK(bm_chamfer)->ArgName("backward")->Arg(0)->Arg(1)->UseRealTime();
@@ -97,9 +88,10 @@ void bm_sliced_wasserstein(benchmark::State& state) {
   const auto s = make_sets(n, pairs);
   hepgnn::sliced_wasserstein_options opt;
   opt.projections = 50;
-  opt.gradient = state.range(0) != 0;
+  hepgnn::set_gradients<double> grad;
+  hepgnn::set_gradients<double>* g = state.range(0) != 0 ? &grad : nullptr;
   for (auto _ : state)
-    benchmark::DoNotOptimize(hepgnn::sliced_wasserstein(s.xa, s.wa, s.bx, s.xb, s.wb, s.bx, opt).value.data());
+    benchmark::DoNotOptimize(hepgnn::sliced_wasserstein(s.xa, s.wa, s.bx, s.xb, s.wb, s.bx, opt, g).data());
   state.SetItemsProcessed(state.iterations() * pairs);
 }
 BENCHMARK(bm_sliced_wasserstein)->ArgName("grad")->Arg(0)->Arg(1)->UseRealTime();

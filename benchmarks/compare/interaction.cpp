@@ -66,12 +66,12 @@ int main(int argc, char** argv) {
     seconds = rb::median_seconds([&] {
       hepgnn::zero_grad(net);
       net.forward(x, g, y, c);
-      hepgnn::bce_with_logits(y, labels, &grad);
+      hepgnn::bce_with_logits(y, labels, {}, &grad);
       net.backward(x, g, y, grad, c, nullptr);
     });
   }
   net.forward(x, g, y, c);
-  const T loss = hepgnn::bce_with_logits(y, labels, &grad);
+  const T loss = hepgnn::bce_with_logits(y, labels, {}, &grad);
   hepgnn::zero_grad(net);
   net.backward(x, g, y, grad, c, nullptr);
   double gsum = 0;

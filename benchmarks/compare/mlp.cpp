@@ -39,7 +39,7 @@ void run(const std::string& workload, Net& model) {
   const double s = rb::median_seconds([&] {
     zero_grad(model);
     model.forward(x, out, c);
-    loss = mse(out, y, &grad);
+    loss = mse(out, y, {}, &grad);
     model.backward(x, out, grad, c, nullptr);
     opt.step(model);
   });

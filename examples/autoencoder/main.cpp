@@ -96,7 +96,7 @@ packed_batches pack_all(const jet_array<T>& jets, index_t bs, const graph_autoen
 }
 
 /// Trains a graph autoencoder with Adam and a cosine learning-rate decay; returns the final epoch's mean loss.
-double train_graph_ae(graph_autoencoder<T>& model, const packed_batches& data, const set_loss_options& lo, int epochs,
+double train_graph_ae(graph_autoencoder<T>& model, const packed_batches& data, const reconstruction_loss_options& lo, int epochs,
                       std::uint64_t seed, const char* name) {
   adam<T> opt({.lr = 3e-3});
   graph_autoencoder<T>::cache c;
@@ -127,7 +127,7 @@ double train_graph_ae(graph_autoencoder<T>& model, const packed_batches& data, c
 
 /// Per-jet reconstruction loss (the anomaly score).
 std::vector<double> score_graph_ae(const graph_autoencoder<T>& model, const packed_batches& data,
-                                   const set_loss_options& lo) {
+                                   const reconstruction_loss_options& lo) {
   graph_autoencoder<T>::cache c;
   matrix<T> recon;
   std::vector<double> s;
@@ -328,13 +328,13 @@ int main(int argc, char** argv) {
   if (st.max_pool) go.pool_aggr = aggregation::max;
   std::map<std::string, std::vector<double>> sq, sw, st_;  // scores of QCD, W, top per method
   std::map<std::string, double> seconds, cpu;
-  set_loss_options chamfer_loss, emd_loss, energy_loss;
+  reconstruction_loss_options chamfer_loss, emd_loss, energy_loss;
   emd_loss.kind = set_loss_kind::emd;
   energy_loss.kind = set_loss_kind::energy_emd;
   energy_loss.emd_beta = st.beta;
   struct run_spec {
     std::string key, label;
-    set_loss_options lo;
+    reconstruction_loss_options lo;
   };
   std::vector<run_spec> runs;
   auto wanted = [&](const std::string& k) { return ("," + st.methods + ",").find("," + k + ",") != std::string::npos; };

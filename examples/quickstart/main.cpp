@@ -101,7 +101,7 @@ int main() {
                                y(static_cast<long>(k), 0) = T(train.labels[items[k]]);
                              zero_grad(model);
                              model.forward(x, b, logits, cache);
-                             const T loss = bce_with_logits(logits, y, &dlogits);
+                             const T loss = bce_with_logits(logits, y, {}, &dlogits);
                              model.backward(x, b, logits, dlogits, cache, nullptr);
                              opt.step(model);
                              return static_cast<double>(loss);

@@ -71,6 +71,8 @@
 #include "hepgnn/loss/emd.hpp"
 #include "hepgnn/loss/emd_cost.hpp"
 #include "hepgnn/loss/emd_simplex.hpp"
+#include "hepgnn/loss/loss.hpp"
+#include "hepgnn/loss/reconstruction.hpp"
 #include "hepgnn/loss/regression.hpp"
 #include "hepgnn/loss/sinkhorn.hpp"
 #include "hepgnn/loss/sliced_wasserstein.hpp"

@@ -148,17 +148,17 @@ TEST_CASE("hinge_embedding_loss: pulls positives, pushes negatives within the ma
   hepgnn::matrix<double> emb(3, 2);
   emb << 0, 0, 3, 4, 0.1, 0;
   const std::vector<index_t> a{0}, b{1}, c{2};
-  CHECK(hepgnn::hinge_embedding_loss<double>(emb, {a, b}, {}, 1.0, 1.0, nullptr) == 25.0);
+  CHECK(hepgnn::hinge_embedding_loss<double>(emb, {a, b}, {}, {.margin = 1.0, .negative_weight = 1.0}) == 25.0);
   hepgnn::matrix<double> grad;
   // the negative pair 0-2 is 0.1 apart: 2 * (1 - 0.01), its gradient pushes 0 and 2 apart
-  CHECK(hepgnn::hinge_embedding_loss<double>(emb, {}, {a, c}, 1.0, 2.0, &grad) == doctest::Approx(1.98));
+  CHECK(hepgnn::hinge_embedding_loss<double>(emb, {}, {a, c}, {.margin = 1.0, .negative_weight = 2.0}, &grad) == doctest::Approx(1.98));
   CHECK(grad(0, 0) > 0);
   CHECK(grad(2, 0) < 0);
-  CHECK(hepgnn::hinge_embedding_loss<double>(emb, {}, {a, b}, 1.0, 1.0, nullptr) == 0.0);
-  CHECK_THROWS_WITH_AS(hepgnn::hinge_embedding_loss<double>(emb, {a, std::span<const index_t>()}, {}, 1.0, 1.0, nullptr),
+  CHECK(hepgnn::hinge_embedding_loss<double>(emb, {}, {a, b}, {.margin = 1.0, .negative_weight = 1.0}) == 0.0);
+  CHECK_THROWS_WITH_AS(hepgnn::hinge_embedding_loss<double>(emb, {a, std::span<const index_t>()}, {}, {.margin = 1.0, .negative_weight = 1.0}),
                        doctest::Contains("a pair list has 1 first and 0 second rows"), hepgnn::error);
   const std::vector<index_t> far{3};
-  CHECK_THROWS_WITH_AS(hepgnn::hinge_embedding_loss<double>(emb, {a, far}, {}, 1.0, 1.0, nullptr),
+  CHECK_THROWS_WITH_AS(hepgnn::hinge_embedding_loss<double>(emb, {a, far}, {}, {.margin = 1.0, .negative_weight = 1.0}),
                        doctest::Contains("pair 0 (0, 3) is out of range for 3 embedded rows"), hepgnn::error);
 }
 

@@ -63,26 +63,26 @@ TEST_CASE_TEMPLATE("chamfer matches brute force on batches of different set size
     for (auto red : {hepgnn::chamfer_reduction::mean, hepgnn::chamfer_reduction::sum})
       for (auto met : {hepgnn::chamfer_metric::squared_euclidean, hepgnn::chamfer_metric::euclidean}) {
         hepgnn::chamfer_options o{red, met};
-        hepgnn::chamfer_cache cache;
+        hepgnn::chamfer_details details;
         const auto fwd = hepgnn::chamfer(a, ba, b, bb, o);
-        const auto with_cache = hepgnn::chamfer(a, ba, b, bb, o, &cache);
+        const auto with_details = hepgnn::chamfer(a, ba, b, bb, o, nullptr, &details);
         for (int g = 0; g < ba.num_graphs(); ++g) {
           const double want = brute(a, ba, b, bb, g, o);
           INFO("d " << d << ", graph " << g);
           CHECK(static_cast<double>(fwd[g]) == doctest::Approx(want).epsilon(std::is_same_v<T, float> ? 1e-5 : 1e-12));
-          CHECK(with_cache[g] == fwd[g]);
+          CHECK(with_details[g] == fwd[g]);
         }
         // recorded neighbours are in the same graph and attain the minimum
         bool ok = true;
         for (int g = 0; g < ba.num_graphs(); ++g) {
           for (int i = ba.begin(g); i < ba.end(g); ++i) {
-            const int j = cache.nearest_in_b[i];
+            const int j = details.nearest_in_b[i];
             ok = ok && j >= bb.begin(g) && j < bb.end(g);
             for (int k = bb.begin(g); k < bb.end(g) && ok; ++k)
               ok = (a.row(i) - b.row(j)).squaredNorm() <= (a.row(i) - b.row(k)).squaredNorm() * (1 + 1e-6) + 1e-12;
           }
           for (int j = bb.begin(g); j < bb.end(g); ++j) {
-            const int i = cache.nearest_in_a[j];
+            const int i = details.nearest_in_a[j];
             ok = ok && i >= ba.begin(g) && i < ba.end(g);
             for (int k = ba.begin(g); k < ba.end(g) && ok; ++k)
               ok = (a.row(i) - b.row(j)).squaredNorm() <= (a.row(k) - b.row(j)).squaredNorm() * (1 + 1e-6) + 1e-12;
@@ -117,10 +117,15 @@ TEST_CASE("chamfer gradients match finite differences") {
   for (auto red : {hepgnn::chamfer_reduction::mean, hepgnn::chamfer_reduction::sum})
     for (auto met : {hepgnn::chamfer_metric::squared_euclidean, hepgnn::chamfer_metric::euclidean}) {
       hepgnn::chamfer_options o{red, met};
-      hepgnn::chamfer_cache cache;
-      hepgnn::chamfer(a, ba, b, bb, o, &cache);
-      matrix<double> ga, gb;
-      hepgnn::chamfer_backward(a, ba, b, bb, dloss, cache, &ga, &gb, o);
+      hepgnn::set_gradients<double> grad;
+      hepgnn::chamfer(a, ba, b, bb, o, &grad);
+      // d(sum_g dloss_g value_g): graph g's gradient lives in its own rows, scaled by dloss_g
+      matrix<double> ga = grad.xa, gb = grad.xb;
+      for (int g = 0; g < ba.num_graphs(); ++g) {
+        ga.middleRows(ba.begin(g), ba.size(g)) *= dloss[g];
+        gb.middleRows(bb.begin(g), bb.size(g)) *= dloss[g];
+      }
+      CHECK(grad.wa.size() == 0);
       auto loss = [&] { return hepgnn::chamfer(a, ba, b, bb, o).dot(dloss); };
       auto e = hepgnn::check_input_gradient(a, ga, loss, "a");
       e.merge(hepgnn::check_input_gradient(b, gb, loss, "b"));
@@ -133,13 +138,13 @@ TEST_CASE("chamfer does not depend on the thread count") {
   hepgnn::rng r(4);
   const auto bx = hepgnn::batch::uniform(64, 20);
   const auto a = random_points<float>(r, bx.num_nodes(), 3), b = random_points<float>(r, bx.num_nodes(), 3);
-  hepgnn::chamfer_cache c1, c2;
-  const auto v2 = hepgnn::chamfer(a, bx, b, bx, {}, &c2);
+  hepgnn::chamfer_details c1, c2;
+  const auto v2 = hepgnn::chamfer(a, bx, b, bx, {}, nullptr, &c2);
 #ifdef _OPENMP
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);
 #endif
-  const auto v1 = hepgnn::chamfer(a, bx, b, bx, {}, &c1);
+  const auto v1 = hepgnn::chamfer(a, bx, b, bx, {}, nullptr, &c1);
 #ifdef _OPENMP
   omp_set_num_threads(saved);
 #endif
@@ -163,13 +168,9 @@ TEST_CASE("chamfer rejects bad input") {
   matrix<double> bad = a;
   bad(2, 1) = INFINITY;
   throws([&] { hepgnn::chamfer(bad, ba, b, bb); }, "chamfer: a: non-finite value inf at row 2, column 1");
-  hepgnn::chamfer_cache cache;
-  matrix<double> ga, gb;
-  throws([&] { hepgnn::chamfer_backward(a, ba, b, bb, vector<double>::Ones(1).eval(), cache, &ga, &gb); },
-         "chamfer_backward: the cache does not match the inputs");
-  hepgnn::chamfer(a, ba, b, bb, {}, &cache);
-  throws([&] { hepgnn::chamfer_backward(a, ba, b, bb, vector<double>::Ones(2).eval(), cache, &ga, &gb); },
-         "chamfer_backward: dloss must have one entry per graph (1), got 2");
+  // the gradient comes from the same call: no cache of other inputs can reach it (chamfer_backward checked that)
+  hepgnn::set_gradients<double> grad;
+  throws([&] { hepgnn::chamfer(bad, ba, b, bb, {}, &grad); }, "chamfer: a: non-finite value inf at row 2, column 1");
 }
 
 }  // namespace hepgnn_test_chamfer

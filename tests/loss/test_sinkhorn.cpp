@@ -45,18 +45,19 @@ TEST_CASE("sinkhorn matches POT ot.sinkhorn2(method='sinkhorn_log') (1e-5 relati
     opt.max_iterations = iters;
     opt.tolerance = thr;
     opt.cost.beta = beta;
-    const auto r = hepgnn::sinkhorn(xa, wa, xb, wb, opt);
-    INFO("n = " << n << ", m = " << m << ", reg = " << reg << ", iterations " << r.iterations);
-    CHECK(std::abs(r.cost - value) <= 1e-5 * std::abs(value));
+    hepgnn::sinkhorn_details<double> r;
+    const double cost = hepgnn::sinkhorn(xa, wa, xb, wb, opt, nullptr, &r);
+    INFO("n = " << n << ", m = " << m << ", reg = " << reg << ", iterations " << r.iterations[0]);
+    CHECK(std::abs(cost - value) <= 1e-5 * std::abs(value));
     // the cost-matrix call gives the same numbers
     matrix<double> M(n, m);
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < m; ++j) M(i, j) = std::pow((xa.row(i) - xb.row(j)).norm(), beta);
-    const auto rm = hepgnn::sinkhorn(wa, wb, M, opt);
-    CHECK(rm.cost == doctest::Approx(r.cost).epsilon(1e-12));
+    const double rm = hepgnn::sinkhorn(wa, wb, M, opt);
+    CHECK(rm == doctest::Approx(cost).epsilon(1e-12));
     // the plan's row marginals are exact after the u update (as in POT), its cost is <plan, M>
-    CHECK((r.plan.rowwise().sum() - wa / wa.sum()).cwiseAbs().maxCoeff() < 1e-12);
-    CHECK(r.plan.cwiseProduct(M).sum() == doctest::Approx(r.cost).epsilon(1e-12));
+    CHECK((r.plan[0].rowwise().sum() - wa / wa.sum()).cwiseAbs().maxCoeff() < 1e-12);
+    CHECK(r.plan[0].cwiseProduct(M).sum() == doctest::Approx(cost).epsilon(1e-12));
     ++checked;
   }
   CHECK(checked == 5);
@@ -66,29 +67,31 @@ TEST_CASE("sinkhorn closed forms and small reg") {
   matrix<double> a(1, 2), b(1, 2);
   a << 0.1, 0.2;
   b << -0.3, 0.5;
-  const auto r = hepgnn::sinkhorn(a, vector<double>{}, b, vector<double>{});
-  CHECK(r.cost == doctest::Approx(0.5).epsilon(1e-14));
-  CHECK(r.plan(0, 0) == doctest::Approx(1.0).epsilon(1e-14));
+  hepgnn::sinkhorn_details<double> r;
+  const double cost = hepgnn::sinkhorn(a, vector<double>{}, b, vector<double>{}, {}, nullptr, &r);
+  CHECK(cost == doctest::Approx(0.5).epsilon(1e-14));
+  CHECK(r.plan[0](0, 0) == doctest::Approx(1.0).epsilon(1e-14));
   // reg -> 0 approaches the exact EMD; no NaN at tiny reg (kernel entries underflow without the log domain)
   hepgnn::rng rr(2);
   const auto x = random_points(rr, 15, 2), y = random_points(rr, 18, 2);
   const auto wx = random_weights(rr, 15), wy = random_weights(rr, 18);
-  const double exact = hepgnn::emd(x, wx, y, wy).cost;
+  const double exact = hepgnn::emd(x, wx, y, wy);
   hepgnn::sinkhorn_options opt;
   opt.reg = 1e-4;  // exp(-M / reg) underflows to 0 for most entries: the log-domain fallback keeps it finite
   opt.max_iterations = 200;
-  const auto tiny = hepgnn::sinkhorn(x, wx, y, wy, opt);
-  CHECK(std::isfinite(tiny.cost));
-  CHECK(tiny.plan.allFinite());
-  CHECK((tiny.plan.rowwise().sum() - wx / wx.sum()).cwiseAbs().maxCoeff() < 1e-12);
+  hepgnn::sinkhorn_details<double> tiny;
+  CHECK(std::isfinite(hepgnn::sinkhorn(x, wx, y, wy, opt, nullptr, &tiny)));
+  CHECK(tiny.plan[0].allFinite());
+  CHECK((tiny.plan[0].rowwise().sum() - wx / wx.sum()).cwiseAbs().maxCoeff() < 1e-12);
   opt.reg = 3e-3;
   opt.max_iterations = 100000;
   opt.tolerance = 1e-12;
-  const auto s = hepgnn::sinkhorn(x, wx, y, wy, opt);
-  INFO("iterations " << s.iterations << ", marginal error " << s.marginal_error);
-  CHECK(s.marginal_error < 1e-12);
-  CHECK(s.cost == doctest::Approx(exact).epsilon(2e-2));
-  CHECK(s.cost >= exact - 1e-9);
+  hepgnn::sinkhorn_details<double> s;
+  const double s_cost = hepgnn::sinkhorn(x, wx, y, wy, opt, nullptr, &s);
+  INFO("iterations " << s.iterations[0] << ", marginal error " << s.marginal_error[0]);
+  CHECK(s.marginal_error[0] < 1e-12);
+  CHECK(s_cost == doctest::Approx(exact).epsilon(2e-2));
+  CHECK(s_cost >= exact - 1e-9);
 }
 
 TEST_CASE("sinkhorn: a zero-weight point is the same as no point") {
@@ -105,9 +108,11 @@ TEST_CASE("sinkhorn: a zero-weight point is the same as no point") {
   opt.reg = 0.05;
   opt.tolerance = 1e-13;  // converged, so summation-order rounding cannot move the stopping iteration's cost
   opt.max_iterations = 100000;
-  const auto with = hepgnn::sinkhorn(x, wx, y, wy, opt), without = hepgnn::sinkhorn(x_drop, w_drop, y, wy, opt);
-  CHECK(with.cost == doctest::Approx(without.cost).epsilon(1e-10));
-  CHECK(with.plan.row(4).cwiseAbs().maxCoeff() == 0.0);
+  hepgnn::sinkhorn_details<double> with;
+  const double with_cost = hepgnn::sinkhorn(x, wx, y, wy, opt, nullptr, &with);
+  const double without = hepgnn::sinkhorn(x_drop, w_drop, y, wy, opt);
+  CHECK(with_cost == doctest::Approx(without).epsilon(1e-10));
+  CHECK(with.plan[0].row(4).cwiseAbs().maxCoeff() == 0.0);
 }
 
 TEST_CASE("sinkhorn gradients match finite differences at a converged fixed point") {
@@ -120,22 +125,25 @@ TEST_CASE("sinkhorn gradients match finite differences at a converged fixed poin
     opt.max_iterations = 100000;
     opt.tolerance = 1e-15;
     opt.cost.beta = beta;
-    opt.gradient = true;
-    const auto g = hepgnn::sinkhorn(xa, wa, xb, wb, opt);
-    auto loss = [&] { return hepgnn::sinkhorn(xa, wa, xb, wb, opt).cost; };
-    auto e = hepgnn::check_input_gradient(xa, g.grad_xa, loss, "xa");
-    e.merge(hepgnn::check_input_gradient(xb, g.grad_xb, loss, "xb"));
-    e.merge(hepgnn::check_gradient(wa.data(), g.grad_a.data(), wa.size(), loss, "wa"));
-    e.merge(hepgnn::check_gradient(wb.data(), g.grad_b.data(), wb.size(), loss, "wb"));
+    hepgnn::set_gradients<double> g;
+    hepgnn::sinkhorn(xa, wa, xb, wb, opt, &g);
+    auto loss = [&] { return hepgnn::sinkhorn(xa, wa, xb, wb, opt); };
+    auto e = hepgnn::check_input_gradient(xa, g.xa, loss, "xa");
+    e.merge(hepgnn::check_input_gradient(xb, g.xb, loss, "xb"));
+    e.merge(hepgnn::check_gradient(wa.data(), g.wa.data(), wa.size(), loss, "wa"));
+    e.merge(hepgnn::check_gradient(wb.data(), g.wb.data(), wb.size(), loss, "wb"));
     INFO("beta " << beta << ": " << e.worst << ": analytic " << e.analytic << ", numeric " << e.numeric);
     CHECK(e.max_error < 1e-6);
     // cost-matrix gradient
     matrix<double> M(6, 8);
     for (int i = 0; i < 6; ++i)
       for (int j = 0; j < 8; ++j) M(i, j) = r.uniform(0, 2);
-    const auto gm = hepgnn::sinkhorn(wa, wb, M, opt);
-    auto lm = [&] { return hepgnn::sinkhorn(wa, wb, M, opt).cost; };
-    const auto em = hepgnn::check_input_gradient(M, gm.grad_M, lm, "M");
+    hepgnn::cost_matrix_gradients<double> gm;
+    hepgnn::sinkhorn(wa, wb, M, opt, &gm);
+    auto lm = [&] { return hepgnn::sinkhorn(wa, wb, M, opt); };
+    auto em = hepgnn::check_input_gradient(M, gm.M, lm, "M");
+    em.merge(hepgnn::check_gradient(wa.data(), gm.a.data(), wa.size(), lm, "a"));
+    em.merge(hepgnn::check_gradient(wb.data(), gm.b.data(), wb.size(), lm, "b"));
     INFO(em.worst << ": analytic " << em.analytic << ", numeric " << em.numeric);
     CHECK(em.max_error < 1e-6);
   }
@@ -148,30 +156,35 @@ TEST_CASE("batched sinkhorn equals the per-pair calls and does not depend on the
   const auto wa = random_weights(r, ba.num_nodes()), wb = random_weights(r, bb.num_nodes());
   hepgnn::sinkhorn_options opt;
   opt.reg = 0.05;
-  opt.gradient = true;
-  const auto all = hepgnn::sinkhorn(xa, wa, ba, xb, wb, bb, opt);
+  hepgnn::set_gradients<double> all;
+  hepgnn::sinkhorn_details<double> all_details;
+  const vector<double> all_cost = hepgnn::sinkhorn(xa, wa, ba, xb, wb, bb, opt, &all, &all_details);
   for (hepgnn::index_t g = 0; g < ba.num_graphs(); ++g) {
     const matrix<double> pa = xa.middleRows(ba.begin(g), ba.size(g)), pb = xb.middleRows(bb.begin(g), bb.size(g));
     const vector<double> qa = wa.segment(ba.begin(g), ba.size(g)), qb = wb.segment(bb.begin(g), bb.size(g));
-    const auto one = hepgnn::sinkhorn(pa, qa, pb, qb, opt);
-    CHECK(all.cost[g] == one.cost);
-    CHECK(all.plan[g] == one.plan);
-    CHECK(all.grad_xb.middleRows(bb.begin(g), bb.size(g)) == one.grad_xb);
-    CHECK(all.grad_wa.segment(ba.begin(g), ba.size(g)) == one.grad_a);
+    hepgnn::set_gradients<double> one;
+    hepgnn::sinkhorn_details<double> one_details;
+    const double one_cost = hepgnn::sinkhorn(pa, qa, pb, qb, opt, &one, &one_details);
+    CHECK(all_cost[g] == one_cost);
+    CHECK(all_details.plan[g] == one_details.plan[0]);
+    CHECK(all.xb.middleRows(bb.begin(g), bb.size(g)) == one.xb);
+    CHECK(all.wa.segment(ba.begin(g), ba.size(g)) == one.wa);
   }
 #ifdef _OPENMP
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);
-  const auto serial = hepgnn::sinkhorn(xa, wa, ba, xb, wb, bb, opt);
+  hepgnn::set_gradients<double> serial;
+  const vector<double> serial_cost = hepgnn::sinkhorn(xa, wa, ba, xb, wb, bb, opt, &serial);
   omp_set_num_threads(saved);
-  CHECK(serial.cost == all.cost);
-  CHECK(serial.grad_xa == all.grad_xa);
+  CHECK(serial_cost == all_cost);
+  CHECK(serial.xa == all.xa);
 #endif
   // float inputs
   const matrix<float> fa = xa.cast<float>(), fb = xb.cast<float>();
   const vector<float> fwa = wa.cast<float>(), fwb = wb.cast<float>();
-  const auto f = hepgnn::sinkhorn(fa, fwa, ba, fb, fwb, bb, opt);
-  CHECK((f.cost.cast<double>() - all.cost).cwiseAbs().maxCoeff() < 1e-5);
+  hepgnn::set_gradients<float> fg;
+  const vector<float> f = hepgnn::sinkhorn(fa, fwa, ba, fb, fwb, bb, opt, &fg);
+  CHECK((f.cast<double>() - all_cost).cwiseAbs().maxCoeff() < 1e-5);
 }
 
 TEST_CASE("sinkhorn rejects bad input") {

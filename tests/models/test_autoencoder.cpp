@@ -39,7 +39,7 @@ void random_jets(rng& g, const std::vector<index_t>& sizes, matrix<double>& x, b
   for (index_t i = 0; i < b.num_nodes(); ++i) x.row(i) << g.normal(0, 0.3), g.normal(0, 0.3), g.uniform(0.0, 0.5);
 }
 
-double check_graph_ae(graph_autoencoder_options o, set_loss_options lo, std::uint64_t seed) {
+double check_graph_ae(graph_autoencoder_options o, reconstruction_loss_options lo, std::uint64_t seed) {
   rng g(seed);
   graph_autoencoder<double> model(g, o);
   matrix<double> x;
@@ -71,7 +71,7 @@ TEST_CASE("graph autoencoder: parameter gradients (finite differences, double)")
   o.latent = 2;
   o.max_particles = 6;
   o.k = 3;
-  set_loss_options chamfer_loss;
+  reconstruction_loss_options chamfer_loss;
   SUBCASE("pooled latent, kNN graph, Chamfer") { CHECK(check_graph_ae(o, chamfer_loss, 1) < 1e-6); }
   SUBCASE("pooled latent, max pooling and max aggregation, fully connected, Chamfer") {
     o.graph_kind = jet_graph::fully_connected;
@@ -84,25 +84,25 @@ TEST_CASE("graph autoencoder: parameter gradients (finite differences, double)")
     CHECK(check_graph_ae(o, chamfer_loss, 3) < 1e-6);
   }
   SUBCASE("pooled latent, exact EMD") {
-    set_loss_options lo;
+    reconstruction_loss_options lo;
     lo.kind = set_loss_kind::emd;
     CHECK(check_graph_ae(o, lo, 4) < 1e-6);
   }
   SUBCASE("pooled latent, energy-weighted EMD (coordinates and pt weights through the softplus)") {
-    set_loss_options lo;
+    reconstruction_loss_options lo;
     lo.kind = set_loss_kind::energy_emd;
     lo.emd_beta = 2.0;
     CHECK(check_graph_ae(o, lo, 6) < 1e-6);
   }
   SUBCASE("per-particle latent, energy-weighted EMD, beta 1") {
     o.latent_mode = ae_latent::per_particle;
-    set_loss_options lo;
+    reconstruction_loss_options lo;
     lo.kind = set_loss_kind::energy_emd;
     lo.emd_beta = 1.0;
     CHECK(check_graph_ae(o, lo, 7) < 1e-6);
   }
   SUBCASE("pooled latent, Sinkhorn") {
-    set_loss_options lo;
+    reconstruction_loss_options lo;
     lo.kind = set_loss_kind::sinkhorn;
     lo.sinkhorn_reg = 0.05;
     lo.sinkhorn_iterations = 5000;
@@ -140,7 +140,7 @@ TEST_CASE("graph autoencoder: a short training run on toy QCD jets halves the Ch
   const auto jets = make_toy_jets<float>(256, jet_kind::qcd, g);
   graph_autoencoder<float> model(g, {.hidden = 16, .latent = 4});
   adam<float> opt({.lr = 5e-3});
-  set_loss_options lo;
+  reconstruction_loss_options lo;
   graph_autoencoder<float>::cache c;
   matrix<float> x, recon, drecon;
   batch b;

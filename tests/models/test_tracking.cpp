@@ -82,17 +82,17 @@ TEST_CASE("tracking pipeline: hinge embedding loss gradient matches finite diffe
   for (Eigen::Index i = 0; i < emb.size(); ++i) emb.data()[i] = gen.uniform(-0.2, 0.2);
   tracking::edge_list pos{{0, 1, 2}, {1, 2, 3}}, neg{{0, 4, 5, 1}, {5, 3, 2, 4}};
   matrix<double> grad;
-  tracking::hinge_embedding_loss(emb, pos, neg, 0.3, 0.7, &grad);
-  auto loss = [&] { return tracking::hinge_embedding_loss<double>(emb, pos, neg, 0.3, 0.7, nullptr); };
+  tracking::hinge_embedding_loss(emb, pos, neg, {.margin = 0.3, .negative_weight = 0.7}, &grad);
+  auto loss = [&] { return tracking::hinge_embedding_loss<double>(emb, pos, neg, {.margin = 0.3, .negative_weight = 0.7}); };
   const auto r = check_input_gradient(emb, grad, loss, "embedding");
   CHECK(r.max_error < 1e-6);
   // a far negative contributes nothing; a coincident positive pair contributes nothing
   matrix<double> two = matrix<double>::Zero(2, 3);
   two(1, 0) = 5;
-  CHECK(tracking::hinge_embedding_loss<double>(two, {}, tracking::edge_list{{0}, {1}}, 1.0, 1.0, nullptr) == 0.0);
-  CHECK(tracking::hinge_embedding_loss<double>(two, tracking::edge_list{{0}, {1}}, {}, 1.0, 1.0, nullptr) == 25.0);
+  CHECK(tracking::hinge_embedding_loss<double>(two, {}, tracking::edge_list{{0}, {1}}, {.margin = 1.0, .negative_weight = 1.0}) == 0.0);
+  CHECK(tracking::hinge_embedding_loss<double>(two, tracking::edge_list{{0}, {1}}, {}, {.margin = 1.0, .negative_weight = 1.0}) == 25.0);
   CHECK_THROWS_WITH_AS(
-      tracking::hinge_embedding_loss<double>(two, tracking::edge_list{{0}, {2}}, {}, 1.0, 1.0, nullptr),
+      tracking::hinge_embedding_loss<double>(two, tracking::edge_list{{0}, {2}}, {}, {.margin = 1.0, .negative_weight = 1.0}),
       doctest::Contains("pair 0 (0, 2) is out of range for 2 embedded hits"), hepgnn::error);
 }
 

@@ -164,7 +164,7 @@ TEST_CASE("heads: separate outputs, gradients of both heads reach the shared inp
     decltype(h)::outputs y;
     decltype(h)::cache c;
     h.infer(x, y, c);
-    return cross_entropy<D>(y[0], labels) + huber<D>(y[1], target, 0.5);
+    return cross_entropy<D>(y[0], labels) + huber<D>(y[1], target, {.delta = 0.5});
   };
   M dx;
   hepgnn_test::check_gradients(
@@ -173,8 +173,8 @@ TEST_CASE("heads: separate outputs, gradients of both heads reach the shared inp
         decltype(h)::outputs y, dy;
         decltype(h)::cache c;
         h.forward(x, y, c);
-        cross_entropy<D>(y[0], labels, &dy[0]);
-        huber<D>(y[1], target, 0.5, &dy[1]);
+        cross_entropy<D>(y[0], labels, {}, &dy[0]);
+        huber<D>(y[1], target, {.delta = 0.5}, &dy[1]);
         h.backward(x, y, dy, c, &dx);
       },
       {{"x", &x, &dx}}, {.tol = tol});
@@ -184,25 +184,25 @@ TEST_CASE("loss gradients by finite differences") {
   M p = input(6, 3, 21), t = input(6, 3, 22);
   const vector<double> w = (input(6, 1, 23).array().abs()).matrix();
   M g;
-  mse(p, t, &g, &w);
-  CHECK(check_input_gradient(p, g, [&] { return mse<double>(p, t, nullptr, &w); }).max_error < tol);
-  huber(p, t, 0.8, &g, &w);
-  CHECK(check_input_gradient(p, g, [&] { return huber<double>(p, t, 0.8, nullptr, &w); }).max_error < tol);
+  mse(p, t, {.row_weights = &w}, &g);
+  CHECK(check_input_gradient(p, g, [&] { return mse<double>(p, t, {.row_weights = &w}); }).max_error < tol);
+  huber(p, t, {.delta = 0.8, .row_weights = &w}, &g);
+  CHECK(check_input_gradient(p, g, [&] { return huber<double>(p, t, {.delta = 0.8, .row_weights = &w}); }).max_error < tol);
 
   M z = input(8, 1, 24);
   M y = (input(8, 1, 25).array() > 0).cast<double>();
-  bce_with_logits(z, y, &g, 3.0);
-  CHECK(check_input_gradient(z, g, [&] { return bce_with_logits<double>(z, y, nullptr, 3.0); }).max_error < tol);
-  binary_focal_loss(z, y, 2.0, 0.25, &g);
-  CHECK(check_input_gradient(z, g, [&] { return binary_focal_loss<double>(z, y, 2.0, 0.25); }).max_error < tol);
+  bce_with_logits(z, y, {.pos_weight = 3.0}, &g);
+  CHECK(check_input_gradient(z, g, [&] { return bce_with_logits<double>(z, y, {.pos_weight = 3.0}); }).max_error < tol);
+  binary_focal_loss(z, y, {.gamma = 2.0, .alpha = 0.25}, &g);
+  CHECK(check_input_gradient(z, g, [&] { return binary_focal_loss<double>(z, y, {.gamma = 2.0, .alpha = 0.25}); }).max_error < tol);
 
   M logits = input(8, 5, 26);
   const std::vector<index_t> labels{0, 4, 2, 2, 1, 3, 0, 4};
   const std::vector<double> cw{1, 2, 0.5, 1, 3};
-  focal_loss<double>(logits, labels, 2.0, &g, &cw);
-  CHECK(check_input_gradient(logits, g, [&] { return focal_loss<double>(logits, labels, 2.0, nullptr, &cw); }).max_error < tol);
+  focal_loss<double>(logits, labels, {.gamma = 2.0, .class_weights = &cw}, &g);
+  CHECK(check_input_gradient(logits, g, [&] { return focal_loss<double>(logits, labels, {.gamma = 2.0, .class_weights = &cw}); }).max_error < tol);
   // gamma = 0 is exactly the weighted cross entropy
-  CHECK(focal_loss<double>(logits, labels, 0.0, nullptr, &cw) == doctest::Approx(cross_entropy<double>(logits, labels, nullptr, &cw)));
+  CHECK(focal_loss<double>(logits, labels, {.gamma = 0.0, .class_weights = &cw}) == doctest::Approx(cross_entropy<double>(logits, labels, {.class_weights = &cw})));
 }
 
 TEST_CASE("the gradient checker catches a wrong backward") {

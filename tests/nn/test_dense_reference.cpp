@@ -80,21 +80,21 @@ TEST_CASE("layer_norm and batch_norm (train, running statistics, eval) match PyT
 TEST_CASE("regression and classification losses match PyTorch, value and gradient") {
   const M pred = hepgnn_test::wave<M>(5, 4, 0.2), target = hepgnn_test::wave<M>(5, 4, 1.1);
   M g;
-  CHECK(std::abs(mse(pred, target, &g) - ref().at("mse")[0]) < 1e-14);
+  CHECK(std::abs(mse(pred, target, {}, &g) - ref().at("mse")[0]) < 1e-14);
   CHECK(max_rel_diff(g, ref().at("mse_grad")) < 1e-14);
-  CHECK(std::abs(huber(pred, target, 0.7, &g) - ref().at("huber")[0]) < 1e-14);
+  CHECK(std::abs(huber(pred, target, {.delta = 0.7}, &g) - ref().at("huber")[0]) < 1e-14);
   CHECK(max_rel_diff(g, ref().at("huber_grad")) < 1e-14);
 
   const M logits = hepgnn_test::wave<M>(5, 1, 0.4, 3.0);
   M y(5, 1);
   y << 1, 0, 1, 1, 0;
-  CHECK(std::abs(bce_with_logits(logits, y, &g, 2.5) - ref().at("bce")[0]) < 1e-14);
+  CHECK(std::abs(bce_with_logits(logits, y, {.pos_weight = 2.5}, &g) - ref().at("bce")[0]) < 1e-14);
   CHECK(max_rel_diff(g, ref().at("bce_grad")) < 1e-14);
 
   const M logits3 = hepgnn_test::wave<M>(5, 3, 0.8, 2.0);
   const std::vector<index_t> labels{0, 2, 1, 2, 0};
   const std::vector<double> weights{0.5, 2.0, 1.0};
-  CHECK(std::abs(cross_entropy<double>(logits3, labels, &g, &weights) - ref().at("cross_entropy")[0]) < 1e-14);
+  CHECK(std::abs(cross_entropy<double>(logits3, labels, {.class_weights = &weights}, &g) - ref().at("cross_entropy")[0]) < 1e-14);
   CHECK(max_rel_diff(g, ref().at("cross_entropy_grad")) < 1e-14);
 }
 

@@ -71,7 +71,7 @@ TEST_CASE("graph from an edge list is in CSR order by destination and valid") {
 TEST_CASE("losses reject mismatched shapes, bad labels and bad targets") {
   M g;
   CHECK_THROWS_WITH_AS(mse<float>(M::Zero(3, 2), M::Zero(3, 1)), Contains("mse: pred is 3 x 2 but target is 3 x 1"), error);
-  CHECK_THROWS_WITH_AS(huber<float>(M::Zero(3, 2), M::Zero(3, 2), -1.f), Contains("huber: delta must be > 0"), error);
+  CHECK_THROWS_WITH_AS(huber<float>(M::Zero(3, 2), M::Zero(3, 2), {.delta = -1.f}), Contains("huber: delta must be > 0"), error);
   const std::vector<index_t> labels{0, 3};
   CHECK_THROWS_WITH_AS(cross_entropy<float>(M::Zero(2, 3), labels), Contains("labels[1] = 3 is out of range [0, 3)"), error);
   const std::vector<index_t> short_labels{0};
@@ -81,7 +81,7 @@ TEST_CASE("losses reject mismatched shapes, bad labels and bad targets") {
   CHECK_THROWS_WITH_AS(bce_with_logits<float>(M::Zero(2, 1), t), Contains("targets must be in [0, 1]"), error);
   const std::vector<float> cw{1, 2};
   const std::vector<index_t> ok_labels{0, 1};
-  CHECK_THROWS_WITH_AS(cross_entropy<float>(M::Zero(2, 3), ok_labels, nullptr, &cw),
+  CHECK_THROWS_WITH_AS(cross_entropy<float>(M::Zero(2, 3), ok_labels, {.class_weights = &cw}),
                        Contains("class_weights must have one entry per class (3)"), error);
 }
 

@@ -21,7 +21,7 @@ int main() {
   for (int step = 0; step < 50; ++step) {
     hepgnn::zero_grad(model);
     model.forward(x, out, c);
-    last = hepgnn::mse(out, y, &grad);
+    last = hepgnn::mse(out, y, {}, &grad);
     if (step == 0) first = last;
     model.backward(x, out, grad, c, nullptr);
     opt.step(model);

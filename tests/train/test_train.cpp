@@ -50,7 +50,7 @@ TEST_CASE("fit trains a small classifier: loss falls by 5x and every item is see
     }
     zero_grad(model);
     model.forward(xb, out, c);
-    const float loss = bce_with_logits(out, yb, &dout);
+    const float loss = bce_with_logits(out, yb, {}, &dout);
     model.backward(xb, out, dout, c, nullptr);
     opt.step(model);
     return static_cast<double>(loss);

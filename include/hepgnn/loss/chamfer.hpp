@@ -1,7 +1,7 @@
 #pragma once
 /// @file chamfer.hpp
 /// @brief Chamfer distance between the point sets of two batches (graph g of A against graph g of B), with
-/// gradients w.r.t. both sets.
+/// gradients w.r.t. both sets; the shape of loss/loss.hpp.
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +11,7 @@
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/tensor.hpp"
+#include "hepgnn/loss/loss.hpp"
 #include "hepgnn/simd/distance.hpp"
 #include "hepgnn/simd/reduce.hpp"
 
@@ -34,11 +35,11 @@ struct chamfer_options {
   chamfer_metric metric = chamfer_metric::squared_euclidean;  ///< point distance
 };
 
-/// @brief What chamfer() records for chamfer_backward(): the nearest neighbour of every point in the other set
-/// (global row indices).
-struct chamfer_cache {
-  std::vector<index_t> nearest_in_b;  ///< for each row of A, its nearest row of B (same graph)
-  std::vector<index_t> nearest_in_a;  ///< for each row of B, its nearest row of A (same graph)
+/// @brief What hepgnn::chamfer reports besides the value: the nearest neighbour of every point in the other set
+/// (global row indices, in the same graph).
+struct chamfer_details {
+  std::vector<index_t> nearest_in_b;  ///< for each row of xa, its nearest row of xb
+  std::vector<index_t> nearest_in_a;  ///< for each row of xb, its nearest row of xa
 };
 
 namespace detail {
@@ -65,6 +66,7 @@ template <class T>
 struct chamfer_scratch {
   std::vector<T> soa, dist, col_min;
   std::vector<T> col_arg;  ///< row of the column minimum, held as T so the update is one same-width blend
+  std::vector<index_t> near_b, near_a;  ///< nearest neighbours of one pair when the caller keeps none
 };
 
 /// @brief For every point of X (rows [x0, x0+nx)), updates the running minima over Y's points (SoA block yt,
@@ -88,12 +90,12 @@ void nearest_from(const matrix<T>& x, index_t x0, index_t nx, const T* yt, int n
   }
 }
 
-/// @brief Chamfer of one pair: A rows [a0, a0+n), B rows [b0, b0+m). Optionally records nearest neighbours.
-/// Both directions run as column-wise minima (distances from each a_i to B, then from each b_j to A); the
-/// squared distances are bit-identical either way round.
+/// @brief Chamfer of one pair: A rows [a0, a0+n), B rows [b0, b0+m). With near_b (n entries) and near_a (m
+/// entries), records the nearest neighbours (global rows). Both directions then run as column-wise minima
+/// (distances from each a_i to B, then from each b_j to A); the squared distances are bit-identical either way.
 template <class T>
 double chamfer_pair(const matrix<T>& a, index_t a0, index_t n, const matrix<T>& b, index_t b0, index_t m,
-                    const chamfer_options& opt, chamfer_cache* cache, chamfer_scratch<T>& s) {
+                    const chamfer_options& opt, index_t* near_b, index_t* near_a, chamfer_scratch<T>& s) {
   const int d = static_cast<int>(a.cols());
   const bool root = opt.metric == chamfer_metric::euclidean;
   auto total = [&](int k) {
@@ -101,7 +103,7 @@ double chamfer_pair(const matrix<T>& a, index_t a0, index_t n, const matrix<T>& 
     for (int j = 0; j < k; ++j) t += root ? std::sqrt(static_cast<double>(s.col_min[j])) : static_cast<double>(s.col_min[j]);
     return t;
   };
-  if (!cache) {  // forward only: one pass, row minima horizontally, column minima vertically
+  if (!near_b) {  // value only: one pass, row minima horizontally, column minima vertically
     s.soa.resize(static_cast<std::size_t>(m) * d);
     simd::transpose_to_soa(b.data() + static_cast<std::ptrdiff_t>(b0) * d, m, d, s.soa.data(), m);
     s.dist.resize(static_cast<std::size_t>(m));
@@ -124,78 +126,36 @@ double chamfer_pair(const matrix<T>& a, index_t a0, index_t n, const matrix<T>& 
   simd::transpose_to_soa(b.data() + static_cast<std::ptrdiff_t>(b0) * d, m, d, s.soa.data(), m);
   nearest_from(a, a0, n, s.soa.data(), m, s, true);
   const double col_total = total(m);
-  for (index_t k = 0; k < m; ++k) cache->nearest_in_a[b0 + k] = a0 + static_cast<index_t>(s.col_arg[k]);
+  for (index_t k = 0; k < m; ++k) near_a[k] = a0 + static_cast<index_t>(s.col_arg[k]);
   // a_i -> nearest b
   s.soa.resize(static_cast<std::size_t>(n) * d);
   simd::transpose_to_soa(a.data() + static_cast<std::ptrdiff_t>(a0) * d, n, d, s.soa.data(), n);
   nearest_from(b, b0, m, s.soa.data(), n, s, true);
   const double row_total = total(n);
-  for (index_t k = 0; k < n; ++k) cache->nearest_in_b[a0 + k] = b0 + static_cast<index_t>(s.col_arg[k]);
+  for (index_t k = 0; k < n; ++k) near_b[k] = b0 + static_cast<index_t>(s.col_arg[k]);
   if (opt.reduction == chamfer_reduction::mean) return row_total / n + col_total / m;
   return row_total + col_total;
 }
 
-}  // namespace detail
-
-/// @brief Chamfer distance of every graph pair: set a_g = rows of `a` in graph g of `ba`, b_g = rows of `b` in
-/// graph g of `bb`. Returns one value per graph (see chamfer_reduction). With a cache, records the nearest
-/// neighbours that chamfer_backward needs. Threaded over graphs with OpenMP; results do not depend on the
-/// thread count. Throws hepgnn::error on mismatched dimensions or graph counts, empty sets, non-finite points.
+/// @brief Adds dvalue * d chamfer / d inputs of one pair (A rows [a0, a0+n), B rows [b0, b0+m)) to ga, gb, from
+/// the nearest neighbours chamfer_pair recorded.
 template <class T>
-vector<T> chamfer(const matrix<T>& a, const batch& ba, const matrix<T>& b, const batch& bb,
-                  const chamfer_options& options = {}, chamfer_cache* cache = nullptr) {
-  detail::check_set_pair(a, ba, b, bb, "chamfer");
-  const index_t G = ba.num_graphs();
-  vector<T> out(G);
-  if (cache) {
-    cache->nearest_in_b.resize(static_cast<std::size_t>(a.rows()));
-    cache->nearest_in_a.resize(static_cast<std::size_t>(b.rows()));
-  }
-  parallel_for(G, G > parallel_limits::chamfer_min_graphs, [&](long gl) {
-    const auto g = static_cast<index_t>(gl);
-    thread_local detail::chamfer_scratch<T> s;
-    out[g] = static_cast<T>(detail::chamfer_pair(a, ba.begin(g), ba.size(g), b, bb.begin(g), bb.size(g), options,
-                                                 cache, s));
-  });
-  return out;
-}
-
-/// @brief Gradients of sum_g dloss[g] * chamfer_g w.r.t. a and b (written, not added), from the cache of the
-/// matching chamfer() call with the same inputs and options. Either output may be null.
-template <class T>
-void chamfer_backward(const matrix<T>& a, const batch& ba, const matrix<T>& b, const batch& bb, const vector<T>& dloss,
-                      const chamfer_cache& cache, matrix<T>* grad_a, matrix<T>* grad_b,
-                      const chamfer_options& options = {}) {
-  HEPGNN_CHECK(dloss.size() == ba.num_graphs(), "chamfer_backward: dloss must have one entry per graph (",
-               ba.num_graphs(), "), got ", dloss.size());
-  HEPGNN_CHECK(cache.nearest_in_b.size() == static_cast<std::size_t>(a.rows()) &&
-                   cache.nearest_in_a.size() == static_cast<std::size_t>(b.rows()),
-               "chamfer_backward: the cache does not match the inputs (run chamfer with this cache first): it has ",
-               cache.nearest_in_b.size(), " and ", cache.nearest_in_a.size(), " entries for ", a.rows(), " and ",
-               b.rows(), " points");
-  HEPGNN_CHECK(a.cols() == b.cols(), "chamfer_backward: a and b must have the same number of columns, got ", a.cols(),
-               " and ", b.cols());
-  matrix<T> local_a, local_b;
-  matrix<T>& ga = grad_a ? *grad_a : local_a;
-  matrix<T>& gb = grad_b ? *grad_b : local_b;
-  ga.setZero(a.rows(), a.cols());
-  gb.setZero(b.rows(), b.cols());
-  const bool root = options.metric == chamfer_metric::euclidean;
-  const bool mean = options.reduction == chamfer_reduction::mean;
-  const index_t G = ba.num_graphs();
+void chamfer_pair_gradient(const matrix<T>& a, index_t a0, index_t n, const matrix<T>& b, index_t b0, index_t m,
+                           const index_t* near_b, const index_t* near_a, const chamfer_options& opt, T dvalue,
+                           matrix<T>& ga, matrix<T>& gb) {
+  const bool mean = opt.reduction == chamfer_reduction::mean;
   const Eigen::Index d = a.cols();
-  // Each graph touches only its own rows, so graphs run in parallel without races.
-  parallel_for(G, G > parallel_limits::chamfer_min_graphs, [&](long gl) {
-    const auto g = static_cast<index_t>(gl);
-    const T wa = mean ? dloss[g] / static_cast<T>(ba.size(g)) : dloss[g];
-    const T wb = mean ? dloss[g] / static_cast<T>(bb.size(g)) : dloss[g];
-    auto pair_grad = [&](index_t i, index_t j, T w) {  // adds w * d dist(a_i, b_j) to a_i, and the opposite to b_j
+  const T wa = mean ? dvalue / static_cast<T>(n) : dvalue;
+  const T wb = mean ? dvalue / static_cast<T>(m) : dvalue;
+  // one loop per metric, so the per-pair work has no branch on it
+  auto pairs = [&]<bool Root>() {
+    auto pair_grad = [&](index_t i, index_t j, T w) {  // adds w * d dist(a_i, b_j) to a_i, the opposite to b_j
       const T* ai = a.data() + static_cast<std::ptrdiff_t>(i) * d;
       const T* bj = b.data() + static_cast<std::ptrdiff_t>(j) * d;
       T* gai = ga.data() + static_cast<std::ptrdiff_t>(i) * d;
       T* gbj = gb.data() + static_cast<std::ptrdiff_t>(j) * d;
       T scale = 2 * w;
-      if (root) {
+      if constexpr (Root) {
         T r2 = 0;
         for (Eigen::Index c = 0; c < d; ++c) r2 += (ai[c] - bj[c]) * (ai[c] - bj[c]);
         scale = r2 > 0 ? w / std::sqrt(r2) : T(0);
@@ -206,9 +166,71 @@ void chamfer_backward(const matrix<T>& a, const batch& ba, const matrix<T>& b, c
         gbj[c] -= t;
       }
     };
-    for (index_t i = ba.begin(g); i < ba.end(g); ++i) pair_grad(i, cache.nearest_in_b[i], wa);
-    for (index_t j = bb.begin(g); j < bb.end(g); ++j) pair_grad(cache.nearest_in_a[j], j, wb);
+    for (index_t k = 0; k < n; ++k) pair_grad(a0 + k, near_b[k], wa);
+    for (index_t k = 0; k < m; ++k) pair_grad(near_a[k], b0 + k, wb);
+  };
+  if (opt.metric == chamfer_metric::euclidean)
+    pairs.template operator()<true>();
+  else
+    pairs.template operator()<false>();
+}
+
+/// @brief hepgnn::chamfer with the gradient of sum_g dvalue * chamfer_g (dvalue: the caller's d loss / d value_g,
+/// the same for every graph; reconstruction_loss passes 1 / G).
+template <class T>
+vector<T> chamfer_batched(const matrix<T>& xa, const batch& ba, const matrix<T>& xb, const batch& bb,
+                          const chamfer_options& options, set_gradients<T>* grad, chamfer_details* details, T dvalue) {
+  check_set_pair(xa, ba, xb, bb, "chamfer");
+  const index_t G = ba.num_graphs();
+  vector<T> out(G);
+  if (grad) zero_set_gradients(*grad, xa, vector<T>{}, xb, vector<T>{});
+  if (details) {
+    details->nearest_in_b.resize(static_cast<std::size_t>(xa.rows()));
+    details->nearest_in_a.resize(static_cast<std::size_t>(xb.rows()));
+  }
+  const bool nearest = grad || details;
+  // Each graph touches only its own rows (values, neighbours, gradients), so graphs run in parallel without races.
+  parallel_for(G, G > parallel_limits::chamfer_min_graphs, [&](long gl) {
+    const auto g = static_cast<index_t>(gl);
+    thread_local chamfer_scratch<T> s;
+    const index_t a0 = ba.begin(g), n = ba.size(g), b0 = bb.begin(g), m = bb.size(g);
+    index_t* near_b = nullptr;
+    index_t* near_a = nullptr;
+    if (details) {
+      near_b = details->nearest_in_b.data() + a0;
+      near_a = details->nearest_in_a.data() + b0;
+    } else if (nearest) {
+      s.near_b.resize(static_cast<std::size_t>(n));
+      s.near_a.resize(static_cast<std::size_t>(m));
+      near_b = s.near_b.data();
+      near_a = s.near_a.data();
+    }
+    out[g] = static_cast<T>(chamfer_pair(xa, a0, n, xb, b0, m, options, near_b, near_a, s));
+    if (grad) chamfer_pair_gradient(xa, a0, n, xb, b0, m, near_b, near_a, options, dvalue, grad->xa, grad->xb);
   });
+  return out;
+}
+
+}  // namespace detail
+
+/// @brief Chamfer distance of every graph pair: set a_g = rows of `xa` in graph g of `ba`, b_g = rows of `xb` in
+/// graph g of `bb`. Returns one value per graph (see chamfer_reduction); `grad` gets d(sum_g value_g) / d(xa, xb)
+/// (no weights: grad->wa, wb stay empty), `details` the nearest neighbours. Threaded over graphs with OpenMP;
+/// results do not depend on the thread count. Throws hepgnn::error on mismatched dimensions or graph counts,
+/// empty sets, non-finite points.
+template <class T>
+vector<T> chamfer(const matrix<T>& xa, const batch& ba, const matrix<T>& xb, const batch& bb,
+                  const chamfer_options& options = {}, loss_output<set_gradients<T>> grad = nullptr,
+                  chamfer_details* details = nullptr) {
+  return detail::chamfer_batched(xa, ba, xb, bb, options, grad, details, T(1));
+}
+
+/// @brief Chamfer distance between two point sets (the batched call on one graph).
+template <class T>
+T chamfer(const matrix<T>& xa, const matrix<T>& xb, const chamfer_options& options = {},
+          loss_output<set_gradients<T>> grad = nullptr, chamfer_details* details = nullptr) {
+  const batch ba = batch::single(static_cast<index_t>(xa.rows())), bb = batch::single(static_cast<index_t>(xb.rows()));
+  return chamfer(xa, ba, xb, bb, options, grad, details)[0];
 }
 
 }  // namespace hepgnn

@@ -1,16 +1,45 @@
 #pragma once
 /// @file classification.hpp
 /// @brief Classification losses with gradients w.r.t. the logits: binary cross entropy with logits, binary focal,
-/// softmax cross entropy (class weights) and softmax focal loss. All mean-reduced, numerically stable in the logits.
+/// softmax cross entropy (class weights) and softmax focal loss. All mean-reduced, numerically stable in the logits;
+/// the shape of loss/loss.hpp.
 
 #include <algorithm>
 #include <cmath>
 #include <span>
 #include <vector>
 
+#include "hepgnn/core/error.hpp"
 #include "hepgnn/core/tensor.hpp"
+#include "hepgnn/loss/loss.hpp"
 
 namespace hepgnn {
+
+/// @brief Options of hepgnn::bce_with_logits.
+template <class T>
+struct bce_with_logits_options {
+  T pos_weight = 1;  ///< weight of the positive term (PyTorch's pos_weight), finite and >= 0
+};
+
+/// @brief Options of hepgnn::binary_focal_loss.
+template <class T>
+struct binary_focal_loss_options {
+  T gamma = 2;      ///< focusing exponent, finite and >= 0 (0: alpha-weighted BCE)
+  T alpha = 0.25;   ///< weight of the positive class (1 - alpha for the negative), <= 1; negative: no weighting
+};
+
+/// @brief Options of hepgnn::focal_loss.
+template <class T>
+struct focal_loss_options {
+  T gamma = 2;                                    ///< focusing exponent, finite and >= 0 (0: cross_entropy)
+  const std::vector<T>* class_weights = nullptr;  ///< one weight per class, finite and >= 0 (null: all 1)
+};
+
+/// @brief Options of hepgnn::cross_entropy.
+template <class T>
+struct cross_entropy_options {
+  const std::vector<T>* class_weights = nullptr;  ///< one weight per class, finite and >= 0 (null: all 1)
+};
 
 namespace detail {
 template <class T>
@@ -38,17 +67,24 @@ void check_labels(const matrix<T>& logits, std::span<const index_t> labels, cons
   for (std::size_t i = 0; i < labels.size(); ++i)
     HEPGNN_CHECK(labels[i] >= 0 && labels[i] < logits.cols(), fn, ": labels[", i, "] = ", labels[i],
                  " is out of range [0, ", logits.cols(), ")");
-  if (class_weights)
-    HEPGNN_CHECK(static_cast<Eigen::Index>(class_weights->size()) == logits.cols(), fn,
-                 ": class_weights must have one entry per class (", logits.cols(), "), got ", class_weights->size());
+  if (!class_weights) return;
+  HEPGNN_CHECK(static_cast<Eigen::Index>(class_weights->size()) == logits.cols(), fn,
+               ": class_weights must have one entry per class (", logits.cols(), "), got ", class_weights->size());
+  for (std::size_t k = 0; k < class_weights->size(); ++k)
+    HEPGNN_CHECK(std::isfinite(static_cast<double>((*class_weights)[k])) && (*class_weights)[k] >= T(0), fn,
+                 ": class_weights[", k, "] must be finite and >= 0, got ", (*class_weights)[k]);
 }
 }  // namespace detail
 
 /// @brief Binary cross entropy on logits (PyTorch BCEWithLogitsLoss, mean):
-/// -[pos_weight * y log s(z) + (1 - y) log(1 - s(z))]. Targets in [0, 1].
+/// -[pos_weight * y log s(z) + (1 - y) log(1 - s(z))]. Targets in [0, 1]. Writes dL/dlogits into *grad unless null.
 template <class T>
-T bce_with_logits(const matrix<T>& logits, const matrix<T>& targets, matrix<T>* grad = nullptr, T pos_weight = T(1)) {
+T bce_with_logits(const matrix<T>& logits, const matrix<T>& targets, const bce_with_logits_options<T>& options = {},
+                  loss_output<matrix<T>> grad = nullptr) {
   detail::check_binary(logits, targets, "bce_with_logits");
+  const T pos_weight = options.pos_weight;
+  HEPGNN_CHECK(std::isfinite(static_cast<double>(pos_weight)) && pos_weight >= T(0),
+               "bce_with_logits: pos_weight must be finite and >= 0, got ", pos_weight);
   const Eigen::Index n = logits.size();
   if (grad) grad->resize(logits.rows(), logits.cols());
   if (n == 0) return T(0);
@@ -68,10 +104,13 @@ T bce_with_logits(const matrix<T>& logits, const matrix<T>& targets, matrix<T>* 
 /// @brief Binary focal loss on logits (Lin et al. 2017, torchvision sigmoid_focal_loss, mean):
 /// alpha_t (1 - p_t)^gamma * BCE, with p_t = p for y = 1 and 1 - p otherwise; alpha < 0 disables the alpha term.
 template <class T>
-T binary_focal_loss(const matrix<T>& logits, const matrix<T>& targets, T gamma = T(2), T alpha = T(0.25),
-                    matrix<T>* grad = nullptr) {
+T binary_focal_loss(const matrix<T>& logits, const matrix<T>& targets,
+                    const binary_focal_loss_options<T>& options = {}, loss_output<matrix<T>> grad = nullptr) {
   detail::check_binary(logits, targets, "binary_focal_loss");
-  HEPGNN_CHECK(gamma >= T(0), "binary_focal_loss: gamma must be >= 0, got ", gamma);
+  const T gamma = options.gamma, alpha = options.alpha;
+  HEPGNN_CHECK(std::isfinite(static_cast<double>(gamma)) && gamma >= T(0),
+               "binary_focal_loss: gamma must be >= 0 and finite, got ", gamma);
+  HEPGNN_CHECK(alpha <= T(1), "binary_focal_loss: alpha must be <= 1 (negative: no class weighting), got ", alpha);
   const Eigen::Index n = logits.size();
   if (grad) grad->resize(logits.rows(), logits.cols());
   if (n == 0) return T(0);
@@ -99,10 +138,13 @@ T binary_focal_loss(const matrix<T>& logits, const matrix<T>& targets, T gamma =
 /// @brief Softmax focal loss (multi-class, as MLPF trains its classifier): l_i = -w_{y} (1 - p_y)^gamma log p_y,
 /// normalised like cross_entropy (gamma = 0 gives exactly cross_entropy).
 template <class T>
-T focal_loss(const matrix<T>& logits, std::span<const index_t> labels, T gamma = T(2), matrix<T>* grad = nullptr,
-             const std::vector<T>* class_weights = nullptr) {
+T focal_loss(const matrix<T>& logits, std::span<const index_t> labels, const focal_loss_options<T>& options = {},
+             loss_output<matrix<T>> grad = nullptr) {
+  const T gamma = options.gamma;
+  const std::vector<T>* class_weights = options.class_weights;
   detail::check_labels(logits, labels, class_weights, gamma == T(0) ? "cross_entropy" : "focal_loss");
-  HEPGNN_CHECK(gamma >= T(0), "focal_loss: gamma must be >= 0, got ", gamma);
+  HEPGNN_CHECK(std::isfinite(static_cast<double>(gamma)) && gamma >= T(0),
+               "focal_loss: gamma must be >= 0 and finite, got ", gamma);
   const Eigen::Index n = logits.rows(), c = logits.cols();
   if (grad) grad->resize(n, c);
   if (n == 0) return T(0);
@@ -140,9 +182,9 @@ T focal_loss(const matrix<T>& logits, std::span<const index_t> labels, T gamma =
 
 /// @brief Softmax cross entropy (PyTorch CrossEntropyLoss with class weights, mean = sum_i w_{y_i} l_i / sum_i w_{y_i}).
 template <class T>
-T cross_entropy(const matrix<T>& logits, std::span<const index_t> labels, matrix<T>* grad = nullptr,
-                const std::vector<T>* class_weights = nullptr) {
-  return focal_loss(logits, labels, T(0), grad, class_weights);
+T cross_entropy(const matrix<T>& logits, std::span<const index_t> labels, const cross_entropy_options<T>& options = {},
+                loss_output<matrix<T>> grad = nullptr) {
+  return focal_loss(logits, labels, {.gamma = T(0), .class_weights = options.class_weights}, grad);
 }
 
 }  // namespace hepgnn

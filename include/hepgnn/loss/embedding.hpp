@@ -1,12 +1,14 @@
 #pragma once
 /// @file embedding.hpp
-/// @brief Metric-learning losses on an embedding: the hinge loss on pairs of rows.
+/// @brief Metric-learning losses on an embedding: the hinge loss on pairs of rows (the shape of loss/loss.hpp).
 
+#include <cmath>
 #include <span>
 
 #include "hepgnn/core/error.hpp"
 #include "hepgnn/core/graph.hpp"
 #include "hepgnn/core/tensor.hpp"
+#include "hepgnn/loss/loss.hpp"
 
 namespace hepgnn {
 
@@ -16,14 +18,25 @@ struct row_pairs {
   std::size_t size() const { return first.size(); }
 };
 
+/// @brief Options of hepgnn::hinge_embedding_loss.
+template <class T>
+struct hinge_embedding_loss_options {
+  T margin = 1;           ///< negatives closer than this are pushed apart; finite and > 0
+  T negative_weight = 1;  ///< weight of the negative term, finite and >= 0
+};
+
 /// @brief Hinge embedding loss and its gradient (dL/demb, when grad is given): positive pairs contribute
 /// |e_i - e_j|^2, negatives `negative_weight` * max(0, margin^2 - |e_i - e_j|^2); each term is a mean over its
 /// pairs. Summed in double, pair by pair.
-/// @throws hepgnn::error when margin <= 0 or a pair is out of range.
+/// @throws hepgnn::error on a bad option or a pair out of range.
 template <class T>
-T hinge_embedding_loss(const matrix<T>& emb, row_pairs pos, row_pairs neg, T margin, T negative_weight,
-                       matrix<T>* grad) {
-  HEPGNN_CHECK(margin > 0, "hinge_embedding_loss: margin must be > 0, got ", margin);
+T hinge_embedding_loss(const matrix<T>& emb, row_pairs pos, row_pairs neg,
+                       const hinge_embedding_loss_options<T>& options = {}, loss_output<matrix<T>> grad = nullptr) {
+  const T margin = options.margin, negative_weight = options.negative_weight;
+  HEPGNN_CHECK(margin > 0 && std::isfinite(static_cast<double>(margin)),
+               "hinge_embedding_loss: margin must be > 0 and finite, got ", margin);
+  HEPGNN_CHECK(negative_weight >= 0 && std::isfinite(static_cast<double>(negative_weight)),
+               "hinge_embedding_loss: negative_weight must be >= 0 and finite, got ", negative_weight);
   const index_t n = static_cast<index_t>(emb.rows());
   for (const row_pairs* l : {&pos, &neg}) {
     HEPGNN_CHECK(l->first.size() == l->second.size(), "hinge_embedding_loss: a pair list has ", l->first.size(),

@@ -1,7 +1,8 @@
 #pragma once
 /// @file emd.hpp
 /// @brief Exact earth mover's distance (optimal transport) between weighted point sets, with the optimal flow,
-/// dual potentials and gradients; balanced and energyflow forms; a batched call threaded with OpenMP.
+/// dual potentials and gradients; balanced and energyflow forms; a batched call threaded with OpenMP. The shape
+/// of loss/loss.hpp.
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +15,7 @@
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/loss/emd_cost.hpp"
 #include "hepgnn/loss/emd_simplex.hpp"
+#include "hepgnn/loss/loss.hpp"
 
 namespace hepgnn {
 
@@ -24,31 +26,16 @@ struct emd_options {
   /// difference carried by an extra particle at cost 1 from everything (energyflow's construction).
   bool normalize = true;
   ground_cost cost{};           ///< c_ij = (theta_ij / R)^beta, optional periodic phi column
-  bool gradient = false;        ///< fill the gradients w.r.t. coordinates and weights
-  bool keep_flow = true;        ///< return the optimal flow (batched call: one matrix per pair)
   bool assignment_fast_path = true;  ///< equal sizes and uniform weights: solve an assignment problem instead
-  long max_pivots = 0;          ///< simplex pivot limit (0: automatic); hitting it sets converged = false
+  long max_pivots = 0;          ///< simplex pivot limit, >= 0 (0: automatic); hitting it sets converged = false
 };
 
-/// @brief Result of one EMD.
+/// @brief What hepgnn::emd reports besides the value and the gradients, per graph (a single pair: entry 0).
 template <class T>
-struct emd_result {
-  T cost = 0;             ///< the EMD
-  matrix<T> flow;         ///< optimal flow, n_a x n_b (the extra particle of the energyflow form is left out)
-  vector<T> u, v;         ///< dual potentials of the solved problem (u_i + v_j <= c_ij; equality where flow > 0)
-  matrix<T> grad_xa, grad_xb;  ///< d cost / d coordinates (when options.gradient)
-  vector<T> grad_wa, grad_wb;  ///< d cost / d weights as given (when options.gradient and weights were given)
-  bool converged = true;  ///< false if the simplex hit its pivot limit (cost is then an upper bound)
-};
-
-/// @brief Result of a batched EMD over the graph pairs of two batches.
-template <class T>
-struct emd_batch_result {
-  vector<T> cost;              ///< one EMD per graph
-  matrix<T> grad_xa, grad_xb;  ///< d (sum_g cost_g) / d coordinates, laid out like the inputs
-  vector<T> grad_wa, grad_wb;  ///< d (sum_g cost_g) / d weights (empty when no weights were given)
-  std::vector<matrix<T>> flow; ///< per-graph optimal flows (when options.keep_flow)
-  bool converged = true;       ///< false if any pair hit the pivot limit
+struct emd_details {
+  std::vector<matrix<T>> flow;  ///< optimal flow, n_g x m_g (the extra particle of the energyflow form left out)
+  std::vector<vector<T>> u, v;  ///< dual potentials of the solved problem (u_i + v_j <= c_ij; equality where flow > 0)
+  bool converged = true;        ///< false if a simplex hit its pivot limit (that cost is then an upper bound)
 };
 
 namespace detail {
@@ -104,12 +91,13 @@ bool uniform_weights(const vector<T>& w, Eigen::Index b0, Eigen::Index n) {
 }
 
 /// @brief One EMD pair: rows [a0, a0+n) of xa against [b0, b0+m) of xb. Inputs are already validated.
-/// Writes the cost, the dense flow (scratch.flow, n x m) and, when requested, adds the gradients.
+/// Returns the cost; fills the dense flow (scratch.flow, row stride scratch.b.size()) when `dense_flow` or `grad`,
+/// and adds the gradients to grad unless it is null.
 template <class T>
 double emd_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Eigen::Index n, const matrix<T>& xb,
                 const vector<T>& wb, Eigen::Index b0, Eigen::Index m, const emd_options& opt, emd_scratch& s,
-                bool& converged, matrix<T>* gxa, matrix<T>* gxb, vector<T>* gwa, vector<T>* gwb,
-                vector<T>* du = nullptr, vector<T>* dv = nullptr) {
+                bool& converged, set_gradients<T>* grad, bool dense_flow, vector<T>* du = nullptr,
+                vector<T>* dv = nullptr) {
   const double Wa = weight_sum(wa, a0, n), Wb = weight_sum(wb, b0, m);
   // problem size with the energyflow extra particle (row n or column m)
   int extra_row = 0, extra_col = 0;
@@ -144,7 +132,7 @@ double emd_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Eigen
   if (extra_row) s.a[n] = tb - ta;
   if (extra_col) s.b[m] = ta - tb;
 
-  const bool dense_flow = opt.gradient || opt.keep_flow;  // W4a-style cost-only calls skip the N x M fill
+  dense_flow = dense_flow || grad;  // W4a-style cost-only calls skip the N x M fill
   if (dense_flow) s.flow.assign(static_cast<std::size_t>(N) * M, 0.0);
   double cost = 0;
   std::vector<double>& u = s.sol.u;
@@ -169,35 +157,35 @@ double emd_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Eigen
   if (du) *du = Eigen::Map<const vector<double>>(u.data(), N).cast<T>();
   if (dv) *dv = Eigen::Map<const vector<double>>(v.data(), M).cast<T>();
 
-  if (opt.gradient) {
+  if (grad) {
     // coordinates: envelope theorem, the optimal flow is held fixed
     if (extra_col == 0) {
-      accumulate_ground_gradient(xa, a0, n, xb, b0, m, opt.cost, s.flow.data(), 1.0, *gxa, *gxb);
+      accumulate_ground_gradient(xa, a0, n, xb, b0, m, opt.cost, s.flow.data(), 1.0, grad->xa, grad->xb);
     } else {
       std::vector<double> f(static_cast<std::size_t>(n) * m);
       for (Eigen::Index i = 0; i < n; ++i)
         std::copy(s.flow.begin() + i * M, s.flow.begin() + i * M + m, f.begin() + i * m);
-      accumulate_ground_gradient(xa, a0, n, xb, b0, m, opt.cost, f.data(), 1.0, *gxa, *gxb);
+      accumulate_ground_gradient(xa, a0, n, xb, b0, m, opt.cost, f.data(), 1.0, grad->xa, grad->xb);
     }
     // weights: dual potentials, made shift-invariant by the constraint that ties the weights together
-    if (gwa && wa.size()) {
+    if (wa.size()) {
       if (opt.normalize) {
         double mean_u = 0;
         for (Eigen::Index i = 0; i < n; ++i) mean_u += s.a[i] * u[i];
-        for (Eigen::Index i = 0; i < n; ++i) (*gwa)[a0 + i] += static_cast<T>((u[i] - mean_u) / Wa);
+        for (Eigen::Index i = 0; i < n; ++i) grad->wa[a0 + i] += static_cast<T>((u[i] - mean_u) / Wa);
       } else {
         const double shift = extra_row ? -u[n] : extra_col ? v[m] : 0.0;
-        for (Eigen::Index i = 0; i < n; ++i) (*gwa)[a0 + i] += static_cast<T>(u[i] + shift);
+        for (Eigen::Index i = 0; i < n; ++i) grad->wa[a0 + i] += static_cast<T>(u[i] + shift);
       }
     }
-    if (gwb && wb.size()) {
+    if (wb.size()) {
       if (opt.normalize) {
         double mean_v = 0;
         for (Eigen::Index j = 0; j < m; ++j) mean_v += s.b[j] * v[j];
-        for (Eigen::Index j = 0; j < m; ++j) (*gwb)[b0 + j] += static_cast<T>((v[j] - mean_v) / Wb);
+        for (Eigen::Index j = 0; j < m; ++j) grad->wb[b0 + j] += static_cast<T>((v[j] - mean_v) / Wb);
       } else {
         const double shift = extra_row ? u[n] : extra_col ? -v[m] : 0.0;
-        for (Eigen::Index j = 0; j < m; ++j) (*gwb)[b0 + j] += static_cast<T>(v[j] + shift);
+        for (Eigen::Index j = 0; j < m; ++j) grad->wb[b0 + j] += static_cast<T>(v[j] + shift);
       }
     }
   }
@@ -217,53 +205,37 @@ void check_emd_pair(const vector<T>& wa, Eigen::Index a0, Eigen::Index n, const 
   }
 }
 
+/// @brief Throws on a bad option (the ground cost is checked with the inputs).
+inline void check_emd_options(const emd_options& o) {
+  HEPGNN_CHECK(o.max_pivots >= 0, "emd: max_pivots must be >= 0 (0: automatic), got ", o.max_pivots);
+}
+
+/// @brief Copies the dense flow of scratch `s` (row stride s.b.size(), the extra particle left out) as n x m.
+template <class T>
+void copy_flow(const emd_scratch& s, Eigen::Index n, Eigen::Index m, matrix<T>& flow) {
+  const Eigen::Index cols = static_cast<Eigen::Index>(s.b.size());
+  flow.resize(n, m);
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (Eigen::Index j = 0; j < m; ++j) flow(i, j) = static_cast<T>(s.flow[i * cols + j]);
+}
+
 }  // namespace detail
 
-/// @brief Exact EMD between the point sets xa (n x d, weights wa) and xb (m x d, weights wb).
+/// @brief Batched exact EMD: graph g of batch ba (rows of xa, weights wa) against graph g of bb; one value per graph.
 ///
 /// Empty weight vectors mean uniform weights (1/n each). Balanced form (options.normalize) by default; cost is
 /// options.cost (Euclidean by default). General weights go through a network simplex; equal sizes with uniform
-/// weights through an assignment solver. The gradients (options.gradient) hold the optimal flow fixed
-/// (coordinates) and use the dual potentials (weights); both are exact where the optimal flow is unique.
-/// Throws hepgnn::error on empty sets, mismatched dimensions, non-finite coordinates, negative or non-finite
-/// weights, or a zero total weight in the balanced form.
+/// weights through an assignment solver. `grad` gets d(sum_g value_g) / d inputs: the optimal flow held fixed for
+/// the coordinates, the dual potentials for the weights (both exact where the optimal flow is unique); `details`
+/// the flows, duals and the converged flag. Pairs run in parallel with OpenMP (dynamic schedule); every pair's
+/// result is independent of the thread count. Throws hepgnn::error on empty sets, mismatched dimensions or graph
+/// counts, non-finite coordinates, negative or non-finite weights, a zero total weight in the balanced form, or a
+/// bad option.
 template <class T>
-emd_result<T> emd(const matrix<T>& xa, const vector<T>& wa, const matrix<T>& xb, const vector<T>& wb,
-                  const emd_options& options = {}) {
-  detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "emd");
-  detail::check_emd_pair(wa, 0, xa.rows(), wb, 0, xb.rows(), options, "emd", -1);
-  thread_local detail::emd_scratch s;
-  emd_result<T> r;
-  const Eigen::Index n = xa.rows(), m = xb.rows();
-  if (options.gradient) {
-    r.grad_xa = matrix<T>::Zero(n, xa.cols());
-    r.grad_xb = matrix<T>::Zero(m, xb.cols());
-    if (wa.size()) r.grad_wa = vector<T>::Zero(n);
-    if (wb.size()) r.grad_wb = vector<T>::Zero(m);
-  }
-  r.cost = static_cast<T>(detail::emd_pair(xa, wa, 0, n, xb, wb, 0, m, options, s, r.converged, &r.grad_xa,
-                                           &r.grad_xb, &r.grad_wa, &r.grad_wb, &r.u, &r.v));
-  if (options.keep_flow) {
-    const Eigen::Index cols = static_cast<Eigen::Index>(s.b.size());
-    r.flow.resize(n, m);
-    for (Eigen::Index i = 0; i < n; ++i)
-      for (Eigen::Index j = 0; j < m; ++j) r.flow(i, j) = static_cast<T>(s.flow[i * cols + j]);
-  }
-  return r;
-}
-
-/// @brief Exact EMD with uniform weights on both sides.
-template <class T>
-emd_result<T> emd(const matrix<T>& xa, const matrix<T>& xb, const emd_options& options = {}) {
-  return emd(xa, vector<T>{}, xb, vector<T>{}, options);
-}
-
-/// @brief Batched exact EMD: graph g of batch ba (rows of xa, weights wa) against graph g of bb.
-/// Pairs run in parallel with OpenMP (dynamic schedule); every pair's result is independent of the thread
-/// count. Gradients are those of sum_g cost_g. Empty weight vectors mean uniform weights.
-template <class T>
-emd_batch_result<T> emd(const matrix<T>& xa, const vector<T>& wa, const batch& ba, const matrix<T>& xb,
-                        const vector<T>& wb, const batch& bb, const emd_options& options = {}) {
+vector<T> emd(const matrix<T>& xa, const vector<T>& wa, const batch& ba, const matrix<T>& xb, const vector<T>& wb,
+              const batch& bb, const emd_options& options = {}, loss_output<set_gradients<T>> grad = nullptr,
+              loss_output<emd_details<T>> details = nullptr) {
+  detail::check_emd_options(options);
   detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "emd");
   ba.validate(static_cast<index_t>(xa.rows()));
   bb.validate(static_cast<index_t>(xb.rows()));
@@ -272,33 +244,70 @@ emd_batch_result<T> emd(const matrix<T>& xa, const vector<T>& wa, const batch& b
   const index_t G = ba.num_graphs();
   for (index_t g = 0; g < G; ++g)
     detail::check_emd_pair(wa, ba.begin(g), ba.size(g), wb, bb.begin(g), bb.size(g), options, "emd", g);
-  emd_batch_result<T> r;
-  r.cost.resize(G);
-  if (options.gradient) {
-    r.grad_xa = matrix<T>::Zero(xa.rows(), xa.cols());
-    r.grad_xb = matrix<T>::Zero(xb.rows(), xb.cols());
-    if (wa.size()) r.grad_wa = vector<T>::Zero(wa.size());
-    if (wb.size()) r.grad_wb = vector<T>::Zero(wb.size());
+  vector<T> cost(G);
+  if (grad) detail::zero_set_gradients(*grad, xa, wa, xb, wb);
+  if (details) {
+    details->flow.assign(G, matrix<T>());
+    details->u.assign(G, vector<T>());
+    details->v.assign(G, vector<T>());
   }
-  if (options.keep_flow) r.flow.resize(G);
   std::atomic<bool> all_converged{true};  // only ever cleared, so the result does not depend on the order
   parallel_for_dynamic(G, true, parallel_limits::transport_chunk, [&](long gl) {
     const auto g = static_cast<index_t>(gl);
     thread_local detail::emd_scratch s;
     bool conv = true;
     const Eigen::Index n = ba.size(g), m = bb.size(g);
-    r.cost[g] = static_cast<T>(detail::emd_pair(xa, wa, ba.begin(g), n, xb, wb, bb.begin(g), m, options, s, conv,
-                                                &r.grad_xa, &r.grad_xb, &r.grad_wa, &r.grad_wb));
+    cost[g] = static_cast<T>(detail::emd_pair(xa, wa, ba.begin(g), n, xb, wb, bb.begin(g), m, options, s, conv, grad,
+                                              details != nullptr, details ? &details->u[g] : nullptr,
+                                              details ? &details->v[g] : nullptr));
     if (!conv) all_converged.store(false, std::memory_order_relaxed);
-    if (options.keep_flow) {
-      const Eigen::Index cols = static_cast<Eigen::Index>(s.b.size());
-      r.flow[g].resize(n, m);
-      for (Eigen::Index i = 0; i < n; ++i)
-        for (Eigen::Index j = 0; j < m; ++j) r.flow[g](i, j) = static_cast<T>(s.flow[i * cols + j]);
-    }
+    if (details) detail::copy_flow(s, n, m, details->flow[g]);
   });
-  r.converged = all_converged.load();
-  return r;
+  if (details) details->converged = all_converged.load();
+  return cost;
+}
+
+/// @brief Batched exact EMD with uniform weights on both sides.
+template <class T>
+vector<T> emd(const matrix<T>& xa, const batch& ba, const matrix<T>& xb, const batch& bb,
+              const emd_options& options = {}, loss_output<set_gradients<T>> grad = nullptr,
+              loss_output<emd_details<T>> details = nullptr) {
+  return emd(xa, vector<T>{}, ba, xb, vector<T>{}, bb, options, grad, details);
+}
+
+/// @brief Exact EMD between the point sets xa (n x d, weights wa) and xb (m x d, weights wb); as the batched call
+/// on one graph (details in entry 0).
+template <class T>
+T emd(const matrix<T>& xa, const vector<T>& wa, const matrix<T>& xb, const vector<T>& wb,
+      const emd_options& options = {}, loss_output<set_gradients<T>> grad = nullptr,
+      loss_output<emd_details<T>> details = nullptr) {
+  detail::check_emd_options(options);
+  detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "emd");
+  detail::check_emd_pair(wa, 0, xa.rows(), wb, 0, xb.rows(), options, "emd", -1);
+  thread_local detail::emd_scratch s;
+  const Eigen::Index n = xa.rows(), m = xb.rows();
+  if (grad) detail::zero_set_gradients(*grad, xa, wa, xb, wb);
+  if (details) {
+    details->flow.resize(1);
+    details->u.resize(1);
+    details->v.resize(1);
+  }
+  bool converged = true;
+  const T cost = static_cast<T>(detail::emd_pair(xa, wa, 0, n, xb, wb, 0, m, options, s, converged, grad,
+                                                 details != nullptr, details ? &details->u[0] : nullptr,
+                                                 details ? &details->v[0] : nullptr));
+  if (details) {
+    detail::copy_flow(s, n, m, details->flow[0]);
+    details->converged = converged;
+  }
+  return cost;
+}
+
+/// @brief Exact EMD with uniform weights on both sides.
+template <class T>
+T emd(const matrix<T>& xa, const matrix<T>& xb, const emd_options& options = {},
+      loss_output<set_gradients<T>> grad = nullptr, loss_output<emd_details<T>> details = nullptr) {
+  return emd(xa, vector<T>{}, xb, vector<T>{}, options, grad, details);
 }
 
 }  // namespace hepgnn

@@ -1,12 +1,14 @@
 #pragma once
 /// @file sinkhorn.hpp
 /// @brief Entropic optimal transport (Sinkhorn) with the iterates of POT's log-domain `ot.sinkhorn2`
-/// (method 'sinkhorn_log'): cost = <plan, M>, marginal error checked every 10 iterations; batched, with gradients.
+/// (method 'sinkhorn_log'): cost = <plan, M>, marginal error checked every 10 iterations; batched, with gradients;
+/// the shape of loss/loss.hpp.
 
 #include <Eigen/Cholesky>
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -15,40 +17,26 @@
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/loss/emd.hpp"
 #include "hepgnn/loss/emd_cost.hpp"
+#include "hepgnn/loss/loss.hpp"
 
 namespace hepgnn {
 
 /// @brief Options of hepgnn::sinkhorn.
 struct sinkhorn_options {
-  double reg = 0.1;            ///< entropic regularisation epsilon (POT's reg), > 0
-  int max_iterations = 1000;   ///< POT's numItermax
+  double reg = 0.1;            ///< entropic regularisation epsilon (POT's reg), > 0 (and cost / reg finite)
+  int max_iterations = 1000;   ///< POT's numItermax, >= 1
   double tolerance = 1e-9;     ///< POT's stopThr, on || plan^T 1 - b ||_2, checked when iteration % 10 == 0
   ground_cost cost{};          ///< ground cost of the point-set calls (Euclidean by default)
-  bool gradient = false;       ///< fill the gradients (implicit differentiation at the fixed point)
-  bool keep_plan = true;       ///< return the plan
 };
 
-/// @brief Result of one Sinkhorn solve.
+/// @brief What hepgnn::sinkhorn reports besides the value and the gradients, per graph (a single pair or the
+/// cost-matrix call: entry 0).
 template <class T>
-struct sinkhorn_result {
-  T cost = 0;                  ///< <plan, M> (POT's sinkhorn2 value)
-  matrix<T> plan;              ///< n x m transport plan (when keep_plan)
-  vector<T> log_u, log_v;      ///< log scalings: plan_ij = exp(-M_ij / reg + log_u_i + log_v_j) (POT's log_u, log_v)
-  int iterations = 0;          ///< iterations run
-  double marginal_error = 0;   ///< last checked || plan^T 1 - b ||_2
-  matrix<T> grad_M;            ///< d cost / d M (cost-matrix call with gradient)
-  matrix<T> grad_xa, grad_xb;  ///< d cost / d coordinates (point-set call with gradient)
-  vector<T> grad_a, grad_b;    ///< d cost / d weights as given (when gradient and weights were given)
-};
-
-/// @brief Result of a batched Sinkhorn over the graph pairs of two batches.
-template <class T>
-struct sinkhorn_batch_result {
-  vector<T> cost;                 ///< one value per graph
-  std::vector<matrix<T>> plan;    ///< per-graph plans (when keep_plan)
-  std::vector<int> iterations;    ///< per-graph iteration counts
-  matrix<T> grad_xa, grad_xb;     ///< d (sum_g cost_g) / d coordinates
-  vector<T> grad_wa, grad_wb;     ///< d (sum_g cost_g) / d weights (empty when no weights were given)
+struct sinkhorn_details {
+  std::vector<matrix<T>> plan;           ///< n_g x m_g transport plan
+  std::vector<vector<T>> log_u, log_v;   ///< log scalings: plan_ij = exp(-M_ij / reg + log_u_i + log_v_j) (POT's)
+  std::vector<int> iterations;           ///< iterations run
+  std::vector<double> marginal_error;    ///< last checked || plan^T 1 - b ||_2
 };
 
 namespace detail {
@@ -204,37 +192,80 @@ inline void check_sinkhorn_options(const sinkhorn_options& o) {
   HEPGNN_CHECK(o.tolerance >= 0, "sinkhorn: tolerance must be >= 0, got ", o.tolerance);
 }
 
-/// @brief One point-set pair; adds gradients when requested. Returns the cost.
+/// @brief Throws when reg is too small for costs up to max_cost: beyond cost / reg = 1 / epsilon the log-domain
+/// iterates keep no digit of the plan, and the gradient (which divides by reg) overflows to inf or NaN.
+inline void check_sinkhorn_reg(double reg, double max_cost) {
+  constexpr double limit = 1 / std::numeric_limits<double>::epsilon();
+  HEPGNN_CHECK(max_cost <= reg * limit, "sinkhorn: reg = ", reg, " is too small for costs up to ", max_cost,
+               ": cost / reg must stay below 1 / epsilon = ", limit, " (reg >= ", max_cost / limit, ")");
+}
+
+/// @brief An upper bound of the ground cost between any row of xa and any row of xb: the cost of the diagonal of
+/// their common bounding box (pi in the periodic column).
+template <class T>
+double max_ground_cost(const matrix<T>& xa, const matrix<T>& xb, const ground_cost& g) {
+  if (xa.rows() == 0 || xb.rows() == 0) return 0;
+  double s = 0;
+  for (Eigen::Index c = 0; c < xa.cols(); ++c) {
+    const double lo = std::min(static_cast<double>(xa.col(c).minCoeff()), static_cast<double>(xb.col(c).minCoeff()));
+    const double hi = std::max(static_cast<double>(xa.col(c).maxCoeff()), static_cast<double>(xb.col(c).maxCoeff()));
+    const double d = c == g.periodic_column ? std::min(hi - lo, std::numbers::pi) : hi - lo;
+    s += d * d;
+  }
+  return g.from_squared(s);
+}
+
+/// @brief One point-set pair; adds the gradients to grad unless it is null. Returns the cost.
 template <class T>
 double sinkhorn_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Eigen::Index n, const matrix<T>& xb,
                      const vector<T>& wb, Eigen::Index b0, Eigen::Index m, const sinkhorn_options& opt,
-                     sinkhorn_scratch& s, int& iterations, double& err, matrix<T>* gxa, matrix<T>* gxb,
-                     vector<T>* gwa, vector<T>* gwb) {
+                     sinkhorn_scratch& s, int& iterations, double& err, set_gradients<T>* grad) {
   double Wa, Wb;
   sinkhorn_marginals(wa, a0, n, wb, b0, m, s, Wa, Wb);
   s.M.resize(n, m);
   fill_ground_cost(xa, a0, n, xb, b0, m, opt.cost, s.M.data());
   iterations = sinkhorn_solve(s, opt.reg, opt.max_iterations, opt.tolerance, err);
   const double cost = (s.u.asDiagonal() * s.K * s.v.asDiagonal()).cwiseProduct(s.M).sum();
-  if (opt.gradient) {
+  if (grad) {
     sinkhorn_gradient(s, opt.reg);
-    accumulate_ground_gradient(xa, a0, n, xb, b0, m, opt.cost, s.dM.data(), 1.0, *gxa, *gxb);
-    if (wa.size()) normalised_weight_gradient(s.alpha, s.a, Wa, *gwa, a0);
-    if (wb.size()) normalised_weight_gradient(s.beta, s.b, Wb, *gwb, b0);
+    accumulate_ground_gradient(xa, a0, n, xb, b0, m, opt.cost, s.dM.data(), 1.0, grad->xa, grad->xb);
+    if (wa.size()) normalised_weight_gradient(s.alpha, s.a, Wa, grad->wa, a0);
+    if (wb.size()) normalised_weight_gradient(s.beta, s.b, Wb, grad->wb, b0);
   }
   return cost;
+}
+
+/// @brief Writes the plan and log scalings of the solve in `s` into entry k of details.
+template <class T>
+void sinkhorn_fill_details(const sinkhorn_scratch& s, int iterations, double err, sinkhorn_details<T>& d,
+                           std::size_t k) {
+  d.plan[k] = (s.u.asDiagonal() * s.K * s.v.asDiagonal()).template cast<T>();
+  d.log_u[k] = (s.f.array() + s.u.array().log()).matrix().template cast<T>();
+  d.log_v[k] = (s.g.array() + s.v.array().log()).matrix().template cast<T>();
+  d.iterations[k] = iterations;
+  d.marginal_error[k] = err;
+}
+
+/// @brief Sizes details for `count` entries.
+template <class T>
+void sinkhorn_size_details(sinkhorn_details<T>& d, std::size_t count) {
+  d.plan.assign(count, matrix<T>());
+  d.log_u.assign(count, vector<T>());
+  d.log_v.assign(count, vector<T>());
+  d.iterations.assign(count, 0);
+  d.marginal_error.assign(count, 0.0);
 }
 
 }  // namespace detail
 
 /// @brief Sinkhorn on a given cost matrix M (n x m) between histograms a and b (normalised to sum 1 here).
-/// Returns cost = <plan, M>, the plan, the log scalings and, with options.gradient, d cost / d M and d cost / d a,
-/// d cost / d b. The gradient differentiates the fixed point (implicit function theorem), so it is exact only
-/// when the iterations converged (tolerance reached). Throws hepgnn::error on empty or mismatched inputs,
-/// negative or non-finite weights, a zero total weight, non-finite M, or reg <= 0.
+/// Returns cost = <plan, M>; `grad` gets d cost / d a, d cost / d b and d cost / d M, `details` the plan, the log
+/// scalings, the iteration count and the marginal error. The gradient differentiates the fixed point (implicit
+/// function theorem), so it is exact only when the iterations converged (tolerance reached). Throws hepgnn::error
+/// on empty or mismatched inputs, negative or non-finite weights, a zero total weight, non-finite M, or a bad option.
 template <class T>
-sinkhorn_result<T> sinkhorn(const vector<T>& a, const vector<T>& b, const matrix<T>& M,
-                            const sinkhorn_options& options = {}) {
+T sinkhorn(const vector<T>& a, const vector<T>& b, const matrix<T>& M, const sinkhorn_options& options = {},
+           loss_output<cost_matrix_gradients<T>> grad = nullptr, loss_output<sinkhorn_details<T>> details = nullptr) {
   detail::check_sinkhorn_options(options);
   HEPGNN_CHECK(M.rows() > 0 && M.cols() > 0, "sinkhorn: M must not be empty, got ", M.rows(), " x ", M.cols());
   HEPGNN_CHECK(a.size() == M.rows() && b.size() == M.cols(), "sinkhorn: a and b must have M.rows() = ", M.rows(),
@@ -242,62 +273,42 @@ sinkhorn_result<T> sinkhorn(const vector<T>& a, const vector<T>& b, const matrix
   detail::check_weights(a, M.rows(), "sinkhorn", "a");
   detail::check_weights(b, M.cols(), "sinkhorn", "b");
   check_finite(M, "sinkhorn: M");
+  detail::check_sinkhorn_reg(options.reg, static_cast<double>(M.cwiseAbs().maxCoeff()));
   thread_local detail::sinkhorn_scratch s;
   double Wa, Wb;
   detail::sinkhorn_marginals(a, 0, M.rows(), b, 0, M.cols(), s, Wa, Wb);
   HEPGNN_CHECK(Wa > 0 && Wb > 0, "sinkhorn: a and b need a positive total weight, got ", Wa, " and ", Wb);
   s.M = M.template cast<double>();
-  sinkhorn_result<T> r;
-  r.iterations = detail::sinkhorn_solve(s, options.reg, options.max_iterations, options.tolerance, r.marginal_error);
+  double err = 0;
+  const int iterations = detail::sinkhorn_solve(s, options.reg, options.max_iterations, options.tolerance, err);
   const auto P = (s.u.asDiagonal() * s.K * s.v.asDiagonal()).eval();
-  r.cost = static_cast<T>(P.cwiseProduct(s.M).sum());
-  if (options.keep_plan) r.plan = P.template cast<T>();
-  r.log_u = (s.f.array() + s.u.array().log()).matrix().template cast<T>();
-  r.log_v = (s.g.array() + s.v.array().log()).matrix().template cast<T>();
-  if (options.gradient) {
+  const T cost = static_cast<T>(P.cwiseProduct(s.M).sum());
+  if (details) {
+    detail::sinkhorn_size_details(*details, 1);
+    detail::sinkhorn_fill_details(s, iterations, err, *details, 0);
+  }
+  if (grad) {
     detail::sinkhorn_gradient(s, options.reg);
-    r.grad_M = s.dM.template cast<T>();
-    r.grad_a = vector<T>::Zero(a.size());
-    r.grad_b = vector<T>::Zero(b.size());
-    detail::normalised_weight_gradient(s.alpha, s.a, Wa, r.grad_a, 0);
-    detail::normalised_weight_gradient(s.beta, s.b, Wb, r.grad_b, 0);
+    grad->M = s.dM.template cast<T>();
+    grad->a = vector<T>::Zero(a.size());
+    grad->b = vector<T>::Zero(b.size());
+    detail::normalised_weight_gradient(s.alpha, s.a, Wa, grad->a, 0);
+    detail::normalised_weight_gradient(s.beta, s.b, Wb, grad->b, 0);
   }
-  return r;
+  return cost;
 }
 
-/// @brief Sinkhorn between point sets xa (weights wa) and xb (weights wb) with ground cost options.cost; empty
-/// weight vectors mean uniform weights. Gradients w.r.t. coordinates and weights with options.gradient.
+/// @brief Batched Sinkhorn: graph g of ba (rows of xa, weights wa) against graph g of bb, with ground cost
+/// options.cost; empty weight vectors mean uniform weights. One value per graph; `grad` gets d(sum_g value_g) /
+/// d inputs (implicit differentiation at the fixed point), `details` the per-graph plans, scalings and iteration
+/// counts. Pairs run in parallel with OpenMP; results do not depend on the thread count.
 template <class T>
-sinkhorn_result<T> sinkhorn(const matrix<T>& xa, const vector<T>& wa, const matrix<T>& xb, const vector<T>& wb,
-                            const sinkhorn_options& options = {}) {
+vector<T> sinkhorn(const matrix<T>& xa, const vector<T>& wa, const batch& ba, const matrix<T>& xb,
+                   const vector<T>& wb, const batch& bb, const sinkhorn_options& options = {},
+                   loss_output<set_gradients<T>> grad = nullptr, loss_output<sinkhorn_details<T>> details = nullptr) {
   detail::check_sinkhorn_options(options);
   detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "sinkhorn");
-  emd_options eo;
-  detail::check_emd_pair(wa, 0, xa.rows(), wb, 0, xb.rows(), eo, "sinkhorn", -1);
-  thread_local detail::sinkhorn_scratch s;
-  sinkhorn_result<T> r;
-  const Eigen::Index n = xa.rows(), m = xb.rows();
-  if (options.gradient) {
-    r.grad_xa = matrix<T>::Zero(n, xa.cols());
-    r.grad_xb = matrix<T>::Zero(m, xb.cols());
-    if (wa.size()) r.grad_a = vector<T>::Zero(n);
-    if (wb.size()) r.grad_b = vector<T>::Zero(m);
-  }
-  r.cost = static_cast<T>(detail::sinkhorn_pair(xa, wa, 0, n, xb, wb, 0, m, options, s, r.iterations,
-                                                r.marginal_error, &r.grad_xa, &r.grad_xb, &r.grad_a, &r.grad_b));
-  if (options.keep_plan) r.plan = (s.u.asDiagonal() * s.K * s.v.asDiagonal()).template cast<T>();
-  r.log_u = (s.f.array() + s.u.array().log()).matrix().template cast<T>();
-  r.log_v = (s.g.array() + s.v.array().log()).matrix().template cast<T>();
-  return r;
-}
-
-/// @brief Batched Sinkhorn: graph g of ba (rows of xa, weights wa) against graph g of bb. Pairs run in parallel
-/// with OpenMP; results do not depend on the thread count. Gradients are those of sum_g cost_g.
-template <class T>
-sinkhorn_batch_result<T> sinkhorn(const matrix<T>& xa, const vector<T>& wa, const batch& ba, const matrix<T>& xb,
-                                  const vector<T>& wb, const batch& bb, const sinkhorn_options& options = {}) {
-  detail::check_sinkhorn_options(options);
-  detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "sinkhorn");
+  detail::check_sinkhorn_reg(options.reg, detail::max_ground_cost(xa, xb, options.cost));
   ba.validate(static_cast<index_t>(xa.rows()));
   bb.validate(static_cast<index_t>(xb.rows()));
   HEPGNN_CHECK(ba.num_graphs() == bb.num_graphs(), "sinkhorn: batches must hold the same number of graphs, got ",
@@ -306,26 +317,59 @@ sinkhorn_batch_result<T> sinkhorn(const matrix<T>& xa, const vector<T>& wa, cons
   emd_options eo;
   for (index_t g = 0; g < G; ++g)
     detail::check_emd_pair(wa, ba.begin(g), ba.size(g), wb, bb.begin(g), bb.size(g), eo, "sinkhorn", g);
-  sinkhorn_batch_result<T> r;
-  r.cost.resize(G);
-  r.iterations.resize(G);
-  if (options.keep_plan) r.plan.resize(G);
-  if (options.gradient) {
-    r.grad_xa = matrix<T>::Zero(xa.rows(), xa.cols());
-    r.grad_xb = matrix<T>::Zero(xb.rows(), xb.cols());
-    if (wa.size()) r.grad_wa = vector<T>::Zero(wa.size());
-    if (wb.size()) r.grad_wb = vector<T>::Zero(wb.size());
-  }
+  vector<T> cost(G);
+  if (grad) detail::zero_set_gradients(*grad, xa, wa, xb, wb);
+  if (details) detail::sinkhorn_size_details(*details, static_cast<std::size_t>(G));
   parallel_for_dynamic(G, true, 1, [&](long gl) {
     const auto g = static_cast<index_t>(gl);
     thread_local detail::sinkhorn_scratch s;
+    int iterations = 0;
     double err = 0;
-    r.cost[g] = static_cast<T>(detail::sinkhorn_pair(xa, wa, ba.begin(g), ba.size(g), xb, wb, bb.begin(g),
-                                                     bb.size(g), options, s, r.iterations[g], err, &r.grad_xa,
-                                                     &r.grad_xb, &r.grad_wa, &r.grad_wb));
-    if (options.keep_plan) r.plan[g] = (s.u.asDiagonal() * s.K * s.v.asDiagonal()).template cast<T>();
+    cost[g] = static_cast<T>(detail::sinkhorn_pair(xa, wa, ba.begin(g), ba.size(g), xb, wb, bb.begin(g), bb.size(g),
+                                                   options, s, iterations, err, grad));
+    if (details) detail::sinkhorn_fill_details(s, iterations, err, *details, static_cast<std::size_t>(g));
   });
-  return r;
+  return cost;
+}
+
+/// @brief Batched Sinkhorn with uniform weights on both sides.
+template <class T>
+vector<T> sinkhorn(const matrix<T>& xa, const batch& ba, const matrix<T>& xb, const batch& bb,
+                   const sinkhorn_options& options = {}, loss_output<set_gradients<T>> grad = nullptr,
+                   loss_output<sinkhorn_details<T>> details = nullptr) {
+  return sinkhorn(xa, vector<T>{}, ba, xb, vector<T>{}, bb, options, grad, details);
+}
+
+/// @brief Sinkhorn between point sets xa (weights wa) and xb (weights wb); as the batched call on one graph
+/// (details in entry 0).
+template <class T>
+T sinkhorn(const matrix<T>& xa, const vector<T>& wa, const matrix<T>& xb, const vector<T>& wb,
+           const sinkhorn_options& options = {}, loss_output<set_gradients<T>> grad = nullptr,
+           loss_output<sinkhorn_details<T>> details = nullptr) {
+  detail::check_sinkhorn_options(options);
+  detail::check_transport_inputs(xa, wa, xb, wb, options.cost, "sinkhorn");
+  emd_options eo;
+  detail::check_emd_pair(wa, 0, xa.rows(), wb, 0, xb.rows(), eo, "sinkhorn", -1);
+  detail::check_sinkhorn_reg(options.reg, detail::max_ground_cost(xa, xb, options.cost));
+  thread_local detail::sinkhorn_scratch s;
+  const Eigen::Index n = xa.rows(), m = xb.rows();
+  if (grad) detail::zero_set_gradients(*grad, xa, wa, xb, wb);
+  int iterations = 0;
+  double err = 0;
+  const T cost =
+      static_cast<T>(detail::sinkhorn_pair(xa, wa, 0, n, xb, wb, 0, m, options, s, iterations, err, grad));
+  if (details) {
+    detail::sinkhorn_size_details(*details, 1);
+    detail::sinkhorn_fill_details(s, iterations, err, *details, 0);
+  }
+  return cost;
+}
+
+/// @brief Sinkhorn with uniform weights on both sides.
+template <class T>
+T sinkhorn(const matrix<T>& xa, const matrix<T>& xb, const sinkhorn_options& options = {},
+           loss_output<set_gradients<T>> grad = nullptr, loss_output<sinkhorn_details<T>> details = nullptr) {
+  return sinkhorn(xa, vector<T>{}, xb, vector<T>{}, options, grad, details);
 }
 
 }  // namespace hepgnn

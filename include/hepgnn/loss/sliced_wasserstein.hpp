@@ -1,7 +1,8 @@
 #pragma once
 /// @file sliced_wasserstein.hpp
 /// @brief Sliced Wasserstein distance: the mean over random unit directions of the 1-D Wasserstein-p distance
-/// between the projected weighted point sets (sorted 1-D transport), with gradients; batched over graphs.
+/// between the projected weighted point sets (sorted 1-D transport), with gradients; batched over graphs. The
+/// shape of loss/loss.hpp.
 
 #include <algorithm>
 #include <cmath>
@@ -13,23 +14,16 @@
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/loss/emd.hpp"
+#include "hepgnn/loss/loss.hpp"
 
 namespace hepgnn {
 
 /// @brief Options of hepgnn::sliced_wasserstein.
 struct sliced_wasserstein_options {
-  int projections = 50;           ///< number of random directions
+  int projections = 50;           ///< number of random directions, >= 1
   std::uint64_t seed = 0x5EED;    ///< seed of the hepgnn::rng that draws the directions
-  double p = 2;                   ///< order of the 1-D Wasserstein distance (>= 1)
+  double p = 2;                   ///< order of the 1-D Wasserstein distance (finite, >= 1)
   bool root = true;               ///< return (mean_k W_p^p)^(1/p) (POT's sliced_wasserstein_distance); else the mean
-  bool gradient = false;          ///< fill the gradients w.r.t. the coordinates
-};
-
-/// @brief Result of a (batched) sliced Wasserstein call.
-template <class T>
-struct sliced_wasserstein_result {
-  vector<T> value;             ///< one value per graph (a single value for the pair call)
-  matrix<T> grad_xa, grad_xb;  ///< d (sum_g value_g) / d coordinates (when options.gradient)
 };
 
 /// @brief The directions used for d dimensions: `count` unit rows, from normal draws of hepgnn::rng(seed) in
@@ -97,7 +91,7 @@ inline double wasserstein_1d(const std::vector<double>& pa, const std::vector<do
 template <class T>
 double sliced_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Eigen::Index n, const matrix<T>& xb,
                    const vector<T>& wb, Eigen::Index b0, Eigen::Index m, const matrix<double>& dirs,
-                   const sliced_wasserstein_options& opt, sliced_scratch& s, matrix<T>* gxa, matrix<T>* gxb) {
+                   const sliced_wasserstein_options& opt, sliced_scratch& s, set_gradients<T>* gradients) {
   const Eigen::Index d = xa.cols();
   const double Wa = weight_sum(wa, a0, n), Wb = weight_sum(wb, b0, m);
   s.wa.resize(n);
@@ -107,7 +101,7 @@ double sliced_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Ei
   s.pa.resize(n);
   s.pb.resize(m);
   const int K = static_cast<int>(dirs.rows());
-  const bool grad = opt.gradient;
+  const bool grad = gradients != nullptr;
   if (grad) {
     s.ga.assign(static_cast<std::size_t>(n) * K, 0.0);
     s.gb.assign(static_cast<std::size_t>(m) * K, 0.0);
@@ -134,9 +128,11 @@ double sliced_pair(const matrix<T>& xa, const vector<T>& wa, Eigen::Index a0, Ei
     const double outer = opt.root ? (mean > 0 ? std::pow(mean, 1.0 / opt.p - 1) / opt.p : 0.0) : 1.0;
     for (int k = 0; k < K; ++k) {
       for (Eigen::Index i = 0; i < n; ++i)
-        for (Eigen::Index c = 0; c < d; ++c) (*gxa)(a0 + i, c) += static_cast<T>(outer * s.ga[n * k + i] * dirs(k, c));
+        for (Eigen::Index c = 0; c < d; ++c)
+          gradients->xa(a0 + i, c) += static_cast<T>(outer * s.ga[n * k + i] * dirs(k, c));
       for (Eigen::Index j = 0; j < m; ++j)
-        for (Eigen::Index c = 0; c < d; ++c) (*gxb)(b0 + j, c) += static_cast<T>(outer * s.gb[m * k + j] * dirs(k, c));
+        for (Eigen::Index c = 0; c < d; ++c)
+          gradients->xb(b0 + j, c) += static_cast<T>(outer * s.gb[m * k + j] * dirs(k, c));
     }
   }
   return value;
@@ -151,12 +147,13 @@ inline void check_sliced_options(const sliced_wasserstein_options& o) {
 
 /// @brief Batched sliced Wasserstein: graph g of ba (rows of xa, weights wa) against graph g of bb, with the
 /// same options.projections directions (sliced_wasserstein_directions(d, projections, seed)) for every graph.
-/// Empty weight vectors mean uniform weights; weights are normalised per set. Threaded over graphs with OpenMP;
-/// results do not depend on the thread count. Gradients are those of sum_g value_g.
+/// Empty weight vectors mean uniform weights; weights are normalised per set. One value per graph; `grad` gets
+/// d(sum_g value_g) / d coordinates (the weights are not differentiated: grad->wa, wb stay empty). Threaded over
+/// graphs with OpenMP; results do not depend on the thread count.
 template <class T>
-sliced_wasserstein_result<T> sliced_wasserstein(const matrix<T>& xa, const vector<T>& wa, const batch& ba,
-                                                const matrix<T>& xb, const vector<T>& wb, const batch& bb,
-                                                const sliced_wasserstein_options& options = {}) {
+vector<T> sliced_wasserstein(const matrix<T>& xa, const vector<T>& wa, const batch& ba, const matrix<T>& xb,
+                             const vector<T>& wb, const batch& bb, const sliced_wasserstein_options& options = {},
+                             loss_output<set_gradients<T>> grad = nullptr) {
   detail::check_sliced_options(options);
   detail::check_transport_inputs(xa, wa, xb, wb, ground_cost{}, "sliced_wasserstein");
   ba.validate(static_cast<index_t>(xa.rows()));
@@ -170,27 +167,39 @@ sliced_wasserstein_result<T> sliced_wasserstein(const matrix<T>& xa, const vecto
     detail::check_emd_pair(wa, ba.begin(g), ba.size(g), wb, bb.begin(g), bb.size(g), eo, "sliced_wasserstein", g);
   const matrix<double> dirs =
       sliced_wasserstein_directions(static_cast<int>(xa.cols()), options.projections, options.seed);
-  sliced_wasserstein_result<T> r;
-  r.value.resize(G);
-  if (options.gradient) {
-    r.grad_xa = matrix<T>::Zero(xa.rows(), xa.cols());
-    r.grad_xb = matrix<T>::Zero(xb.rows(), xb.cols());
-  }
+  vector<T> value(G);
+  if (grad) detail::zero_set_gradients(*grad, xa, wa, xb, wb, /*weights*/ false);
   parallel_for_dynamic(G, true, parallel_limits::transport_chunk, [&](long gl) {
     const auto g = static_cast<index_t>(gl);
     thread_local detail::sliced_scratch s;
-    r.value[g] = static_cast<T>(detail::sliced_pair(xa, wa, ba.begin(g), ba.size(g), xb, wb, bb.begin(g), bb.size(g),
-                                                    dirs, options, s, &r.grad_xa, &r.grad_xb));
+    value[g] = static_cast<T>(detail::sliced_pair(xa, wa, ba.begin(g), ba.size(g), xb, wb, bb.begin(g), bb.size(g),
+                                                  dirs, options, s, grad));
   });
-  return r;
+  return value;
 }
 
-/// @brief Sliced Wasserstein between two point sets (see the batched call); value has one entry.
+/// @brief Batched sliced Wasserstein with uniform weights on both sides.
 template <class T>
-sliced_wasserstein_result<T> sliced_wasserstein(const matrix<T>& xa, const vector<T>& wa, const matrix<T>& xb,
-                                                const vector<T>& wb, const sliced_wasserstein_options& options = {}) {
+vector<T> sliced_wasserstein(const matrix<T>& xa, const batch& ba, const matrix<T>& xb, const batch& bb,
+                             const sliced_wasserstein_options& options = {},
+                             loss_output<set_gradients<T>> grad = nullptr) {
+  return sliced_wasserstein(xa, vector<T>{}, ba, xb, vector<T>{}, bb, options, grad);
+}
+
+/// @brief Sliced Wasserstein between two point sets (the batched call on one graph).
+template <class T>
+T sliced_wasserstein(const matrix<T>& xa, const vector<T>& wa, const matrix<T>& xb, const vector<T>& wb,
+                     const sliced_wasserstein_options& options = {},
+                     loss_output<set_gradients<T>> grad = nullptr) {
   return sliced_wasserstein(xa, wa, batch::single(static_cast<index_t>(xa.rows())), xb, wb,
-                            batch::single(static_cast<index_t>(xb.rows())), options);
+                            batch::single(static_cast<index_t>(xb.rows())), options, grad)[0];
+}
+
+/// @brief Sliced Wasserstein between two point sets with uniform weights.
+template <class T>
+T sliced_wasserstein(const matrix<T>& xa, const matrix<T>& xb, const sliced_wasserstein_options& options = {},
+                     loss_output<set_gradients<T>> grad = nullptr) {
+  return sliced_wasserstein(xa, vector<T>{}, xb, vector<T>{}, options, grad);
 }
 
 }  // namespace hepgnn

@@ -28,9 +28,7 @@
 #include "hepgnn/data/jet_array.hpp"
 #include "hepgnn/graph/fully_connected.hpp"
 #include "hepgnn/graph/knn.hpp"
-#include "hepgnn/loss/chamfer.hpp"
-#include "hepgnn/loss/emd.hpp"
-#include "hepgnn/loss/sinkhorn.hpp"
+#include "hepgnn/loss/reconstruction.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
 #include "hepgnn/nn/graph_sequential.hpp"
 #include "hepgnn/nn/mlp.hpp"
@@ -48,84 +46,6 @@ enum class ae_latent {
 
 /// @brief Which constituent graph the encoder runs on.
 enum class jet_graph { knn, fully_connected };
-
-/// @brief Set loss used for training and as the anomaly score.
-enum class set_loss_kind {
-  chamfer,   ///< mean squared-distance Chamfer
-  emd,       ///< exact EMD, uniform weights, cost |a - b|^beta (assignment for equal sizes)
-  sinkhorn,  ///< entropic OT (Sinkhorn), uniform weights
-  energy_emd ///< exact energy mover's distance: points (eta_rel, phi_rel) = columns 0, 1 weighted by pt =
-             ///< column 2 (both sides normalised to 1), cost dR^beta; pt must be >= 0 (see graph_autoencoder)
-};
-
-/// @brief Reconstruction loss settings.
-struct set_loss_options {
-  set_loss_kind kind = set_loss_kind::chamfer;
-  chamfer_options chamfer{};        ///< Chamfer settings (mean, squared Euclidean by default)
-  double emd_beta = 2.0;            ///< EMD / Sinkhorn ground cost exponent (2: squared distance)
-  double sinkhorn_reg = 0.01;       ///< Sinkhorn regularisation
-  int sinkhorn_iterations = 200;    ///< Sinkhorn iteration cap
-};
-
-/// @brief Per-graph set loss between reconstructed and input constituents (same batch `b` for both);
-/// when grad_recon is given, writes d(mean_g loss_g) / d recon there.
-template <class T>
-vector<T> reconstruction_loss(const matrix<T>& recon, const matrix<T>& x, const batch& b, const set_loss_options& o,
-                              matrix<T>* grad_recon = nullptr) {
-  HEPGNN_CHECK(recon.rows() == x.rows() && recon.cols() == x.cols(), "reconstruction_loss: recon must have the shape of x (",
-               x.rows(), " x ", x.cols(), "), got ", recon.rows(), " x ", recon.cols());
-  const index_t G = b.num_graphs();
-  HEPGNN_CHECK(G > 0, "reconstruction_loss: need at least one jet in the batch");
-  switch (o.kind) {
-    case set_loss_kind::chamfer: {
-      chamfer_cache cache;
-      vector<T> l = chamfer(recon, b, x, b, o.chamfer, grad_recon ? &cache : nullptr);
-      if (grad_recon) {
-        const vector<T> d = vector<T>::Constant(G, T(1) / T(G));
-        chamfer_backward(recon, b, x, b, d, cache, grad_recon, static_cast<matrix<T>*>(nullptr), o.chamfer);
-      }
-      return l;
-    }
-    case set_loss_kind::emd: {
-      emd_options eo;
-      eo.cost.beta = o.emd_beta;
-      eo.gradient = grad_recon != nullptr;
-      eo.keep_flow = false;
-      auto r = emd(recon, vector<T>{}, b, x, vector<T>{}, b, eo);
-      if (grad_recon) *grad_recon = r.grad_xa / T(G);
-      return r.cost;
-    }
-    case set_loss_kind::sinkhorn: {
-      sinkhorn_options so;
-      so.reg = o.sinkhorn_reg;
-      so.max_iterations = o.sinkhorn_iterations;
-      so.cost.beta = o.emd_beta;
-      so.gradient = grad_recon != nullptr;
-      so.keep_plan = false;
-      auto r = sinkhorn(recon, vector<T>{}, b, x, vector<T>{}, b, so);
-      if (grad_recon) *grad_recon = r.grad_xa / T(G);
-      return r.cost;
-    }
-    case set_loss_kind::energy_emd: {
-      HEPGNN_CHECK(x.cols() >= 3, "reconstruction_loss (energy_emd): need columns eta_rel, phi_rel, pt_rel, got ",
-                   x.cols());
-      emd_options eo;
-      eo.cost.beta = o.emd_beta;
-      eo.gradient = grad_recon != nullptr;
-      eo.keep_flow = false;
-      const matrix<T> pa = recon.leftCols(2), pb = x.leftCols(2);
-      const vector<T> wa = recon.col(2), wb = x.col(2);
-      auto r = emd(pa, wa, b, pb, wb, b, eo);
-      if (grad_recon) {
-        grad_recon->setZero(recon.rows(), recon.cols());
-        grad_recon->leftCols(2) = r.grad_xa / T(G);
-        grad_recon->col(2) = r.grad_wa / T(G);
-      }
-      return r.cost;
-    }
-  }
-  return {};
-}
 
 /// @brief Settings of graph_autoencoder.
 struct graph_autoencoder_options {

@@ -276,13 +276,15 @@ class mlpf_model {
   mlpf_loss loss(std::span<const index_t> labels, const matrix<T>& reg_target, workspace& ws, bool grad) const {
     mlpf_loss l;
     const std::vector<T>* cw = cw_.empty() ? nullptr : &cw_;
-    l.classification = static_cast<double>(
-        focal_loss<T>(ws.out[0], labels, static_cast<T>(o_.focal_gamma), grad ? &ws.dout[0] : nullptr, cw));
+    l.classification = static_cast<double>(focal_loss<T>(
+        ws.out[0], labels, {.gamma = static_cast<T>(o_.focal_gamma), .class_weights = cw},
+        grad ? &ws.dout[0] : nullptr));
     vector<T> w(static_cast<Eigen::Index>(labels.size()));
     for (std::size_t i = 0; i < labels.size(); ++i) w(static_cast<Eigen::Index>(i)) = labels[i] == none ? T(0) : T(1);
     const T rw = static_cast<T>(o_.regression_weight);
     l.regression = static_cast<double>(
-        huber<T>(ws.out[1], reg_target, static_cast<T>(o_.huber_delta), grad ? &ws.dout[1] : nullptr, &w));
+        huber<T>(ws.out[1], reg_target, {.delta = static_cast<T>(o_.huber_delta), .row_weights = &w},
+                 grad ? &ws.dout[1] : nullptr));
     if (grad) ws.dout[1] *= rw;
     l.total = l.classification + static_cast<double>(rw) * l.regression;
     return l;

@@ -55,16 +55,15 @@ using progress_callback = std::function<void(const std::string& stage, int epoch
 
 /// @brief hepgnn::hinge_embedding_loss() of the pairs of two edge lists (positives: pairs of the truth graph).
 template <class T>
-T hinge_embedding_loss(const matrix<T>& emb, const edge_list& pos, const edge_list& neg, T margin, T negative_weight,
-                       matrix<T>* grad) {
+T hinge_embedding_loss(const matrix<T>& emb, const edge_list& pos, const edge_list& neg,
+                       const hinge_embedding_loss_options<T>& options = {}, loss_output<matrix<T>> grad = nullptr) {
   const auto n = static_cast<index_t>(emb.rows());  // checked here too: the message names hits
   for (const edge_list* l : {&pos, &neg})
     for (std::size_t e = 0; e < l->size(); ++e)
       HEPGNN_CHECK(l->src[e] >= 0 && l->src[e] < n && l->dst[e] >= 0 && l->dst[e] < n,
                    "tracking::hinge_embedding_loss: pair ", e, " (", l->src[e], ", ", l->dst[e],
                    ") is out of range for ", n, " embedded hits");
-  return hepgnn::hinge_embedding_loss(emb, row_pairs{pos.src, pos.dst}, row_pairs{neg.src, neg.dst}, margin,
-                                      negative_weight, grad);
+  return hepgnn::hinge_embedding_loss(emb, row_pairs{pos.src, pos.dst}, row_pairs{neg.src, neg.dst}, options, grad);
 }
 
 namespace detail {
@@ -160,8 +159,9 @@ std::vector<double> train_embedding(pipeline<T>& p, const std::vector<trackml::e
         for (std::size_t r = 0; r < rows.size(); ++r) sub.row(static_cast<Eigen::Index>(r)) = d.features.row(rows[r]);
         for (index_t r : rows) local[r] = -1;
         net.forward(sub, sub_emb, cache);
-        const T loss = hinge_embedding_loss(sub_emb, pos, neg, static_cast<T>(p.config().margin),
-                                            static_cast<T>(o.negative_weight), &grad);
+        const T loss = hinge_embedding_loss(sub_emb, pos, neg,
+                                            {.margin = static_cast<T>(p.config().margin),
+                                             .negative_weight = static_cast<T>(o.negative_weight)}, &grad);
         zero_grad(net);
         net.backward(sub, sub_emb, grad, cache, nullptr);
         opt.step(net);
@@ -212,7 +212,7 @@ std::vector<double> train_filter(pipeline<T>& p, const std::vector<trackml::even
         yb.resize(nb, 1);
         for (Eigen::Index r = 0; r < nb; ++r) xb.row(r) = feats[k].row(order[b0 + r]), yb(r, 0) = labels[k](order[b0 + r], 0);
         net.forward(xb, logits, cache);
-        const T loss = bce_with_logits(logits, yb, &grad, pw);
+        const T loss = bce_with_logits(logits, yb, {.pos_weight = pw}, &grad);
         zero_grad(net);
         net.backward(xb, logits, grad, cache, nullptr);
         opt.step(net);
@@ -291,9 +291,10 @@ std::vector<double> train_gnn(pipeline<T>& p, const std::vector<trackml::event>&
       T loss;
       if (o.focal) {
         const double pos = static_cast<double>(labels[k].sum()) / static_cast<double>(labels[k].size());
-        loss = binary_focal_loss(total_logits, labels[k], T(2), static_cast<T>(1 - pos), &grad);
+        loss = binary_focal_loss(total_logits, labels[k], {.gamma = T(2), .alpha = static_cast<T>(1 - pos)}, &grad);
       } else {
-        loss = bce_with_logits(total_logits, labels[k], &grad, detail::auto_pos_weight(labels[k], o.pos_weight));
+        loss = bce_with_logits(total_logits, labels[k],
+                               {.pos_weight = detail::auto_pos_weight(labels[k], o.pos_weight)}, &grad);
       }
       zero_grad(net);
       net.backward(feats[k], graphs[k], attrs[k], logits, grad, cache, nullptr);
