@@ -34,6 +34,7 @@
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/nn/aggregate.hpp"
 #include "hepgnn/nn/dense.hpp"
+#include "hepgnn/nn/element.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
 #include "hepgnn/nn/interaction_network_blocks.hpp"
 #include "hepgnn/nn/interaction_network_weights.hpp"
@@ -49,12 +50,15 @@ namespace hepgnn {
 /// (.weight/.bias); without shared weights edge_network.<t>.{0,2} and node_network.<t>.{0,2}. edge_encoder.0.weight
 /// is hidden x (2 in + edge_in), columns [x_src, x_dst, attr_e] as in torch.nn.Linear(2 * in + edge_in, hidden).
 /// Output: y is E x out (one row per edge, CSR order), not N x out.
+/// As a chain element (nn/element.hpp) it is an edge_feature_layer with edge rows out: it reads node rows, the
+/// current graph and, when the context holds them, its edge_attr; the elements after it get edge rows.
 template <class T, int In = dynamic, int Hidden = dynamic>
 class interaction_network {
  public:
   using scalar = T;
   static constexpr int in_width = In;
   static constexpr int out_width = dynamic;
+  static constexpr rows_of output_rows = rows_of::edges;  ///< one row per edge of the graph, CSR order
 
   /// @brief Configuration; widths default to the template parameters.
   struct options {
@@ -73,6 +77,8 @@ class interaction_network {
 
   /// @brief Training cache (also used by infer, which touches only its inference buffers).
   struct cache {
+    /// Operand precision of the infer() calls that name none (a chain's calls): the caller's choice per cache.
+    inference_precision precision = inference_precision::f32;
     // graph-derived
     std::vector<index_t> dst;  // destination of each edge
     edge_blocks blocks;
@@ -115,17 +121,21 @@ class interaction_network {
   void forward(const matrix<T>& x, const graph& g, const matrix<T>& edge_attr, matrix<T>& y, cache& c) {
     run<true>(x, g, &edge_attr, y, c);
   }
-  /// @brief Inference; no heap allocation once `c` and `y` have been used with the same graph sizes. Only for
-  /// edge_in == 0.
-  /// With inference_precision::bf16 (float networks) the products of hidden width take bf16 operands: about 1.7x
-  /// their float rate on CPUs with AVX-512 BF16, logits within ~1e-2 of float's (tests/test_interaction_network).
-  void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c,
-             inference_precision p = inference_precision::f32) const {
+  /// @brief Inference in the cache's precision (c.precision); no heap allocation once `c` and `y` have been used
+  /// with the same graph sizes. Only for edge_in == 0.
+  void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const { infer(x, g, y, c, c.precision); }
+  /// @brief Inference with operand precision p. With inference_precision::bf16 (float networks) the products of
+  /// hidden width take bf16 operands: about 1.7x their float rate on CPUs with AVX-512 BF16, logits within ~1e-2
+  /// of float's (tests/nn/test_interaction_network).
+  void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c, inference_precision p) const {
     run<false>(x, g, nullptr, y, c, p);
   }
-  /// @brief Inference with edge input features edge_attr (E x edge_in, CSR edge order).
+  /// @brief Inference with edge input features edge_attr (E x edge_in, CSR edge order), in the cache's precision.
+  void infer(const matrix<T>& x, const graph& g, const matrix<T>& edge_attr, matrix<T>& y, cache& c) const {
+    infer(x, g, edge_attr, y, c, c.precision);
+  }
   void infer(const matrix<T>& x, const graph& g, const matrix<T>& edge_attr, matrix<T>& y, cache& c,
-             inference_precision p = inference_precision::f32) const {
+             inference_precision p) const {
     run<false>(x, g, &edge_attr, y, c, p);
   }
 
