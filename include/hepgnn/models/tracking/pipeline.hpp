@@ -1,7 +1,7 @@
 #pragma once
 /// @file pipeline.hpp
 /// @brief The tracking pipeline: its three networks (embedding, filter, GNN), the stages that run them, and the
-/// weight file holding all three with the configuration.
+/// weight file holding all three with the configuration (io/model_file.hpp's model shape, family "tracking").
 
 #include <algorithm>
 #include <chrono>
@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hepgnn/core/graph.hpp"
@@ -19,6 +20,7 @@
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/edge_selection.hpp"
 #include "hepgnn/graph/radius.hpp"
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/safetensors.hpp"
 #include "hepgnn/io/trackml.hpp"
 #include "hepgnn/models/tracking/config.hpp"
@@ -50,6 +52,10 @@ template <class T = float>
 class pipeline {
  public:
   using scalar = T;
+  using config_type = pipeline_config;
+  static constexpr std::string_view family = "tracking";
+  /// 1: files of save() before io/model_file.hpp ("tracking.*" keys only, read by load()); 2: save_model's.
+  static constexpr int format_version = 2;
   using gnn_layer = interaction_network<T>;
   /// The GNN: hit features (node rows), the filtered graph and its edge geometry (edge_attributes(), the edge
   /// features) -> one logit per edge. The interaction network is the chain's one element: its blocked edge
@@ -318,13 +324,17 @@ class pipeline {
     return out;
   }
 
-  /// @brief Saves every stage's weights, with the configuration as metadata, to one safetensors file.
-  void save(const std::filesystem::path& path) { save_weights(*this, path, cfg_.to_metadata()); }
+  /// @brief Saves every stage's weights to one safetensors file, with the family, format version and
+  /// configuration as metadata (save_model).
+  void save(const std::filesystem::path& path) { save_model(*this, path); }
 
-  /// @brief Builds a pipeline from a file written by save(): configuration from the metadata, weights strict.
+  /// @brief Builds a pipeline from a file written by save(): the configuration from the metadata (every size
+  /// checked against its bounds before anything is built), then the weights (strict). Also reads files of format
+  /// version 1 (save() before the common model file: "tracking.*" keys without a family).
   static pipeline load(const std::filesystem::path& path) {
     const auto file = safetensors_file::load(path);
-    pipeline p(pipeline_config::from_metadata(file.metadata));
+    if (file.metadata.count("hepgnn.family")) return load_model<pipeline>(file, path.string());
+    pipeline p(config_from_version1(file.metadata));
     load_weights(p, file, true);
     return p;
   }
