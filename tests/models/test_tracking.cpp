@@ -5,14 +5,17 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <numbers>
 #include <numeric>
 #include <set>
+#include <tuple>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "support/data.hpp"
 #include "hepgnn/data/toy_tracker.hpp"
 #include "hepgnn/models/tracking.hpp"
 #include "hepgnn/train/gradient_check.hpp"
@@ -57,7 +60,21 @@ void check_oriented(const matrix<T>& f, const graph& g, const graph& g_out) {
   CHECK(ascending);
 }
 
+/// Every parameter's values, in visiting order.
+std::vector<float> weights_of(tracking::pipeline<float>& p) {
+  std::vector<float> v;
+  p.for_each_param("", [&](const std::string&, parameter<float> w) { v.insert(v.end(), w.value, w.value + w.size()); });
+  return v;
+}
+
+/// Every setting as text, as the weight file writes it.
+std::map<std::string, std::string> settings_of(const tracking::pipeline_config& c) {
+  return config_to_metadata(c, "tracking");
+}
+
 }  // namespace
+
+static_assert(model_family<tracking::pipeline<float>>, "the tracking pipeline has the common model shape");
 
 TEST_CASE("tracking pipeline: hit features and their bad input") {
   trackml::event ev;
@@ -732,6 +749,167 @@ TEST_CASE("tracking pipeline: a short training run on small toy events reaches t
   // skip edges were trained as positives
   CHECK(t.efficiency >= 0.60);
   CHECK(t.fake_rate <= 0.55);
+}
+
+TEST_CASE("tracking pipeline: the model file round trip is bit-identical and names the family and version") {
+  auto cfg = small_config();
+  cfg.gnn_shared_weights = false;
+  cfg.edge_cut = 0.45, cfg.margin = 0.27, cfg.helix_xy_mm = 1.5, cfg.min_track_pt = 0.3, cfg.seed = 12345;
+  tracking::pipeline<float> p(cfg);
+  const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_tracking_model.safetensors";
+  p.save(path);
+  const auto file = safetensors_file::load(path);
+  CHECK(file.metadata.at("hepgnn.family") == "tracking");
+  CHECK(file.metadata.at("hepgnn.format_version") == "2");
+  CHECK(file.metadata.at("tracking.seed") == "12345");
+  CHECK(file.metadata.at("tracking.margin") == "0.27");
+  auto q = tracking::pipeline<float>::load(path);
+  CHECK(settings_of(q.config()) == settings_of(cfg));
+  CHECK(weights_of(q) == weights_of(p));
+  auto r = load_model<tracking::pipeline<float>>(path);  // the same through the common loader
+  CHECK(weights_of(r) == weights_of(p));
+  toy::tracker_config tc;
+  tc.num_particles = 60;
+  const auto ev = toy::simulate_event(tc, 9);
+  const auto a = p.run(ev, tracking::track_builder::walkthrough), b = q.run(ev, tracking::track_builder::walkthrough);
+  CHECK(a.embedding == b.embedding);
+  CHECK(a.filtered_graph.sources == b.filtered_graph.sources);
+  CHECK(a.edge_scores == b.edge_scores);
+  CHECK(a.labels == b.labels);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("tracking pipeline: files of format version 1 (save() before the common model file) still load") {
+  // written by pipeline::save of the code before io/model_file.hpp (commit 6a66077): "tracking.*" keys, no family,
+  // no seed; the pipeline it holds was built with seed 7 (below), which the file does not say
+  const auto v1 = hepgnn_test::source_path("tests/data/tracking_pipeline_v1.safetensors");
+  auto q = tracking::pipeline<float>::load(v1);
+  tracking::pipeline_config made;
+  made.embedding_hidden = 8, made.embedding_layers = 2, made.filter_hidden = 4, made.gnn_hidden = 4;
+  made.gnn_iterations = 2, made.gnn_shared_weights = false, made.edge_cut = 0.35, made.extend_cut = 0.02;
+  made.helix_xy_mm = 2, made.min_track_hits = 4, made.min_track_pt = 0.5, made.seed = 7;
+  tracking::pipeline<float> original(made);
+  made.seed = 1;  // not in a version-1 file: the default
+  CHECK(settings_of(q.config()) == settings_of(made));
+  CHECK(weights_of(q) == weights_of(original));
+  tracking::pipeline<float> default_seed(made);
+  CHECK(weights_of(q) != weights_of(default_seed));  // the weights are the file's, not the default seed's
+  // saved again it becomes a version-2 file with the same weights
+  const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_tracking_v1_again.safetensors";
+  q.save(path);
+  auto again = tracking::pipeline<float>::load(path);
+  CHECK(safetensors_file::load(path).metadata.at("hepgnn.format_version") == "2");
+  CHECK(weights_of(again) == weights_of(original));
+  // keys added after the first files are optional; a file without gnn_source_aggregation was trained without it
+  tracking::pipeline<float> plain(small_config());
+  auto meta = settings_of(plain.config());
+  for (const char* later : {"tracking.gnn_shared_weights", "tracking.extend_cut", "tracking.gnn_bf16",
+                            "tracking.gnn_source_aggregation", "tracking.helix_xy_mm", "tracking.helix_z_mm",
+                            "tracking.min_track_hits", "tracking.min_track_pt", "tracking.b_field", "tracking.seed"})
+    meta.erase(later);
+  auto old_cfg = small_config();
+  old_cfg.gnn_source_aggregation = false;
+  tracking::pipeline<float> old(old_cfg);
+  save_weights(old, path, meta);
+  auto old_loaded = tracking::pipeline<float>::load(path);
+  CHECK_FALSE(old_loaded.config().gnn_source_aggregation);
+  CHECK(old_loaded.config().extend_cut == tracking::pipeline_config{}.extend_cut);
+  CHECK(weights_of(old_loaded) == weights_of(old));
+  // a first key missing: not a tracking file
+  meta.erase("tracking.gnn_hidden");
+  save_weights(old, path, meta);
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>::load(path), doctest::Contains("metadata lacks 'tracking.gnn_hidden'"),
+                       hepgnn::error);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("tracking pipeline: absurd sizes in a file or a config are rejected before anything is built") {
+  tracking::pipeline<float> p(small_config());
+  const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_tracking_absurd.safetensors";
+  auto meta = settings_of(p.config());
+  meta["hepgnn.family"] = "tracking";
+  meta["hepgnn.format_version"] = "2";
+  // each would take minutes and gigabytes to build (issue 22: 10^6 unshared GNN iterations from an 8.6 KB file)
+  const std::vector<std::pair<std::string, std::string>> absurd{{"tracking.gnn_iterations", "1000000"},
+                                                                {"tracking.gnn_hidden", "200000"},
+                                                                {"tracking.embedding_hidden", "1e30"},
+                                                                {"tracking.embedding_layers", "-3"},
+                                                                {"tracking.max_neighbors", "1000000000"}};
+  for (const auto& [key, value] : absurd) {
+    CAPTURE(key);
+    auto bad = meta;
+    bad[key] = value;
+    save_weights(p, path, bad);
+    const std::string expected = "load_model: metadata '" + key + "' = " + value + " is outside [";
+    CHECK_THROWS_WITH_AS(tracking::pipeline<float>::load(path), doctest::Contains(expected.c_str()), hepgnn::error);
+    bad.erase("hepgnn.family");  // the same in a version-1 file
+    save_weights(p, path, bad);
+    CHECK_THROWS_WITH_AS(tracking::pipeline<float>::load(path), doctest::Contains("is outside ["), hepgnn::error);
+  }
+  auto bad = meta;
+  bad["tracking.gnn_iterations"] = "2.5";
+  save_weights(p, path, bad);
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>::load(path), doctest::Contains("must be an integer"), hepgnn::error);
+  bad = meta;
+  bad["hepgnn.format_version"] = "3";
+  save_weights(p, path, bad);
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>::load(path), doctest::Contains("format version 3 is newer"),
+                       hepgnn::error);
+  bad = meta;
+  bad["hepgnn.family"] = "particle_flow";
+  save_weights(p, path, bad);
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>::load(path),
+                       doctest::Contains("holds a 'particle_flow' model, not 'tracking'"), hepgnn::error);
+  std::filesystem::remove(path);
+  // the same bounds hold for a config built in code
+  auto cfg = small_config();
+  cfg.gnn_iterations = 1000000;
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{cfg},
+                       doctest::Contains("tracking::pipeline_config: gnn_iterations = 1e+06 is outside [1, 32]"),
+                       hepgnn::error);
+  cfg = small_config();
+  cfg.gnn_hidden = 4096;
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{cfg}, doctest::Contains("gnn_hidden = 4096 is outside [1, 512]"),
+                       hepgnn::error);
+}
+
+TEST_CASE("tracking pipeline: each stage's training reports every epoch's mean loss as it returns them") {
+#ifdef _OPENMP
+  omp_set_num_threads(1);  // small matrices (results do not depend on the thread count)
+#endif
+  toy::tracker_config tc;
+  tc.num_particles = 60;
+  tc.num_vertices = 2;
+  std::vector<trackml::event> train{toy::simulate_event(tc, 300), toy::simulate_event(tc, 301)};
+  auto c = small_config();
+  c.gnn_iterations = 1;
+  tracking::pipeline<float> p(c);
+  tracking::train_options o;
+  o.epochs = 3;
+  o.batch_pairs = 64;
+  o.batch_edges = 500;
+  o.gnn_sectors = 2;
+  std::vector<std::tuple<std::string, int, double>> reported;
+  auto progress = [&](const std::string& stage, int epoch, double loss) { reported.emplace_back(stage, epoch, loss); };
+  const auto he = tracking::train_embedding(p, train, o, progress);
+  const auto hf = tracking::train_filter(p, train, o, progress);
+  const auto hg = tracking::train_gnn(p, train, o, progress);
+  REQUIRE(reported.size() == 9);
+  const std::vector<std::pair<std::string, const std::vector<double>*>> stages{
+      {"embedding", &he}, {"filter", &hf}, {"gnn", &hg}};
+  for (std::size_t s = 0; s < 3; ++s)
+    for (int e = 0; e < 3; ++e) {
+      const auto& [stage, epoch, loss] = reported[s * 3 + static_cast<std::size_t>(e)];
+      CHECK(stage == stages[s].first);
+      CHECK(epoch == e);
+      REQUIRE(stages[s].second->size() == 3);
+      CHECK(loss == (*stages[s].second)[static_cast<std::size_t>(e)]);
+      CHECK(std::isfinite(loss));
+    }
+  CHECK(he.back() < he.front());
+  o.batch_pairs = 0;
+  CHECK_THROWS_WITH_AS(tracking::train_embedding(p, train, o), doctest::Contains("batch_pairs must be > 0, got 0"),
+                       hepgnn::error);
 }
 
 }  // namespace hepgnn_test_tracking

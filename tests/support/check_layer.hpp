@@ -6,6 +6,7 @@
 //   check_layer(layer, x);           // row-wise:   forward(x, y, cache),    backward(x, y, dy, cache, dx)
 //   check_layer(layer, graph, x);    // graph layer: forward(x, g, y, cache), backward(x, g, y, dy, cache, dx)
 //   check_layer(layer, batch, x);    // batch layer: forward(x, b, y, cache), backward(x, b, y, dy, cache, dx)
+//   check_layer(chain, context, x);  // chain or block: forward(x, ctx, y, cache), backward(x, ctx, y, dy, cache, dx)
 //   check_layer(layer, b, x, {.tol = 1e-7, .dy = &w, .params = only("lin_s.")}, after_forward);
 //
 // Double precision. The loss is L = sum(R .* y) for a fixed R (uniform in [-1, 1) from `seed`, or `dy`), computed
@@ -40,6 +41,7 @@
 #include "hepgnn/core/parameter.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/core/tensor.hpp"
+#include "hepgnn/nn/element.hpp"
 #include "hepgnn/train/gradient_check.hpp"
 
 namespace hepgnn_test {
@@ -304,6 +306,17 @@ gradient_report layer_gradient_errors(L& layer, const hepgnn::batch& b, const he
       });
 }
 
+/// Chain or block (nn/element.hpp) with a context (batch, graph, edge features): the errors without assertion.
+template <class L, class Hook = no_hook>
+gradient_report layer_gradient_errors(L& layer, const hepgnn::chain_context& ctx, const hepgnn::matrix<double>& x,
+                                      const check_options& o = {}, Hook hook = {}) {
+  return detail::layer_errors(
+      layer, x, o, hook, [&ctx](L& l, const auto& xx, auto& y, auto& c) { l.forward(xx, ctx, y, c); },
+      [&ctx](L& l, const auto& xx, const auto& y, const auto& dy, auto& c, auto* dx) {
+        l.backward(xx, ctx, y, dy, c, dx);
+      });
+}
+
 /// Row-wise layer: CHECKs its parameter and input gradients (see the top of this file).
 template <class L, class Hook = no_hook>
 gradient_report check_layer(L& layer, const hepgnn::matrix<double>& x, const check_options& o = {}, Hook hook = {},
@@ -319,6 +332,16 @@ gradient_report check_layer(L& layer, const hepgnn::graph& g, const hepgnn::matr
                             const check_options& o = {}, Hook hook = {},
                             std::source_location where = std::source_location::current()) {
   const auto r = layer_gradient_errors(layer, g, x, o, hook);
+  detail::assert_report(r, o, "check_layer", where);
+  return r;
+}
+
+/// Chain or block with a context: CHECKs its parameter and input gradients.
+template <class L, class Hook = no_hook>
+gradient_report check_layer(L& layer, const hepgnn::chain_context& ctx, const hepgnn::matrix<double>& x,
+                            const check_options& o = {}, Hook hook = {},
+                            std::source_location where = std::source_location::current()) {
+  const auto r = layer_gradient_errors(layer, ctx, x, o, hook);
   detail::assert_report(r, o, "check_layer", where);
   return r;
 }

@@ -144,6 +144,28 @@ TEST_CASE("summary: every tensor with its shape and count, parameters and buffer
   CHECK(t.find("34 trainable parameters, 9 buffer values (9 tensors)") != std::string::npos);
 }
 
+TEST_CASE("fit calls on_epoch_end after each epoch with its record, after the epoch's steps") {
+  std::vector<std::string> calls;
+  fit_options o{.epochs = 3, .batch_size = 2, .shuffle = false, .progress = false};
+  o.before_step = [&](int epoch, long step) {
+    calls.push_back("before " + std::to_string(epoch) + " " + std::to_string(step));
+  };
+  o.on_epoch_end = [&](const epoch_record& r) {
+    calls.push_back("end " + std::to_string(r.epoch) + " " + std::to_string(r.train_loss));
+  };
+  int steps = 0;
+  const auto h = fit(4, o, [&](std::span<const std::size_t> items) {
+    calls.push_back("step " + std::to_string(items[0]));
+    return static_cast<double>(++steps);  // epoch e: steps 2e - 1 and 2e, mean 2e - 0.5
+  });
+  REQUIRE(h.epochs.size() == 3);
+  const std::vector<std::string> expected{
+      "before 1 0", "step 0", "before 1 1", "step 2", "end 1 1.500000",
+      "before 2 2", "step 0", "before 2 3", "step 2", "end 2 3.500000",
+      "before 3 4", "step 0", "before 3 5", "step 2", "end 3 5.500000"};
+  CHECK(calls == expected);
+}
+
 TEST_CASE("schedules") {
   step_schedule s{.base_lr = 1.0, .gamma = 0.5, .step_size = 10};
   CHECK(s.lr_at(0) == 1.0);

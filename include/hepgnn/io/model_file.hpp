@@ -146,26 +146,32 @@ void save_model(M& model, const std::filesystem::path& path) {
   save_weights(model, path, meta);
 }
 
-/// @brief Builds a model from a file written by save_model: checks the family and format version, reads and
-/// bounds the config, then loads every tensor strictly (a missing, extra or mis-shaped tensor throws).
+/// @brief Builds a model from a file written by save_model, already read (`name` names it in messages): checks
+/// the family and format version, reads and bounds the config, then loads every tensor strictly (a missing, extra
+/// or mis-shaped tensor throws). For families that also read older files of their own.
 template <model_family M>
-M load_model(const std::filesystem::path& path) {
-  const auto file = safetensors_file::load(path);
+M load_model(const safetensors_file& file, const std::string& name) {
   const auto& m = file.metadata;
   const auto fam = m.find("hepgnn.family");
-  HEPGNN_CHECK(fam != m.end(), "load_model('", path.string(), "'): no 'hepgnn.family' in the metadata (not written by ",
+  HEPGNN_CHECK(fam != m.end(), "load_model('", name, "'): no 'hepgnn.family' in the metadata (not written by ",
                "save_model? load its tensors with load_weights)");
-  HEPGNN_CHECK(fam->second == M::family, "load_model('", path.string(), "'): the file holds a '", fam->second,
+  HEPGNN_CHECK(fam->second == M::family, "load_model('", name, "'): the file holds a '", fam->second,
                "' model, not '", M::family, "'");
   const auto ver = m.find("hepgnn.format_version");
-  HEPGNN_CHECK(ver != m.end(), "load_model('", path.string(), "'): no 'hepgnn.format_version' in the metadata");
+  HEPGNN_CHECK(ver != m.end(), "load_model('", name, "'): no 'hepgnn.format_version' in the metadata");
   int v = 0;
   detail::read_metadata_value("hepgnn.format_version", ver->second, v, 1, std::numeric_limits<int>::max());
-  HEPGNN_CHECK(v <= M::format_version, "load_model('", path.string(), "'): format version ", v,
+  HEPGNN_CHECK(v <= M::format_version, "load_model('", name, "'): format version ", v,
                " is newer than this build reads (", M::format_version, "); update hepgnn");
   M model(config_from_metadata<typename M::config_type>(m, M::family, /*missing_ok=*/v < M::format_version));
   load_weights(model, file, true);
   return model;
+}
+
+/// @brief Builds a model from a file written by save_model (see above).
+template <model_family M>
+M load_model(const std::filesystem::path& path) {
+  return load_model<M>(safetensors_file::load(path), path.string());
 }
 
 }  // namespace hepgnn

@@ -7,7 +7,9 @@
 ///  - row-wise layers (hepgnn::layer: dense, activations, norms, mlp, sequential): act on each row, whatever the
 ///    rows stand for;
 ///  - graph layers (hepgnn::graph_layer: edge_conv, ...): read the current graph; node rows in, node rows out
-///    (edge rows out when the layer declares `output_rows = rows_of::edges`);
+///    (edge rows out, one per edge in CSR order, when the layer declares `output_rows = rows_of::edges`, as
+///    interaction_network does); layers that take edge input features (hepgnn::edge_feature_layer) read the
+///    context's edge features when it holds some;
 ///  - batch layers (hepgnn::batch_layer: dynamic_edge_conv, gravnet_conv, pooling, ...): read the batch; pooling
 ///    layers declare `output_rows = rows_of::graphs`;
 ///  - graph builders (graph_builder_element: knn_builder, ...): read node rows and the batch and set the current
@@ -18,6 +20,7 @@
 #include <concepts>
 #include <string>
 #include <type_traits>
+#include <variant>
 
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/graph.hpp"
@@ -31,11 +34,35 @@ namespace hepgnn {
 /// @brief What one row of a feature matrix stands for.
 enum class rows_of { nodes, edges, graphs };
 
+/// @brief Edge input features of a chain's current graph: E x F rows in its CSR edge order, of the chain's scalar
+/// type, or none. Refers to the caller's matrix, which must outlive the calls that read it (backward included).
+class edge_features_ref {
+ public:
+  edge_features_ref() = default;
+  explicit edge_features_ref(const matrix<float>& m) : m_(&m) {}
+  explicit edge_features_ref(const matrix<double>& m) : m_(&m) {}
+  bool empty() const { return std::holds_alternative<std::monostate>(m_); }
+  /// @brief The features, or null when there are none; throws when they are of another scalar type than T.
+  template <class T>
+  const matrix<T>* get() const {
+    if (empty()) return nullptr;
+    const auto* p = std::get_if<const matrix<T>*>(&m_);
+    HEPGNN_CHECK(p != nullptr, "chain_context: the edge features are of another scalar type than the chain's");
+    return *p;
+  }
+
+ private:
+  std::variant<std::monostate, const matrix<float>*, const matrix<double>*> m_;
+};
+
 /// @brief What an element may read besides its input rows. Blocks pass it on to their inner elements; a builder
 /// inside a block sets the graph for the rest of that block only.
 struct chain_context {
   const batch* b = nullptr;  ///< the disjoint union of graphs the node rows belong to (always set by a chain)
   const graph* g = nullptr;  ///< the current graph: the last builder's, or the one the caller gave
+  /// Edge input features of g, given by the caller and read by edge_feature_layer elements; a graph builder
+  /// clears them (they belong to the graph before it). Held fixed: backward computes no gradient for them.
+  edge_features_ref edge_features{};
 };
 
 /// @brief A graph builder: `build(x, b, g, workspace)` const writes the graph of the node rows x (per graph of b)
@@ -69,6 +96,8 @@ struct element_traits {
   static constexpr bool on_graph = !builder && !block && graph_layer<E>;
   static constexpr bool on_batch = !builder && !block && !on_graph && batch_layer<E>;
   static constexpr bool row_wise = !builder && !block && !on_graph && !on_batch && layer<E>;
+  /// A graph layer that reads the context's edge features when it holds some.
+  static constexpr bool reads_edge_features = on_graph && edge_feature_layer<E>;
   static_assert(builder || block || on_graph || on_batch || row_wise,
                 "hepgnn: a chain element must be a layer (hepgnn::layer), a graph layer (hepgnn::graph_layer), a batch "
                 "layer (hepgnn::batch_layer), a graph builder (graph_builder_element) or a block (chain_block); see "
@@ -122,7 +151,12 @@ struct element_traits {
   static void forward(E& e, const matrix<T>& x, chain_context& ctx, matrix<T>& y, cache& c) {
     if constexpr (builder) infer(e, x, ctx, y, c);
     if constexpr (block) e.forward(x, ctx, y, c);
-    if constexpr (on_graph) e.forward(x, graph_of(ctx), y, c);
+    if constexpr (reads_edge_features) {
+      if (const matrix<T>* ef = ctx.edge_features.template get<T>()) e.forward(x, graph_of(ctx), *ef, y, c);
+      else e.forward(x, graph_of(ctx), y, c);
+    } else if constexpr (on_graph) {
+      e.forward(x, graph_of(ctx), y, c);
+    }
     if constexpr (on_batch) e.forward(x, *ctx.b, y, c);
     if constexpr (row_wise) e.forward(x, y, c);
   }
@@ -130,9 +164,15 @@ struct element_traits {
     if constexpr (builder) {
       e.build(x, *ctx.b, c.g, c.ws);
       ctx.g = &c.g;
+      ctx.edge_features = {};
     }
     if constexpr (block) e.infer(x, ctx, y, c);
-    if constexpr (on_graph) e.infer(x, graph_of(ctx), y, c);
+    if constexpr (reads_edge_features) {
+      if (const matrix<T>* ef = ctx.edge_features.template get<T>()) e.infer(x, graph_of(ctx), *ef, y, c);
+      else e.infer(x, graph_of(ctx), y, c);
+    } else if constexpr (on_graph) {
+      e.infer(x, graph_of(ctx), y, c);
+    }
     if constexpr (on_batch) e.infer(x, *ctx.b, y, c);
     if constexpr (row_wise) e.infer(x, y, c);
   }
@@ -140,7 +180,14 @@ struct element_traits {
   static void backward(E& e, const matrix<T>& x, const chain_context& ctx, const matrix<T>& y, const matrix<T>& dy,
                        cache& c, matrix<T>* dx) {
     if constexpr (block) e.backward(x, ctx, y, dy, c, dx);
-    if constexpr (on_graph) e.backward(x, graph_of(ctx), y, dy, c, dx);
+    if constexpr (reads_edge_features) {  // the edge features are held fixed: no gradient for them
+      if (const matrix<T>* ef = ctx.edge_features.template get<T>())
+        e.backward(x, graph_of(ctx), *ef, y, dy, c, dx, nullptr);
+      else
+        e.backward(x, graph_of(ctx), y, dy, c, dx);
+    } else if constexpr (on_graph) {
+      e.backward(x, graph_of(ctx), y, dy, c, dx);
+    }
     if constexpr (on_batch) e.backward(x, *ctx.b, y, dy, c, dx);
     if constexpr (row_wise) e.backward(x, y, dy, c, dx);
   }

@@ -25,7 +25,9 @@ namespace hepgnn {
 ///  - `backward(x, g, y, dy, cache, dx)`: with the x, g, y of the matching forward, ADDS dL/dparameters to the
 ///    gradients and writes dL/dx to *dx (skipped when dx is null);
 ///  - `for_each_param(prefix, f)`: parameters by PyTorch (Geometric) state_dict names.
-/// Ensures: y.rows() == g.num_nodes; bad shapes throw hepgnn::error; results do not depend on the thread count.
+/// Ensures: y.rows() == g.num_nodes (g.num_edges() for a layer that declares `output_rows = rows_of::edges`, e.g.
+/// interaction_network: one row per edge in CSR order); bad shapes throw hepgnn::error; results do not depend on
+/// the thread count.
 template <class L>
 concept graph_layer = requires(L& l, const L& cl, const matrix<typename L::scalar>& x, const graph& g,
                                matrix<typename L::scalar>& y, typename L::cache& c,
@@ -39,6 +41,23 @@ concept graph_layer = requires(L& l, const L& cl, const matrix<typename L::scala
   l.backward(x, g, y, x, c, dx);
   l.for_each_param(std::string{}, [](const std::string&, parameter<typename L::scalar>) {});
 };
+
+/// @brief A graph layer that also reads edge input features: E x F rows in the graph's CSR edge order (e.g.
+/// interaction_network's edge_attr).
+///
+/// Requires, besides graph_layer: `forward(x, g, edge_features, y, cache)`, `infer(x, g, edge_features, y, cache)
+/// const` and `backward(x, g, edge_features, y, dy, cache, dx, d_edge_features)` (d_edge_features: dL/dfeatures,
+/// skipped when null). A chain calls these when its context holds edge features (chain_context::edge_features),
+/// the plain graph_layer calls otherwise.
+template <class L>
+concept edge_feature_layer =
+    graph_layer<L> && requires(L& l, const L& cl, const matrix<typename L::scalar>& x, const graph& g,
+                               const matrix<typename L::scalar>& ef, matrix<typename L::scalar>& y,
+                               typename L::cache& c, matrix<typename L::scalar>* dx) {
+      l.forward(x, g, ef, y, c);
+      cl.infer(x, g, ef, y, c);
+      l.backward(x, g, ef, y, x, c, dx, dx);
+    };
 
 /// @brief A layer that builds its own graph inside every graph of a batch (dynamic_edge_conv, gravnet_conv,
 /// the MLPF graph layer): the same contract as graph_layer with a `const batch&` in place of the graph.

@@ -151,13 +151,21 @@ class graph_sequential {
   void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) { forward(x, check(x, b), y, c); }
   /// @brief Training forward on a given graph (one graph over all rows of x).
   void forward(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) { forward(x, whole(x, g, c), y, c); }
-  /// @brief Training forward with a context (the caller's batch and, optionally, graph).
+  /// @brief Training forward on a given graph with its edge input features (E x F, CSR edge order), read by the
+  /// layers that take them (edge_feature_layer) until a graph builder replaces the graph.
+  void forward(const matrix<T>& x, const graph& g, const matrix<T>& edge_features, matrix<T>& y, cache& c) {
+    forward(x, whole(x, g, edge_features, c), y, c);
+  }
+  /// @brief Training forward with a context (the caller's batch and, optionally, graph and edge features).
   void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
     run<true>(*this, x, ctx, y, c, std::make_index_sequence<n>{});
   }
 
   void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { infer(x, check(x, b), y, c); }
   void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const { infer(x, whole(x, g, c), y, c); }
+  void infer(const matrix<T>& x, const graph& g, const matrix<T>& edge_features, matrix<T>& y, cache& c) const {
+    infer(x, whole(x, g, edge_features, c), y, c);
+  }
   void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
     run<false>(*this, x, ctx, y, c, std::make_index_sequence<n>{});
   }
@@ -167,6 +175,11 @@ class graph_sequential {
     backward(x, chain_context{}, y, dy, c, dx);
   }
   void backward(const matrix<T>& x, const graph&, const matrix<T>& y, const matrix<T>& dy, cache& c, matrix<T>* dx) {
+    backward(x, chain_context{}, y, dy, c, dx);
+  }
+  /// Edge features are held fixed (no gradient for them), as graphs are.
+  void backward(const matrix<T>& x, const graph&, const matrix<T>&, const matrix<T>& y, const matrix<T>& dy,
+                cache& c, matrix<T>* dx) {
     backward(x, chain_context{}, y, dy, c, dx);
   }
   void backward(const matrix<T>& x, const chain_context&, const matrix<T>& y, const matrix<T>& dy, cache& c,
@@ -196,6 +209,12 @@ class graph_sequential {
     check_graph_input(x, g, "graph_sequential");
     c.whole.node_offsets.assign({0, g.num_nodes});
     return {&c.whole, &g};
+  }
+  static chain_context whole(const matrix<T>& x, const graph& g, const matrix<T>& edge_features, cache& c) {
+    chain_context ctx = whole(x, g, c);
+    check_rows(edge_features, g.num_edges(), "graph_sequential: edge_features (one row per edge of the graph)");
+    ctx.edge_features = edge_features_ref(edge_features);
+    return ctx;
   }
 
   template <std::size_t I>

@@ -20,6 +20,14 @@
 
 namespace hepgnn {
 
+/// @brief What happened in one epoch.
+struct epoch_record {
+  int epoch = 0;
+  double train_loss = 0;  ///< mean of the step losses, weighted by batch size
+  double val_loss = std::numeric_limits<double>::quiet_NaN();  ///< validate()'s value (a metric when maximize)
+  double seconds = 0;
+};
+
 /// @brief Options of fit().
 struct fit_options {
   int epochs = 10;
@@ -35,14 +43,8 @@ struct fit_options {
   /// Called before every minibatch with the epoch (from 1) and the global step (from 0), e.g.
   /// `learning_rate_schedule(opt, cosine_schedule{...})`; may be empty.
   std::function<void(int epoch, long step)> before_step{};
-};
-
-/// @brief What happened in one epoch.
-struct epoch_record {
-  int epoch = 0;
-  double train_loss = 0;  ///< mean of the step losses, weighted by batch size
-  double val_loss = std::numeric_limits<double>::quiet_NaN();  ///< validate()'s value (a metric when maximize)
-  double seconds = 0;
+  /// Called after every epoch with its record (a loss curve reported as it grows); may be empty.
+  std::function<void(const epoch_record&)> on_epoch_end{};
 };
 
 /// @brief The loss curve and the early-stopping outcome.
@@ -106,6 +108,7 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
       csv << epoch << ',' << r.train_loss << ',' << r.val_loss << ',' << r.seconds << ','
           << (r.seconds > 0 ? static_cast<double>(n_items) / r.seconds : 0) << '\n'
           << std::flush;
+    if (o.on_epoch_end) o.on_epoch_end(r);
     if (validate) {
       HEPGNN_CHECK(std::isfinite(r.val_loss), "fit: the validation ", o.maximize ? "metric" : "loss",
                    " is not finite (", r.val_loss, ") after epoch ", epoch);

@@ -1,14 +1,15 @@
 #pragma once
 /// @file config.hpp
-/// @brief The tracking pipeline's settings, saved as string metadata of its weight file.
+/// @brief The tracking pipeline's settings, saved as string metadata of its weight file (io/model_file.hpp).
 
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "hepgnn/core/error.hpp"
+#include "hepgnn/io/model_file.hpp"
 
 namespace hepgnn::tracking {
 
@@ -41,70 +42,20 @@ struct pipeline_config {
   double b_field = 2;             ///< solenoid field (T) for the pT of a track's fitted circle
   std::uint64_t seed = 1;         ///< weight initialisation
 
-  /// @brief As string metadata.
-  std::map<std::string, std::string> to_metadata() const {
-    return {{"tracking.embedding_dim", std::to_string(embedding_dim)},
-            {"tracking.embedding_hidden", std::to_string(embedding_hidden)},
-            {"tracking.embedding_layers", std::to_string(embedding_layers)},
-            {"tracking.margin", fmt(margin)},
-            {"tracking.max_neighbors", std::to_string(max_neighbors)},
-            {"tracking.use_filter", use_filter ? "1" : "0"},
-            {"tracking.filter_hidden", std::to_string(filter_hidden)},
-            {"tracking.filter_cut", fmt(filter_cut)},
-            {"tracking.gnn_hidden", std::to_string(gnn_hidden)},
-            {"tracking.gnn_iterations", std::to_string(gnn_iterations)},
-            {"tracking.gnn_shared_weights", gnn_shared_weights ? "1" : "0"},
-            {"tracking.gnn_bf16", gnn_bf16 ? "1" : "0"},
-            {"tracking.gnn_source_aggregation", gnn_source_aggregation ? "1" : "0"},
-            {"tracking.edge_cut", fmt(edge_cut)},
-            {"tracking.extend_cut", fmt(extend_cut)},
-            {"tracking.helix_xy_mm", fmt(helix_xy_mm)},
-            {"tracking.helix_z_mm", fmt(helix_z_mm)},
-            {"tracking.min_track_hits", std::to_string(min_track_hits)},
-            {"tracking.min_track_pt", fmt(min_track_pt)},
-            {"tracking.b_field", fmt(b_field)}};
+  /// @brief Visits every setting as f(name, member, lo, hi) (io/model_file.hpp): the weight file keeps it as
+  /// "tracking.<name>" and a file may ask for values in [lo, hi] only, so sizes read from a file are bounded before
+  /// anything is built. The size bounds are well above the pipelines measured in docs/tracking.md (hidden widths
+  /// 32-64, 8 GNN iterations); the largest networks they allow hold about 10^8 parameters.
+  template <class F>
+  void for_each_field(F&& f) {
+    fields(*this, f);
   }
-  /// @brief From string metadata; throws naming a missing or unparsable key.
-  static pipeline_config from_metadata(const std::map<std::string, std::string>& m) {
-    auto get = [&](const char* k) -> const std::string& {
-      const auto it = m.find(k);
-      HEPGNN_CHECK(it != m.end(), "tracking::pipeline_config: the weight file's metadata lacks '", k,
-                   "' (not a tracking pipeline file?)");
-      return it->second;
-    };
-    auto num = [&](const char* k) {
-      const std::string& s = get(k);
-      double v = 0;
-      const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-      HEPGNN_CHECK(ec == std::errc{} && p == s.data() + s.size() && std::isfinite(v),
-                   "tracking::pipeline_config: metadata '", k, "' = '", s, "' is not a number");
-      return v;
-    };
-    pipeline_config c;
-    c.embedding_dim = static_cast<int>(num("tracking.embedding_dim"));
-    c.embedding_hidden = static_cast<int>(num("tracking.embedding_hidden"));
-    c.embedding_layers = static_cast<int>(num("tracking.embedding_layers"));
-    c.margin = num("tracking.margin");
-    c.max_neighbors = static_cast<int>(num("tracking.max_neighbors"));
-    c.use_filter = num("tracking.use_filter") != 0;
-    c.filter_hidden = static_cast<int>(num("tracking.filter_hidden"));
-    c.filter_cut = num("tracking.filter_cut");
-    c.gnn_hidden = static_cast<int>(num("tracking.gnn_hidden"));
-    c.gnn_iterations = static_cast<int>(num("tracking.gnn_iterations"));
-    c.edge_cut = num("tracking.edge_cut");
-    // keys added later are optional (files from before they existed get the defaults)
-    if (m.count("tracking.gnn_shared_weights")) c.gnn_shared_weights = num("tracking.gnn_shared_weights") != 0;
-    if (m.count("tracking.extend_cut")) c.extend_cut = num("tracking.extend_cut");
-    if (m.count("tracking.gnn_bf16")) c.gnn_bf16 = num("tracking.gnn_bf16") != 0;
-    c.gnn_source_aggregation = m.count("tracking.gnn_source_aggregation") && num("tracking.gnn_source_aggregation") != 0;
-    if (m.count("tracking.helix_xy_mm")) c.helix_xy_mm = num("tracking.helix_xy_mm");
-    if (m.count("tracking.helix_z_mm")) c.helix_z_mm = num("tracking.helix_z_mm");
-    if (m.count("tracking.min_track_hits")) c.min_track_hits = static_cast<int>(num("tracking.min_track_hits"));
-    if (m.count("tracking.min_track_pt")) c.min_track_pt = num("tracking.min_track_pt");
-    if (m.count("tracking.b_field")) c.b_field = num("tracking.b_field");
-    return c;
+  template <class F>
+  void for_each_field(F&& f) const {
+    fields(*this, f);
   }
-  /// @brief Throws unless every setting is in range.
+
+  /// @brief Throws unless every setting is in range (the rules below, then the bounds of for_each_field).
   void validate() const {
     HEPGNN_CHECK(embedding_dim > 0 && embedding_hidden > 0 && embedding_layers >= 1, "tracking::pipeline_config: ",
                  "embedding_dim, embedding_hidden must be > 0 and embedding_layers >= 1, got ", embedding_dim, ", ",
@@ -125,14 +76,52 @@ struct pipeline_config {
                      std::isfinite(b_field),
                  "tracking::pipeline_config: need min_track_hits >= 1, min_track_pt >= 0 and b_field > 0, got ",
                  min_track_hits, ", ", min_track_pt, ", ", b_field);
+    for_each_field([](std::string_view name, const auto& value, double lo, double hi) {
+      const double v = static_cast<double>(value);
+      HEPGNN_CHECK(v >= lo && v <= hi, "tracking::pipeline_config: ", name, " = ", v, " is outside [", lo, ", ", hi,
+                   "]");
+    });
   }
 
  private:
-  static std::string fmt(double v) {
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof(buf), v);
-    return std::string(buf, r.ptr);
+  template <class Self, class F>
+  static void fields(Self& c, F& f) {
+    f("embedding_dim", c.embedding_dim, 1, 64);
+    f("embedding_hidden", c.embedding_hidden, 1, 2048);
+    f("embedding_layers", c.embedding_layers, 1, 8);
+    f("margin", c.margin, 0, 1e6);
+    f("max_neighbors", c.max_neighbors, 0, 4096);
+    f("use_filter", c.use_filter, 0, 1);
+    f("filter_hidden", c.filter_hidden, 1, 2048);
+    f("filter_cut", c.filter_cut, 0, 1);
+    f("gnn_hidden", c.gnn_hidden, 1, 512);
+    f("gnn_iterations", c.gnn_iterations, 1, 32);
+    f("gnn_shared_weights", c.gnn_shared_weights, 0, 1);
+    f("gnn_bf16", c.gnn_bf16, 0, 1);
+    f("gnn_source_aggregation", c.gnn_source_aggregation, 0, 1);
+    f("edge_cut", c.edge_cut, 0, 1);
+    f("extend_cut", c.extend_cut, 0, 1);
+    f("helix_xy_mm", c.helix_xy_mm, 0, 1e6);
+    f("helix_z_mm", c.helix_z_mm, 0, 1e6);
+    f("min_track_hits", c.min_track_hits, 1, 1000);
+    f("min_track_pt", c.min_track_pt, 0, 1e6);
+    f("b_field", c.b_field, 0, 100);
+    f("seed", c.seed, 0, 9007199254740992.0);  // 2^53: saved as a number, read back exactly
   }
 };
+
+/// @brief The configuration in the metadata of a format-version-1 file (pipeline::save before io/model_file.hpp:
+/// "tracking.*" keys, no family): the keys of the first files are required, those added later optional (files
+/// without gnn_source_aggregation were trained before it existed: false); every value checked against the bounds
+/// of for_each_field.
+inline pipeline_config config_from_version1(const std::map<std::string, std::string>& m) {
+  for (const char* k : {"embedding_dim", "embedding_hidden", "embedding_layers", "margin", "max_neighbors",
+                        "use_filter", "filter_hidden", "filter_cut", "gnn_hidden", "gnn_iterations", "edge_cut"})
+    HEPGNN_CHECK(m.count(std::string("tracking.") + k), "tracking::pipeline_config: the weight file's metadata lacks ",
+                 "'tracking.", k, "' (not a tracking pipeline file?)");
+  pipeline_config c = config_from_metadata<pipeline_config>(m, "tracking", /*missing_ok=*/true);
+  if (!m.count("tracking.gnn_source_aggregation")) c.gnn_source_aggregation = false;
+  return c;
+}
 
 }  // namespace hepgnn::tracking

@@ -1,7 +1,7 @@
 #pragma once
 /// @file pipeline.hpp
 /// @brief The tracking pipeline: its three networks (embedding, filter, GNN), the stages that run them, and the
-/// weight file holding all three with the configuration.
+/// weight file holding all three with the configuration (io/model_file.hpp's model shape, family "tracking").
 
 #include <algorithm>
 #include <chrono>
@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hepgnn/core/graph.hpp"
@@ -19,6 +20,7 @@
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/edge_selection.hpp"
 #include "hepgnn/graph/radius.hpp"
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/safetensors.hpp"
 #include "hepgnn/io/trackml.hpp"
 #include "hepgnn/models/tracking/config.hpp"
@@ -26,6 +28,7 @@
 #include "hepgnn/models/tracking/helix.hpp"
 #include "hepgnn/models/tracking/mending.hpp"
 #include "hepgnn/models/tracking/track_building.hpp"
+#include "hepgnn/nn/graph_sequential.hpp"
 #include "hepgnn/nn/interaction_network.hpp"
 #include "hepgnn/nn/mlp.hpp"
 
@@ -43,12 +46,21 @@ struct pipeline_output {
   double ms_embed = 0, ms_graph = 0, ms_filter = 0, ms_gnn = 0, ms_tracks = 0;  ///< stage timings
 };
 
-/// @brief The three trainable stages and the glue between them.
+/// @brief The three trainable stages and the glue between them: a flat struct of the embedding and filter MLPs
+/// and the GNN chain.
 template <class T = float>
 class pipeline {
  public:
   using scalar = T;
-  using gnn_type = interaction_network<T>;
+  using config_type = pipeline_config;
+  static constexpr std::string_view family = "tracking";
+  /// 1: files of save() before io/model_file.hpp ("tracking.*" keys only, read by load()); 2: save_model's.
+  static constexpr int format_version = 2;
+  using gnn_layer = interaction_network<T>;
+  /// The GNN: hit features (node rows), the filtered graph and its edge geometry (edge_attributes(), the edge
+  /// features) -> one logit per edge. The interaction network is the chain's one element: its blocked edge
+  /// network keeps each block's edge update, aggregation and output head in cache.
+  using gnn_type = graph_sequential<T, num_hit_features, gnn_layer>;
 
   explicit pipeline(const pipeline_config& c = {}) : cfg_(checked(c)), gen_(c.seed) {
     std::vector<int> widths{num_hit_features};
@@ -57,14 +69,14 @@ class pipeline {
     embedding_ = std::make_unique<mlp<T>>(gen_, widths, mlp_options{activation_kind::tanh, false});
     filter_ = std::make_unique<mlp<T>>(gen_, std::vector<int>{num_edge_features, c.filter_hidden, c.filter_hidden, 1},
                                        mlp_options{activation_kind::relu, false});
-    typename gnn_type::options o;
+    typename gnn_layer::options o;
     o.in = num_hit_features;
     o.edge_in = num_edge_geometry;
     o.hidden = c.gnn_hidden;
     o.iterations = c.gnn_iterations;
     o.shared_weights = c.gnn_shared_weights;
     o.source_aggregation = c.gnn_source_aggregation;
-    gnn_ = std::make_unique<gnn_type>(gen_, o);
+    gnn_ = std::make_unique<gnn_type>(gnn_layer(gen_, o));
   }
 
   const pipeline_config& config() const { return cfg_; }
@@ -73,12 +85,13 @@ class pipeline {
   mlp<T>& filter_net() { return *filter_; }
   gnn_type& gnn() { return *gnn_; }
 
-  /// @brief All trainable tensors: "embedding.*", "filter.*", "gnn.*".
+  /// @brief All trainable tensors: "embedding.*", "filter.*", "gnn.*" (the interaction network's names, without
+  /// the chain's element index).
   template <class F>
   void for_each_param(const std::string& prefix, F&& f) {
     embedding_->for_each_param(prefix + "embedding.", f);
     filter_->for_each_param(prefix + "filter.", f);
-    gnn_->for_each_param(prefix + "gnn.", f);
+    gnn_->template get<0>().for_each_param(prefix + "gnn.", f);
   }
 
   /// @brief Reusable buffers of the stages' networks: run() and the stage functions given one reuse them from
@@ -241,8 +254,8 @@ class pipeline {
     vector<T> s(g.num_edges());
     if (g.num_edges() == 0) return s;
     edge_attributes(features, embedding, g, w.edge_attributes);
-    gnn_->infer(features, g, w.edge_attributes, w.logits, w.gnn,
-                cfg_.gnn_bf16 ? inference_precision::bf16 : inference_precision::f32);
+    std::get<0>(w.gnn.elements).precision = cfg_.gnn_bf16 ? inference_precision::bf16 : inference_precision::f32;
+    gnn_->infer(features, g, w.edge_attributes, w.logits, w.gnn);
     parallel_for(g.num_edges(), g.num_edges() >= 16384,
                  [&](long e) { s[e] = sigmoid(w.logits(e, 0) + (prior.size() ? prior[e] : T(0))); });
     return s;
@@ -311,13 +324,17 @@ class pipeline {
     return out;
   }
 
-  /// @brief Saves every stage's weights, with the configuration as metadata, to one safetensors file.
-  void save(const std::filesystem::path& path) { save_weights(*this, path, cfg_.to_metadata()); }
+  /// @brief Saves every stage's weights to one safetensors file, with the family, format version and
+  /// configuration as metadata (save_model).
+  void save(const std::filesystem::path& path) { save_model(*this, path); }
 
-  /// @brief Builds a pipeline from a file written by save(): configuration from the metadata, weights strict.
+  /// @brief Builds a pipeline from a file written by save(): the configuration from the metadata (every size
+  /// checked against its bounds before anything is built), then the weights (strict). Also reads files of format
+  /// version 1 (save() before the common model file: "tracking.*" keys without a family).
   static pipeline load(const std::filesystem::path& path) {
     const auto file = safetensors_file::load(path);
-    pipeline p(pipeline_config::from_metadata(file.metadata));
+    if (file.metadata.count("hepgnn.family")) return load_model<pipeline>(file, path.string());
+    pipeline p(config_from_version1(file.metadata));
     load_weights(p, file, true);
     return p;
   }
