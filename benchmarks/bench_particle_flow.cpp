@@ -39,8 +39,7 @@ const matrix<double>& event_of(int n) {
 }
 
 const model_type& model() {
-  static rng gen(1);
-  static const model_type m = make_mlpf<T>(gen);
+  static const model_type m{mlpf_config{}};
   return m;
 }
 

@@ -1,6 +1,7 @@
 // MLPF-style particle flow on the toy detector: simulate events, train the MLPF model (GNN-LSH graph layers,
 // focal + Huber losses), compare truth, the rule-based baseline and MLPF on held-out events, print a table,
-// write SVG plots and optionally a JSON metrics file.
+// write SVG plots and optionally a JSON metrics file. The model is saved with its config (save_model); --load reads
+// such a file, or a weight file of an older run into the default model.
 //
 //   example_particle_flow [--quick] [--train-events N] [--test-events N] [--epochs N] [--seed S]
 //                         [--out DIR] [--metrics-out FILE] [--load WEIGHTS] [--bin-size N] [--nhad-weight W]
@@ -15,11 +16,12 @@
 #include <vector>
 
 #include "../common/svg_plot.hpp"
-#include "hepgnn/io/safetensors.hpp"
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/metrics/particle_flow.hpp"
 #include "hepgnn/models/particle_flow.hpp"
 #include "hepgnn/optim/adam.hpp"
 #include "hepgnn/optim/clip.hpp"
+#include "hepgnn/train/trainer.hpp"
 
 using namespace hepgnn;
 using namespace hepgnn::pf;
@@ -101,21 +103,26 @@ int main(int argc, char** argv) {
               opt.test_events, seconds_since(t0), static_cast<double>(n_el) / std::max(1, opt.train_events));
 
   // ---- model and training
-  rng gen(opt.seed);
-  mlpf_options mo;
-  mo.hidden = 64;
-  mo.head_hidden = 64;
-  mo.num_convs = 2;
-  mo.regression_weight = opt.reg_weight;
-  mo.class_weights = {1, 1, opt.nhad_weight, 1, 3, 3};  // none, ch.had, n.had, photon, electron, muon
-  mo.bin_size = opt.bin_size;
-  model_type model = make_mlpf<T>(gen, mo);
+  mlpf_config mc;
+  mc.hidden = 64;
+  mc.head_hidden = 64;
+  mc.num_convs = 2;
+  mc.bin_size = opt.bin_size;
+  mc.seed = opt.seed;
+  mlpf_loss_options lo;
+  lo.regression_weight = opt.reg_weight;
+  lo.class_weights = {1, 1, opt.nhad_weight, 1, 3, 3};  // none, ch.had, n.had, photon, electron, muon
+  model_type model(mc);
+  if (!opt.load.empty()) {
+    // a file of save_model carries its config; older weight files (the same tensor names) load into mc's model
+    const auto file = safetensors_file::load(opt.load);
+    if (file.metadata.count("hepgnn.family")) model = load_model<model_type>(opt.load); else load_weights(model, file);
+  }
   std::printf("MLPF model: %lld parameters\n", static_cast<long long>(parameter_count(model)));
   model_type::workspace ws;
   double train_seconds = 0, train_cpu_seconds = 0;
   if (!opt.load.empty()) {
-    load_weights(model, std::filesystem::path(opt.load));
-    std::printf("loaded weights from %s\n", opt.load.c_str());
+    std::printf("loaded the model from %s\n", opt.load.c_str());
   } else {
     std::vector<matrix<T>> xs, rs;
     for (const auto& e : train) {
@@ -123,38 +130,38 @@ int main(int argc, char** argv) {
       rs.push_back(mlpf_regression_targets<T>(e.features, e.target_class, e.target));
     }
     adam<T> optim({.lr = 2e-3});
-    std::vector<std::size_t> order(train.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    rng shuffle(opt.seed + 7);
     const long total_steps = static_cast<long>(opt.epochs) * static_cast<long>(train.size());
     long step = 0;
+    std::vector<mlpf_loss> epoch_loss(static_cast<std::size_t>(opt.epochs));
     t0 = clock_type::now();
     const std::clock_t c0 = std::clock();
-    for (int epoch = 0; epoch < opt.epochs; ++epoch) {
-      for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle.below(i)]);
-      mlpf_loss sum;
-      for (std::size_t k = 0; k < order.size(); ++k) {
-        const std::size_t i = order[k];
-        // cosine decay to 5 % of the initial rate
-        const double f = static_cast<double>(step++) / static_cast<double>(std::max(1L, total_steps));
-        optim.set_lr(2e-3 * (0.05 + 0.95 * 0.5 * (1 + std::cos(std::numbers::pi * f))));
-        zero_grad(model);
-        const auto l = model.train_step(xs[i], batch::single(train[i].num_elements()), train[i].target_class, rs[i], ws);
-        clip_grad_norm(model, 5.0);
-        optim.step(model);
-        sum.total += l.total;
-        sum.classification += l.classification;
-        sum.regression += l.regression;
-      }
-      const double n = static_cast<double>(train.size());
-      std::printf("epoch %2d/%d  loss %.4f (focal %.4f, huber %.4f)  %.1f s\n", epoch + 1, opt.epochs, sum.total / n,
-                  sum.classification / n, sum.regression / n, seconds_since(t0));
-      std::fflush(stdout);
+    // one event per step, in a shuffled order per epoch
+    const fit_history h = fit(train.size(), {.epochs = opt.epochs, .batch_size = 1, .seed = opt.seed + 7, .label = "MLPF"},
+                              [&](std::span<const std::size_t> items) {
+      const std::size_t i = items[0];
+      // cosine decay to 5 % of the initial rate
+      const double f = static_cast<double>(step) / static_cast<double>(std::max(1L, total_steps));
+      optim.set_lr(2e-3 * (0.05 + 0.95 * 0.5 * (1 + std::cos(std::numbers::pi * f))));
+      zero_grad(model);
+      const auto l = model.train_step(xs[i], batch::single(train[i].num_elements()), train[i].target_class, rs[i], ws, lo);
+      clip_grad_norm(model, 5.0);
+      optim.step(model);
+      mlpf_loss& sum = epoch_loss[static_cast<std::size_t>(step++ / static_cast<long>(train.size()))];
+      sum.total += l.total;
+      sum.classification += l.classification;
+      sum.regression += l.regression;
+      return l.total;
+    });
+    const double n = static_cast<double>(train.size());
+    for (const epoch_record& r : h.epochs) {
+      const mlpf_loss& sum = epoch_loss[static_cast<std::size_t>(r.epoch - 1)];
+      std::printf("epoch %2d/%d  loss %.4f (focal %.4f, huber %.4f)  %.1f s\n", r.epoch, opt.epochs, sum.total / n,
+                  sum.classification / n, sum.regression / n, r.seconds);
     }
     train_seconds = seconds_since(t0);
     train_cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
     std::printf("training: %.1f s wall, %.1f s CPU (all threads)\n", train_seconds, train_cpu_seconds);
-    save_weights(model, std::filesystem::path(opt.out) / "mlpf.safetensors");
+    save_model(model, std::filesystem::path(opt.out) / "mlpf.safetensors");
   }
 
   // ---- working point: a neutral-hadron logit offset chosen on validation events (not the test events) so

@@ -1,15 +1,21 @@
 // MLPF model: preprocessing, shapes, finite-difference gradients (double), a short training run that must
-// beat a stated accuracy, weights round trip, bad input.
+// beat a stated accuracy, weights round trip (old weight names; save_model / load_model with the config), files
+// asking for absurd sizes, gradients and Adam steps bit-identical at 1, 2 and 3 threads, bad input.
 #include "support/doctest.hpp"
 
 #include <cmath>
 #include <filesystem>
 
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/safetensors.hpp"
 #include "hepgnn/models/particle_flow.hpp"
 #include "hepgnn/optim/adam.hpp"
 #include "hepgnn/optim/clip.hpp"
 #include "hepgnn/train/gradient_check.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace hepgnn_test_particle_flow {  // this file's names, apart from the other files of its unity build
 
@@ -22,16 +28,27 @@ using model_t = mlpf<T>;
 
 template <class T>
 model_t<T> make_model(std::uint64_t seed, int hidden, int head_hidden, int convs, index_t bin_size = 32) {
-  rng gen(seed);
-  mlpf_options o;
+  mlpf_config o;
+  o.seed = seed;
   o.hidden = hidden;
   o.head_hidden = head_hidden;
   o.num_convs = convs;
   o.distance_dim = std::max(2, hidden / 2);
   o.ffn_dist_hidden_dim = hidden;
   o.bin_size = bin_size;
-  return make_mlpf<T>(gen, o);
+  return model_t<T>(o);
 }
+
+/// Sets the thread count for its lifetime, whatever OMP_NUM_THREADS says (no-op without OpenMP).
+struct pf_threads {
+#ifdef _OPENMP
+  int saved = omp_get_max_threads();
+  explicit pf_threads(int n) { omp_set_num_threads(n); }
+  ~pf_threads() { omp_set_num_threads(saved); }
+#else
+  explicit pf_threads(int) {}
+#endif
+};
 
 toy_pf_config small_events() {
   toy_pf_config c;
@@ -123,15 +140,15 @@ TEST_CASE("mlpf: spatial LSH bins put a track and the HCAL cluster it points to 
   const matrix<double>& f = ev.features;
   auto phi = [&](index_t i, int s, int c) { return std::atan2(f(i, s), f(i, c)); };
   auto shared = [&](bool spatial) {
-    rng gen(7);
-    mlpf_options o;
+    mlpf_config o;
+    o.seed = 7;
     o.hidden = o.head_hidden = 16;
     o.num_convs = 1;
     o.spatial_bins = spatial;
-    const auto model = make_mlpf<float>(gen, o);
+    const model_t<float> model(o);
     model_t<float>::workspace ws;
     (void)model.reconstruct(f, ws);
-    const auto& bins = ws.convs[0].bins;
+    const auto& bins = model_t<float>::conv_cache(ws, 0).bins;
     std::vector<index_t> chunk(static_cast<std::size_t>(f.rows()));
     for (index_t ch = 0; ch < bins.num_chunks(); ++ch)
       for (index_t p = bins.chunk_offsets[ch]; p < bins.chunk_offsets[ch + 1]; ++p) chunk[bins.permutation[p]] = ch;
@@ -210,6 +227,151 @@ TEST_CASE("mlpf: weights round trip through safetensors") {
   CHECK(ca.cls == cb.cls);
   CHECK(wa.out[0] == wb.out[0]);
   CHECK(wa.out[1] == wb.out[1]);
+}
+
+TEST_CASE("mlpf: save_model / load_model rebuild the model from its file (bit-identical outputs)") {
+  mlpf_config cfg;
+  cfg.seed = 12;
+  cfg.hidden = 16;
+  cfg.head_hidden = 12;
+  cfg.num_convs = 2;
+  cfg.distance_dim = 8;
+  cfg.ffn_dist_hidden_dim = 16;
+  cfg.num_node_messages = 1;
+  cfg.bin_size = 24;
+  cfg.spatial_kernel_width = 0.3;
+  model_t<float> model(cfg);
+  CHECK(static_cast<double>(parameter_count(model)) == model_t<float>::parameter_count_of(cfg));
+  const auto ev = toy_pf_detector(small_events()).simulate(9, 1)[0];
+  const matrix<float> x = mlpf_inputs<float>(ev.features);
+  const matrix<float> r = mlpf_regression_targets<float>(ev.features, ev.target_class, ev.target);
+  const batch b = batch::single(x.rows());
+  model_t<float>::workspace ws;
+  adam<float> opt({.lr = 1e-2});
+  for (int s = 0; s < 3; ++s) {  // weights away from those the seed gives, so only the file can restore them
+    zero_grad(model);
+    model.train_step(x, b, ev.target_class, r, ws);
+    opt.step(model);
+  }
+  const auto want = model.infer(x, b, ws);
+  const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_mlpf_model.safetensors";
+  save_model(model, path);
+  const model_t<float> loaded = load_model<model_t<float>>(path);
+  const auto file = safetensors_file::load(path);
+  std::filesystem::remove(path);
+  CHECK(file.metadata.at("hepgnn.family") == "mlpf");
+  CHECK(file.metadata.at("mlpf.bin_size") == "24");
+  const mlpf_config& got = loaded.config();
+  CHECK(got.seed == cfg.seed);
+  CHECK(got.hidden == cfg.hidden);
+  CHECK(got.head_hidden == cfg.head_hidden);
+  CHECK(got.num_convs == cfg.num_convs);
+  CHECK(got.distance_dim == cfg.distance_dim);
+  CHECK(got.ffn_dist_hidden_dim == cfg.ffn_dist_hidden_dim);
+  CHECK(got.num_node_messages == cfg.num_node_messages);
+  CHECK(got.bin_size == cfg.bin_size);
+  CHECK(got.spatial_bins == cfg.spatial_bins);
+  CHECK(got.spatial_kernel_width == cfg.spatial_kernel_width);
+  model_t<float>::workspace wl;
+  const auto& out = loaded.infer(x, b, wl);
+  CHECK(out[0] == want[0]);
+  CHECK(out[1] == want[1]);
+  CHECK(model_t<float>(cfg).infer(x, b, wl)[0] != want[0]);  // the seed alone does not give the trained weights
+}
+
+TEST_CASE("mlpf: a file or config asking for absurd sizes is refused before anything is built") {
+  const model_t<float> model = make_model<float>(13, 8, 8, 1);
+  const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_mlpf_absurd.safetensors";
+  auto write = [&](const std::string& key, const std::string& value) {
+    auto meta = config_to_metadata(model.config(), "mlpf");
+    meta["hepgnn.family"] = "mlpf";
+    meta["hepgnn.format_version"] = "1";
+    meta[key] = value;
+    model_t<float> copy = model;
+    save_weights(copy, path, meta);
+  };
+  write("mlpf.hidden", "1000000000");
+  CHECK_THROWS_WITH_AS(load_model<model_t<float>>(path), doctest::Contains("'mlpf.hidden' = 1000000000 is outside [1, 4096]"),
+                       hepgnn::error);
+  write("mlpf.bin_size", "1e30");
+  CHECK_THROWS_WITH_AS(load_model<model_t<float>>(path), doctest::Contains("'mlpf.bin_size' = 1e30 is outside"),
+                       hepgnn::error);
+  write("mlpf.num_convs", "-1");
+  CHECK_THROWS_WITH_AS(load_model<model_t<float>>(path), doctest::Contains("'mlpf.num_convs' = -1 is outside"),
+                       hepgnn::error);
+  // every field within its bounds, together far too many parameters (64 layers of 64 messages of 4096 x 4096)
+  auto meta = config_to_metadata(model.config(), "mlpf");
+  meta["hepgnn.family"] = "mlpf";
+  meta["hepgnn.format_version"] = "1";
+  meta["mlpf.hidden"] = "4096";
+  meta["mlpf.num_convs"] = "64";
+  meta["mlpf.num_node_messages"] = "64";
+  model_t<float> copy = model;
+  save_weights(copy, path, meta);
+  CHECK_THROWS_WITH_AS(load_model<model_t<float>>(path), doctest::Contains("parameters, more than the"), hepgnn::error);
+  std::filesystem::remove(path);
+  // the same checks guard a config built in code
+  mlpf_config bad;
+  bad.hidden = 0;
+  CHECK_THROWS_WITH_AS(model_t<float>{bad}, doctest::Contains("mlpf_model: config field 'hidden' = 0 is outside"),
+                       hepgnn::error);
+  bad = {};
+  bad.hidden = 2;
+  CHECK_THROWS_WITH_AS(model_t<float>{bad}, doctest::Contains("spatial_bins needs hidden >= 3"), hepgnn::error);
+  mlpf_loss_options lo;
+  lo.class_weights = {1, 2};
+  const auto ev = toy_pf_detector(small_events()).simulate(7, 1)[0];
+  const matrix<float> x = mlpf_inputs<float>(ev.features);
+  const matrix<float> r = mlpf_regression_targets<float>(ev.features, ev.target_class, ev.target);
+  model_t<float> m = model;
+  model_t<float>::workspace ws;
+  CHECK_THROWS_WITH_AS(m.train_step(x, batch::single(x.rows()), ev.target_class, r, ws, lo),
+                       doctest::Contains("class_weights must be empty or have 6 entries, got 2"), hepgnn::error);
+}
+
+TEST_CASE("mlpf: losses, parameter gradients and weights after Adam steps are bit-identical at 1, 2 and 3 threads") {
+  // Two default events (~2800 elements) through the default model: every product and parallel loop of the
+  // GNN-LSH layers, the LayerNorms and the heads runs on several threads.
+  const auto evs = toy_pf_detector().simulate(5, 2);
+  matrix<double> f(evs[0].num_elements() + evs[1].num_elements(), feature::count);
+  matrix<double> tg(f.rows(), target::count);
+  f << evs[0].features, evs[1].features;
+  tg << evs[0].target, evs[1].target;
+  std::vector<index_t> labels = evs[0].target_class;
+  labels.insert(labels.end(), evs[1].target_class.begin(), evs[1].target_class.end());
+  REQUIRE(f.rows() > 2000);
+  const matrix<float> x = mlpf_inputs<float>(f);
+  const matrix<float> r = mlpf_regression_targets<float>(f, labels, tg);
+  const batch b = batch::from_sizes({evs[0].num_elements(), evs[1].num_elements()});
+  auto run = [&](int threads) {
+    const pf_threads set(threads);
+    model_t<float> model{mlpf_config{}};
+    model_t<float>::workspace ws;
+    adam<float> opt({.lr = 1e-3});
+    std::vector<std::pair<std::string, matrix<float>>> out;
+    for (int step = 0; step < 2; ++step) {
+      zero_grad(model);
+      const mlpf_loss l = model.train_step(x, b, labels, r, ws);
+      out.emplace_back("loss", matrix<float>::Constant(1, 1, static_cast<float>(l.total)));
+      model.for_each_param("", [&](const std::string& name, parameter<float> p) {
+        out.emplace_back("grad " + name, Eigen::Map<const matrix<float>>(p.grad, 1, p.size()));
+      });
+      opt.step(model);
+    }
+    model.for_each_param("", [&](const std::string& name, parameter<float> p) {
+      out.emplace_back(name, Eigen::Map<const matrix<float>>(p.value, 1, p.size()));
+    });
+    return out;
+  };
+  const auto one = run(1);
+  for (int threads : {2, 3}) {
+    const auto many = run(threads);
+    REQUIRE(many.size() == one.size());
+    for (std::size_t i = 0; i < one.size(); ++i) {
+      INFO(threads, " threads: ", one[i].first);
+      CHECK(many[i].second == one[i].second);
+    }
+  }
 }
 
 TEST_CASE("mlpf: bad input") {

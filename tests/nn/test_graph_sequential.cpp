@@ -1,7 +1,10 @@
 // graph_sequential: a jet tagger written flat (kNN -> EdgeConv -> kNN -> EdgeConv -> pool -> dense) against the same
 // elements called by hand, its gradients against finite differences (double), its names and weight files, the
-// skips (concat_skip, residual_skip, repeated), a caller-given graph, const inference from two threads, bad input.
+// skips (concat_skip, residual_skip, carry_columns, concat_branches, repeated), a caller-given graph, const inference
+// from two threads, bad input.
 #include "support/doctest.hpp"
+
+#include "support/check_layer.hpp"
 
 #include <filesystem>
 #include <thread>
@@ -253,6 +256,84 @@ TEST_CASE("graph_sequential: add_branches (EdgeConv + linear shortcut) and colum
   CHECK_MESSAGE(rx.max_error < 1e-6, rx.worst);
   const auto rp = check_parameter_gradients(model, [&] { return loss(nullptr); }, [&] { loss(&dx); });
   CHECK_MESSAGE(rp.max_error < 1e-6, rp.worst);
+}
+
+TEST_CASE("graph_sequential: concat_branches, carry_columns and repeated without copies, values and finite differences") {
+  using T = double;
+  using conv = edge_conv<T, sequential<T, dense<T, 6, 4>, relu<T>>>;
+  // [x, F(x)] where F = EdgeConv on a kNN graph of columns 2-4 with column 0 of x carried over its first output
+  // column; no repeated blocks; pool; dense
+  using carry = carry_columns<knn_builder<3, metric::euclidean, 2>, columns<T, 2, 3>, conv>;
+  using both = concat_branches<columns<T, 0, 5>, carry>;
+  using chain = graph_sequential<T, 5, both, repeated<residual_skip<dense<T, 9, 9>>>, global_pool_layer<T>,
+                                 dense<T, 9, 2>>;
+  static_assert(carry::out_width == 4 && both::out_width == 9 && chain::out_width == 2);
+  rng g(17);
+  chain model(both(columns<T, 0, 5>(),
+                   carry(0, 1, knn_builder<3, metric::euclidean, 2>(), columns<T, 2, 3>(),
+                         conv(sequential<T, dense<T, 6, 4>, relu<T>>(dense<T, 6, 4>(g), relu<T>()), aggregation::mean))),
+              repeated<residual_skip<dense<T, 9, 9>>>(), global_pool_layer<T>(aggregation::sum), dense<T, 9, 2>(g));
+  const batch b = batch::from_sizes({6, 7});
+  matrix<T> x = random_matrix<T>(g, 13, 5);
+  chain::cache c;
+  matrix<T> y;
+  model.infer(x, b, y, c);
+  // By hand
+  graph gr;
+  knn_workspace<T> ws;
+  build_knn_graph(x, b, 3, false, gr, ws, 2);
+  const matrix<T> rest = x.rightCols(3);
+  matrix<T> h, pooled, want;
+  typename conv::cache cc;
+  no_cache nc;
+  model.get<0>().get<1>().inner().get<2>().infer(rest, gr, h, cc);
+  h.col(0) = x.col(0);
+  matrix<T> joined(13, 9);
+  joined << x, h;
+  CHECK(chain::output<0>(c) == joined);
+  CHECK(chain::output<1>(c) == joined);  // no copies: the identity
+  global_pool(joined, b, aggregation::sum, pooled);
+  model.get<3>().infer(pooled, want, nc);
+  CHECK(y.isApprox(want, 1e-14));
+  std::vector<std::string> names;
+  model.for_each_param("", [&](const std::string& n, parameter<T>) { names.push_back(n); });
+  CHECK(names == std::vector<std::string>{"0.1.2.nn.0.weight", "0.1.2.nn.0.bias", "3.weight", "3.bias"});
+
+  const matrix<T> r = random_matrix<T>(g, 2, 2);
+  auto loss = [&](matrix<T>* dx) {
+    matrix<T> out;
+    model.forward(x, b, out, c);
+    if (dx) {
+      zero_grad(model);
+      model.backward(x, b, out, r, c, dx);
+    }
+    return (out.array() * r.array()).sum();
+  };
+  matrix<T> dx;
+  loss(&dx);
+  const auto rx = check_input_gradient(x, dx, [&] { return loss(nullptr); });
+  CHECK_MESSAGE(rx.max_error < 1e-6, rx.worst);
+  const auto rp = check_parameter_gradients(model, [&] { return loss(nullptr); }, [&] { loss(&dx); });
+  CHECK_MESSAGE(rp.max_error < 1e-6, rp.worst);
+  // the carried column's gradient reaches column 0 of x; the EdgeConv's first output takes none
+  carry& cr = model.get<0>().get<1>();
+  typename carry::cache crc;
+  chain_context ctx{&b, nullptr};
+  matrix<T> z, dz = matrix<T>::Zero(13, 4), dxc;
+  cr.forward(x, ctx, z, crc);
+  dz.col(0).setOnes();
+  zero_grad(model);
+  cr.backward(x, ctx, z, dz, crc, &dxc);
+  CHECK(dxc.col(0) == matrix<T>::Ones(13, 1));
+  CHECK(dxc.rightCols(4).isZero());
+  model.for_each_param("", [&](const std::string&, parameter<T> p) {
+    for (long i = 0; i < p.size(); ++i) CHECK(p.grad[i] == 0.0);
+  });
+  // bad input
+  CHECK_THROWS_WITH_AS(carry(-1, 1, knn_builder<3, metric::euclidean, 2>(), columns<T, 2, 3>(), cr.inner().get<2>()),
+                       doctest::Contains("from and count must be >= 0"), error);
+  carry wide(4, 2, knn_builder<3, metric::euclidean, 2>(), columns<T, 2, 3>(), cr.inner().get<2>());
+  CHECK_THROWS_WITH_AS(wide.infer(x, ctx, z, crc), doctest::Contains("carry_columns: copies input columns [4, 6)"), error);
 }
 
 TEST_CASE("graph_sequential: a graph given by the caller (interaction-network style) instead of a builder") {

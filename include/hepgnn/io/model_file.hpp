@@ -136,6 +136,24 @@ Config config_from_metadata(const std::map<std::string, std::string>& m, std::st
   return cfg;
 }
 
+/// @brief Throws unless every field of cfg lies within its bounds (every item of a list field): a model's
+/// constructor calls it, so a config that a file could not hold is refused before anything is built.
+template <class Config>
+void check_config(const Config& cfg, std::string_view who) {
+  Config copy = cfg;  // for_each_field hands out references, so it is not const
+  copy.for_each_field([&](std::string_view name, const auto& value, double lo, double hi) {
+    auto one = [&](double v) {
+      HEPGNN_CHECK(v >= lo && v <= hi, who, ": config field '", name, "' = ", v, " is outside [", lo, ", ", hi, "]");
+    };
+    using V = std::decay_t<decltype(value)>;
+    if constexpr (std::is_arithmetic_v<V>) {
+      one(static_cast<double>(value));
+    } else {
+      for (const auto& item : value) one(static_cast<double>(item));
+    }
+  });
+}
+
 /// @brief Saves weights and buffers with the family, format version, library version and config as metadata.
 template <model_family M>
 void save_model(M& model, const std::filesystem::path& path) {

@@ -17,22 +17,28 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/rng.hpp"
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/loss/classification.hpp"
 #include "hepgnn/loss/regression.hpp"
 #include "hepgnn/models/pf_baseline.hpp"
-#include "hepgnn/nn/graph_layer.hpp"
+#include "hepgnn/nn/columns.hpp"
+#include "hepgnn/nn/graph_sequential.hpp"
 #include "hepgnn/nn/layer_norm.hpp"
 #include "hepgnn/nn/mlp.hpp"
 #include "hepgnn/nn/mlpf_graph_layer.hpp"
+#include "hepgnn/nn/repeated.hpp"
 #include "hepgnn/nn/sequential.hpp"
+#include "hepgnn/nn/skips.hpp"
 
 namespace hepgnn::pf {
 
@@ -160,24 +166,44 @@ candidates mlpf_decode(const matrix<double>& f, const matrix<T>& logits, const m
   return c;
 }
 
-/// @brief Hyperparameters of the MLPF model.
-struct mlpf_options {
-  int hidden = 64;          ///< width of the encoder and graph layers
-  int num_convs = 2;        ///< graph layers
-  int head_hidden = 64;     ///< hidden width of each head
-  // GNN-LSH layer settings (mlpf_graph_layer::options) used by make_mlpf
-  int distance_dim = 32;        ///< learned distance embedding width
-  int ffn_dist_hidden_dim = 64; ///< hidden width of the distance network
-  int num_node_messages = 2;    ///< gated message-passing steps inside each graph layer
-  index_t bin_size = 64;        ///< LSH chunk size (elements that exchange messages)
+/// @brief Architecture of the MLPF model: what a saved model records next to its weights (io/model_file.hpp).
+/// The bounds of for_each_field are what a file may ask for.
+struct mlpf_config {
+  int hidden = 64;       ///< width of the encoder and graph layers
+  int num_convs = 2;     ///< graph layers
+  int head_hidden = 64;  ///< hidden width of each head
+  // GNN-LSH layer settings (mlpf_graph_layer::options)
+  int distance_dim = 32;         ///< learned distance embedding width
+  int ffn_dist_hidden_dim = 64;  ///< hidden width of the distance network
+  int num_node_messages = 2;     ///< gated message-passing steps inside each graph layer
+  index_t bin_size = 64;         ///< LSH chunk size (elements that exchange messages)
   /// LSH bins over the calorimeter position (kept in the first mlpf_position_dims hidden channels before every
   /// graph layer) instead of the learned embedding: tracks and the clusters they point to then share a chunk.
   bool spatial_bins = true;
   /// with spatial_bins: width of the Gaussian locality factor of the kernel, in units of the position columns
   /// (1.5 eta, 3 sin phi, 3 cos phi; 0.4 ~ dR 0.13 in phi); 0 disables it
   double spatial_kernel_width = 0.4;
-  double focal_gamma = 2;   ///< focal loss exponent
-  double huber_delta = 1;   ///< Huber threshold (regression targets are O(1))
+  std::uint64_t seed = 1;  ///< initialisation seed (the LSH projections have fixed seeds per layer)
+
+  template <class F>
+  void for_each_field(F&& f) {
+    f("hidden", hidden, 1, 4096);
+    f("num_convs", num_convs, 0, 64);
+    f("head_hidden", head_hidden, 1, 4096);
+    f("distance_dim", distance_dim, 1, 4096);
+    f("ffn_dist_hidden_dim", ffn_dist_hidden_dim, 1, 4096);
+    f("num_node_messages", num_node_messages, 1, 64);
+    f("bin_size", bin_size, 1, 4096);
+    f("spatial_bins", spatial_bins, 0, 1);
+    f("spatial_kernel_width", spatial_kernel_width, 0, 1e6);
+    f("seed", seed, 0, 9007199254740992.0);  // 2^53: exact in the file's numbers
+  }
+};
+
+/// @brief Loss settings of MLPF training (not part of a saved model).
+struct mlpf_loss_options {
+  double focal_gamma = 2;             ///< focal loss exponent
+  double huber_delta = 1;             ///< Huber threshold (regression targets are O(1))
   double regression_weight = 1;
   std::vector<double> class_weights;  ///< per-class loss weights (empty: all 1)
 };
@@ -187,69 +213,67 @@ struct mlpf_loss {
   double total = 0, classification = 0, regression = 0;
 };
 
-/// @brief The MLPF model. `Conv` is a batch_layer of width hidden -> hidden (the GNN-LSH layer of
-/// nn/mlpf_graph_layer.hpp); the factory passed to the constructor builds one from (rng&, in, out).
-/// Parameters: "encoder.*", "convs.<k>.*", "norms.<k>.*" (LayerNorm after each residual graph layer),
+/// @brief The MLPF model (see the file comment) as one chain:
+///   x0 -> [x0, trunk(x0)] -> [logits, regression] = [cls_head, reg_head]([x0, h])
+///   trunk: h = encoder(x0), then per graph layer h <- LayerNorm(h + conv(h)), each with the position columns of x0
+///          carried over the first hidden columns
+/// Parameters (names of the weight files written before the chain): "encoder.*", "convs.<k>.*", "norms.<k>.*",
 /// "heads.0.*" (classification), "heads.1.*" (regression).
-template <class T, class Conv>
+template <class T>
 class mlpf_model {
-  static_assert(batch_layer<Conv>, "mlpf_model: Conv must satisfy hepgnn::batch_layer (nn/graph_layer.hpp)");
-
  public:
   using scalar = T;
-  using heads_type = heads<mlp<T>, mlp<T>>;
+  using config_type = mlpf_config;
+  static constexpr std::string_view family = "mlpf";
+  static constexpr int format_version = 1;
+  using conv_type = mlpf_graph_layer<T>;
+  /// One graph layer: h <- LayerNorm(h + conv(h)), the position columns of h carried over.
+  using block_type = carry_columns<residual_skip<conv_type>, layer_norm<T>>;
+  /// x0 -> h: the encoder (the position columns of x0 carried over its first outputs), then the graph layers.
+  using trunk_type = graph_sequential<T, dynamic, carry_columns<mlp<T>>, repeated<block_type>>;
+  using network = graph_sequential<T, mlpf_input_width, concat_branches<columns<T, 0, mlpf_input_width>, trunk_type>,
+                                    concat<mlp<T>, mlp<T>>>;
+  /// [0]: class logits (N x num_classes), [1]: regression (N x mlpf_regression_width).
+  using outputs = std::array<matrix<T>, 2>;
+  /// The most parameters a config may ask for (checked before anything is built).
+  static constexpr double max_parameters = 1 << 27;
 
   /// @brief Buffers of one inference or training pass (owned by the caller; reused without allocation).
   struct workspace {
-    typename mlp<T>::cache encoder;
-    std::vector<typename Conv::cache> convs;
-    std::vector<typename layer_norm<T>::cache> norms;
-    std::vector<matrix<T>> h, conv_out, sum;  ///< h[k]: input of graph layer k (h[K]: last output); sum = h + conv
-    matrix<T> z, dz, dh, dsum, dconv;
-    typename heads_type::outputs out, dout;
-    typename heads_type::cache head;
+    typename network::cache net;
+    matrix<T> y, dy;    ///< the network's output [logits, regression] and its gradient
+    outputs out, dout;  ///< y split into logits and regression, and their loss gradients
   };
 
-  template <class Factory>
-  mlpf_model(rng& gen, Factory&& make_conv, mlpf_options o = {})
-      : o_(std::move(o)),
-        encoder_(gen, {mlpf_input_width, o_.hidden, o_.hidden}, {activation_kind::elu, true}),
-        heads_(mlp<T>(gen, {mlpf_input_width + o_.hidden, o_.head_hidden, o_.head_hidden, num_classes},
-                      {activation_kind::elu, false}),
-               mlp<T>(gen, {mlpf_input_width + o_.hidden, o_.head_hidden, o_.head_hidden, mlpf_regression_width},
-                      {activation_kind::elu, false})) {
-    HEPGNN_CHECK(o_.hidden > 0 && o_.head_hidden > 0 && o_.num_convs >= 0,
-                 "mlpf_model: hidden and head_hidden must be positive and num_convs >= 0, got ", o_.hidden, ", ",
-                 o_.head_hidden, ", ", o_.num_convs);
-    HEPGNN_CHECK(!o_.spatial_bins || o_.hidden >= mlpf_position_dims, "mlpf_model: spatial_bins needs hidden >= ",
-                 mlpf_position_dims, ", got ", o_.hidden);
-    HEPGNN_CHECK(o_.class_weights.empty() || o_.class_weights.size() == static_cast<std::size_t>(num_classes),
-                 "mlpf_model: class_weights must be empty or have ", num_classes, " entries, got ",
-                 o_.class_weights.size());
-    for (int k = 0; k < o_.num_convs; ++k) {
-      convs_.push_back(make_conv(gen, o_.hidden, o_.hidden));
-      norms_.emplace_back(o_.hidden);
-    }
-    for (double w : o_.class_weights) cw_.push_back(static_cast<T>(w));
+  explicit mlpf_model(const mlpf_config& cfg = {}) : cfg_(checked(cfg)), net_(make(cfg_)) {}
+
+  const mlpf_config& config() const { return cfg_; }
+  mlp<T>& encoder() { return trunk().template get<0>().inner().template get<0>(); }
+  conv_type& conv(std::size_t k) { return blocks()[k].inner().template get<0>().inner().template get<0>(); }
+  layer_norm<T>& norm(std::size_t k) { return blocks()[k].inner().template get<1>(); }
+  concat<mlp<T>, mlp<T>>& heads() { return net_.template get<1>(); }
+  /// @brief What graph layer k kept in the last call with ws (e.g. its LSH bins).
+  static const typename conv_type::cache& conv_cache(const workspace& ws, std::size_t k) {
+    const auto& trunk = std::get<1>(std::get<0>(ws.net.elements).branches);
+    const auto& block = std::get<1>(trunk.elements).copies.at(k);
+    return std::get<0>(std::get<0>(block.inner.elements).inner.elements);
   }
 
-  const mlpf_options& options() const { return o_; }
-  std::vector<Conv>& convs() { return convs_; }
-
-  /// @brief Inference on preprocessed inputs x0 (rows of all events of the batch): fills ws.out[0] (logits)
-  /// and ws.out[1] (regression).
-  void infer(const matrix<T>& x0, const batch& b, workspace& ws) const {
-    check_cols(x0, mlpf_input_width, "mlpf_model::infer: inputs x0");
-    b.validate(static_cast<index_t>(x0.rows()));
-    const_cast<mlpf_model*>(this)->template run<false>(x0, b, ws);
+  /// @brief Inference on preprocessed inputs x0 (rows of all events of the batch): the logits and regression
+  /// outputs, held in ws.
+  const outputs& infer(const matrix<T>& x0, const batch& b, workspace& ws) const {
+    check_inputs(x0, b, "mlpf_model::infer");
+    net_.infer(x0, b, ws.y, ws.net);
+    split(ws);
+    return ws.out;
   }
 
   /// @brief Reconstructs the candidates of one event from its element features (see mlpf_decode for the
   /// optional per-class logit offsets).
   candidates reconstruct(const matrix<double>& features, workspace& ws, std::span<const double> logit_offset = {}) const {
     const matrix<T> x0 = mlpf_inputs<T>(features);
-    infer(x0, batch::single(static_cast<index_t>(x0.rows())), ws);
-    return mlpf_decode(features, ws.out[0], ws.out[1], true, logit_offset);
+    const outputs& out = infer(x0, batch::single(static_cast<index_t>(x0.rows())), ws);
+    return mlpf_decode(features, out[0], out[1], true, logit_offset);
   }
   /// @brief Same, with a temporary workspace.
   candidates reconstruct(const matrix<double>& features) const {
@@ -257,33 +281,41 @@ class mlpf_model {
     return reconstruct(features, ws);
   }
 
-  /// @brief Training forward and backward on a batch of events: ADDS the parameter gradients of
-  /// focal(logits, labels) + regression_weight * huber(regression rows of non-none elements) and returns the loss.
+  /// @brief The loss-and-gradients step of training (fit()'s step calls it): forward and backward on a batch of
+  /// events; ADDS the parameter gradients of focal(logits, labels) + regression_weight * huber(regression rows of
+  /// non-none elements) and returns the loss.
   mlpf_loss train_step(const matrix<T>& x0, const batch& b, std::span<const index_t> labels,
-                       const matrix<T>& reg_target, workspace& ws) {
-    check_cols(x0, mlpf_input_width, "mlpf_model::train_step: inputs x0");
-    b.validate(static_cast<index_t>(x0.rows()));
+                       const matrix<T>& reg_target, workspace& ws, const mlpf_loss_options& lo = {}) {
+    check_inputs(x0, b, "mlpf_model::train_step");
     check_shape(reg_target, x0.rows(), mlpf_regression_width, "mlpf_model::train_step: regression targets");
     HEPGNN_CHECK(static_cast<Eigen::Index>(labels.size()) == x0.rows(), "mlpf_model::train_step: need one label per ",
                  "element (", x0.rows(), "), got ", labels.size());
-    run<true>(x0, b, ws);
-    mlpf_loss l = loss(labels, reg_target, ws, true);
-    backward(x0, b, ws);
+    net_.forward(x0, b, ws.y, ws.net);
+    split(ws);
+    const mlpf_loss l = loss(labels, reg_target, ws, true, lo);
+    ws.dy.resize(ws.y.rows(), ws.y.cols());
+    ws.dy.leftCols(num_classes) = ws.dout[0];
+    ws.dy.rightCols(mlpf_regression_width) = ws.dout[1];
+    net_.backward(x0, b, ws.y, ws.dy, ws.net, nullptr);
     return l;
   }
 
   /// @brief The loss of the outputs in ws (after infer or a training forward); with `grad`, fills ws.dout.
-  mlpf_loss loss(std::span<const index_t> labels, const matrix<T>& reg_target, workspace& ws, bool grad) const {
+  mlpf_loss loss(std::span<const index_t> labels, const matrix<T>& reg_target, workspace& ws, bool grad,
+                 const mlpf_loss_options& lo = {}) const {
+    HEPGNN_CHECK(lo.class_weights.empty() || lo.class_weights.size() == static_cast<std::size_t>(num_classes),
+                 "mlpf_model::loss: class_weights must be empty or have ", num_classes, " entries, got ",
+                 lo.class_weights.size());
     mlpf_loss l;
-    const std::vector<T>* cw = cw_.empty() ? nullptr : &cw_;
+    const std::vector<T> cw(lo.class_weights.begin(), lo.class_weights.end());
     l.classification = static_cast<double>(focal_loss<T>(
-        ws.out[0], labels, {.gamma = static_cast<T>(o_.focal_gamma), .class_weights = cw},
+        ws.out[0], labels, {.gamma = static_cast<T>(lo.focal_gamma), .class_weights = cw.empty() ? nullptr : &cw},
         grad ? &ws.dout[0] : nullptr));
     vector<T> w(static_cast<Eigen::Index>(labels.size()));
     for (std::size_t i = 0; i < labels.size(); ++i) w(static_cast<Eigen::Index>(i)) = labels[i] == none ? T(0) : T(1);
-    const T rw = static_cast<T>(o_.regression_weight);
+    const T rw = static_cast<T>(lo.regression_weight);
     l.regression = static_cast<double>(
-        huber<T>(ws.out[1], reg_target, {.delta = static_cast<T>(o_.huber_delta), .row_weights = &w},
+        huber<T>(ws.out[1], reg_target, {.delta = static_cast<T>(lo.huber_delta), .row_weights = &w},
                  grad ? &ws.dout[1] : nullptr));
     if (grad) ws.dout[1] *= rw;
     l.total = l.classification + static_cast<double>(rw) * l.regression;
@@ -292,94 +324,88 @@ class mlpf_model {
 
   template <class F>
   void for_each_param(const std::string& prefix, F&& f) {
-    encoder_.for_each_param(prefix + "encoder.", f);
-    for (std::size_t k = 0; k < convs_.size(); ++k) {
-      convs_[k].for_each_param(prefix + "convs." + std::to_string(k) + ".", f);
-      norms_[k].for_each_param(prefix + "norms." + std::to_string(k) + ".", f);
+    encoder().for_each_param(prefix + "encoder.", f);
+    for (std::size_t k = 0; k < blocks().count(); ++k) {
+      conv(k).for_each_param(prefix + "convs." + std::to_string(k) + ".", f);
+      norm(k).for_each_param(prefix + "norms." + std::to_string(k) + ".", f);
     }
-    heads_.for_each_param(prefix + "heads.", f);
+    heads().for_each_param(prefix + "heads.", f);
+  }
+
+  /// @brief The parameters a config asks for (what the constructor checks against max_parameters before building).
+  static double parameter_count_of(const mlpf_config& c) {
+    const double H = c.hidden, I = mlpf_input_width;
+    auto linear = [](double in, double out) { return in * out + out; };
+    double ffn = 0, w = H;
+    for (int l = 0; l < typename conv_type::options{}.ffn_dist_num_layers; ++l, w = c.ffn_dist_hidden_dim)
+      ffn += linear(w, c.ffn_dist_hidden_dim);
+    ffn += linear(w, c.distance_dim);
+    const double conv = ffn + c.num_node_messages * (3 * H * H + H) + 2 * H;  // + LayerNorm
+    auto head = [&](double out) { return linear(I + H, c.head_hidden) + linear(c.head_hidden, c.head_hidden) + linear(c.head_hidden, out); };
+    return linear(I, H) + linear(H, H) + c.num_convs * conv + head(num_classes) + head(mlpf_regression_width);
   }
 
  private:
-  template <bool Train>
-  void run(const matrix<T>& x0, const batch& b, workspace& ws) {
-    const std::size_t K = convs_.size();
-    ws.convs.resize(K);
-    ws.h.resize(K + 1);
-    ws.conv_out.resize(K);
-    ws.sum.resize(K);
-    ws.norms.resize(K);
-    if constexpr (Train) encoder_.forward(x0, ws.h[0], ws.encoder); else encoder_.infer(x0, ws.h[0], ws.encoder);
-    set_position(x0, ws.h[0]);
-    for (std::size_t k = 0; k < K; ++k) {
-      if constexpr (Train)
-        convs_[k].forward(ws.h[k], b, ws.conv_out[k], ws.convs[k]);
-      else
-        std::as_const(convs_[k]).infer(ws.h[k], b, ws.conv_out[k], ws.convs[k]);
-      ws.sum[k].resize(ws.h[k].rows(), ws.h[k].cols());
-      ws.sum[k].noalias() = ws.h[k] + ws.conv_out[k];
-      norms_[k].infer(ws.sum[k], ws.h[k + 1], ws.norms[k]);
-      set_position(x0, ws.h[k + 1]);
+  trunk_type& trunk() { return net_.template get<0>().template get<1>(); }
+  repeated<block_type>& blocks() { return trunk().template get<1>(); }
+
+  static const mlpf_config& checked(const mlpf_config& c) {
+    check_config(c, "mlpf_model");
+    HEPGNN_CHECK(!c.spatial_bins || c.hidden >= mlpf_position_dims, "mlpf_model: spatial_bins needs hidden >= ",
+                 mlpf_position_dims, ", got ", c.hidden);
+    const double n = parameter_count_of(c);
+    HEPGNN_CHECK(n <= max_parameters, "mlpf_model: the config asks for ", n, " parameters, more than the ",
+                 max_parameters, " allowed (hidden ", c.hidden, ", num_convs ", c.num_convs, ", num_node_messages ",
+                 c.num_node_messages, ", head_hidden ", c.head_hidden, ")");
+    return c;
+  }
+
+  static void check_inputs(const matrix<T>& x0, const batch& b, const char* who) {
+    HEPGNN_CHECK(x0.cols() == mlpf_input_width, who, ": inputs x0 must have ", mlpf_input_width,
+                 " columns (mlpf_inputs), got ", x0.rows(), " x ", x0.cols());
+    b.validate(static_cast<index_t>(x0.rows()));
+  }
+
+  static void split(workspace& ws) {
+    ws.out[0] = ws.y.leftCols(num_classes);
+    ws.out[1] = ws.y.rightCols(mlpf_regression_width);
+  }
+
+  // The random draws come in the order of the model before it was a chain (encoder, regression head,
+  // classification head, graph layers), so a seed gives the weights it gave then.
+  static network make(const mlpf_config& c) {
+    rng gen(c.seed);
+    mlp<T> encoder(gen, {mlpf_input_width, c.hidden, c.hidden}, {activation_kind::elu, true});
+    const int z = mlpf_input_width + c.hidden;
+    mlp<T> reg(gen, {z, c.head_hidden, c.head_hidden, mlpf_regression_width}, {activation_kind::elu, false});
+    mlp<T> cls(gen, {z, c.head_hidden, c.head_hidden, num_classes}, {activation_kind::elu, false});
+    // with spatial_bins the first hidden channels carry the calorimeter position (overwritten, so no gradient)
+    const int position = c.spatial_bins ? mlpf_position_dims : 0;
+    std::vector<block_type> blocks;
+    for (int k = 0; k < c.num_convs; ++k) {
+      typename conv_type::options lo;
+      lo.inout_dim = c.hidden;
+      lo.distance_dim = c.distance_dim;
+      lo.ffn_dist_hidden_dim = c.ffn_dist_hidden_dim;
+      lo.num_node_messages = c.num_node_messages;
+      lo.bin_size = c.bin_size;
+      lo.hash_dims = c.spatial_bins ? mlpf_position_dims : 0;
+      lo.hash_kernel_width = c.spatial_bins ? c.spatial_kernel_width : 0.0;
+      lo.lsh_seed = 0x9F1A + static_cast<std::uint64_t>(k);  // fixed: an event's graph does not depend on the seed
+      blocks.emplace_back(0, position, residual_skip<conv_type>(conv_type(gen, lo)), layer_norm<T>(c.hidden));
     }
-    ws.z.resize(x0.rows(), x0.cols() + ws.h[K].cols());
-    ws.z.leftCols(x0.cols()) = x0;
-    ws.z.rightCols(ws.h[K].cols()) = ws.h[K];
-    if constexpr (Train) heads_.forward(ws.z, ws.out, ws.head); else std::as_const(heads_).infer(ws.z, ws.out, ws.head);
+    trunk_type trunk(carry_columns<mlp<T>>(mlpf_position_col, position, std::move(encoder)),
+                     repeated<block_type>(std::move(blocks)));
+    return network(concat_branches<columns<T, 0, mlpf_input_width>, trunk_type>({}, std::move(trunk)),
+                   concat<mlp<T>, mlp<T>>(std::move(cls), std::move(reg)));
   }
 
-  void backward(const matrix<T>& x0, const batch& b, workspace& ws) {
-    const std::size_t K = convs_.size();
-    heads_.backward(ws.z, ws.out, ws.dout, ws.head, &ws.dz);
-    ws.dh = ws.dz.rightCols(ws.h[K].cols());
-    for (std::size_t k = K; k-- > 0;) {
-      clear_position_grad(ws.dh);
-      norms_[k].backward(ws.sum[k], ws.h[k + 1], ws.dh, ws.norms[k], &ws.dsum);
-      convs_[k].backward(ws.h[k], b, ws.conv_out[k], ws.dsum, ws.convs[k], &ws.dconv);
-      ws.dh = ws.dsum + ws.dconv;
-    }
-    clear_position_grad(ws.dh);
-    encoder_.backward(x0, ws.h[0], ws.dh, ws.encoder, nullptr);
-  }
-
-  // With spatial_bins the first hidden channels carry the calorimeter position (overwritten, so no gradient).
-  void set_position(const matrix<T>& x0, matrix<T>& h) const {
-    if (o_.spatial_bins) h.leftCols(mlpf_position_dims) = x0.middleCols(mlpf_position_col, mlpf_position_dims);
-  }
-  void clear_position_grad(matrix<T>& dh) const {
-    if (o_.spatial_bins) dh.leftCols(mlpf_position_dims).setZero();
-  }
-
-  mlpf_options o_;
-  mlp<T> encoder_;
-  std::vector<Conv> convs_;
-  std::vector<layer_norm<T>> norms_;
-  heads_type heads_;
-  std::vector<T> cw_;
+  mlpf_config cfg_;
+  network net_;
 };
 
-/// @brief The MLPF model with the GNN-LSH graph layer (nn/mlpf_graph_layer.hpp).
+/// @brief The MLPF model (the family's short name).
 template <class T>
-using mlpf = mlpf_model<T, mlpf_graph_layer<T>>;
-
-/// @brief Builds the MLPF model with GNN-LSH graph layers configured from `o` (LSH seeds fixed per layer, so
-/// saved weights reproduce the outputs and an event's graph does not depend on the rest of its batch).
-template <class T>
-mlpf<T> make_mlpf(rng& gen, const mlpf_options& o = {}) {
-  int layer = 0;
-  auto factory = [&](rng& g, int in, int out) {
-    HEPGNN_CHECK(in == out, "make_mlpf: the GNN-LSH layer keeps the width, got ", in, " -> ", out);
-    typename mlpf_graph_layer<T>::options lo;
-    lo.inout_dim = in;
-    lo.distance_dim = o.distance_dim;
-    lo.ffn_dist_hidden_dim = o.ffn_dist_hidden_dim;
-    lo.num_node_messages = o.num_node_messages;
-    lo.bin_size = o.bin_size;
-    lo.hash_dims = o.spatial_bins ? mlpf_position_dims : 0;
-    lo.hash_kernel_width = o.spatial_bins ? o.spatial_kernel_width : 0.0;
-    lo.lsh_seed = 0x9F1A + static_cast<std::uint64_t>(layer++);
-    return mlpf_graph_layer<T>(g, lo);
-  };
-  return mlpf<T>(gen, factory, o);
-}
+using mlpf = mlpf_model<T>;
 
 }  // namespace hepgnn::pf

@@ -39,6 +39,7 @@
 #include "hepgnn/nn/aggregate.hpp"
 #include "hepgnn/nn/dense.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
+#include "hepgnn/simd/gemm.hpp"
 
 namespace hepgnn {
 
@@ -76,6 +77,11 @@ class mlpf_graph_layer {
     matrix<T> gW_t, gb_t, gW_h, gtheta;
   };
 
+  /// @brief A thread's buffers for a chunk C of the backward: f = dF_C; p = P_C, then dP_C; a = dF_C P_C^T, then A_C^T.
+  struct chunk_buffers {
+    matrix<T> f, p, a;
+  };
+
   /// @brief What forward keeps for backward.
   struct cache {
     std::vector<matrix<T>> ffn;  ///< ELU outputs of each ffn_dist Linear (the last is x_d)
@@ -84,7 +90,8 @@ class mlpf_graph_layer {
     std::vector<long> a_off;     ///< start of chunk c's m x m kernel in a / sq
     std::vector<T> a, sq, da, s;  ///< s: locality factor of the kernel (hash_kernel_width > 0)
     std::vector<matrix<T>> xs, gate, fhom, fhet, p;  ///< per GHConv: input, gate, A(x theta), x W_h, x theta
-    matrix<T> g, g2, dx, dfhom, dp, pc, fc, dxd, hx;
+    matrix<T> g, g2, dx, dfhom, dp, pc, fc, dxd, hx, wt;
+    std::vector<chunk_buffers> chunk;  ///< backward: one per thread of parallel_for_with
   };
 
   mlpf_graph_layer(rng& gen, const options& o) : o_(checked(o)) {
@@ -137,8 +144,13 @@ class mlpf_graph_layer {
     check_shape(dy, n, F, "mlpf_graph_layer::backward: output gradient dy");
     const auto& perm = c.bins.permutation;
     const index_t nchunks = c.bins.num_chunks();
+    const bool parallel = n * F >= parallel_limits::min_work;
     c.da.assign(c.a.size(), T(0));
+    c.chunk.resize(static_cast<std::size_t>(max_threads()));
     c.g = dy;  // dL/d(output of layer l)
+    // Weight gradients sum over the nodes in an order fixed by the data (simd::add_weight_gradient), input
+    // gradients are products of simd/gemm.hpp, and each chunk is handled by one thread: the result does not depend
+    // on the thread count.
     for (int l = L - 1; l >= 0; --l) {
       auto& cv = conv_[l];
       const matrix<T>& xin = c.xs[l];
@@ -148,40 +160,48 @@ class mlpf_graph_layer {
       const auto& G = c.gate[l];
       // gate
       c.g2 = (c.g.array() * (c.fhom[l].array() - c.fhet[l].array()) * G.array() * (T(1) - G.array())).matrix();
-      cv.gW_t.noalias() += xin.transpose() * c.g2;
+      simd::add_weight_gradient(c.g2, xin, cv.gW_t);
       add_column_sums(c.g2, cv.gb_t.row(0));
-      c.dx.noalias() = c.g2 * cv.W_t.transpose();
+      c.wt = cv.W_t.transpose();
+      simd::multiply(c.g2, c.wt, c.dx);
       // heterogeneous part
       c.g2 = (c.g.array() * (T(1) - G.array())).matrix();
-      cv.gW_h.noalias() += xin.transpose() * c.g2;
-      c.dx.noalias() += c.g2 * cv.W_h.transpose();
-      // homogeneous part: fhom_C = A_C P_C
+      simd::add_weight_gradient(c.g2, xin, cv.gW_h);
+      c.wt = cv.W_h.transpose();
+      simd::multiply(c.g2, c.wt, c.dx, true);
+      // homogeneous part: fhom_C = A_C P_C, so dA_C += dF_C P_C^T and dP_C = A_C^T dF_C
       c.dfhom = (c.g.array() * G.array()).matrix();
       c.dp.setZero(n, F);
-      for (index_t ch = 0; ch < nchunks; ++ch) {
-        const long p0 = c.bins.chunk_offsets[ch], m = c.bins.chunk_offsets[ch + 1] - p0;
-        Eigen::Map<const matrix<T>> A(c.a.data() + c.a_off[ch], m, m);
-        Eigen::Map<matrix<T>> dA(c.da.data() + c.a_off[ch], m, m);
-        c.fc.resize(m, F);
-        c.pc.resize(m, F);
-        for (long r = 0; r < m; ++r) {
-          c.fc.row(r) = c.dfhom.row(perm[p0 + r]);
-          c.pc.row(r) = c.p[l].row(perm[p0 + r]);
-        }
-        dA.noalias() += c.fc * c.pc.transpose();
-        c.pc.noalias() = A.transpose() * c.fc;  // dP_C
-        for (long r = 0; r < m; ++r) c.dp.row(perm[p0 + r]) = c.pc.row(r);
-      }
-      cv.gtheta.noalias() += xin.transpose() * c.dp;
-      c.dx.noalias() += c.dp * cv.theta.transpose();
+      parallel_for_with(
+          nchunks, parallel, 1, [&](int t) { return &c.chunk[static_cast<std::size_t>(t)]; },
+          [&](long ch, chunk_buffers* cb) {
+            const long p0 = c.bins.chunk_offsets[ch], m = c.bins.chunk_offsets[ch + 1] - p0;
+            Eigen::Map<const matrix<T>> A(c.a.data() + c.a_off[ch], m, m);
+            Eigen::Map<matrix<T>> dA(c.da.data() + c.a_off[ch], m, m);
+            cb->f.resize(m, F);
+            cb->p.resize(m, F);
+            for (long r = 0; r < m; ++r) {
+              cb->f.row(r) = c.dfhom.row(perm[p0 + r]);
+              cb->p.row(r) = c.p[l].row(perm[p0 + r]);
+            }
+            simd::linear_forward(cb->f, cb->p, nullptr, cb->a);  // dF_C P_C^T
+            dA += cb->a;
+            cb->a = A.transpose();
+            simd::multiply(cb->a, cb->f, cb->p);  // dP_C
+            for (long r = 0; r < m; ++r) c.dp.row(perm[p0 + r]) = cb->p.row(r);
+          },
+          [](chunk_buffers*) {});
+      simd::add_weight_gradient(c.dp, xin, cv.gtheta);
+      c.wt = cv.theta.transpose();
+      simd::multiply(c.dp, c.wt, c.dx, true);
       c.g.swap(c.dx);
     }
-    // kernel -> distance embedding
+    // kernel -> distance embedding (a chunk's pairs touch only its own nodes: one thread per chunk)
     const matrix<T>& xd = c.ffn.back();
     const long D = xd.cols();
     c.dxd.setZero(n, D);
     const T k = static_cast<T>(o_.dist_mult), low = static_cast<T>(o_.clip_value_low);
-    for (index_t ch = 0; ch < nchunks; ++ch) {
+    parallel_for<loop_schedule::dynamic_single>(nchunks, n * D >= parallel_limits::min_work, [&](long ch) {
       const long p0 = c.bins.chunk_offsets[ch], m = c.bins.chunk_offsets[ch + 1] - p0;
       for (long r = 0; r < m; ++r)
         for (long q = 0; q < m; ++q) {
@@ -198,16 +218,16 @@ class mlpf_graph_layer {
             c.dxd(j, f) -= v;
           }
         }
-    }
+    });
     // ffn_dist backward (every Linear followed by ELU)
     for (std::size_t l = ffn_.size(); l-- > 0;) {
       const matrix<T>& out = c.ffn[l];
       c.dxd = (out.array() > T(0)).select(c.dxd, c.dxd.array() * (out.array() + T(1)));
       const matrix<T>& in = l == 0 ? x : c.ffn[l - 1];
-      ffn_[l].weight_grad().noalias() += c.dxd.transpose() * in;
-      add_column_sums(c.dxd, ffn_[l].bias_grad().row(0));
-      c.g2.noalias() = c.dxd * ffn_[l].weight();
-      c.dxd.swap(c.g2);
+      const bool need_dx = l > 0 || dx;
+      simd::linear_backward(in, c.dxd, ffn_[l].weight(), ffn_[l].weight_grad(), ffn_[l].bias_grad().data(),
+                            need_dx ? &c.g2 : nullptr);
+      if (need_dx) c.dxd.swap(c.g2);
     }
     if (dx) {
       *dx = c.g + c.dxd;

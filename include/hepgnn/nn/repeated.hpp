@@ -11,8 +11,8 @@
 namespace hepgnn {
 
 /// @brief The element B applied `count` times in sequence, each copy with its own parameters (a
-/// torch.nn.ModuleList run in a loop; the count is a run-time choice, e.g. from a config). B's widths must agree
-/// with themselves (in == out) unless they are dynamic. Parameters "<copy>.<name>".
+/// torch.nn.ModuleList run in a loop; the count is a run-time choice, e.g. from a config; no copies: y = x). B's
+/// widths must agree with themselves (in == out) unless they are dynamic. Parameters "<copy>.<name>".
 template <class B>
 class repeated {
   using tr = element_traits<B, typename B::scalar>;
@@ -47,6 +47,10 @@ class repeated {
   void backward(const matrix<T>& x, const chain_context&, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     HEPGNN_CHECK(c.copies.size() == copies_.size(), "repeated::backward: call forward first");
+    if (copies_.empty()) {
+      if (dx) *dx = dy;
+      return;
+    }
     const matrix<T>* dout = &dy;
     for (std::size_t i = copies_.size(); i-- > 0;) {
       matrix<T>* din = i == 0 ? dx : (dout == &c.grad[0] ? &c.grad[1] : &c.grad[0]);
@@ -68,10 +72,10 @@ class repeated {
   template <bool Train, class Self>
   static void run(Self& self, const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
     const std::size_t m = self.copies_.size();
-    HEPGNN_CHECK(m > 0, "repeated: no copies of the element (give at least one)");
     c.copies.resize(m);
-    c.out.resize(m - 1);
+    c.out.resize(m > 0 ? m - 1 : 0);
     c.seen.resize(m);
+    if (m == 0) y = x;
     for (std::size_t i = 0; i < m; ++i) {
       chain_context local = ctx;
       c.seen[i] = ctx;

@@ -1,9 +1,11 @@
 #pragma once
 /// @file skips.hpp
-/// @brief Skip connections as chain elements: concat_skip (y = [F(x), x]), residual_skip (y = x + F(x)) and
-/// add_branches (y = F(x) + G(x) + ..., e.g. ParticleNet's EdgeConv plus a linear shortcut), where F, G are
-/// chains of elements that may build their own graphs.
+/// @brief Skip connections as chain elements: concat_skip (y = [F(x), x]), residual_skip (y = x + F(x)),
+/// carry_columns (y = F(x) with some input columns carried over its first columns), concat_branches
+/// (y = [F(x), G(x), ...]) and add_branches (y = F(x) + G(x) + ..., e.g. ParticleNet's EdgeConv plus a linear
+/// shortcut), where F, G are chains of elements that may build their own graphs.
 
+#include <array>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -118,6 +120,165 @@ class residual_skip {
     y = x + fx;
   }
   inner_chain inner_;
+};
+
+/// @brief y = F(x) with its first `count` columns replaced by the input's columns [from, from + count): coordinates
+/// carried over a chain F that mixes them (MLPF keeps the calorimeter position in its first hidden channels). Those
+/// output columns take no gradient from F; their gradient goes to the input columns they came from. A builder inside
+/// F sets the graph for F only. Parameters "<i>." of F's elements.
+template <class... Es>
+class carry_columns {
+ public:
+  using scalar = typename detail::first_scalar<Es...>::type;
+  using T = scalar;
+  using inner_chain = graph_sequential<T, detail::first_in_width<T, Es...>(), Es...>;
+  static_assert(inner_chain::output_rows == rows_of::nodes, "hepgnn::carry_columns: the inner chain must keep node rows");
+  static constexpr int in_width = inner_chain::in_width;
+  static constexpr int out_width = inner_chain::out_width;
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = rows_of::nodes;
+  struct cache {
+    typename inner_chain::cache inner;
+    matrix<T> replaced;  ///< training forward: F's output columns that were replaced (backward passes F its output)
+    matrix<T> fx, dfx;
+  };
+
+  /// @brief count 0: y = F(x).
+  carry_columns(int from, int count, Es... es) : inner_(std::move(es)...), from_(from), count_(count) {
+    HEPGNN_CHECK(from >= 0 && count >= 0, "carry_columns: from and count must be >= 0, got ", from, ", ", count);
+  }
+  inner_chain& inner() { return inner_; }
+  const inner_chain& inner() const { return inner_; }
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    inner_.forward(x, ctx, y, c.inner);
+    check(x, y);
+    c.replaced = y.leftCols(count_);
+    y.leftCols(count_) = x.middleCols(from_, count_);
+  }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    inner_.infer(x, ctx, y, c.inner);
+    check(x, y);
+    y.leftCols(count_) = x.middleCols(from_, count_);
+  }
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>& y, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    if (count_ == 0) {
+      inner_.backward(x, ctx, y, dy, c.inner, dx);
+      return;
+    }
+    HEPGNN_CHECK(c.replaced.rows() == y.rows() && c.replaced.cols() == count_,
+                 "carry_columns::backward: call forward with this input first");
+    c.fx = y;
+    c.fx.leftCols(count_) = c.replaced;
+    c.dfx = dy;
+    c.dfx.leftCols(count_).setZero();
+    inner_.backward(x, ctx, c.fx, c.dfx, c.inner, dx);
+    if (dx) dx->middleCols(from_, count_) += dy.leftCols(count_);
+  }
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) { inner_.for_each_param(prefix, f); }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) { inner_.for_each_buffer(prefix, f); }
+
+ private:
+  void check(const matrix<T>& x, const matrix<T>& y) const {
+    HEPGNN_CHECK(x.cols() >= from_ + count_ && y.cols() >= count_, "carry_columns: copies input columns [", from_,
+                 ", ", from_ + count_, ") over the first ", count_, " output columns, but the input is ", x.rows(),
+                 " x ", x.cols(), " and the inner chain's output ", y.rows(), " x ", y.cols());
+  }
+  inner_chain inner_;
+  int from_, count_;
+};
+
+/// @brief y = [B_0(x), B_1(x), ...]: branches on the same input whose outputs are concatenated along the features
+/// (JumpingKnowledge's "cat"; MLPF's heads read [inputs, hidden state]). A branch is any element; for several
+/// elements in a branch, make it a graph_sequential. Parameters "<branch>.<name>".
+template <class... Bs>
+class concat_branches {
+  static constexpr std::size_t n = sizeof...(Bs);
+  static_assert(n >= 2, "hepgnn::concat_branches needs at least two branches");
+
+ public:
+  using scalar = typename detail::first_scalar<Bs...>::type;
+  using T = scalar;
+  static constexpr int in_width = detail::first_in_width<T, Bs...>();
+  static constexpr int out_width = ((element_traits<Bs, T>::out_width >= 0) && ...)
+                                       ? (element_traits<Bs, T>::out_width + ...)
+                                       : dynamic;
+  static_assert(((element_traits<Bs, T>::output_rows(rows_of::nodes) == rows_of::nodes) && ...),
+                "hepgnn::concat_branches: every branch must keep node rows");
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = rows_of::nodes;
+  struct cache {
+    std::tuple<typename element_traits<Bs, T>::cache...> branches;
+    std::array<matrix<T>, n> out;
+    std::array<chain_context, n> seen;
+    matrix<T> dout, dx;
+  };
+
+  concat_branches() requires(std::is_default_constructible_v<Bs> && ...) = default;
+  explicit concat_branches(Bs... bs) : branches_(std::move(bs)...) {}
+  template <std::size_t I>
+  auto& get() { return std::get<I>(branches_); }
+  template <std::size_t I>
+  const auto& get() const { return std::get<I>(branches_); }
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) { run<true>(*this, x, ctx, y, c); }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    run<false>(*this, x, ctx, y, c);
+  }
+  void backward(const matrix<T>& x, const chain_context&, const matrix<T>&, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    long col = 0;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((c.dout = dy.middleCols(col, c.out[I].cols()), col += c.out[I].cols(),
+        element_traits<Bs, T>::backward(std::get<I>(branches_), x, c.seen[I], c.out[I], c.dout, std::get<I>(c.branches),
+                                        dx ? (I == 0 ? dx : &c.dx) : nullptr),
+        (I > 0 && dx ? (*dx += c.dx, 0) : 0)),
+       ...);
+    }(std::make_index_sequence<n>{});
+  }
+  template <class F>
+  void for_each_param(const std::string& prefix, F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (element_traits<Bs, T>::for_each_param(std::get<I>(branches_), prefix + std::to_string(I) + ".", f), ...);
+    }(std::make_index_sequence<n>{});
+  }
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (element_traits<Bs, T>::for_each_buffer(std::get<I>(branches_), prefix + std::to_string(I) + ".", f), ...);
+    }(std::make_index_sequence<n>{});
+  }
+
+ private:
+  template <bool Train, class Self>
+  static void run(Self& self, const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((c.seen[I] = ctx, one<Train, I>(self, x, c)), ...);
+    }(std::make_index_sequence<n>{});
+    long width = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      HEPGNN_CHECK(c.out[i].rows() == c.out[0].rows(), "concat_branches: branch ", i, " gives ", c.out[i].rows(),
+                   " rows, branch 0 gives ", c.out[0].rows());
+      width += c.out[i].cols();
+    }
+    y.resize(c.out[0].rows(), width);
+    long col = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      y.middleCols(col, c.out[i].cols()) = c.out[i];
+      col += c.out[i].cols();
+    }
+  }
+  template <bool Train, std::size_t I, class Self>
+  static void one(Self& self, const matrix<T>& x, cache& c) {
+    using tr = element_traits<std::tuple_element_t<I, std::tuple<Bs...>>, T>;
+    chain_context local = c.seen[I];
+    if constexpr (Train) tr::forward(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
+    else tr::infer(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
+  }
+  std::tuple<Bs...> branches_;
 };
 
 /// @brief y = B_0(x) + B_1(x) + ...: branches on the same input whose outputs (of one shape) are summed (ParticleNet's
