@@ -17,6 +17,7 @@
 #include "hepgnn/nn/edge_conv.hpp"
 #include "hepgnn/nn/mlp.hpp"
 #include "support/check_layer.hpp"
+#include "support/thread_count.hpp"
 
 namespace hepgnn_test_edge_conv {  // this file's names, apart from the other files of its unity build
 
@@ -427,6 +428,15 @@ TEST_CASE("edge_conv and dynamic_edge_conv reject bad input") {
   matrix<double> bad = x;
   bad(2, 1) = std::nan("");
   CHECK_THROWS_WITH_AS(dyn.forward(bad, batch::from_sizes({7, 5}), y, dc), doctest::Contains("non-finite"), error);
+  batch no_offsets;  // not even the leading 0
+  no_offsets.node_offsets.clear();
+  CHECK_THROWS_WITH_AS(dyn.forward(x, no_offsets, y, dc),
+                       doctest::Contains("dynamic_edge_conv: batch node_offsets must start with 0"), error);
+  CHECK_THROWS_WITH_AS(dyn.infer(x, no_offsets, y, dc),
+                       doctest::Contains("dynamic_edge_conv: batch node_offsets must start with 0"), error);
+  dyn.forward(x, batch::from_sizes({7, 5}), y, dc);
+  CHECK_THROWS_WITH_AS(dyn.backward(x, no_offsets, y, y, dc, &dx),
+                       doctest::Contains("dynamic_edge_conv::backward: batch node_offsets must start with 0"), error);
   CHECK_THROWS_WITH_AS((dynamic_edge_conv<double, net<double>>(reference_net<double>(), 0)),
                        doctest::Contains("k must be positive"), error);
   CHECK_THROWS_WITH_AS(segment_reduce(g, matrix<double>(matrix<double>::Zero(3, 2)), aggregation::sum, y),
@@ -463,6 +473,27 @@ TEST_CASE("edge_conv training gradients on a large graph are the same bits with 
   CHECK(g1 == g2);
   CHECK(dx1 == dx2);
 #endif
+}
+
+TEST_CASE("dynamic_edge_conv training is the same bits at 1, 2 and 3 threads") {
+  // 8000 nodes: the kNN rebuild, the tiled edge network and the weight-gradient products all run threaded.
+  rng gen(32);
+  const batch b = batch::uniform(200, 40);
+  matrix<float> x(b.num_nodes(), 6);
+  for (long i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(gen.normal());
+  REQUIRE(3 * x.rows() * 6 * 16 >= parallel_limits::gemm_min_flops);  // the split first layer's dW over nodes
+  const matrix<float> dy = matrix<float>::Constant(x.rows(), 8, 0.5f);
+  for (aggregation a : {aggregation::mean, aggregation::max}) {
+    CAPTURE(to_string(a));
+    using fnet = sequential<float, dense<float>, relu<float>, dense<float>>;
+    dynamic_edge_conv<float, fnet> conv(fnet(dense<float>(gen, 12, 16), relu<float>(), dense<float>(gen, 16, 8)), 8, a);
+    auto train = [&](int threads) {
+      return hepgnn_test::at_threads(threads, [&] { return hepgnn_test::train_steps(conv, x, b, dy, 2); });
+    };
+    const auto one = train(1);
+    hepgnn_test::check_same_training(one, train(2));
+    hepgnn_test::check_same_training(one, train(3));
+  }
 }
 
 }  // namespace hepgnn_test_edge_conv

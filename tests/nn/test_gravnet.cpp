@@ -1,9 +1,11 @@
 // gravnet_conv: PyTorch reference (PyG GravNetConv equations, tests/reference/gnn_layers_reference.py), finite
-// differences away from kNN ties, float vs reference, bad input.
+// differences away from kNN ties, float vs reference, training at several thread counts, bad input.
 #include "support/doctest.hpp"
 
 #include "support/check_layer.hpp"
 #include "support/gnn_layers_reference.hpp"
+#include "support/thread_count.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/nn/gravnet_conv.hpp"
 
 namespace hepgnn_test_gravnet {  // this file's names, apart from the other files of its unity build
@@ -73,6 +75,30 @@ TEST_CASE("gravnet_conv gradients match finite differences") {
   CHECK(s_grad > 1e-6);
 }
 
+TEST_CASE("gravnet_conv training is the same bits at 1, 2 and 3 threads") {
+  // Large enough for every threaded loop: the per-node loops (N x P x 8 >= min_work) and the weight-gradient
+  // products (3 x N x in x out >= gemm_min_flops), which Eigen used to block by the thread count.
+  rng gen(8);
+  gravnet_conv<float>::options o;
+  o.in_channels = 8;
+  o.out_channels = 16;
+  o.space_dimensions = 4;
+  o.propagate_dimensions = 16;
+  o.k = 8;
+  gravnet_conv<float> layer(gen, o);
+  layer.lin_s().weight() *= 0.3f;
+  const batch b = batch::uniform(100, 60);
+  const long n = b.num_nodes();
+  REQUIRE(n * o.propagate_dimensions * 8 >= parallel_limits::min_work);
+  REQUIRE(3 * n * o.in_channels * o.out_channels >= parallel_limits::gemm_min_flops);
+  const matrix<float> x = gnn_ref::random_matrix(gen, n, o.in_channels).cast<float>();
+  const matrix<float> dy = gnn_ref::random_matrix(gen, n, o.out_channels).cast<float>();
+  auto train = [&](int threads) { return hepgnn_test::at_threads(threads, [&] { return hepgnn_test::train_steps(layer, x, b, dy, 2); }); };
+  const auto one = train(1);
+  hepgnn_test::check_same_training(one, train(2));
+  hepgnn_test::check_same_training(one, train(3));
+}
+
 TEST_CASE("gravnet_conv rejects bad input with a clear message") {
   rng gen(2);
   gravnet_conv<double>::options o;
@@ -99,6 +125,12 @@ TEST_CASE("gravnet_conv rejects bad input with a clear message") {
   const matrix<double> dy_bad = matrix<double>::Ones(5, 3);
   CHECK_THROWS_WITH_AS(layer.backward(x, batch::single(5), y, dy_bad, c, nullptr),
                        doctest::Contains("output gradient dy"), hepgnn::error);
+  batch no_offsets;  // not even the leading 0
+  no_offsets.node_offsets.clear();
+  CHECK_THROWS_WITH_AS(layer.forward(x, no_offsets, y, c),
+                       doctest::Contains("gravnet_conv::forward: batch node_offsets must start with 0"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(layer.infer(x, no_offsets, y, c),
+                       doctest::Contains("gravnet_conv::infer: batch node_offsets must start with 0"), hepgnn::error);
   o.k = 0;
   CHECK_THROWS_WITH_AS(gravnet_conv<double>(gen, o), doctest::Contains("must be positive"), hepgnn::error);
 }

@@ -1,9 +1,11 @@
 // mpgan_message_passing: PyTorch reference (MPGAN equations, tests/reference/gnn_layers_reference.py), finite
-// differences, float vs reference, jets of different sizes, bad input.
+// differences, float vs reference, jets of different sizes, training at several thread counts, bad input.
 #include "support/doctest.hpp"
 
 #include "support/check_layer.hpp"
 #include "support/gnn_layers_reference.hpp"
+#include "support/thread_count.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/nn/mpgan_message_passing.hpp"
 
 namespace hepgnn_test_mpgan_layer {  // this file's names, apart from the other files of its unity build
@@ -86,6 +88,36 @@ TEST_CASE("mpgan_message_passing keeps jets apart") {
   CHECK(gnn_ref::rel_diff(y_all.topRows(4), y_first) < 1e-15);
 }
 
+TEST_CASE("mpgan_message_passing training is the same bits at 1, 2 and 3 threads") {
+  // 80 jets of 30: the aggregation (N x message width >= min_work) and the edge-level weight gradients
+  // (3 x E x in x out >= gemm_min_flops) run threaded.
+  for (bool sum : {true, false}) {
+    CAPTURE(sum);
+    rng gen(9);
+    mpgan_message_passing<float>::options o;
+    o.in = 6;
+    o.hidden = 8;
+    o.iterations = 2;
+    o.fe_widths = {16, 16};
+    o.fn_widths = {16};
+    o.pos_dims = 2;
+    o.sum = sum;
+    mpgan_message_passing<float> layer(gen, o);
+    const batch b = batch::uniform(80, 30);
+    const long n = b.num_nodes(), edges = 80 * 30 * 30;
+    REQUIRE(n * o.fe_widths.back() >= parallel_limits::min_work);
+    REQUIRE(3 * edges * 16 * 16 >= parallel_limits::gemm_min_flops);
+    const matrix<float> x = gnn_ref::random_matrix(gen, n, o.in).cast<float>();
+    const matrix<float> dy = gnn_ref::random_matrix(gen, n, o.hidden).cast<float>();
+    auto train = [&](int threads) {
+      return hepgnn_test::at_threads(threads, [&] { return hepgnn_test::train_steps(layer, x, b, dy, 2); });
+    };
+    const auto one = train(1);
+    hepgnn_test::check_same_training(one, train(2));
+    hepgnn_test::check_same_training(one, train(3));
+  }
+}
+
 TEST_CASE("mpgan_message_passing rejects bad input with a clear message") {
   rng gen(2);
   mpgan_message_passing<double>::options o;
@@ -107,6 +139,13 @@ TEST_CASE("mpgan_message_passing rejects bad input with a clear message") {
   const matrix<double> dy_bad = matrix<double>::Ones(3, 3);
   CHECK_THROWS_WITH_AS(layer.backward(x, batch::single(4), y, dy_bad, c, nullptr),
                        doctest::Contains("output gradient dy"), hepgnn::error);
+  batch no_offsets;  // not even the leading 0
+  no_offsets.node_offsets.clear();
+  CHECK_THROWS_WITH_AS(layer.infer(x, no_offsets, y, c),
+                       doctest::Contains("mpgan_message_passing::infer: batch node_offsets must start with 0"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(layer.backward(x, batch::from_sizes({2, 2}), y, matrix<double>::Ones(4, 3), c, nullptr),
+                       doctest::Contains("call forward with this batch"), hepgnn::error);
   o.pos_dims = 5;
   CHECK_THROWS_WITH_AS(mpgan_message_passing<double>(gen, o), doctest::Contains("pos_dims = 5 exceeds the node width 3"),
                        hepgnn::error);

@@ -7,10 +7,11 @@
 
 namespace hepgnn {
 
-/// @brief Edges j -> i for every pair of nodes i, j of the same graph of `b` (j ascending per destination),
-/// plus i -> i when `self_loops`. A graph of n nodes gives n (n - 1) edges (n^2 with self loops).
+/// @brief Writes into `out` the edges j -> i for every pair of nodes i, j of the same graph of `b` (j ascending per
+/// destination), plus i -> i when `self_loops`. A graph of n nodes gives n (n - 1) edges (n^2 with self loops).
+/// Reuses the storage of `out`: no allocation once sizes repeat.
 /// @throws hepgnn::error for malformed batch offsets or more than 2^31 - 1 edges.
-inline graph fully_connected(const batch& b, bool self_loops = false) {
+inline void fully_connected_into(const batch& b, bool self_loops, graph& out) {
   HEPGNN_CHECK(!b.node_offsets.empty() && b.node_offsets.front() == 0,
                "fully_connected: batch node_offsets must start with 0");
   long long edges = 0;
@@ -22,16 +23,23 @@ inline graph fully_connected(const batch& b, bool self_loops = false) {
   }
   HEPGNN_CHECK(edges <= 0x7fffffffLL, "fully_connected: the batch would have ", edges,
                " edges, more than index_t can count (2^31 - 1)");
-  graph out;
   out.num_nodes = b.num_nodes();
-  out.offsets.assign(static_cast<std::size_t>(out.num_nodes) + 1, 0);
-  out.sources.reserve(static_cast<std::size_t>(edges));
+  out.offsets.resize(static_cast<std::size_t>(out.num_nodes) + 1);
+  out.offsets[0] = 0;
+  out.sources.resize(static_cast<std::size_t>(edges));
+  index_t e = 0;
   for (index_t g = 0; g < b.num_graphs(); ++g)
     for (index_t i = b.begin(g); i < b.end(g); ++i) {
       for (index_t j = b.begin(g); j < b.end(g); ++j)
-        if (self_loops || j != i) out.sources.push_back(j);
-      out.offsets[i + 1] = static_cast<index_t>(out.sources.size());
+        if (self_loops || j != i) out.sources[e++] = j;
+      out.offsets[i + 1] = e;
     }
+}
+
+/// @brief fully_connected_into() into a new graph.
+inline graph fully_connected(const batch& b, bool self_loops = false) {
+  graph out;
+  fully_connected_into(b, self_loops, out);
   return out;
 }
 

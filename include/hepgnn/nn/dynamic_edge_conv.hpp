@@ -50,6 +50,7 @@ class dynamic_edge_conv {
   }
   void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
+    b.validate_offsets("dynamic_edge_conv::backward");
     HEPGNN_CHECK(b.num_nodes() == x.rows() && c.g.num_nodes == x.rows(), "dynamic_edge_conv::backward: x has ",
                  x.rows(), " rows, the batch covers ", b.num_nodes(), " nodes and the cached graph has ", c.g.num_nodes,
                  " (call forward with this batch first)");
@@ -66,6 +67,7 @@ class dynamic_edge_conv {
 
  private:
   void build(const matrix<T>& x, const batch& b, cache& c) const {
+    b.validate_offsets("dynamic_edge_conv");
     HEPGNN_CHECK(b.num_nodes() == x.rows(), "dynamic_edge_conv: the batch covers ", b.num_nodes(),
                  " nodes but x has ", x.rows(), " rows");
     check_finite(x, "dynamic_edge_conv: input x");

@@ -46,6 +46,7 @@ class gravnet_conv {
   /// @brief What forward records for backward (and infer reuses as scratch).
   struct cache {
     matrix<T> s, h, agg, dagg, dh, ds, dmsg, dse;
+    matrix<T> msg;                ///< N x P scratch: row i holds one message into i at a time
     graph g;                      ///< kNN graph in s: incoming(i) = neighbours of i
     knn_workspace<T> knn;         ///< buffers of the kNN search
     source_index by_source;
@@ -78,30 +79,24 @@ class gravnet_conv {
     HEPGNN_CHECK(c.g.num_nodes == n && c.h.rows() == n && c.argmax.size() == static_cast<std::size_t>(n * P),
                  "gravnet_conv::backward: call forward with this input (", n, " nodes) first");
     check_shape(dy, n, o_.out_channels, "gravnet_conv::backward: output gradient dy");
-    lin_out1_.weight_grad().noalias() += dy.transpose() * x;
-    lin_out2_.weight_grad().noalias() += dy.transpose() * c.agg;
-    add_column_sums(dy, lin_out2_.bias_grad().row(0));
+    typename dense<T>::cache none;
+    lin_out1_.backward(x, y, dy, none, nullptr);
+    lin_out2_.backward(c.agg, y, dy, none, nullptr);
     c.dagg.noalias() = dy * lin_out2_.weight();
     const index_t* off = c.g.offsets.data();
     const index_t* src = c.g.sources.data();
     const long ne = c.g.num_edges();
-    c.dmsg.resize(ne, P);  // dL/dmsg_e
+    c.dmsg.resize(ne, P);  // dL/dm_e
     c.dse.resize(ne, S);   // dL/ds_dst contribution of edge e (the source gets minus this)
     c.ds.resize(n, S);
     parallel_for(n, n * P * 8 >= detail::parallel_min_work, [&](long i) {
       const index_t e0 = off[i], e1 = off[i + 1];
+      simd::reduce_segment_concat_backward<simd::gradient_mode::assign>(
+          e0, e1, P, aggregations, c.dagg.data() + i * 2 * P, c.argmax.data() + i * P,
+          [&](index_t e) { return c.dmsg.data() + long(e) * P; });
+      // message m_e = w_e h_j, w_e = exp(-10 d), d = |s_i - s_j|^2: dd = -10 w dw, dd/ds_i = 2 (s_i - s_j)
       T* dsi = c.ds.data() + i * S;
       std::fill(dsi, dsi + S, T(0));
-      if (e0 == e1) return;
-      const T* dmean = c.dagg.data() + i * 2 * P;
-      const T* dmax = dmean + P;
-      const T inv = T(1) / T(e1 - e0);
-      for (index_t e = e0; e < e1; ++e) {
-        T* dm = c.dmsg.data() + long(e) * P;
-        for (long f = 0; f < P; ++f) dm[f] = dmean[f] * inv;
-      }
-      const index_t* am = c.argmax.data() + i * P;
-      for (long f = 0; f < P; ++f) c.dmsg(am[f], f) += dmax[f];
       const T* si = c.s.data() + i * S;
       for (index_t e = e0; e < e1; ++e) {
         const long j = src[e];
@@ -109,7 +104,6 @@ class gravnet_conv {
         const T* hj = c.h.data() + j * P;
         T dw = 0;
         for (long f = 0; f < P; ++f) dw += dm[f] * hj[f];
-        // w = exp(-10 d), d = |s_i - s_j|^2: dd = -10 w dw; dd/ds_i = 2 (s_i - s_j)
         const T dd = T(-10) * c.w[e] * dw;
         const T* sj = c.s.data() + j * S;
         T* dse = c.dse.data() + long(e) * S;
@@ -119,7 +113,7 @@ class gravnet_conv {
         }
       }
     });
-    // scatter to the sources (neighbours j) through the source index: deterministic
+    // dm_e / dh_j = w_e, dm_e / ds_j = -dm_e / ds_i: to the sources through the source index (deterministic)
     c.dh.resize(n, P);
     parallel_for(n, n * P * 8 >= detail::parallel_min_work, [&](long j) {
       T* dhj = c.dh.data() + j * P;
@@ -134,10 +128,8 @@ class gravnet_conv {
         for (long r = 0; r < S; ++r) dsj[r] -= dse[r];
       }
     });
-    lin_h_.weight_grad().noalias() += c.dh.transpose() * x;
-    add_column_sums(c.dh, lin_h_.bias_grad().row(0));
-    lin_s_.weight_grad().noalias() += c.ds.transpose() * x;
-    add_column_sums(c.ds, lin_s_.bias_grad().row(0));
+    lin_h_.backward(x, c.h, c.dh, none, nullptr);
+    lin_s_.backward(x, c.s, c.ds, none, nullptr);
     if (dx) {
       dx->resize(n, o_.in_channels);
       dx->noalias() = dy * lin_out1_.weight();
@@ -145,7 +137,6 @@ class gravnet_conv {
       dx->noalias() += c.ds * lin_s_.weight();
     }
     (void)b;
-    (void)y;
   }
 
   /// @brief Visits lin_s, lin_h, lin_out1, lin_out2 (PyG GravNetConv state_dict names).
@@ -172,9 +163,9 @@ class gravnet_conv {
   void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, bool train) const {
     const char* who = train ? "gravnet_conv::forward" : "gravnet_conv::infer";
     check_cols(x, o_.in_channels, who);
+    b.validate_offsets(who);
     HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
                  " rows");
-    b.validate(static_cast<index_t>(x.rows()));
     check_finite(x, who);
     const long n = x.rows(), P = o_.propagate_dimensions, S = o_.space_dimensions;
     c.s.resize(n, S);
@@ -192,34 +183,25 @@ class gravnet_conv {
     c.w.resize(static_cast<std::size_t>(ne));
     c.agg.resize(n, 2 * P);
     if (train) c.argmax.resize(static_cast<std::size_t>(n * P));
+    c.msg.resize(n, P);
     parallel_for(n, n * P * 8 >= detail::parallel_min_work, [&](long i) {
-      T* mean = c.agg.data() + i * 2 * P;
-      T* mx = mean + P;
-      index_t* am = train ? c.argmax.data() + i * P : nullptr;
       const index_t e0 = off[i], e1 = off[i + 1];
-      std::fill(mean, mean + P, T(0));
-      std::fill(mx, mx + P, T(0));
-      if (e0 == e1) return;
       const T* si = c.s.data() + i * S;
       for (index_t e = e0; e < e1; ++e) {
-        const long j = src[e];
-        const T* sj = c.s.data() + j * S;
+        const T* sj = c.s.data() + long(src[e]) * S;
         T d = 0;
         for (long q = 0; q < S; ++q) d += (si[q] - sj[q]) * (si[q] - sj[q]);
-        const T w = std::exp(T(-10) * d);
-        c.w[e] = w;
-        const T* hj = c.h.data() + j * P;
-        for (long f = 0; f < P; ++f) {
-          const T m = w * hj[f];
-          mean[f] += m;
-          if (e == e0 || m > mx[f]) {
-            mx[f] = m;
-            if (am) am[f] = e;
-          }
-        }
+        c.w[e] = std::exp(T(-10) * d);
       }
-      const T inv = T(1) / T(e1 - e0);
-      for (long f = 0; f < P; ++f) mean[f] *= inv;
+      T* m = c.msg.data() + i * P;
+      auto message = [&](index_t e) {  // m_e = w_e h_j, one edge at a time
+        const T* hj = c.h.data() + long(src[e]) * P;
+        const T we = c.w[e];
+        for (long f = 0; f < P; ++f) m[f] = we * hj[f];
+        return m;
+      };
+      simd::reduce_segment_concat(e0, e1, P, message, aggregations, c.agg.data() + i * 2 * P,
+                                  train ? c.argmax.data() + i * P : nullptr);
     });
     if (train) c.by_source.build(c.g);
     y.resize(n, o_.out_channels);
@@ -227,6 +209,9 @@ class gravnet_conv {
     y.noalias() += c.agg * lin_out2_.weight().transpose();
     y.rowwise() += lin_out2_.bias().row(0);
   }
+
+  /// y_i reads [mean, max] of the messages entering i.
+  static constexpr aggregation aggregations[] = {aggregation::mean, aggregation::max};
 
   options o_;
   dense<T> lin_s_, lin_h_, lin_out1_, lin_out2_;

@@ -13,6 +13,9 @@
 /// to a permutation of the first weight's columns). The distance of a self loop is 0 and passes no gradient
 /// (MPGAN adds 1e-12 inside the norm for the same effect).
 ///
+/// The messages are passed on graph/fully_connected.hpp's graph of the batch (self loops included) with
+/// nn/aggregate.hpp's reduction and scatters, so results do not depend on the thread count.
+///
 /// Speed: the first edge Linear is split into node-level products (W_a h_i + W_b h_j + w_d d_ij + b), so only the
 /// later edge layers are edge-level GEMMs. Jets of different sizes are handled without padding.
 
@@ -23,6 +26,8 @@
 
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/rng.hpp"
+#include "hepgnn/graph/fully_connected.hpp"
+#include "hepgnn/nn/aggregate.hpp"
 #include "hepgnn/nn/dense.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
 
@@ -54,11 +59,14 @@ class mpgan_message_passing {
 
   /// @brief What forward keeps for backward.
   struct cache {
-    std::vector<index_t> edge_offsets;                        ///< first edge row of each jet
+    std::vector<index_t> jets;                                ///< the batch's node offsets (backward checks them)
+    graph pairs;                                              ///< fully connected jets, self loops included
+    source_index by_source;                                   ///< pairs grouped by source (backward)
     std::vector<matrix<T>> h;                                 ///< iteration inputs (and the output copy)
     std::vector<std::vector<matrix<T>>> fe_act, fn_act;       ///< layer outputs per iteration
     std::vector<matrix<T>> dist, nin, pa, pb;                 ///< per iteration: distances (E x 1), [h, m]
-    matrix<T> g, g2, dnin, dh, sdst, ssrc;
+    matrix<T> agg, dagg;                                      ///< aggregated messages and their gradient
+    matrix<T> g, g2, dnin, dh, sdst, ssrc, da, db;
   };
 
   mpgan_message_passing(rng& gen, options o) : o_(complete(o)) {
@@ -98,11 +106,13 @@ class mpgan_message_passing {
   void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     const long n = x.rows();
-    HEPGNN_CHECK(static_cast<int>(c.h.size()) == o_.iterations + 1 && c.h[0].rows() == n &&
-                     c.edge_offsets.size() == b.node_offsets.size(),
+    HEPGNN_CHECK(static_cast<int>(c.h.size()) == o_.iterations + 1 && c.h[0].rows() == n && c.jets == b.node_offsets,
                  "mpgan_message_passing::backward: call forward with this batch (", n, " nodes) first");
     check_shape(dy, n, o_.out, "mpgan_message_passing::backward: output gradient dy");
     const T slope = static_cast<T>(o_.negative_slope);
+    const aggregation reduce = o_.sum ? aggregation::sum : aggregation::mean;
+    typename dense<T>::cache none;
+    c.by_source.build(c.pairs);
     c.dh = dy;
     for (int t = o_.iterations - 1; t >= 0; --t) {
       const matrix<T>& h = c.h[t];
@@ -116,30 +126,21 @@ class mpgan_message_passing {
         const bool act = l + 1 < L || (t + 1 == o_.iterations && o_.final_activation);
         if (act) leaky_backward(out, c.g, slope);
         const matrix<T>& in = l == 0 ? c.nin[t] : c.fn_act[t][l - 1];
-        fn[l].weight_grad().noalias() += c.g.transpose() * in;
-        add_column_sums(c.g, fn[l].bias_grad().row(0));
+        fn[l].backward(in, out, c.g, none, nullptr);
         c.g2.noalias() = c.g * fn[l].weight();
         c.g.swap(c.g2);
       }
       c.dnin = c.g;  // N x (F + Wm)
       c.dh = c.dnin.leftCols(F);
-      // messages: dmsg_ij = dm_i (sum) or dm_i / n_g (mean)
+      // messages
       auto& fe = fe_[t];
       const std::size_t Le = fe.size();
-      const long ne = c.fe_act[t][0].rows();
-      c.g.resize(ne, Wm);
-      for (index_t q = 0; q < b.num_graphs(); ++q) {
-        const long a0 = b.begin(q), ng = b.size(q);
-        const T s = o_.sum ? T(1) : T(1) / T(std::max<long>(ng, 1));
-        for (long i = 0; i < ng; ++i)
-          for (long j = 0; j < ng; ++j)
-            c.g.row(c.edge_offsets[q] + i * ng + j) = s * c.dnin.row(a0 + i).rightCols(Wm);
-      }
+      c.dagg = c.dnin.rightCols(Wm);
+      segment_reduce_backward(c.pairs, reduce, c.dagg, nullptr, c.g);
       for (std::size_t l = Le; l-- > 0;) {
         leaky_backward(c.fe_act[t][l], c.g, slope);
         if (l == 0) break;
-        fe[l].weight_grad().noalias() += c.g.transpose() * c.fe_act[t][l - 1];
-        add_column_sums(c.g, fe[l].bias_grad().row(0));
+        fe[l].backward(c.fe_act[t][l - 1], c.fe_act[t][l], c.g, none, nullptr);
         c.g2.noalias() = c.g * fe[l].weight();
         c.g.swap(c.g2);
       }
@@ -147,18 +148,15 @@ class mpgan_message_passing {
       const long W1 = c.g.cols();
       c.sdst.setZero(n, W1);
       c.ssrc.setZero(n, W1);
-      for (index_t q = 0; q < b.num_graphs(); ++q) {
-        const long a0 = b.begin(q), ng = b.size(q);
-        for (long i = 0; i < ng; ++i)
-          for (long j = 0; j < ng; ++j) {
-            const auto gr = c.g.row(c.edge_offsets[q] + i * ng + j);
-            c.sdst.row(a0 + i) += gr;
-            c.ssrc.row(a0 + j) += gr;
-          }
-      }
+      scatter_destinations_add(c.pairs, c.g, c.sdst);
+      scatter_sources_add(c.pairs, c.by_source, c.g, c.ssrc);
       auto& w0 = fe[0].weight_grad();
-      w0.leftCols(F).noalias() += c.sdst.transpose() * h;
-      w0.middleCols(F, F).noalias() += c.ssrc.transpose() * h;
+      c.da.setZero(W1, F);
+      c.db.setZero(W1, F);
+      simd::add_weight_gradient(h, c.sdst, c.da);
+      simd::add_weight_gradient(h, c.ssrc, c.db);
+      w0.leftCols(F) += c.da;
+      w0.middleCols(F, F) += c.db;
       add_column_sums(c.sdst, fe[0].bias_grad().row(0));
       c.dh.noalias() += c.sdst * fe[0].weight().leftCols(F);
       c.dh.noalias() += c.ssrc * fe[0].weight().middleCols(F, F);
@@ -166,10 +164,10 @@ class mpgan_message_passing {
         const auto wd = fe[0].weight().col(2 * F);
         const long P = o_.pos_dims;
         for (index_t q = 0; q < b.num_graphs(); ++q) {
-          const long a0 = b.begin(q), ng = b.size(q);
+          const long a0 = b.begin(q), ng = b.size(q), e0 = c.pairs.offsets[a0];
           for (long i = 0; i < ng; ++i)
             for (long j = 0; j < ng; ++j) {
-              const long e = c.edge_offsets[q] + i * ng + j;
+              const long e = e0 + i * ng + j;
               const T d = c.dist[t](e, 0);
               const T dd = c.g.row(e).dot(wd.transpose());
               if (d > T(0)) {
@@ -224,20 +222,15 @@ class mpgan_message_passing {
 
   void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const char* who) const {
     check_cols(x, o_.in, who);
+    b.validate_offsets(who);
     HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
                  " rows");
-    b.validate(static_cast<index_t>(x.rows()));
     const T slope = static_cast<T>(o_.negative_slope);
     const long n = x.rows();
-    c.edge_offsets.resize(b.node_offsets.size());
-    c.edge_offsets[0] = 0;
-    for (index_t q = 0; q < b.num_graphs(); ++q) {
-      const long ng = b.size(q);
-      HEPGNN_CHECK(c.edge_offsets[q] + ng * ng < (1L << 31), who, ": too many pairs (fully connected jets of ", ng,
-                   " nodes)");
-      c.edge_offsets[q + 1] = static_cast<index_t>(c.edge_offsets[q] + ng * ng);
-    }
-    const long ne = c.edge_offsets.back();
+    c.jets = b.node_offsets;
+    fully_connected_into(b, true, c.pairs);
+    const long ne = c.pairs.num_edges();
+    const aggregation reduce = o_.sum ? aggregation::sum : aggregation::mean;
     const int T_ = o_.iterations;
     c.h.resize(T_ + 1);
     c.fe_act.resize(T_);
@@ -263,10 +256,10 @@ class mpgan_message_passing {
       matrix<T>& z = c.fe_act[t][0];
       z.resize(ne, W1);
       for (index_t q = 0; q < b.num_graphs(); ++q) {
-        const long a0 = b.begin(q), ng = b.size(q);
+        const long a0 = b.begin(q), ng = b.size(q), e0 = c.pairs.offsets[a0];
         for (long i = 0; i < ng; ++i)
           for (long j = 0; j < ng; ++j) {
-            const long e = c.edge_offsets[q] + i * ng + j;
+            const long e = e0 + i * ng + j;
             T d = 0;
             for (long p = 0; p < P; ++p) d += (h(a0 + i, p) - h(a0 + j, p)) * (h(a0 + i, p) - h(a0 + j, p));
             d = std::sqrt(d);
@@ -286,18 +279,10 @@ class mpgan_message_passing {
       // aggregate messages per receiving node
       const matrix<T>& msg = c.fe_act[t].back();
       const long Wm = msg.cols();
+      segment_reduce(c.pairs, msg, reduce, c.agg);
       c.nin[t].resize(n, F + Wm);
       c.nin[t].leftCols(F) = h;
-      for (index_t q = 0; q < b.num_graphs(); ++q) {
-        const long a0 = b.begin(q), ng = b.size(q);
-        const T s = o_.sum ? T(1) : T(1) / T(std::max<long>(ng, 1));
-        for (long i = 0; i < ng; ++i) {
-          auto mi = c.nin[t].row(a0 + i).rightCols(Wm);
-          mi.setZero();
-          for (long j = 0; j < ng; ++j) mi += msg.row(c.edge_offsets[q] + i * ng + j);
-          mi *= s;
-        }
-      }
+      c.nin[t].rightCols(Wm) = c.agg;
       // node MLP
       for (std::size_t l = 0; l < fn.size(); ++l) {
         matrix<T>& o = c.fn_act[t][l];
