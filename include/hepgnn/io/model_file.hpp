@@ -146,7 +146,7 @@ void check_config(const Config& cfg, std::string_view who) {
       HEPGNN_CHECK(v >= lo && v <= hi, who, ": config field '", name, "' = ", v, " is outside [", lo, ", ", hi, "]");
     };
     using V = std::decay_t<decltype(value)>;
-    if constexpr (std::is_arithmetic_v<V>) {
+    if constexpr (std::is_arithmetic_v<V> || std::is_enum_v<V>) {
       one(static_cast<double>(value));
     } else {
       for (const auto& item : value) one(static_cast<double>(item));
