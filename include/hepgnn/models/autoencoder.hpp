@@ -28,6 +28,7 @@
 #include "hepgnn/data/jet_array.hpp"
 #include "hepgnn/graph/fully_connected.hpp"
 #include "hepgnn/graph/knn.hpp"
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/loss/reconstruction.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
 #include "hepgnn/nn/graph_sequential.hpp"
@@ -191,6 +192,7 @@ class graph_autoencoder {
     HEPGNN_CHECK(o.positive_column >= -1 && o.positive_column < o.features,
                  "graph_autoencoder: positive_column must be -1 or a column index below features=", o.features,
                  ", got ", o.positive_column);
+    check_config(o, "graph_autoencoder");  // and the bounds a weight file may ask for
     return o;
   }
   static std::variant<pooled_net, per_particle_net> make(const graph_autoencoder_options& o) {
@@ -272,7 +274,7 @@ class dense_autoencoder {
   explicit dense_autoencoder(const dense_autoencoder_options& o = {}) : dense_autoencoder(o, rng(o.seed)) {}
   /// @brief Weights drawn from `gen`.
   dense_autoencoder(rng& gen, const dense_autoencoder_options& o)
-      : o_(o),
+      : o_((check_config(o, "dense_autoencoder"), o)),
         encoder_(gen, {static_cast<int>(o.max_particles) * o.features, o.hidden, o.hidden, o.latent}),
         decoder_(gen, {o.latent, o.hidden, o.hidden, static_cast<int>(o.max_particles) * o.features}) {}
   explicit dense_autoencoder(rng& gen) : dense_autoencoder(gen, dense_autoencoder_options{}) {}

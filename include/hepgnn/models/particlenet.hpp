@@ -10,6 +10,7 @@
 
 #include "hepgnn/core/batch.hpp"
 #include "hepgnn/core/rng.hpp"
+#include "hepgnn/io/model_file.hpp"
 #include "hepgnn/nn/activation.hpp"
 #include "hepgnn/nn/batch_norm.hpp"
 #include "hepgnn/nn/dense.hpp"
@@ -148,6 +149,7 @@ class particlenet {
                  "particlenet: coordinate_columns must be in [1, num_features = ", cfg.num_features, "], got ",
                  cfg.coordinate_columns);
     HEPGNN_CHECK(cfg.k > 0 && !cfg.channels.empty(), "particlenet: k and the channel list must be positive / non-empty");
+    check_config(cfg, "particlenet");  // and the bounds a weight file may ask for
     std::vector<block_type> blocks;
     int width = cfg.num_features;
     for (int c : cfg.channels) {
