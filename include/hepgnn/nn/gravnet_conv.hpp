@@ -113,7 +113,7 @@ class gravnet_conv {
         }
       }
     });
-    // dm_e / dh_j = w_e, dm_e / ds_j = -dm_e / ds_i: to the sources through the source index (deterministic)
+    // to the sources j: dh_j gets w_e dL/dm_e, ds_j minus what ds_i got (through the source index: deterministic)
     c.dh.resize(n, P);
     parallel_for(n, n * P * 8 >= detail::parallel_min_work, [&](long j) {
       T* dhj = c.dh.data() + j * P;

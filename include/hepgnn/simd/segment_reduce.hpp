@@ -43,7 +43,7 @@ inline void row_max(T* __restrict y, index_t* __restrict arg, const T* __restric
 }
 /// @brief y = max(y, a) without arg-max (the same choice as the overload above).
 template <class T>
-inline void row_max(T* __restrict y, const T* __restrict a, long f) {
+inline void row_max(T* y, const T* a, long f) {
   for (long c = 0; c < f; ++c) y[c] = a[c] > y[c] ? a[c] : y[c];
 }
 
