@@ -864,12 +864,13 @@ TEST_CASE("tracking pipeline: absurd sizes in a file or a config are rejected be
   // the same bounds hold for a config built in code
   auto cfg = small_config();
   cfg.gnn_iterations = 1000000;
-  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{cfg},
-                       doctest::Contains("tracking::pipeline_config: gnn_iterations = 1e+06 is outside [1, 32]"),
-                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(
+      tracking::pipeline<float>{cfg},
+      doctest::Contains("tracking::pipeline_config: config field 'gnn_iterations' = 1e+06 is outside [1, 32]"),
+      hepgnn::error);
   cfg = small_config();
   cfg.gnn_hidden = 4096;
-  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{cfg}, doctest::Contains("gnn_hidden = 4096 is outside [1, 512]"),
+  CHECK_THROWS_WITH_AS(tracking::pipeline<float>{cfg}, doctest::Contains("'gnn_hidden' = 4096 is outside [1, 512]"),
                        hepgnn::error);
 }
 

@@ -76,11 +76,7 @@ struct pipeline_config {
                      std::isfinite(b_field),
                  "tracking::pipeline_config: need min_track_hits >= 1, min_track_pt >= 0 and b_field > 0, got ",
                  min_track_hits, ", ", min_track_pt, ", ", b_field);
-    for_each_field([](std::string_view name, const auto& value, double lo, double hi) {
-      const double v = static_cast<double>(value);
-      HEPGNN_CHECK(v >= lo && v <= hi, "tracking::pipeline_config: ", name, " = ", v, " is outside [", lo, ", ", hi,
-                   "]");
-    });
+    check_config(*this, "tracking::pipeline_config");
   }
 
  private:
