@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
     t0 = clock_type::now();
     const std::clock_t c0 = std::clock();
     // one event per step, in a shuffled order per epoch
-    const fit_history h = fit(train.size(), {.epochs = opt.epochs, .batch_size = 1, .seed = opt.seed + 7, .label = "MLPF"},
+    const fit_history h = fit(model, train.size(), {.epochs = opt.epochs, .batch_size = 1, .seed = opt.seed + 7, .label = "MLPF"},
                               [&](std::span<const std::size_t> items) {
       const std::size_t i = items[0];
       // cosine decay to 5 % of the initial rate

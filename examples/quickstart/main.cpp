@@ -93,7 +93,7 @@ int main() {
   matrix<T> x, y, logits, dlogits;
   batch b;
 
-  const auto history = fit(static_cast<std::size_t>(train.num_jets), {.epochs = 12, .batch_size = 64, .label = "quickstart"},
+  const auto history = fit(model, static_cast<std::size_t>(train.num_jets), {.epochs = 12, .batch_size = 64, .label = "quickstart"},
                            [&](std::span<const std::size_t> items) {
                              pack(train, items, x, b);  // the minibatch's constituents, one graph per jet
                              y.resize(static_cast<long>(items.size()), 1);

@@ -1,6 +1,7 @@
 // Chamfer distance: brute force over batches of different set sizes, closed forms, finite-difference gradients,
 // thread independence and bad input. (Real-jet Chamfer references are checked in test_emd.cpp.)
 #include "support/doctest.hpp"
+#include "support/thread_count.hpp"
 
 #include "support/point_sets.hpp"
 
@@ -139,16 +140,12 @@ TEST_CASE("chamfer does not depend on the thread count") {
   const auto bx = hepgnn::batch::uniform(64, 20);
   const auto a = random_points<float>(r, bx.num_nodes(), 3), b = random_points<float>(r, bx.num_nodes(), 3);
   hepgnn::chamfer_details c1, c2;
-  const auto v2 = hepgnn::chamfer(a, bx, b, bx, {}, nullptr, &c2);
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-#endif
-  const auto v1 = hepgnn::chamfer(a, bx, b, bx, {}, nullptr, &c1);
-#ifdef _OPENMP
-  omp_set_num_threads(saved);
-#endif
+  hepgnn::set_gradients<float> g1, g2;
+  const auto v1 = hepgnn_test::at_threads(1, [&] { return hepgnn::chamfer(a, bx, b, bx, {}, &g1, &c1); });
+  const auto v2 = hepgnn_test::at_threads(3, [&] { return hepgnn::chamfer(a, bx, b, bx, {}, &g2, &c2); });
   CHECK(v1 == v2);
+  CHECK(g1.xa == g2.xa);
+  CHECK(g1.xb == g2.xb);
   CHECK(c1.nearest_in_a == c2.nearest_in_a);
   CHECK(c1.nearest_in_b == c2.nearest_in_b);
 }

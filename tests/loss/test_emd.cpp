@@ -1,6 +1,7 @@
 // Exact EMD: POT ot.emd2 references (tests/reference/set_losses_pot.py), real-jet references from energyflow + POT
 // (shared data), closed forms, brute force, metric properties, finite-difference gradients and bad input.
 #include "support/doctest.hpp"
+#include "support/thread_count.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -370,15 +371,18 @@ TEST_CASE("batched emd equals the per-pair calls and does not depend on the thre
     CHECK(all.xa.middleRows(ba.begin(g), ba.size(g)) == one.xa);
     CHECK(all.wb.segment(bb.begin(g), bb.size(g)) == one.wb);
   }
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  hepgnn::set_gradients<double> serial;
-  const vector<double> serial_cost = hepgnn::emd(xa, wa, ba, xb, wb, bb, opt, &serial);
-  omp_set_num_threads(saved);
+  // 1 and 3 threads, whatever OMP_NUM_THREADS says: the same values and gradients, bit for bit
+  hepgnn::set_gradients<double> serial, threaded;
+  const vector<double> serial_cost =
+      hepgnn_test::at_threads(1, [&] { return hepgnn::emd(xa, wa, ba, xb, wb, bb, opt, &serial); });
+  const vector<double> threaded_cost =
+      hepgnn_test::at_threads(3, [&] { return hepgnn::emd(xa, wa, ba, xb, wb, bb, opt, &threaded); });
   CHECK(serial_cost == all_cost);
-  CHECK(serial.xa == all.xa);
-#endif
+  CHECK(serial_cost == threaded_cost);
+  CHECK(serial.xa == threaded.xa);
+  CHECK(serial.xb == threaded.xb);
+  CHECK(serial.wa == threaded.wa);
+  CHECK(serial.wb == threaded.wb);
 }
 
 TEST_CASE("emd works in float") {

@@ -1,6 +1,7 @@
 // Sinkhorn: POT ot.sinkhorn2(method='sinkhorn_log') references (tests/reference/set_losses_pot.py), closed forms,
 // finite-difference gradients (implicit differentiation at a converged fixed point), batching, bad input.
 #include "support/doctest.hpp"
+#include "support/thread_count.hpp"
 
 #include "support/point_sets.hpp"
 
@@ -170,15 +171,18 @@ TEST_CASE("batched sinkhorn equals the per-pair calls and does not depend on the
     CHECK(all.xb.middleRows(bb.begin(g), bb.size(g)) == one.xb);
     CHECK(all.wa.segment(ba.begin(g), ba.size(g)) == one.wa);
   }
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  hepgnn::set_gradients<double> serial;
-  const vector<double> serial_cost = hepgnn::sinkhorn(xa, wa, ba, xb, wb, bb, opt, &serial);
-  omp_set_num_threads(saved);
+  // 1 and 3 threads, whatever OMP_NUM_THREADS says: the same values and gradients, bit for bit
+  hepgnn::set_gradients<double> serial, threaded;
+  const vector<double> serial_cost =
+      hepgnn_test::at_threads(1, [&] { return hepgnn::sinkhorn(xa, wa, ba, xb, wb, bb, opt, &serial); });
+  const vector<double> threaded_cost =
+      hepgnn_test::at_threads(3, [&] { return hepgnn::sinkhorn(xa, wa, ba, xb, wb, bb, opt, &threaded); });
   CHECK(serial_cost == all_cost);
-  CHECK(serial.xa == all.xa);
-#endif
+  CHECK(serial_cost == threaded_cost);
+  CHECK(serial.xa == threaded.xa);
+  CHECK(serial.xb == threaded.xb);
+  CHECK(serial.wa == threaded.wa);
+  CHECK(serial.wb == threaded.wb);
   // float inputs
   const matrix<float> fa = xa.cast<float>(), fb = xb.cast<float>();
   const vector<float> fwa = wa.cast<float>(), fwb = wb.cast<float>();

@@ -1,6 +1,7 @@
 // Sliced Wasserstein: brute force on sorted projections, exact 1-D EMD on weighted projections, closed forms,
 // finite-difference gradients, batching and bad input.
 #include "support/doctest.hpp"
+#include "support/thread_count.hpp"
 
 #include "support/point_sets.hpp"
 
@@ -125,15 +126,18 @@ TEST_CASE("batched sliced wasserstein equals the per-pair calls and does not dep
     CHECK(all_value[g] == one_value);
     CHECK(all.xa.middleRows(ba.begin(g), ba.size(g)) == one.xa);
   }
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  hepgnn::set_gradients<double> serial;
-  const vector<double> serial_value = hepgnn::sliced_wasserstein(xa, wa, ba, xb, wb, bb, opt, &serial);
-  omp_set_num_threads(saved);
+  // 1 and 3 threads, whatever OMP_NUM_THREADS says: the same values and gradients, bit for bit
+  hepgnn::set_gradients<double> serial, threaded;
+  const vector<double> serial_value =
+      hepgnn_test::at_threads(1, [&] { return hepgnn::sliced_wasserstein(xa, wa, ba, xb, wb, bb, opt, &serial); });
+  const vector<double> threaded_value =
+      hepgnn_test::at_threads(3, [&] { return hepgnn::sliced_wasserstein(xa, wa, ba, xb, wb, bb, opt, &threaded); });
   CHECK(serial_value == all_value);
-  CHECK(serial.xb == all.xb);
-#endif
+  CHECK(serial_value == threaded_value);
+  CHECK(serial.xa == threaded.xa);
+  CHECK(serial.xb == threaded.xb);
+  CHECK(serial.wa == threaded.wa);
+  CHECK(serial.wb == threaded.wb);
   const matrix<float> fa = xa.cast<float>(), fb = xb.cast<float>();
   hepgnn::set_gradients<float> fg;
   const vector<float> f =

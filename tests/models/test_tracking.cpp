@@ -1,6 +1,7 @@
 // The tracking pipeline, stage by stage on small events, plus a short training run that must reach a stated
 // efficiency.
 #include "support/doctest.hpp"
+#include "support/thread_count.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -148,7 +149,8 @@ TEST_CASE("tracking pipeline: the radius graph is oriented outward without dupli
   radius_options ro;
   ro.max_neighbors = 16;
   const graph rg = radius_graph(eb, p.config().margin, ro);
-  const graph og = tracking::pipeline<double>::orient_outward(fb, rg);
+  // 3 threads whatever OMP_NUM_THREADS says (compared with 1 below)
+  const graph og = hepgnn_test::at_threads(3, [&] { return tracking::pipeline<double>::orient_outward(fb, rg); });
   check_oriented(fb, rg, og);
   // float pipelines order the hits by a packed integer key, double ones by a rank: the same rule
   check_oriented(matrix<float>(fb.cast<float>()), rg, tracking::pipeline<float>::orient_outward(fb.cast<float>(), rg));
@@ -162,10 +164,7 @@ TEST_CASE("tracking pipeline: the radius graph is oriented outward without dupli
 #ifdef _OPENMP
   // the passes split the nodes into one chunk per thread: one thread gives the same graph
   REQUIRE(rg.num_edges() >= 2 * 8192);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const graph one = tracking::pipeline<double>::orient_outward(fb, rg);
-  omp_set_num_threads(saved);
+  const graph one = hepgnn_test::at_threads(1, [&] { return tracking::pipeline<double>::orient_outward(fb, rg); });
   CHECK(one.offsets == og.offsets);
   CHECK(one.sources == og.sources);
 #endif
@@ -591,7 +590,7 @@ TEST_CASE("tracking pipeline: every stage runs on a small event, and on an empty
   const auto other = toy::simulate_event(tc2, 77);
   const auto big = p.run(other, tracking::track_builder::walkthrough, w);
   const auto again = p.run(ev, tracking::track_builder::walkthrough, w);
-  const auto fresh = p.run(ev, tracking::track_builder::walkthrough);
+  const auto fresh = hepgnn_test::at_threads(3, [&] { return p.run(ev, tracking::track_builder::walkthrough); });
   CHECK(big.filtered_graph.num_edges() > again.filtered_graph.num_edges());
   CHECK(again.candidate_graph.sources == fresh.candidate_graph.sources);
   CHECK(again.candidate_graph.offsets == fresh.candidate_graph.offsets);
@@ -611,10 +610,7 @@ TEST_CASE("tracking pipeline: every stage runs on a small event, and on an empty
 #ifdef _OPENMP
   // the filter's edge blocks, the orientation's passes and the edge attributes spread over threads: one thread
   // gives the same outputs
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const auto one = p.run(ev, tracking::track_builder::walkthrough);
-  omp_set_num_threads(saved);
+  const auto one = hepgnn_test::at_threads(1, [&] { return p.run(ev, tracking::track_builder::walkthrough); });
   CHECK(one.candidate_graph.sources == fresh.candidate_graph.sources);
   CHECK(one.filter_scores == fresh.filter_scores);
   CHECK(one.edge_scores == fresh.edge_scores);

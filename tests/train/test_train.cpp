@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
+#include <string>
 
 #include "hepgnn/loss/classification.hpp"
 #include "hepgnn/nn/mlp.hpp"
@@ -65,6 +67,56 @@ TEST_CASE("fit trains a small classifier: loss falls by 5x and every item is see
   while (std::getline(in, line)) ++lines;
   CHECK(lines == 13);  // header + one row per epoch
   std::filesystem::remove(csv);
+}
+
+TEST_CASE("fit(model, ...) stops at the first non-finite gradient or weight, naming the parameter and the step") {
+  rng g(8);
+  const int n = 256;
+  M x(n, 2);
+  M y(n, 1);
+  for (int i = 0; i < n; ++i) {
+    x(i, 0) = static_cast<float>(g.normal());
+    x(i, 1) = static_cast<float>(g.normal());
+    y(i, 0) = static_cast<float>(i % 2);
+  }
+  mlp<float> model(g, {2, 8, 1});
+  std::string poisoned;
+  model.for_each_param("", [&](const std::string& name, auto) { poisoned = name; });  // the last one
+  adam<float> opt({.lr = 0.01});
+  M xb, yb, out, dout;
+  mlp<float>::cache c;
+  long steps = 0;
+  const auto step = [&](std::span<const std::size_t> items) {
+    xb.resize(static_cast<long>(items.size()), 2);
+    yb.resize(static_cast<long>(items.size()), 1);
+    for (std::size_t k = 0; k < items.size(); ++k) {
+      xb.row(static_cast<long>(k)) = x.row(static_cast<long>(items[k]));
+      yb.row(static_cast<long>(k)) = y.row(static_cast<long>(items[k]));
+    }
+    zero_grad(model);
+    model.forward(xb, out, c);
+    const float loss = bce_with_logits(out, yb, {}, &dout);
+    model.backward(xb, out, dout, c, nullptr);
+    if (steps++ == 5)  // one NaN gradient entry: the loss of this step is still finite
+      model.for_each_param("", [&](const std::string& name, auto p) {
+        if (name == poisoned) p.grad[0] = std::numeric_limits<float>::quiet_NaN();
+      });
+    opt.step(model);
+    return static_cast<double>(loss);
+  };
+  const fit_options o{.epochs = 3, .batch_size = 64, .progress = false};
+  CHECK_THROWS_WITH_AS(fit(model, n, o, step),
+                       doctest::Contains(("fit: parameter '" + poisoned + "' has a non-finite").c_str()), error);
+  CHECK(steps == 6);  // stopped right after the poisoned step (global step 5, in epoch 2)
+  // Without the model (or with check_parameters off) the loop cannot see the weights: the loss check fires later.
+  mlp<float> fresh(g, {2, 8, 1});
+  steps = 0;
+  fit_options off = o;
+  off.check_parameters = false;
+  model = fresh;
+  opt = adam<float>({.lr = 0.01});  // its moments hold the NaN too
+  CHECK_THROWS_WITH_AS(fit(model, n, off, step), doctest::Contains("fit: the loss became non-finite"), error);
+  CHECK(steps > 6);
 }
 
 TEST_CASE("early stopping stops after `patience` epochs without improvement and reports the best epoch") {

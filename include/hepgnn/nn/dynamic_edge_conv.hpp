@@ -28,6 +28,7 @@ class dynamic_edge_conv {
     graph g;  ///< the kNN graph of the last call
     knn_workspace<T> knn;
     typename conv_type::cache conv;
+    std::uint64_t forward_batch = 0;  ///< fingerprint of the training forward's batch
   };
 
   /// @brief `nn` maps 2F -> F'; `k` neighbours (self included unless include_self is false); PyG default max.
@@ -42,6 +43,7 @@ class dynamic_edge_conv {
 
   void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) {
     build(x, b, c);
+    c.forward_batch = fingerprint(b);
     conv_.forward(x, c.g, y, c.conv);
   }
   void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
@@ -51,9 +53,7 @@ class dynamic_edge_conv {
   void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     b.validate_offsets("dynamic_edge_conv::backward");
-    HEPGNN_CHECK(b.num_nodes() == x.rows() && c.g.num_nodes == x.rows(), "dynamic_edge_conv::backward: x has ",
-                 x.rows(), " rows, the batch covers ", b.num_nodes(), " nodes and the cached graph has ", c.g.num_nodes,
-                 " (call forward with this batch first)");
+    check_same_forward(c.forward_batch, fingerprint(b), "dynamic_edge_conv::backward", "batch");
     conv_.backward(x, c.g, y, dy, c.conv, dx);
   }
   template <class F>

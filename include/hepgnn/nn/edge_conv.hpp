@@ -141,7 +141,8 @@ class edge_conv {
     std::vector<index_t> tiles;
     std::vector<tile_buffers> threads;
     index_t tile_rows = 0;       ///< rows of every tile (padded)
-    index_t forward_edges = -1;  ///< edge count of the last training forward
+    std::uint64_t forward_key = 0;    ///< fingerprint of the last training forward's graph and input
+    std::uint64_t forward_graph = 0;  ///< ... of its graph alone (an infer on another graph retiles the cache)
     std::vector<NN> chunk_nets;  ///< tiled training: per-chunk gradient accumulators (copies of nn)
   };
 
@@ -161,7 +162,8 @@ class edge_conv {
 
   void forward(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) {
     check_input(x, g);
-    c.forward_edges = g.num_edges();
+    c.forward_graph = fingerprint(g);
+    c.forward_key = fingerprint(x) ^ mix64(c.forward_graph);
     if constexpr (tiled_training) {
       tiled(x, g, y, c, true);
       return;
@@ -182,6 +184,8 @@ class edge_conv {
 
   void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const {
     check_input(x, g);
+    // infer keeps what a training forward left for backward, except the tiling, which follows the graph
+    if (c.forward_key != 0 && fingerprint(g) != c.forward_graph) c.forward_key = 0;
     tiled(x, g, y, c, false);
   }
 
@@ -190,9 +194,7 @@ class edge_conv {
     check_input(x, g);
     HEPGNN_CHECK(dy.rows() == y.rows() && dy.cols() == y.cols(), "edge_conv::backward: dy must have the shape of y (",
                  y.rows(), " x ", y.cols(), "), got ", dy.rows(), " x ", dy.cols());
-    HEPGNN_CHECK(c.forward_edges == g.num_edges() && y.rows() == x.rows(),
-                 "edge_conv::backward: the cache holds a forward over ", c.forward_edges, " edges but the graph has ",
-                 g.num_edges(), " (call forward with this graph first)");
+    check_same_forward(c.forward_key, forward_key(x, g), "edge_conv::backward", "graph or input x");
     const long f = x.cols();
     c.sources.build(g);
     if constexpr (split) {

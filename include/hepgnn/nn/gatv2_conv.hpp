@@ -74,6 +74,7 @@ class gatv2_conv {
     matrix<T> dscore, dout, dxl, dxr, datt, dx_r;
     graph loops;         ///< the caller's graph with one self loop per node (add_self_loops)
     source_index by_source;
+    std::uint64_t forward_key = 0;  ///< fingerprint of the training forward's x and graph (0 after an infer)
   };
 
   /// @brief PyG's initialisation: glorot lin_l / lin_r weights and att, lin biases uniform in +-1/sqrt(in), zero
@@ -106,14 +107,21 @@ class gatv2_conv {
   matrix<T>& bias() { return bias_; }
 
   /// @brief Training forward: y (N x out). Records x_l, x_r and alpha in the cache.
-  void forward(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) { run(x, g, y, c); }
-  /// @brief Inference; the cache is the only state written.
-  void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const { run(x, g, y, c); }
+  void forward(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) {
+    run(x, g, y, c);
+    c.forward_key = forward_key(x, g);
+  }
+  /// @brief Inference; the cache is the only state written (a later backward needs a new training forward).
+  void infer(const matrix<T>& x, const graph& g, matrix<T>& y, cache& c) const {
+    c.forward_key = 0;
+    run(x, g, y, c);
+  }
 
   /// @brief Adds parameter gradients for dy (N x out); writes dL/dx when dx is not null.
   void backward(const matrix<T>& x, const graph& g0, const matrix<T>&, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     check_input(x, g0, "gatv2_conv::backward");
+    check_same_forward(c.forward_key, forward_key(x, g0), "gatv2_conv::backward", "graph or input x");
     const graph& g = o_.add_self_loops ? c.loops : g0;
     const long n = x.rows(), hc = long(Heads) * o_.out_channels, ne = g.num_edges();
     HEPGNN_CHECK(g.num_nodes == n && c.xl.rows() == n && c.alpha.rows() == ne, "gatv2_conv::backward: call forward "

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/fingerprint.hpp"
 #include "hepgnn/core/graph.hpp"
 #include "hepgnn/core/parameter.hpp"
 #include "hepgnn/core/tensor.hpp"
@@ -84,6 +85,18 @@ void check_graph_input(const matrix<T>& x, const graph& g, const char* who) {
   g.validate(who);
   HEPGNN_CHECK(x.rows() == g.num_nodes, who, ": x must have one row per graph node (", g.num_nodes, "), got ",
                x.rows(), " x ", x.cols());
+}
+
+/// @brief What a graph layer's forward records and its backward compares (core/fingerprint.hpp): the input rows
+/// and the graph they were passed on.
+template <class T>
+std::uint64_t forward_key(const matrix<T>& x, const graph& g) {
+  return fingerprint(x) ^ mix64(fingerprint(g));
+}
+/// @brief The same for a layer over a batch (which builds its graph itself).
+template <class T>
+std::uint64_t forward_key(const matrix<T>& x, const batch& b) {
+  return fingerprint(x) ^ mix64(fingerprint(b) + 1);
 }
 
 }  // namespace hepgnn

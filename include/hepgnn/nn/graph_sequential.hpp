@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "hepgnn/core/fingerprint.hpp"
 #include "hepgnn/nn/element.hpp"
 
 namespace hepgnn {
@@ -129,6 +130,8 @@ class graph_sequential {
     std::array<chain_context, n> seen;  ///< context of element i in the last call (its graph, for backward)
     batch whole;                        ///< the single graph of a call with a graph and no batch
     matrix<T> grad[2];
+    std::uint64_t forward_x = 0;        ///< fingerprint of the training forward's x (0 after an infer)
+    std::uint64_t forward_context = 0;  ///< ... and of its batch and graph
   };
 
   graph_sequential() requires(std::is_default_constructible_v<Es> && ...) = default;
@@ -159,6 +162,8 @@ class graph_sequential {
   /// @brief Training forward with a context (the caller's batch and, optionally, graph and edge features).
   void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
     run<true>(*this, x, ctx, y, c, std::make_index_sequence<n>{});
+    c.forward_x = fingerprint(x);
+    c.forward_context = context_key(ctx);
   }
 
   void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { infer(x, check(x, b), y, c); }
@@ -167,25 +172,30 @@ class graph_sequential {
     infer(x, whole(x, g, edge_features, c), y, c);
   }
   void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    c.forward_x = 0;  // the elements' caches now hold this call
     run<false>(*this, x, ctx, y, c, std::make_index_sequence<n>{});
   }
 
   /// @brief With the x and y of the matching forward: adds parameter gradients, writes dL/dx unless dx is null.
-  void backward(const matrix<T>& x, const batch&, const matrix<T>& y, const matrix<T>& dy, cache& c, matrix<T>* dx) {
-    backward(x, chain_context{}, y, dy, c, dx);
+  void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    backward(x, chain_context{&b, nullptr}, y, dy, c, dx);
   }
-  void backward(const matrix<T>& x, const graph&, const matrix<T>& y, const matrix<T>& dy, cache& c, matrix<T>* dx) {
-    backward(x, chain_context{}, y, dy, c, dx);
+  void backward(const matrix<T>& x, const graph& g, const matrix<T>& y, const matrix<T>& dy, cache& c, matrix<T>* dx) {
+    backward(x, chain_context{&c.whole, &g}, y, dy, c, dx);
   }
   /// Edge features are held fixed (no gradient for them), as graphs are.
-  void backward(const matrix<T>& x, const graph&, const matrix<T>&, const matrix<T>& y, const matrix<T>& dy,
+  void backward(const matrix<T>& x, const graph& g, const matrix<T>&, const matrix<T>& y, const matrix<T>& dy,
                 cache& c, matrix<T>* dx) {
-    backward(x, chain_context{}, y, dy, c, dx);
+    backward(x, chain_context{&c.whole, &g}, y, dy, c, dx);
   }
-  void backward(const matrix<T>& x, const chain_context&, const matrix<T>& y, const matrix<T>& dy, cache& c,
+  /// The batch and graph of ctx (when given) must be the forward's: backward reuses what the forward built on them.
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     HEPGNN_CHECK(dy.rows() == y.rows() && dy.cols() == y.cols(), "graph_sequential::backward: dy must have the shape "
                  "of y (", y.rows(), " x ", y.cols(), "), got ", dy.rows(), " x ", dy.cols());
+    check_same_forward(c.forward_x, fingerprint(x), "graph_sequential::backward", "input x");
+    if (ctx.b) check_same_forward(c.forward_context, context_key(ctx), "graph_sequential::backward", "batch or graph");
     back<n - 1>(x, y, dy, c, dx);
   }
 
@@ -199,6 +209,9 @@ class graph_sequential {
   }
 
  private:
+  static std::uint64_t context_key(const chain_context& ctx) {
+    return mix64(ctx.b ? fingerprint(*ctx.b) : 0) ^ (ctx.g ? fingerprint(*ctx.g) : 0);
+  }
   static chain_context check(const matrix<T>& x, const batch& b) {
     if constexpr (In >= 0) check_cols(x, In, "graph_sequential: input x");
     b.validate(static_cast<index_t>(x.rows()));

@@ -52,6 +52,7 @@ class gravnet_conv {
     source_index by_source;
     std::vector<T> w;             ///< per edge
     std::vector<index_t> argmax;  ///< N x P edge ids of the max
+    std::uint64_t forward_key = 0;  ///< fingerprint of the training forward's x and batch (0 after an infer)
   };
 
   gravnet_conv(rng& gen, const options& o)
@@ -76,8 +77,7 @@ class gravnet_conv {
   void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     const long n = x.rows(), P = o_.propagate_dimensions, S = o_.space_dimensions;
-    HEPGNN_CHECK(c.g.num_nodes == n && c.h.rows() == n && c.argmax.size() == static_cast<std::size_t>(n * P),
-                 "gravnet_conv::backward: call forward with this input (", n, " nodes) first");
+    check_same_forward(c.forward_key, forward_key(x, b), "gravnet_conv::backward", "input x or batch");
     check_shape(dy, n, o_.out_channels, "gravnet_conv::backward: output gradient dy");
     typename dense<T>::cache none;
     lin_out1_.backward(x, y, dy, none, nullptr);
@@ -167,6 +167,7 @@ class gravnet_conv {
     HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
                  " rows");
     check_finite(x, who);
+    c.forward_key = train ? forward_key(x, b) : 0;  // infer overwrites what backward reads
     const long n = x.rows(), P = o_.propagate_dimensions, S = o_.space_dimensions;
     c.s.resize(n, S);
     c.s.noalias() = x * lin_s_.weight().transpose();

@@ -75,7 +75,7 @@ class interaction_network {
     bool source_aggregation = false;
   };
 
-  /// @brief Training cache (also used by infer, which touches only its inference buffers).
+  /// @brief Training cache (also used by infer, after which backward needs a new training forward).
   struct cache {
     /// Operand precision of the infer() calls that name none (a chain's calls): the caller's choice per cache.
     inference_precision precision = inference_precision::f32;
@@ -95,6 +95,7 @@ class interaction_network {
     // backward
     matrix<T> de, dpre, dh, du, dzn, ssrc, sdst, dnin;
     chunk_gradients<T> parts;
+    std::uint64_t forward_key = 0;  // fingerprint of the training forward's x, graph and edge features (0 after infer)
     // per-thread scratch
     std::vector<matrix<T>> tz, tg;
     std::vector<std::vector<std::uint16_t>> tzb;  // bf16 inference: the edge MLP's hidden activations
@@ -207,6 +208,8 @@ class interaction_network {
     check_cols(x, o_.in, who);
     const long n = g.num_nodes, ne = g.num_edges(), H = o_.hidden, F = o_.in, A = o_.edge_in;
     check_edge_attr(attr, ne, who);
+    // infer reuses the training buffers: a backward after it needs a new training forward
+    c.forward_key = Train ? training_key(x, fingerprint(g), attr) : 0;
     const int T_ = o_.iterations, na = static_cast<int>(o_.aggregations.size());
     const index_t* off = g.offsets.data();
     const index_t* src = g.sources.data();
@@ -377,6 +380,10 @@ class interaction_network {
       yb.rowwise() = head.second.bias().row(0);
       yb.noalias() += z * head.second.weight().transpose();
     });
+  }
+
+  static std::uint64_t training_key(const matrix<T>& x, std::uint64_t graph_key, const matrix<T>* attr) {
+    return fingerprint(x) ^ mix64(graph_key) ^ (attr ? mix64(fingerprint(*attr) + 1) : 0);
   }
 
   /// Backward of run() (interaction_network_backward.hpp); attr is null for the overloads without edge features.

@@ -22,6 +22,8 @@ void interaction_network<T, In, Hidden>::backward_impl(const matrix<T>& x, const
                " edges) first");
   check_shape(dy, ne, o_.out, "interaction_network::backward: output gradient dy");
   check_edge_attr(attr, ne, "interaction_network::backward");
+  check_same_forward(c.forward_key, training_key(x, fingerprint(g), attr), "interaction_network::backward",
+                     "graph, input x or edge features");
   const index_t* off = g.offsets.data();
   HEPGNN_CHECK(c.blocks.block_node.size() >= 1 && c.blocks.block_node.back() == n &&
                    c.dst.size() == static_cast<std::size_t>(ne),

@@ -92,6 +92,7 @@ class mlpf_graph_layer {
     std::vector<matrix<T>> xs, gate, fhom, fhet, p;  ///< per GHConv: input, gate, A(x theta), x W_h, x theta
     matrix<T> g, g2, dx, dfhom, dp, pc, fc, dxd, hx, wt;
     std::vector<chunk_buffers> chunk;  ///< backward: one per thread of parallel_for_with
+    std::uint64_t forward_key = 0;     ///< fingerprint of the training forward's x and batch (0 after an infer)
   };
 
   mlpf_graph_layer(rng& gen, const options& o) : o_(checked(o)) {
@@ -129,15 +130,23 @@ class mlpf_graph_layer {
   ghconv& message_passing_layer(int i) { return conv_[i]; }
 
   /// @brief Training forward: y (N x inout_dim), original node order.
-  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "mlpf_graph_layer::forward"); }
-  /// @brief Inference (the LSH binning allocates its result; kernels and activations reuse the cache).
-  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "mlpf_graph_layer::infer"); }
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
+    run(x, b, y, c, "mlpf_graph_layer::forward");
+    c.forward_key = forward_key(x, b);
+  }
+  /// @brief Inference (the LSH binning allocates its result; kernels and activations reuse the cache, so a later
+  /// backward needs a new training forward).
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
+    c.forward_key = 0;
+    run(x, b, y, c, "mlpf_graph_layer::infer");
+  }
 
   /// @brief Adds parameter gradients for dy (N x inout_dim); writes dL/dx when dx is not null.
   void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     const long n = x.rows(), F = o_.inout_dim;
     const int L = o_.num_node_messages;
+    check_same_forward(c.forward_key, forward_key(x, b), "mlpf_graph_layer::backward", "input x or batch");
     HEPGNN_CHECK(static_cast<int>(c.xs.size()) == L + 1 && c.xs[0].rows() == n &&
                      c.bins.permutation.size() == static_cast<std::size_t>(n),
                  "mlpf_graph_layer::backward: call forward with this batch (", n, " nodes) first");

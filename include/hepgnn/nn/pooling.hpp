@@ -46,13 +46,26 @@ void global_pool(const matrix<T>& x, const batch& b, aggregation a, matrix<T>& y
 template <class T>
 void global_pool_backward(const batch& b, aggregation a, const matrix<T>& dy, const std::vector<index_t>* argmax,
                           matrix<T>& dx) {
+  b.validate_offsets("global_pool_backward");
   HEPGNN_CHECK(dy.rows() == b.num_graphs(), "global_pool_backward: dy must have one row per graph (", b.num_graphs(),
                "), got ", dy.rows(), " x ", dy.cols());
   const long ng = b.num_graphs(), f = dy.cols();
-  if (a == aggregation::max)
+  if (a == aggregation::max) {
     HEPGNN_CHECK(argmax && argmax->size() == static_cast<std::size_t>(ng * f),
                  "global_pool_backward: max needs the G x F arg-max of the forward pass (", ng * f, " entries), got ",
                  argmax ? argmax->size() : 0);
+    // The arg-max ids index dx: each must lie in its graph (or be -1 for an empty one), as the forward over this
+    // batch wrote them; another batch with the same graph count is refused here rather than written past.
+    for (long g = 0; g < ng; ++g) {
+      const index_t lo = b.node_offsets[g], hi = b.node_offsets[g + 1];
+      for (long k = 0; k < f; ++k) {
+        const index_t i = (*argmax)[static_cast<std::size_t>(g * f + k)];
+        HEPGNN_CHECK(lo == hi ? i == -1 : (i >= lo && i < hi), "global_pool_backward: argmax[", g, "][", k, "] = ",
+                     i, " is not a node of graph ", g, " (rows ", lo, "..", hi - 1,
+                     "): pass the arg-max of the forward over this batch");
+      }
+    }
+  }
   dx.resize(b.num_nodes(), f);
   T* dxp = dx.data();
   const index_t* arg = a == aggregation::max ? argmax->data() : nullptr;

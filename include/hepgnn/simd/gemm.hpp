@@ -144,7 +144,8 @@ inline void tile(long K, const T* A, long sam, long sak, const T* B, long ldb, T
     HEPGNN_UNROLL
     for (int m = 0; m < Mr; ++m)
       HEPGNN_UNROLL
-      for (int v = 0; v < NV; ++v) c[m][v] = xsimd::max(c[m][v], V(T(0)));
+      // x86 max returns its second operand when one is NaN: this order keeps NaN, as PyTorch's ReLU does
+      for (int v = 0; v < NV; ++v) c[m][v] = xsimd::max(V(T(0)), c[m][v]);
   }
   if (e.mask) {
     HEPGNN_UNROLL

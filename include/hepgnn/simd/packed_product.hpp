@@ -75,7 +75,7 @@ inline void add_padded_rows(const T* p, const T* q, T* out, long n, bool relu) {
   constexpr long L = static_cast<long>(V::size);
   for (long k = 0; k < n; k += L) {
     const V s = V::load_unaligned(p + k) + V::load_unaligned(q + k);
-    (relu ? xsimd::max(s, V(T(0))) : s).store_unaligned(out + k);
+    (relu ? xsimd::max(V(T(0)), s) : s).store_unaligned(out + k);  // x86 max returns its 2nd operand on NaN: keeps it
   }
 }
 

@@ -31,12 +31,12 @@ template <class T>
 inline void row_scale(T* __restrict y, T s, long f) {
   for (long c = 0; c < f; ++c) y[c] *= s;
 }
-/// @brief y = max(y, a) with arg-max bookkeeping; strict '>' keeps the first row on ties (and ignores NaN rows
-/// only if they come after a number; a NaN first row propagates, as in PyTorch).
+/// @brief y = max(y, a) with arg-max bookkeeping; strict '>' keeps the first row on ties, and a NaN row wins
+/// and stays (PyTorch's max propagates NaN; the gradient goes to it).
 template <class T>
 inline void row_max(T* __restrict y, index_t* __restrict arg, const T* __restrict a, index_t r, long f) {
   for (long c = 0; c < f; ++c) {
-    const bool take = a[c] > y[c];
+    const bool take = (a[c] > y[c]) | (a[c] != a[c]);
     y[c] = take ? a[c] : y[c];
     arg[c] = take ? r : arg[c];
   }
@@ -44,7 +44,7 @@ inline void row_max(T* __restrict y, index_t* __restrict arg, const T* __restric
 /// @brief y = max(y, a) without arg-max (the same choice as the overload above).
 template <class T>
 inline void row_max(T* y, const T* a, long f) {
-  for (long c = 0; c < f; ++c) y[c] = a[c] > y[c] ? a[c] : y[c];
+  for (long c = 0; c < f; ++c) y[c] = (a[c] > y[c]) | (a[c] != a[c]) ? a[c] : y[c];
 }
 
 /// @brief y (f values) = AGG over r in [b, e) of row(r) (a pointer to f values). An empty segment gives 0 (PyG).

@@ -1,8 +1,8 @@
 #pragma once
 /// @file trainer.hpp
 /// @brief hepgnn::fit: the minibatch loop every model family shares (shuffling, batching, progress line, CSV loss
-/// log, learning-rate schedules, early stopping on a validation loss or metric). The model-specific work is the
-/// caller's `step` function.
+/// log, learning-rate schedules, early stopping on a validation loss or metric, and a stop at the first non-finite
+/// loss, gradient or weight). The model-specific work is the caller's `step` function.
 
 #include <algorithm>
 #include <chrono>
@@ -13,8 +13,10 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "hepgnn/core/parameter.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/train/progress.hpp"
 
@@ -43,6 +45,11 @@ struct fit_options {
   /// Called before every minibatch with the epoch (from 1) and the global step (from 0), e.g.
   /// `learning_rate_schedule(opt, cosine_schedule{...})`; may be empty.
   std::function<void(int epoch, long step)> before_step{};
+  /// Called after every minibatch (its loss checked) with the epoch and the global step; may be empty.
+  std::function<void(int epoch, long step)> after_step{};
+  /// fit(model, ...) only: after every step, stop with an error naming the first parameter whose value or
+  /// gradient is NaN or infinite (one pass over the parameters: small next to a step's products).
+  bool check_parameters = true;
   /// Called after every epoch with its record (a loss curve reported as it grows); may be empty.
   std::function<void(const epoch_record&)> on_epoch_end{};
 };
@@ -91,8 +98,9 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
       if (o.before_step) o.before_step(epoch, global_step);
       ++global_step;
       const double loss = step(std::span<const std::size_t>(order.data() + b, e - b));
-      HEPGNN_CHECK(std::isfinite(loss), "fit: the loss became non-finite (", loss, ") in epoch ", epoch,
-                   "; lower the learning rate or check the inputs");
+      HEPGNN_CHECK(std::isfinite(loss), "fit: the loss became non-finite (", loss, ") in epoch ", epoch, " at step ",
+                   global_step - 1, "; lower the learning rate or check the inputs");
+      if (o.after_step) o.after_step(epoch, global_step - 1);
       sum += loss * static_cast<double>(e - b);
       seen = e;
       bar.update(epoch, o.epochs, seen, n_items, sum / static_cast<double>(seen));
@@ -127,6 +135,40 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
   }
   bar.finish();
   return h;
+}
+
+/// @brief Throws naming the first parameter of `model` (anything with for_each_param) whose value or gradient
+/// holds a NaN or an infinity; `when` says where training is (e.g. "after step 17 of epoch 2").
+template <class Model>
+void check_finite_parameters(Model& model, std::string_view when) {
+  model.for_each_param("", [&](const std::string& name, auto p) {
+    const auto n = static_cast<std::size_t>(p.size());
+    const auto check = [&](const auto* values, const char* what) {
+      if (!values) return;
+      for (std::size_t i = 0; i < n; ++i)
+        if (!std::isfinite(values[i]))
+          hepgnn::fail("fit: parameter '", name, "' has a non-finite ", what, " (", values[i], " at flat index ", i,
+                       ") ", when, "; lower the learning rate, clip the gradients or check the inputs");
+    };
+    check(p.value, "value");
+    check(p.grad, "gradient");
+  });
+}
+
+/// @brief fit() with the model it trains: also stops at the first non-finite gradient or weight
+/// (fit_options::check_parameters, on by default), naming the parameter and the step.
+template <class Model>
+  requires requires(Model& m) { m.for_each_param(std::string{}, [](const std::string&, auto) {}); }
+fit_history fit(Model& model, std::size_t n_items, fit_options o,
+                const std::function<double(std::span<const std::size_t>)>& step,
+                const std::function<double()>& validate = {}, const std::function<void()>& on_best = {}) {
+  if (o.check_parameters)
+    o.after_step = [&model, user = std::move(o.after_step)](int epoch, long global_step) {
+      if (user) user(epoch, global_step);
+      check_finite_parameters(model, "after step " + std::to_string(global_step) + " (epoch " +
+                                         std::to_string(epoch) + ")");
+    };
+  return fit(n_items, o, step, validate, on_best);
 }
 
 /// @brief A fit_options::before_step that sets the optimizer's learning rate from a schedule of the global step
