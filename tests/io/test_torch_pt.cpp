@@ -316,6 +316,18 @@ TEST_CASE("torch_pt: every truncation of a valid file throws hepgnn::error") {
   CHECK(error_of(bytes{0x80, 2, 'K', 1, '.'}).find("not a PyTorch file") != std::string::npos);  // pickle of 1
 }
 
+TEST_CASE("torch_pt: the fuzzer's seed files (written by Python's zipfile and by hand) parse, half storage included") {
+  for (const char* f : {"zip_format.pt", "legacy_format.pt"}) {
+    CAPTURE(f);
+    const auto sd = torch_state_dict::load(hepgnn_test::source_path(std::string("tests/fuzz/corpus/torch_pt/") + f));
+    CHECK(sd.legacy() == (f[0] == 'l'));
+    REQUIRE(sd.names() == std::vector<std::string>{"fc.weight", "fc.bias", "wt", "n", "h"});
+    CHECK(sd.at("wt").values<float>() == std::vector<float>{0, 3, 1, 4, 2, 5});
+    CHECK(sd.at("h").dtype == hepgnn::safetensors_dtype::f16);
+    CHECK(sd.at("h").values<double>() == std::vector<double>{1, -2});
+  }
+}
+
 TEST_CASE("torch_pt: MPGAN's trained generators (zip format): 24 tensors with their shapes") {
   HEPGNN_REQUIRE_DATA(dir, "mpgan_trained_generators");
   for (const char* jet : {"mp_g", "mp_q", "mp_t"}) {

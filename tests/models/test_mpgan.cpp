@@ -80,9 +80,10 @@ TEST_CASE("mpgan_generator reproduces MPGAN's trained generators (g, q, t) in fl
 TEST_CASE("mpgan_generator: mask_c marks the n particles with the smallest first noise feature") {
   const std::vector<double> first{0.3, -1.0, 2.0, 0.1, -0.5};
   std::vector<double> mask(5);
-  mpgan_generator<double>::mask_c(first.data(), 1, 5, 2, mask.data());
+  std::vector<long> order;
+  mpgan_generator<double>::mask_c(first.data(), 1, 5, 2, mask.data(), order);
   CHECK(mask == std::vector<double>{0, 1, 0, 0, 1});
-  mpgan_generator<double>::mask_c(first.data(), 1, 5, 5, mask.data());
+  mpgan_generator<double>::mask_c(first.data(), 1, 5, 5, mask.data(), order);
   CHECK(mask == std::vector<double>{1, 1, 1, 1, 1});
 }
 

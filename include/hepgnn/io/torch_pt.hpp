@@ -95,7 +95,7 @@ struct torch_pickle_policy {
                  who, ": persistent id is not ('storage', torch.<Type>Storage, key, location, numel)");
     const auto dtype = torch_storage_dtype(a[t.items[1]].s);
     HEPGNN_CHECK(dtype.has_value(), who, ": persistent id names '", a[t.items[1]].s, "', not a storage type");
-    const std::string& key = a[t.items[2]].s;
+    const std::string key = a[t.items[2]].s;  // a copy: the arena grows below
     const std::int64_t numel = a[t.items[4]].i;
     HEPGNN_CHECK(numel >= 0, who, ": storage '", key, "' has a negative size ", numel);
     auto [it, fresh] = storage_index.emplace(key, storages.size());
@@ -124,8 +124,8 @@ struct torch_pickle_policy {
   }
 
   std::uint32_t reduce(std::uint32_t callable, std::uint32_t args, std::vector<obj>& a) {
-    const std::string& f = a[callable].s;
-    const std::vector<std::uint32_t> x = a[args].items;  // a copy: the arena may grow below
+    const std::string f = a[callable].s;                 // copies: the arena may grow below
+    const std::vector<std::uint32_t> x = a[args].items;
     if (f == "collections.OrderedDict") {
       HEPGNN_CHECK(x.empty(), who, ": OrderedDict is only built empty in a state dict");
       a.push_back(obj{});
@@ -239,10 +239,11 @@ class torch_state_dict {
     }
     HEPGNN_CHECK(pkl, who_zip, ": no '<name>/data.pkl' entry (not a file of torch.save)");
     const std::string prefix = pkl->name.substr(0, pkl->name.size() - 8);
+    std::map<std::string_view, const detail::zip_entry*> by_name;  // names are unique (zip_directory checks)
+    for (const auto& e : entries) by_name.emplace(e.name, &e);
     const auto find = [&](const std::string& name) -> const detail::zip_entry* {
-      for (const auto& e : entries)
-        if (e.name == name) return &e;
-      return nullptr;
+      const auto it = by_name.find(name);
+      return it == by_name.end() ? nullptr : it->second;
     };
     if (const auto* bo = find(prefix + "byteorder")) {
       const auto text = detail::zip_extract(file, *bo, who_zip);

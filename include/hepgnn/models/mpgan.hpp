@@ -73,6 +73,7 @@ class mpgan_generator {
     typename block_type::cache c;
     batch b;
     std::vector<T> mask;  ///< 1 real, 0 padded, per particle
+    std::vector<long> order;  ///< mask_c's sort buffer (kept: inference allocates nothing after warm-up)
     matrix<T> y;          ///< message-passing output before tanh
     matrix<T> out;        ///< g_raw
   };
@@ -126,9 +127,10 @@ class mpgan_generator {
   }
 
   /// @brief The mask_c mask of one jet: 1 for the n particles with the smallest first noise feature (ties by
-  /// position; MPGAN's argsort of continuous noise has none), 0 for the others.
-  static void mask_c(const T* first_feature, long stride, long count, std::int64_t n, T* mask) {
-    std::vector<long> order(static_cast<std::size_t>(count));
+  /// position; MPGAN's argsort of continuous noise has none), 0 for the others. `order`: scratch, kept by the caller.
+  static void mask_c(const T* first_feature, long stride, long count, std::int64_t n, T* mask,
+                     std::vector<long>& order) {
+    order.resize(static_cast<std::size_t>(count));
     std::iota(order.begin(), order.end(), 0L);
     std::stable_sort(order.begin(), order.end(),
                      [&](long a, long b) { return first_feature[a * stride] < first_feature[b * stride]; });
@@ -177,7 +179,7 @@ class mpgan_generator {
     ws.mask.resize(static_cast<std::size_t>(B * N));
     for (long q = 0; q < B; ++q)
       mask_c(noise.data() + q * N * noise.cols(), noise.cols(), N, nparticles[static_cast<std::size_t>(q)],
-             ws.mask.data() + q * N);
+             ws.mask.data() + q * N, ws.order);
   }
 
   void finish(workspace& ws) const {
