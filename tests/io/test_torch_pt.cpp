@@ -227,6 +227,31 @@ TEST_CASE("torch_pt: legacy-format state dict gives the same tensors") {
   check_example(sd);
 }
 
+TEST_CASE("torch_pt: protocol-4 opcodes, nn.Parameter and the metadata argument of _rebuild_tensor_v2") {
+  // FRAME, SHORT_BINUNICODE, STACK_GLOBAL, MEMOIZE (protocol 4), _rebuild_parameter around a tensor, and
+  // _rebuild_tensor_v2's optional seventh argument (None).
+  pickler p;
+  const auto short_str = [&](const std::string& s) {
+    p.raw({0x8c, static_cast<unsigned char>(s.size())});
+    p.b.insert(p.b.end(), s.begin(), s.end());
+  };
+  p.raw({0x80, 4, 0x95, 0, 0, 0, 0, 0, 0, 0, 0});
+  short_str("collections");
+  short_str("OrderedDict");
+  p.raw({0x93, 0x94}).empty_tuple().reduce();  // memo 0: OrderedDict (global)
+  short_str("p");
+  short_str("torch._utils");
+  short_str("_rebuild_parameter");
+  p.raw({0x93}).mark();
+  p.global("torch._utils", "_rebuild_tensor_v2").mark();
+  p.mark().str("storage").global("torch", "FloatStorage").str("0").str("cpu").integer(6).tuple().persid();
+  p.integer(1).ints({2}).ints({2}).newfalse().get(0).empty_tuple().reduce().none().tuple().reduce();
+  p.newtrue().get(0).empty_tuple().reduce().tuple().reduce().setitem().stop();
+  const auto sd = torch_state_dict::parse(zip({{"archive/data.pkl", p.b}, {"archive/data/0", storage0}}));
+  REQUIRE(sd.names() == std::vector<std::string>{"p"});
+  CHECK(sd.at("p").values<float>() == std::vector<float>{1, 3});
+}
+
 TEST_CASE("torch_pt: load_weights into a layer, with a prefix and strictness") {
   // A dense 3 -> 2 layer: weight [2, 3], bias [2].
   const std::vector<view> v{{"fc.weight", "FloatStorage", "0", 6, 0, {2, 3}, {3, 1}},
