@@ -98,6 +98,7 @@
 #include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/npy.hpp"
 #include "hepgnn/io/safetensors.hpp"
+#include "hepgnn/io/torch_pt.hpp"
 #include "hepgnn/io/trackml.hpp"
 
 #include "hepgnn/data/jet_array.hpp"
@@ -114,6 +115,7 @@
 #include "hepgnn/metrics/tracking.hpp"
 
 #include "hepgnn/models/autoencoder.hpp"
+#include "hepgnn/models/mpgan.hpp"
 #include "hepgnn/models/particle_flow.hpp"
 #include "hepgnn/models/particlenet.hpp"
 #include "hepgnn/models/pf_baseline.hpp"

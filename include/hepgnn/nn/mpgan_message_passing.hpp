@@ -5,12 +5,14 @@
 /// Every graph of the batch (a jet) is fully connected, self loops included. One iteration t:
 ///   m_ij = f_e([h_i, h_j, d_ij])      edge MLP; d_ij = |p_i - p_j| (Euclidean) over the first `pos_dims`
 ///                                      columns of h (omitted when pos_dims = 0)
-///   m_i  = sum_j m_ij                  (or the mean over the jet, `sum = false`)
-///   h_i' = f_n([h_i, m_i])             node MLP
+///   m_i  = sum_j w_j m_ij              (or the mean over the jet, `sum = false`); w_j: optional source mask
+///   h_i' = f_n([h_i, m_i])             node MLP (or f_n([m_i, h_i]), `message_first`, as MPGAN's MPLayer)
 /// Several iterations with their own weights are applied in turn. MLP layers are Linear + LeakyReLU(slope); the
 /// edge MLP is activated after its last layer, the node MLP not after its last layer of the last iteration
-/// (options). MPGAN concatenates [m_i, h_i] in the node MLP input; this block uses [h_i, m_i] (the same model up
-/// to a permutation of the first weight's columns). The distance of a self loop is 0 and passes no gradient
+/// (options). MPGAN concatenates [m_i, h_i] in the node MLP input; this block uses [h_i, m_i] by default (the same
+/// model up to a permutation of the first weight's columns) and MPGAN's order with `message_first`, so MPGAN's
+/// weights load unchanged. The source mask w (one weight >= 0 per node, MPGAN's generator mask_c: 1 real, 0
+/// padded) zeroes the messages a padded particle sends; padded particles still receive messages. The distance of a self loop is 0 and passes no gradient
 /// (MPGAN adds 1e-12 inside the norm for the same effect).
 ///
 /// The messages are passed on graph/fully_connected.hpp's graph of the batch (self loops included) with
@@ -55,6 +57,7 @@ class mpgan_message_passing {
     bool sum = true;                ///< sum (true) or mean of the messages
     double negative_slope = 0.2;    ///< LeakyReLU slope (MPGAN: 0.2)
     bool final_activation = false;  ///< activation after the last node layer of the last iteration
+    bool message_first = false;     ///< node MLP input [m_i, h_i] (MPGAN's MPLayer) instead of [h_i, m_i]
   };
 
   /// @brief What forward keeps for backward.
@@ -67,6 +70,7 @@ class mpgan_message_passing {
     std::vector<matrix<T>> dist, nin, pa, pb;                 ///< per iteration: distances (E x 1), [h, m]
     matrix<T> agg, dagg;                                      ///< aggregated messages and their gradient
     matrix<T> g, g2, dnin, dh, sdst, ssrc, da, db;
+    std::vector<T> source_mask;                               ///< w_j of the last forward (empty: none)
   };
 
   mpgan_message_passing(rng& gen, options o) : o_(complete(o)) {
@@ -98,9 +102,22 @@ class mpgan_message_passing {
   dense<T>& fn(int t, int l) { return fn_[t][l]; }
 
   /// @brief Training forward: y (N x out); b gives the jets (rows of x).
-  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "mpgan_message_passing::forward"); }
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
+    run(x, b, y, c, nullptr, "mpgan_message_passing::forward");
+  }
   /// @brief Inference (same computation; buffers reused across calls of the same sizes).
-  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { run(x, b, y, c, "mpgan_message_passing::infer"); }
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
+    run(x, b, y, c, nullptr, "mpgan_message_passing::infer");
+  }
+  /// @brief Training forward with a source mask: `source_mask` holds one weight >= 0 per node (row of x) that
+  /// multiplies every message the node sends (null: all 1).
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const std::vector<T>* source_mask) const {
+    run(x, b, y, c, source_mask, "mpgan_message_passing::forward");
+  }
+  /// @brief Inference with a source mask (see forward).
+  void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const std::vector<T>* source_mask) const {
+    run(x, b, y, c, source_mask, "mpgan_message_passing::infer");
+  }
 
   /// @brief Adds parameter gradients for dy (N x out); writes dL/dx when dx is not null.
   void backward(const matrix<T>& x, const batch& b, const matrix<T>& y, const matrix<T>& dy, cache& c,
@@ -131,12 +148,15 @@ class mpgan_message_passing {
         c.g.swap(c.g2);
       }
       c.dnin = c.g;  // N x (F + Wm)
-      c.dh = c.dnin.leftCols(F);
+      c.dh = o_.message_first ? c.dnin.rightCols(F) : c.dnin.leftCols(F);
       // messages
       auto& fe = fe_[t];
       const std::size_t Le = fe.size();
-      c.dagg = c.dnin.rightCols(Wm);
+      c.dagg = o_.message_first ? c.dnin.leftCols(Wm) : c.dnin.rightCols(Wm);
       segment_reduce_backward(c.pairs, reduce, c.dagg, nullptr, c.g);
+      // Masked messages: d/dm_ij of w_j m_ij. The stored activations are the masked ones; their sign still
+      // selects the LeakyReLU branch where w_j > 0, and where w_j = 0 the gradient is 0 on either branch.
+      if (!c.source_mask.empty()) apply_source_mask(b, c.pairs, c.source_mask, c.g);
       for (std::size_t l = Le; l-- > 0;) {
         leaky_backward(c.fe_act[t][l], c.g, slope);
         if (l == 0) break;
@@ -220,11 +240,31 @@ class mpgan_message_passing {
     g = (out.array() > T(0)).select(g, slope * g);
   }
 
-  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const char* who) const {
+  /// Multiplies the rows of the edge matrix m (e = e0 + i ng + j within a jet, j the source) by w_j.
+  static void apply_source_mask(const batch& b, const graph& pairs, const std::vector<T>& w, matrix<T>& m) {
+    for (index_t q = 0; q < b.num_graphs(); ++q) {
+      const long a0 = b.begin(q), ng = b.size(q), e0 = pairs.offsets[a0];
+      for (long i = 0; i < ng; ++i)
+        for (long j = 0; j < ng; ++j) m.row(e0 + i * ng + j) *= w[static_cast<std::size_t>(a0 + j)];
+    }
+  }
+
+  void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const std::vector<T>* mask,
+           const char* who) const {
     check_cols(x, o_.in, who);
     b.validate_offsets(who);
     HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
                  " rows");
+    if (mask) {
+      HEPGNN_CHECK(static_cast<long>(mask->size()) == x.rows(), who, ": source_mask has ", mask->size(),
+                   " weights, expected one per node (", x.rows(), ")");
+      for (std::size_t k = 0; k < mask->size(); ++k)
+        HEPGNN_CHECK(std::isfinite((*mask)[k]) && (*mask)[k] >= T(0), who, ": source_mask[", k, "] = ", (*mask)[k],
+                     " must be finite and >= 0");
+      c.source_mask = *mask;
+    } else {
+      c.source_mask.clear();
+    }
     const T slope = static_cast<T>(o_.negative_slope);
     const long n = x.rows();
     c.jets = b.node_offsets;
@@ -277,12 +317,18 @@ class mpgan_message_passing {
         leaky(o, slope);
       }
       // aggregate messages per receiving node
+      if (!c.source_mask.empty()) apply_source_mask(b, c.pairs, c.source_mask, c.fe_act[t].back());
       const matrix<T>& msg = c.fe_act[t].back();
       const long Wm = msg.cols();
       segment_reduce(c.pairs, msg, reduce, c.agg);
       c.nin[t].resize(n, F + Wm);
-      c.nin[t].leftCols(F) = h;
-      c.nin[t].rightCols(Wm) = c.agg;
+      if (o_.message_first) {
+        c.nin[t].leftCols(Wm) = c.agg;
+        c.nin[t].rightCols(F) = h;
+      } else {
+        c.nin[t].leftCols(F) = h;
+        c.nin[t].rightCols(Wm) = c.agg;
+      }
       // node MLP
       for (std::size_t l = 0; l < fn.size(); ++l) {
         matrix<T>& o = c.fn_act[t][l];
