@@ -585,6 +585,12 @@ TEST_CASE("knn rejects bad input with messages naming the argument") {
                        hepgnn::error);
   x(4, 1) = std::numeric_limits<double>::infinity();
   CHECK_THROWS_WITH_AS(hepgnn::knn(x, 3), doctest::Contains("points must be finite"), hepgnn::error);
+  // Finite coordinates whose squared distances overflow float: refused, not wrong neighbours.
+  matrix<float> big = x.cast<float>();
+  big(4, 1) = 1e19f;
+  CHECK_THROWS_WITH_AS(hepgnn::knn(big, 3), doctest::Contains("so that squared distances stay finite"), hepgnn::error);
+  big(4, 1) = 1e18f;  // within the bound: accepted
+  CHECK(hepgnn::knn(big, 3).num_nodes() == big.rows());
 }
 
 TEST_CASE("knn in (eta, phi) on real FastJet jets matches brute force") {

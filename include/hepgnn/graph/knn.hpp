@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -113,9 +114,12 @@ void check_points(const char* fn, const T* x, index_t n, int d, const batch& b) 
   HEPGNN_CHECK(b.node_offsets.back() == n, fn, ": batch node_offsets cover ", b.node_offsets.back(),
                " nodes but the points matrix has ", n, " rows");
   const std::size_t total = static_cast<std::size_t>(n) * static_cast<std::size_t>(d);
+  // A squared distance sums d squared differences of up to twice the largest coordinate: beyond this bound it
+  // overflows T to infinity and the neighbours come out wrong (NaN fails the comparison too).
+  const T limit = static_cast<T>(std::sqrt(static_cast<double>(std::numeric_limits<T>::max()) / (4.0 * std::max(d, 1))));
   for (std::size_t e = 0; e < total; ++e)
-    HEPGNN_CHECK(std::isfinite(static_cast<double>(x[e])), fn, ": points must be finite, got ", x[e], " at row ",
-                 e / d, ", column ", e % d);
+    HEPGNN_CHECK(std::abs(x[e]) <= limit, fn, ": points must be finite, got ", x[e], " at row ", e / d, ", column ",
+                 e % d, " (and within +-", limit, ", so that squared distances stay finite)");
 }
 
 /// Buffers of the brute-force and cell-list searches (reused across calls).
