@@ -34,6 +34,19 @@ graph star() { return graph::from_edges(6, std::vector<index_t>{1, 2, 3, 4, 5, 0
 
 using net = sequential<double, dense<double, 6, 4>, relu<double>>;
 
+/// Training forward on (x, given), then backward on (x, other) is refused with `what` in the message, and backward
+/// on the forward's own (x, given) runs.
+template <class Layer, class Given>
+void check_refuses_other(Layer& layer, const M& x, const Given& given, const Given& other, const char* what) {
+  typename Layer::cache c;
+  M y, dx;
+  layer.forward(x, given, y, c);
+  const M dy = M::Ones(y.rows(), y.cols());
+  CHECK_THROWS_WITH_AS(layer.backward(x, other, y, dy, c, &dx), Contains(what), error);
+  layer.backward(x, given, y, dy, c, &dx);
+  CHECK(dx.rows() == x.rows());
+}
+
 TEST_CASE("fingerprints tell graphs, batches and matrices apart and agree on copies") {
   rng g(3);
   CHECK(fingerprint(ring()) == fingerprint(ring()));
@@ -73,15 +86,8 @@ TEST_CASE("edge_conv::backward refuses a graph of the same edge count but other 
 TEST_CASE("dynamic_edge_conv::backward refuses another batch with the same node count") {
   rng g(2);
   dynamic_edge_conv<double, net> conv(net(dense<double, 6, 4>(g), relu<double>()), 2);
-  dynamic_edge_conv<double, net>::cache c;
-  const M x = random_matrix(g, 6, 3);
-  M y, dx;
-  conv.forward(x, batch::from_sizes({3, 3}), y, c);
-  const M dy = M::Ones(y.rows(), y.cols());
-  CHECK_THROWS_WITH_AS(conv.backward(x, batch::from_sizes({2, 4}), y, dy, c, &dx),
-                       Contains("dynamic_edge_conv::backward: the batch differs"), error);
-  conv.backward(x, batch::from_sizes({3, 3}), y, dy, c, &dx);
-  CHECK(dx.rows() == 6);
+  check_refuses_other(conv, random_matrix(g, 6, 3), batch::from_sizes({3, 3}), batch::from_sizes({2, 4}),
+                      "dynamic_edge_conv::backward: the batch differs");
 }
 
 TEST_CASE("interaction_network::backward refuses another graph with the same edge count, and a cache infer reused") {
@@ -110,52 +116,37 @@ TEST_CASE("interaction_network::backward refuses another graph with the same edg
 TEST_CASE("gatv2_conv, gravnet_conv and mlpf_graph_layer backward refuse another graph, batch or x") {
   rng g(5);
   const M x = random_matrix(g, 6, 4);
-  M y, dx;
-  {
-    gatv2_conv<double, 4, 3> layer(g, {});
-    gatv2_conv<double, 4, 3>::cache c;
-    layer.forward(x, ring(), y, c);
-    const M dy = M::Ones(y.rows(), y.cols());
-    CHECK_THROWS_WITH_AS(layer.backward(x, star(), y, dy, c, &dx), Contains("gatv2_conv::backward: the graph"), error);
-    layer.backward(x, ring(), y, dy, c, &dx);
-    CHECK(dx.rows() == 6);
-  }
-  {
-    gravnet_conv<double>::options o;
-    o.in_channels = 4;
-    o.out_channels = 3;
-    o.space_dimensions = 2;
-    o.propagate_dimensions = 3;
-    o.k = 2;
-    gravnet_conv<double> layer(g, o);
+  gatv2_conv<double, 4, 3> gat(g, {});
+  check_refuses_other(gat, x, ring(), star(), "gatv2_conv::backward: the graph or input x differs");
+
+  gravnet_conv<double>::options go;
+  go.in_channels = 4;
+  go.out_channels = 3;
+  go.space_dimensions = 2;
+  go.propagate_dimensions = 3;
+  go.k = 2;
+  gravnet_conv<double> grav(g, go);
+  check_refuses_other(grav, x, batch::from_sizes({3, 3}), batch::from_sizes({2, 4}),
+                      "gravnet_conv::backward: the input x or batch differs");
+  {  // another x with the forward's batch
     gravnet_conv<double>::cache c;
-    layer.forward(x, batch::from_sizes({3, 3}), y, c);
-    const M dy = M::Ones(y.rows(), y.cols());
-    CHECK_THROWS_WITH_AS(layer.backward(M(x * 0.5), batch::from_sizes({3, 3}), y, dy, c, &dx),
+    M y, dx;
+    grav.forward(x, batch::from_sizes({3, 3}), y, c);
+    CHECK_THROWS_WITH_AS(grav.backward(M(x * 0.5), batch::from_sizes({3, 3}), y, M::Ones(y.rows(), y.cols()), c, &dx),
                          Contains("gravnet_conv::backward: the input x or batch differs"), error);
-    CHECK_THROWS_WITH_AS(layer.backward(x, batch::from_sizes({2, 4}), y, dy, c, &dx), Contains("differs"), error);
-    layer.backward(x, batch::from_sizes({3, 3}), y, dy, c, &dx);
-    CHECK(dx.rows() == 6);
   }
-  {
-    mlpf_graph_layer<double>::options o;
-    o.inout_dim = 4;
-    o.distance_dim = 4;
-    o.ffn_dist_hidden_dim = 4;
-    o.bin_size = 4;
-    mlpf_graph_layer<double> layer(g, o);
-    mlpf_graph_layer<double>::cache c;
-    const M x8 = random_matrix(g, 8, 4);
-    layer.forward(x8, batch::from_sizes({4, 4}), y, c);
-    const M dy = M::Ones(y.rows(), y.cols());
-    CHECK_THROWS_WITH_AS(layer.backward(x8, batch::from_sizes({8}), y, dy, c, &dx),
-                         Contains("mlpf_graph_layer::backward: the input x or batch differs"), error);
-    layer.backward(x8, batch::from_sizes({4, 4}), y, dy, c, &dx);
-    CHECK(dx.rows() == 8);
-  }
+
+  mlpf_graph_layer<double>::options mo;
+  mo.inout_dim = 4;
+  mo.distance_dim = 4;
+  mo.ffn_dist_hidden_dim = 4;
+  mo.bin_size = 4;
+  mlpf_graph_layer<double> mlpf(g, mo);
+  check_refuses_other(mlpf, random_matrix(g, 8, 4), batch::from_sizes({4, 4}), batch::from_sizes({8}),
+                      "mlpf_graph_layer::backward: the input x or batch differs");
 }
 
-TEST_CASE("global_pool_backward refuses arg-max ids outside the batch's graphs; the pooling layer another batch") {
+TEST_CASE("global_pool_backward refuses arg-max ids outside the batch's graphs (another batch, same graph count)") {
   rng g(6);
   const M x = random_matrix(g, 6, 2);
   M y, dx;
