@@ -191,25 +191,17 @@ class carry_columns {
   int from_, count_;
 };
 
-/// @brief y = [B_0(x), B_1(x), ...]: branches on the same input whose outputs are concatenated along the features
-/// (JumpingKnowledge's "cat"; MLPF's heads read [inputs, hidden state]). A branch is any element; for several
-/// elements in a branch, make it a graph_sequential. Parameters "<branch>.<name>".
+namespace detail {
+/// What concat_branches and add_branches share: the branches, their caches, outputs and contexts, parameter names
+/// "<branch>.<name>", running every branch on the same input, and summing the branches' input gradients. The
+/// derived class combines the outputs (forward) and splits the output gradient (backward).
 template <class... Bs>
-class concat_branches {
+class parallel_branches {
+ protected:
   static constexpr std::size_t n = sizeof...(Bs);
-  static_assert(n >= 2, "hepgnn::concat_branches needs at least two branches");
+  using T = typename first_scalar<Bs...>::type;
 
  public:
-  using scalar = typename detail::first_scalar<Bs...>::type;
-  using T = scalar;
-  static constexpr int in_width = detail::first_in_width<T, Bs...>();
-  static constexpr int out_width = ((element_traits<Bs, T>::out_width >= 0) && ...)
-                                       ? (element_traits<Bs, T>::out_width + ...)
-                                       : dynamic;
-  static_assert(((element_traits<Bs, T>::output_rows(rows_of::nodes) == rows_of::nodes) && ...),
-                "hepgnn::concat_branches: every branch must keep node rows");
-  static constexpr rows_of input_rows = rows_of::nodes;
-  static constexpr rows_of output_rows = rows_of::nodes;
   struct cache {
     std::tuple<typename element_traits<Bs, T>::cache...> branches;
     std::array<matrix<T>, n> out;
@@ -217,28 +209,13 @@ class concat_branches {
     matrix<T> dout, dx;
   };
 
-  concat_branches() requires(std::is_default_constructible_v<Bs> && ...) = default;
-  explicit concat_branches(Bs... bs) : branches_(std::move(bs)...) {}
+  parallel_branches() requires(std::is_default_constructible_v<Bs> && ...) = default;
+  explicit parallel_branches(Bs... bs) : branches_(std::move(bs)...) {}
   template <std::size_t I>
   auto& get() { return std::get<I>(branches_); }
   template <std::size_t I>
   const auto& get() const { return std::get<I>(branches_); }
 
-  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) { run<true>(*this, x, ctx, y, c); }
-  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
-    run<false>(*this, x, ctx, y, c);
-  }
-  void backward(const matrix<T>& x, const chain_context&, const matrix<T>&, const matrix<T>& dy, cache& c,
-                matrix<T>* dx) {
-    long col = 0;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((c.dout = dy.middleCols(col, c.out[I].cols()), col += c.out[I].cols(),
-        element_traits<Bs, T>::backward(std::get<I>(branches_), x, c.seen[I], c.out[I], c.dout, std::get<I>(c.branches),
-                                        dx ? (I == 0 ? dx : &c.dx) : nullptr),
-        (I > 0 && dx ? (*dx += c.dx, 0) : 0)),
-       ...);
-    }(std::make_index_sequence<n>{});
-  }
   template <class F>
   void for_each_param(const std::string& prefix, F&& f) {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -252,12 +229,78 @@ class concat_branches {
     }(std::make_index_sequence<n>{});
   }
 
- private:
+ protected:
+  /// Every branch on x (forward when Train, else infer): c.out[i] is branch i's output.
   template <bool Train, class Self>
-  static void run(Self& self, const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+  static void run_branches(Self& self, const matrix<T>& x, const chain_context& ctx, cache& c) {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       ((c.seen[I] = ctx, one<Train, I>(self, x, c)), ...);
     }(std::make_index_sequence<n>{});
+  }
+  /// Every branch's backward with output gradient dy_of(c, I); dx (unless null) = the sum of their input gradients.
+  template <class DyOf>
+  void backward_branches(const matrix<T>& x, cache& c, DyOf&& dy_of, matrix<T>* dx) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((element_traits<Bs, T>::backward(std::get<I>(branches_), x, c.seen[I], c.out[I], dy_of(c, I),
+                                        std::get<I>(c.branches), dx ? (I == 0 ? dx : &c.dx) : nullptr),
+        (I > 0 && dx ? (*dx += c.dx, 0) : 0)),
+       ...);
+    }(std::make_index_sequence<n>{});
+  }
+
+ private:
+  template <bool Train, std::size_t I, class Self>
+  static void one(Self& self, const matrix<T>& x, cache& c) {
+    using tr = element_traits<std::tuple_element_t<I, std::tuple<Bs...>>, T>;
+    chain_context local = c.seen[I];
+    if constexpr (Train) tr::forward(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
+    else tr::infer(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
+  }
+  std::tuple<Bs...> branches_;
+};
+}  // namespace detail
+
+/// @brief y = [B_0(x), B_1(x), ...]: branches on the same input whose outputs are concatenated along the features
+/// (JumpingKnowledge's "cat"; MLPF's heads read [inputs, hidden state]). A branch is any element; for several
+/// elements in a branch, make it a graph_sequential. Parameters "<branch>.<name>".
+template <class... Bs>
+class concat_branches : public detail::parallel_branches<Bs...> {
+  using base = detail::parallel_branches<Bs...>;
+  using base::n;
+  static_assert(n >= 2, "hepgnn::concat_branches needs at least two branches");
+
+ public:
+  using scalar = typename detail::first_scalar<Bs...>::type;
+  using T = scalar;
+  using typename base::cache;
+  static constexpr int in_width = detail::first_in_width<T, Bs...>();
+  static constexpr int out_width = ((element_traits<Bs, T>::out_width >= 0) && ...)
+                                       ? (element_traits<Bs, T>::out_width + ...)
+                                       : dynamic;
+  static_assert(((element_traits<Bs, T>::output_rows(rows_of::nodes) == rows_of::nodes) && ...),
+                "hepgnn::concat_branches: every branch must keep node rows");
+  static constexpr rows_of input_rows = rows_of::nodes;
+  static constexpr rows_of output_rows = rows_of::nodes;
+  using base::base;
+
+  void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) { run<true>(*this, x, ctx, y, c); }
+  void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
+    run<false>(*this, x, ctx, y, c);
+  }
+  void backward(const matrix<T>& x, const chain_context&, const matrix<T>&, const matrix<T>& dy, cache& c,
+                matrix<T>* dx) {
+    long col = 0;  // branch i's columns of dy follow those of the branches before it (called in branch order)
+    this->backward_branches(x, c, [&](cache& cc, std::size_t i) -> const matrix<T>& {
+      cc.dout = dy.middleCols(col, cc.out[i].cols());
+      col += cc.out[i].cols();
+      return cc.dout;
+    }, dx);
+  }
+
+ private:
+  template <bool Train, class Self>
+  static void run(Self& self, const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
+    base::template run_branches<Train>(self, x, ctx, c);
     long width = 0;
     for (std::size_t i = 0; i < n; ++i) {
       HEPGNN_CHECK(c.out[i].rows() == c.out[0].rows(), "concat_branches: branch ", i, " gives ", c.out[i].rows(),
@@ -271,27 +314,21 @@ class concat_branches {
       col += c.out[i].cols();
     }
   }
-  template <bool Train, std::size_t I, class Self>
-  static void one(Self& self, const matrix<T>& x, cache& c) {
-    using tr = element_traits<std::tuple_element_t<I, std::tuple<Bs...>>, T>;
-    chain_context local = c.seen[I];
-    if constexpr (Train) tr::forward(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
-    else tr::infer(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
-  }
-  std::tuple<Bs...> branches_;
 };
 
 /// @brief y = B_0(x) + B_1(x) + ...: branches on the same input whose outputs (of one shape) are summed (ParticleNet's
 /// block: EdgeConv(x) + shortcut(x), then a ReLU after it). A branch is any element; for several elements in a
 /// branch, make it a graph_sequential. Parameters "<branch>.<name>".
 template <class... Bs>
-class add_branches {
-  static constexpr std::size_t n = sizeof...(Bs);
+class add_branches : public detail::parallel_branches<Bs...> {
+  using base = detail::parallel_branches<Bs...>;
+  using base::n;
   static_assert(n >= 2, "hepgnn::add_branches needs at least two branches");
 
  public:
   using scalar = typename detail::first_scalar<Bs...>::type;
   using T = scalar;
+  using typename base::cache;
   static constexpr int in_width = detail::first_in_width<T, Bs...>();
   static constexpr int out_width = [] {
     int w = dynamic;
@@ -305,19 +342,7 @@ class add_branches {
                 "hepgnn::add_branches: every branch must take the same input width");
   static constexpr rows_of input_rows = rows_of::nodes;
   static constexpr rows_of output_rows = rows_of::nodes;
-  struct cache {
-    std::tuple<typename element_traits<Bs, T>::cache...> branches;
-    std::array<matrix<T>, n> out;
-    std::array<chain_context, n> seen;
-    matrix<T> dx;
-  };
-
-  add_branches() requires(std::is_default_constructible_v<Bs> && ...) = default;
-  explicit add_branches(Bs... bs) : branches_(std::move(bs)...) {}
-  template <std::size_t I>
-  auto& get() { return std::get<I>(branches_); }
-  template <std::size_t I>
-  const auto& get() const { return std::get<I>(branches_); }
+  using base::base;
 
   void forward(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) { run<true>(*this, x, ctx, y, c); }
   void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
@@ -325,32 +350,13 @@ class add_branches {
   }
   void backward(const matrix<T>& x, const chain_context&, const matrix<T>&, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((element_traits<Bs, T>::backward(std::get<I>(branches_), x, c.seen[I], c.out[I], dy, std::get<I>(c.branches),
-                                        dx ? (I == 0 ? dx : &c.dx) : nullptr),
-        (I > 0 && dx ? (*dx += c.dx, 0) : 0)),
-       ...);
-    }(std::make_index_sequence<n>{});
-  }
-  template <class F>
-  void for_each_param(const std::string& prefix, F&& f) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (element_traits<Bs, T>::for_each_param(std::get<I>(branches_), prefix + std::to_string(I) + ".", f), ...);
-    }(std::make_index_sequence<n>{});
-  }
-  template <class F>
-  void for_each_buffer(const std::string& prefix, F&& f) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (element_traits<Bs, T>::for_each_buffer(std::get<I>(branches_), prefix + std::to_string(I) + ".", f), ...);
-    }(std::make_index_sequence<n>{});
+    this->backward_branches(x, c, [&](cache&, std::size_t) -> const matrix<T>& { return dy; }, dx);
   }
 
  private:
   template <bool Train, class Self>
   static void run(Self& self, const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((c.seen[I] = ctx, one<Train, I>(self, x, c)), ...);
-    }(std::make_index_sequence<n>{});
+    base::template run_branches<Train>(self, x, ctx, c);
     for (std::size_t i = 1; i < n; ++i)
       HEPGNN_CHECK(c.out[i].rows() == c.out[0].rows() && c.out[i].cols() == c.out[0].cols(), "add_branches: branch ",
                    i, " gives ", c.out[i].rows(), " x ", c.out[i].cols(), ", branch 0 gives ", c.out[0].rows(), " x ",
@@ -359,14 +365,6 @@ class add_branches {
     y.noalias() = c.out[0] + c.out[1];  // one pass for the common two branches
     for (std::size_t i = 2; i < n; ++i) y += c.out[i];
   }
-  template <bool Train, std::size_t I, class Self>
-  static void one(Self& self, const matrix<T>& x, cache& c) {
-    using tr = element_traits<std::tuple_element_t<I, std::tuple<Bs...>>, T>;
-    chain_context local = c.seen[I];
-    if constexpr (Train) tr::forward(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
-    else tr::infer(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
-  }
-  std::tuple<Bs...> branches_;
 };
 
 }  // namespace hepgnn
