@@ -31,8 +31,14 @@ if(OpenMP_CXX_FOUND)
   target_link_libraries(hepgnn_dev INTERFACE OpenMP::OpenMP_CXX)
 endif()
 if(HEPGNN_SANITIZE)
-  target_compile_options(hepgnn_dev INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-  target_link_options(hepgnn_dev INTERFACE -fsanitize=address,undefined)
+  # GCC's -fsanitize=undefined leaves out float-cast-overflow (a double too large for an int); clang's includes it.
+  set(hepgnn_sanitizers address,undefined)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    set(hepgnn_sanitizers address,undefined,float-cast-overflow)
+  endif()
+  target_compile_options(hepgnn_dev INTERFACE -fsanitize=${hepgnn_sanitizers} -fno-omit-frame-pointer
+                                              -fno-sanitize-recover=undefined,float-cast-overflow)
+  target_link_options(hepgnn_dev INTERFACE -fsanitize=${hepgnn_sanitizers})
 endif()
 target_compile_definitions(hepgnn_dev INTERFACE HEPGNN_DATA_DIR="${HEPGNN_DATA_DIR}"
   HEPGNN_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

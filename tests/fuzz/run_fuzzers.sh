@@ -14,7 +14,7 @@ root=$(cd "$here/../.." && pwd)
 seconds=${1:-${FUZZ_SECONDS:-30}}
 build=${BUILD_DIR:-${TMPDIR:-/tmp}/hepgnn-fuzz-build}
 cxx=${CXX_FUZZ:-clang++}
-targets=(safetensors npy csv torch_pt)
+targets=(safetensors npy csv torch_pt gzip model_metadata)
 
 command -v "$cxx" >/dev/null || { echo "run_fuzzers.sh: $cxx not found (libFuzzer needs clang)" >&2; exit 2; }
 generator=()
