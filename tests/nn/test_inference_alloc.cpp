@@ -94,6 +94,11 @@ TEST_CASE("graph layers and pooling infer without allocating after warm-up") {
   go.out_channels = 16;
   go.k = 7;
   CHECK(allocations_per_call(gravnet_conv<T>(g, go), x, jets) == 0);
+  {  // an event of calorimeter size: the kNN search takes its grid path
+    const batch event = batch::single(2000);
+    const M hits = M::Random(2000, 8);
+    CHECK(allocations_per_call(gravnet_conv<T>(g, go), hits, event) == 0);
+  }
   mlpf_graph_layer<T>::options mo;
   mo.inout_dim = 8;
   mo.distance_dim = 8;

@@ -21,6 +21,7 @@
 #include "hepgnn/nn/aggregate.hpp"
 #include "hepgnn/nn/dense.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
+#include "hepgnn/simd/gemm.hpp"
 
 namespace hepgnn {
 
@@ -52,6 +53,7 @@ class gravnet_conv {
     source_index by_source;
     std::vector<T> w;             ///< per edge
     std::vector<index_t> argmax;  ///< N x P edge ids of the max
+    matrix<T> out2;               ///< lin_out2 of the aggregated messages
     std::uint64_t forward_key = 0;  ///< fingerprint of the training forward's x and batch (0 after an infer)
   };
 
@@ -169,12 +171,9 @@ class gravnet_conv {
     check_finite(x, who);
     c.forward_key = train ? forward_key(x, b) : 0;  // infer overwrites what backward reads
     const long n = x.rows(), P = o_.propagate_dimensions, S = o_.space_dimensions;
-    c.s.resize(n, S);
-    c.s.noalias() = x * lin_s_.weight().transpose();
-    c.s.rowwise() += lin_s_.bias().row(0);
-    c.h.resize(n, P);
-    c.h.noalias() = x * lin_h_.weight().transpose();
-    c.h.rowwise() += lin_h_.bias().row(0);
+    // The library's products, not Eigen's: Eigen's threaded GEMM allocates its blocking space on every call.
+    simd::linear_forward(x, lin_s_.weight(), lin_s_.bias().data(), c.s);
+    simd::linear_forward(x, lin_h_.weight(), lin_h_.bias().data(), c.h);
     knn_options ko;
     ko.include_self = true;
     knn_graph_into(c.s.data(), static_cast<index_t>(n), static_cast<int>(S), S, o_.k, b, ko, c.g, c.knn);
@@ -205,10 +204,9 @@ class gravnet_conv {
                                   train ? c.argmax.data() + i * P : nullptr);
     });
     if (train) c.by_source.build(c.g);
-    y.resize(n, o_.out_channels);
-    y.noalias() = x * lin_out1_.weight().transpose();
-    y.noalias() += c.agg * lin_out2_.weight().transpose();
-    y.rowwise() += lin_out2_.bias().row(0);
+    simd::linear_forward(x, lin_out1_.weight(), nullptr, y);
+    simd::linear_forward(c.agg, lin_out2_.weight(), lin_out2_.bias().data(), c.out2);
+    y += c.out2;
   }
 
   /// y_i reads [mean, max] of the messages entering i.
