@@ -109,6 +109,10 @@
 #include "hepgnn/data/toy_tracker.hpp"
 #include "hepgnn/data/trackml_event.hpp"
 
+#include "hepgnn/metrics/efp.hpp"
+#include "hepgnn/metrics/eval_batches.hpp"
+#include "hepgnn/metrics/frechet.hpp"
+#include "hepgnn/metrics/generation.hpp"
 #include "hepgnn/metrics/jets.hpp"
 #include "hepgnn/metrics/particle_flow.hpp"
 #include "hepgnn/metrics/roc.hpp"
