@@ -209,10 +209,12 @@ TEST_CASE("fpd and kpd match JetNet on the same batches") {
   const auto f = fpd(real, gen, draws, 4);
   const double dfpd = rel_diff(std::vector<double>{f.value, f.error}, ref().at("fpd_fixed"));
   MESSAGE("relative deviation from JetNet: full-sample Frechet ", dfd, ", per-size means ", dmeans, ", fpd (fit) ", dfpd);
-  // sample a's first EFP (sum pt_rel = 1) is constant, so its covariance is singular, and the square root at a
-  // zero eigenvalue turns round-off into ~sqrt(eps): agreement to ~1e-8 is what both sides can give here
-  CHECK(dfd <= 3e-8);
-  CHECK(dmeans <= 3e-8);
+  // sample a's first EFP (sum pt_rel = 1) is constant, so its covariance is singular; scipy's sqrtm turns the
+  // product's round-off eigenvalues into ~sqrt(eps) each, which trace_sqrt_product counts as 0 (frechet.hpp)
+  CHECK(dfd <= 1e-7);
+  // the value does not depend on the order of the samples
+  CHECK(std::abs(frechet_distance(fit_gaussian(gen), fit_gaussian(real)) - fd) <= 1e-11 * fd);
+  CHECK(dmeans <= 1e-7);
   CHECK(dfpd <= 1e-6);  // scipy's trust-region fit stops at its tolerance (1e-8), and differentiates numerically
 
   const std::vector<double> x{1.0 / 50, 1.0 / 80, 1.0 / 110, 1.0 / 150};
