@@ -119,6 +119,7 @@
 #include "hepgnn/metrics/tracking.hpp"
 
 #include "hepgnn/models/autoencoder.hpp"
+#include "hepgnn/models/fpnd.hpp"
 #include "hepgnn/models/mpgan.hpp"
 #include "hepgnn/models/particle_flow.hpp"
 #include "hepgnn/models/particlenet.hpp"
