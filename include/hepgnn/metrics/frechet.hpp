@@ -161,6 +161,20 @@ inline matrix<double> maybe_normalised(const matrix<double>& x, bool normalise, 
 }
 }  // namespace frechet_detail
 
+namespace frechet_detail {
+/// Mean Frechet distance over batches [begin, end) of `draws`, the batches in parallel.
+inline double mean_frechet(const matrix<double>& real, const matrix<double>& gen, const eval_batches& draws, int begin,
+                           int end) {
+  std::vector<double> fd(static_cast<std::size_t>(end - begin));
+  parallel_for_dynamic(end - begin, end - begin >= parallel_limits::metric_min_batches, 1, [&](long k) {
+    fd[k] = frechet_distance(fit_gaussian(real, draws.first[begin + k]), fit_gaussian(gen, draws.second[begin + k]));
+  });
+  double s = 0;
+  for (double v : fd) s += v;
+  return s / static_cast<double>(fd.size());
+}
+}  // namespace frechet_detail
+
 /// @brief FPD on given batches: `draws` holds num_points groups of equally sized batches, point-major (the batch
 /// size of a group is the length of its lists); each group's mean Frechet distance is fitted linearly in 1/N and
 /// the intercept (N -> infinity) with its error returned. No normalisation here: pass normalised features.
@@ -171,23 +185,18 @@ inline distance_estimate fpd(const matrix<double>& real, const matrix<double>& g
   const int nb = draws.num_batches();
   HEPGNN_CHECK(num_points >= 3 && nb % num_points == 0, "fpd: ", nb, " batches do not split into num_points = ",
                num_points, " (>= 3) equal groups");
-  std::vector<double> fd(static_cast<std::size_t>(nb));
-  parallel_for_dynamic(nb, nb >= parallel_limits::metric_min_batches, 1, [&](long k) {
-    fd[k] = frechet_distance(fit_gaussian(real, draws.first[k]), fit_gaussian(gen, draws.second[k]));
-  });
   const int per = nb / num_points;
   std::vector<double> x(num_points), y(num_points);
   for (int p = 0; p < num_points; ++p) {
     x[p] = 1.0 / static_cast<double>(draws.first[p * per].size());
-    double s = 0;
-    for (int k = 0; k < per; ++k) s += fd[p * per + k];
-    y[p] = s / per;
+    y[p] = frechet_detail::mean_frechet(real, gen, draws, p * per, (p + 1) * per);
   }
   return fit_intercept_nonnegative(x, y);
 }
 
 /// @brief JetNet's fpd: features normalised by the real sample's maxima, opt.num_batches seeded batches drawn with
-/// replacement at each of the opt.num_points batch sizes, the mean Frechet distance per size fitted in 1/N.
+/// replacement at each of the opt.num_points batch sizes, the mean Frechet distance per size fitted in 1/N. The
+/// draws of one batch size are made when it is its turn (JetNet's defaults would hold 80 MB of indices at once).
 inline distance_estimate fpd(const matrix<double>& real, const matrix<double>& gen, const fpd_options& opt = {}) {
   frechet_detail::check_features("fpd", real, gen);
   HEPGNN_CHECK(opt.num_batches >= 1, "fpd: num_batches must be >= 1, got ", opt.num_batches);
@@ -196,15 +205,15 @@ inline distance_estimate fpd(const matrix<double>& real, const matrix<double>& g
                opt.max_samples, " exceeds the rows given (real: ", real.rows(), ", gen: ", gen.rows(), ")");
   matrix<double> g = gen;
   const matrix<double> r = frechet_detail::maybe_normalised(real, opt.normalise, g);
-  eval_batches draws;
   rng stream(opt.seed);
+  std::vector<double> x, y;
   for (index_t n : sizes) {
     const auto d = draw_eval_batches(static_cast<index_t>(r.rows()), static_cast<index_t>(g.rows()), n,
                                      opt.num_batches, stream());
-    draws.first.insert(draws.first.end(), d.first.begin(), d.first.end());
-    draws.second.insert(draws.second.end(), d.second.begin(), d.second.end());
+    x.push_back(1.0 / static_cast<double>(n));
+    y.push_back(frechet_detail::mean_frechet(r, g, d, 0, opt.num_batches));
   }
-  return fpd(r, g, draws, opt.num_points);
+  return fit_intercept_nonnegative(x, y);
 }
 
 /// @brief Unbiased MMD^2 of rows `ix` of x and rows `iy` of y with the polynomial kernel (u.v / d + 1)^degree
