@@ -165,6 +165,7 @@ struct scratch {
   std::vector<vector<double>> unary;
   std::vector<matrix<double>> pair;  // pair[a * n + b], a < b: F(x_a, x_b); empty if none
   std::vector<bool> has_pair;
+  std::vector<double> values;  // per distinct connected part
 };
 
 /// Sum of a connected component over the particles (theta_pow filled up to the largest multiplicity).
@@ -227,14 +228,20 @@ matrix<double> efps(const jet_array<T>& jets, const std::vector<efp_graph>& grap
   jets.validate("efps: jets");
   HEPGNN_CHECK(!graphs.empty(), "efps: graphs must not be empty");
   HEPGNN_CHECK(std::isfinite(opt.beta) && opt.beta > 0, "efps: beta must be positive and finite, got ", opt.beta);
-  std::vector<std::vector<efp_detail::component>> comps;
+  // connected parts shared by several graphs (a single edge appears in 8 of the d <= 4 graphs) are summed once
+  std::vector<efp_detail::component> unique;
+  std::vector<std::vector<std::size_t>> parts(graphs.size());
   int max_mult = 1;
   for (std::size_t g = 0; g < graphs.size(); ++g) {
     efp_detail::check_graph(graphs[g], g);
-    comps.push_back(efp_detail::components(graphs[g]));
-    for (const auto& c : comps.back())
+    for (auto& c : efp_detail::components(graphs[g])) {
       for (const auto& row : c.mult)
         for (int k : row) max_mult = std::max(max_mult, k);
+      std::size_t u = 0;
+      while (u < unique.size() && !(unique[u].n == c.n && unique[u].mult == c.mult)) ++u;
+      if (u == unique.size()) unique.push_back(std::move(c));
+      parts[g].push_back(u);
+    }
   }
   const index_t n_jets = jets.num_jets, p = jets.max_particles;
   matrix<double> out(n_jets, static_cast<Eigen::Index>(graphs.size()));
@@ -265,9 +272,11 @@ matrix<double> efps(const jet_array<T>& jets, const std::vector<efp_graph>& grap
             s.theta_pow[0](a, b) = opt.beta == 1 ? std::sqrt(d2) : std::pow(d2, opt.beta / 2);
           }
         for (int k = 1; k < max_mult; ++k) s.theta_pow[k] = s.theta_pow[k - 1].cwiseProduct(s.theta_pow[0]);
+        s.values.resize(unique.size());
+        for (std::size_t u = 0; u < unique.size(); ++u) s.values[u] = efp_detail::component_value(unique[u], s);
         for (std::size_t g = 0; g < graphs.size(); ++g) {
           double v = 1;
-          for (const auto& c : comps[g]) v *= efp_detail::component_value(c, s);
+          for (std::size_t u : parts[g]) v *= s.values[u];
           out(j, static_cast<Eigen::Index>(g)) = v;
         }
       },
