@@ -115,8 +115,8 @@ TEST_CASE("efps: the engine equals the direct sum over particle tuples, for ever
   const auto graphs = efp_graphs::d_le_4();
   const matrix<double> e = efps(jets, graphs);
   // jets of 5, 26 (wide phi: wrap-around) and 14 particles; the direct sum costs M^n, so the larger jets take
-  // the graphs with fewer vertices
-  for (auto [j, max_vertices] : {std::pair{0, 8}, std::pair{3, 4}, std::pair{5, 5}}) {
+  // the graphs with fewer vertices (3.5 s in a Debug -O0 build)
+  for (auto [j, max_vertices] : {std::pair{0, 8}, std::pair{3, 3}, std::pair{5, 4}}) {
     CAPTURE(j);
     for (std::size_t g = 0; g < graphs.size(); ++g) {
       if (graphs[g].num_vertices > max_vertices) continue;
