@@ -3,6 +3,8 @@
 
 Setup (the versions these values came from: jetnet 0.2.5, energyflow 1.4.0, scipy 1.17.1, numpy 1.26.4):
     python3 -m venv venv && venv/bin/pip install energyflow jetnet scipy numpy
+    venv/bin/pip uninstall -y pyarrow   # pip brings a pyarrow that needs numpy 2, while jetnet keeps numpy 1.26,
+                                        # and awkward then fails to import; jetnet does not need pyarrow
     venv/bin/python tests/reference/generation_metrics_reference.py [path/to/shared/data]
 Writes tests/data/generation_metrics_reference.txt, lines `<name> <count> v0 v1 ...` (support/reference.hpp).
 
