@@ -109,12 +109,17 @@
 #include "hepgnn/data/toy_tracker.hpp"
 #include "hepgnn/data/trackml_event.hpp"
 
+#include "hepgnn/metrics/efp.hpp"
+#include "hepgnn/metrics/eval_batches.hpp"
+#include "hepgnn/metrics/frechet.hpp"
+#include "hepgnn/metrics/generation.hpp"
 #include "hepgnn/metrics/jets.hpp"
 #include "hepgnn/metrics/particle_flow.hpp"
 #include "hepgnn/metrics/roc.hpp"
 #include "hepgnn/metrics/tracking.hpp"
 
 #include "hepgnn/models/autoencoder.hpp"
+#include "hepgnn/models/fpnd.hpp"
 #include "hepgnn/models/mpgan.hpp"
 #include "hepgnn/models/particle_flow.hpp"
 #include "hepgnn/models/particlenet.hpp"

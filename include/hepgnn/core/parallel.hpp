@@ -45,6 +45,11 @@ inline constexpr long transport_chunk = 4;
 inline constexpr long nsubjettiness_chunk = 32;
 /// Chunk of the toy jet generator's loop over jets.
 inline constexpr long toy_jets_chunk = 16;
+/// Chunk of the energy-flow-polynomial loop over jets (metrics/efp.hpp).
+inline constexpr long efp_chunk = 16;
+/// Generation metrics (metrics/generation.hpp, metrics/frechet.hpp): evaluation batches (FPD, KPD) and row blocks
+/// of KPD's kernel sums go parallel from this many on; each writes its own slot, summed in order afterwards.
+inline constexpr long metric_min_batches = 2;
 }  // namespace parallel_limits
 
 /// @brief Threads a parallel_for may use (1 without OpenMP): the size of per-thread scratch arrays.
