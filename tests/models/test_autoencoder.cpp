@@ -3,6 +3,8 @@
 // QCD jets whose loss must fall; bad input.
 #include "support/doctest.hpp"
 
+#include <limits>
+
 #include <vector>
 
 #ifdef _OPENMP
@@ -219,6 +221,10 @@ TEST_CASE("autoencoders: bad input") {
   std::vector<index_t> counts;
   CHECK_THROWS_WITH_AS(dense.flatten(jets, 0, 2, flat, counts), doctest::Contains("jets have 30 slots, the model expects 10"),
                        hepgnn::error);
+  // first + n past INT_MAX: refused (it used to wrap and pass the range check)
+  dense_autoencoder<float> d30(g, {.max_particles = 30});
+  CHECK_THROWS_WITH_AS(d30.flatten(jets, 1, std::numeric_limits<index_t>::max(), flat, counts),
+                       doctest::Contains("out of range for 2 jets"), hepgnn::error);
 }
 
 TEST_CASE("autoencoders: save_model / load_model round trip (config from the metadata, identical output)") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <numbers>
 #include <numeric>
@@ -217,6 +218,20 @@ TEST_CASE("tracking pipeline: edge truth, edge selection and track building on a
                        doctest::Contains("features must have one row per node of the graph (8), got 5"), hepgnn::error);
   CHECK_THROWS_WITH_AS(P::orient_outward(matrix<float>(f.topRows(5)), g),
                        doctest::Contains("features must have one row per node of the graph (8)"), hepgnn::error);
+  // A graph whose sources point past its nodes, and a NaN score: refused by name, not read out of bounds or as
+  // "below the cut" (build_tracks_cc refuses NaN the same way).
+  graph broken = g;
+  broken.sources[3] = 40;
+  CHECK_THROWS_WITH_AS(P::select_edges(broken, scores, 0.5f), doctest::Contains("sources[3] = 40 is out of range"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(P::build_tracks_walkthrough(f, broken, scores, 0.5f),
+                       doctest::Contains("sources[3] = 40 is out of range"), hepgnn::error);
+  vector<float> nan_scores = scores;
+  nan_scores[2] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(P::build_tracks_walkthrough(f, g, nan_scores, 0.5f), doctest::Contains("scores[2] is NaN"),
+                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(P::select_edges(g, nan_scores, 0.5f), doctest::Contains("scores[2] is NaN"), hepgnn::error);
+  CHECK_THROWS_WITH_AS(P::build_tracks_cc(g, nan_scores, 0.5f), doctest::Contains("is NaN"), hepgnn::error);
 }
 
 TEST_CASE("tracking pipeline: select_edges on a graph large enough for threads keeps exactly the edges above the cut") {

@@ -2,6 +2,7 @@
 /// @file edge_selection.hpp
 /// @brief The subgraph of the edges whose score passes a cut, CSR order kept.
 
+#include <cmath>
 #include <numeric>
 #include <span>
 #include <vector>
@@ -17,8 +18,11 @@ namespace hepgnn {
 /// @throws hepgnn::error when scores has not one entry per edge.
 template <class T>
 graph select_edges(const graph& g, std::span<const T> scores, T cut, std::vector<index_t>* kept = nullptr) {
+  g.validate("select_edges");
   HEPGNN_CHECK(scores.size() == static_cast<std::size_t>(g.num_edges()), "select_edges: scores must have one entry ",
                "per edge (", g.num_edges(), "), got ", scores.size());
+  for (std::size_t e = 0; e < scores.size(); ++e)  // a NaN score is neither above nor below a cut
+    HEPGNN_CHECK(!std::isnan(static_cast<double>(scores[e])), "select_edges: scores[", e, "] is NaN");
   const index_t n = g.num_nodes;
   graph out;
   out.num_nodes = n;

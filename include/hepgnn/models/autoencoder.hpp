@@ -286,8 +286,8 @@ class dense_autoencoder {
   void flatten(const jet_array<T>& jets, index_t first, index_t n, matrix<T>& flat, std::vector<index_t>& counts) const {
     HEPGNN_CHECK(jets.max_particles == o_.max_particles, "dense_autoencoder::flatten: jets have ", jets.max_particles,
                  " slots, the model expects ", o_.max_particles);
-    HEPGNN_CHECK(first >= 0 && n >= 0 && first + n <= jets.num_jets, "dense_autoencoder::flatten: jets [", first, ", ",
-                 first + n, ") out of range for ", jets.num_jets, " jets");
+    HEPGNN_CHECK(first >= 0 && n >= 0 && n <= jets.num_jets - first, "dense_autoencoder::flatten: jets [", first, ", ",
+                 static_cast<long long>(first) + n, ") out of range for ", jets.num_jets, " jets");
     const int f = o_.features;
     flat.setZero(n, o_.max_particles * f);
     counts.resize(static_cast<std::size_t>(n));

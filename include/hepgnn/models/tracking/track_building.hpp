@@ -4,6 +4,7 @@
 /// walkthrough), and the selection of tracks by hits and fitted pT.
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 #include <span>
@@ -51,8 +52,12 @@ template <class T>
 std::vector<index_t> build_tracks_walkthrough(const matrix<T>& features, const graph& g, const vector<T>& scores,
                                               T cut, int min_hits = 3,
                                               T extend_cut = std::numeric_limits<T>::infinity()) {
+  g.validate("tracking::build_tracks_walkthrough");
   HEPGNN_CHECK(scores.size() == g.num_edges(), "tracking::build_tracks_walkthrough: scores must have one entry per ",
                "edge (", g.num_edges(), "), got ", scores.size());
+  for (index_t e = 0; e < scores.size(); ++e)  // as build_tracks_cc: a NaN score is refused, not read as below the cut
+    HEPGNN_CHECK(!std::isnan(static_cast<double>(scores[e])), "tracking::build_tracks_walkthrough: scores[", e,
+                 "] is NaN");
   const index_t n = g.num_nodes;
   HEPGNN_CHECK(features.rows() == n, "tracking::build_tracks_walkthrough: features must have one row per node of ",
                "the graph (", n, "), got ", features.rows());
