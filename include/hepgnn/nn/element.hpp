@@ -42,6 +42,8 @@ class edge_features_ref {
   explicit edge_features_ref(const matrix<float>& m) : m_(&m) {}
   explicit edge_features_ref(const matrix<double>& m) : m_(&m) {}
   bool empty() const { return std::holds_alternative<std::monostate>(m_); }
+  /// @brief Whether both refer to the same matrix (or both to none).
+  bool same(const edge_features_ref& o) const { return m_ == o.m_; }
   /// @brief The features, or null when there are none; throws when they are of another scalar type than T.
   template <class T>
   const matrix<T>* get() const {
@@ -64,6 +66,17 @@ struct chain_context {
   /// clears them (they belong to the graph before it). Held fixed: backward computes no gradient for them.
   edge_features_ref edge_features{};
 };
+
+/// @brief The context an element saw in a forward (`seen`), with the caller's objects of that forward (`recorded`:
+/// its batch, graph, edge features, possibly temporaries gone since) replaced by those given to the backward
+/// (`given`, checked to hold the same content). Graphs a chain built itself, in its cache, are kept.
+inline chain_context rebind_context(chain_context seen, const chain_context& recorded, const chain_context& given) {
+  if (given.b && seen.b == recorded.b) seen.b = given.b;
+  if (given.g && seen.g == recorded.g) seen.g = given.g;
+  if (!given.edge_features.empty() && seen.edge_features.same(recorded.edge_features))
+    seen.edge_features = given.edge_features;
+  return seen;
+}
 
 /// @brief A graph builder: `build(x, b, g, workspace)` const writes the graph of the node rows x (per graph of b)
 /// into g; `workspace<T>` is its reusable scratch. Declares `builds_graph = true`.

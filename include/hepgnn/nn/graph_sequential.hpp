@@ -132,6 +132,7 @@ class graph_sequential {
     matrix<T> grad[2];
     std::uint64_t forward_x = 0;        ///< fingerprint of the training forward's x (0 after an infer)
     std::uint64_t forward_context = 0;  ///< ... and of its batch and graph
+    chain_context forward_ctx;          ///< the caller's context of the training forward (rebound by backward)
   };
 
   graph_sequential() requires(std::is_default_constructible_v<Es> && ...) = default;
@@ -164,6 +165,7 @@ class graph_sequential {
     run<true>(*this, x, ctx, y, c, std::make_index_sequence<n>{});
     c.forward_x = fingerprint(x);
     c.forward_context = context_key(ctx);
+    c.forward_ctx = ctx;
   }
 
   void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const { infer(x, check(x, b), y, c); }
@@ -185,18 +187,19 @@ class graph_sequential {
     backward(x, chain_context{&c.whole, &g}, y, dy, c, dx);
   }
   /// Edge features are held fixed (no gradient for them), as graphs are.
-  void backward(const matrix<T>& x, const graph& g, const matrix<T>&, const matrix<T>& y, const matrix<T>& dy,
-                cache& c, matrix<T>* dx) {
-    backward(x, chain_context{&c.whole, &g}, y, dy, c, dx);
+  void backward(const matrix<T>& x, const graph& g, const matrix<T>& edge_features, const matrix<T>& y,
+                const matrix<T>& dy, cache& c, matrix<T>* dx) {
+    backward(x, chain_context{&c.whole, &g, edge_features_ref(edge_features)}, y, dy, c, dx);
   }
-  /// The batch and graph of ctx (when given) must be the forward's: backward reuses what the forward built on them.
+  /// The batch and graph of ctx (when given) must hold the forward's content: backward reuses what the forward built
+  /// on them, and reads them from ctx (the forward's may have been temporaries).
   void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     HEPGNN_CHECK(dy.rows() == y.rows() && dy.cols() == y.cols(), "graph_sequential::backward: dy must have the shape "
                  "of y (", y.rows(), " x ", y.cols(), "), got ", dy.rows(), " x ", dy.cols());
     check_same_forward(c.forward_x, fingerprint(x), "graph_sequential::backward", "input x");
     if (ctx.b) check_same_forward(c.forward_context, context_key(ctx), "graph_sequential::backward", "batch or graph");
-    back<n - 1>(x, y, dy, c, dx);
+    back<n - 1>(x, y, dy, c, ctx.b ? ctx : c.forward_ctx, dx);
   }
 
   template <class F>
@@ -267,23 +270,24 @@ class graph_sequential {
   }
 
   template <std::size_t I>
-  void back(const matrix<T>& x, const matrix<T>& y, const matrix<T>& dout, cache& c, matrix<T>* dx) {
+  void back(const matrix<T>& x, const matrix<T>& y, const matrix<T>& dout, cache& c, const chain_context& given,
+            matrix<T>* dx) {
     using tr = traits<I>;
     if constexpr (tr::builder) {
       if constexpr (I == 0) {
         if (dx) *dx = dout;
       } else {
-        back<I - 1>(x, y, dout, c, dx);
+        back<I - 1>(x, y, dout, c, given, dx);
       }
     } else if constexpr (!layers_before<I>()) {
       // Only builders (no gradient of their own) before I: the input gradient of I is dL/dx.
-      tr::backward(std::get<I>(elements_), input_of<I>(x, y, c), c.seen[I], output_of<I>(x, y, c), dout,
-                   std::get<I>(c.elements), dx);
+      tr::backward(std::get<I>(elements_), input_of<I>(x, y, c), rebind_context(c.seen[I], c.forward_ctx, given),
+                   output_of<I>(x, y, c), dout, std::get<I>(c.elements), dx);
     } else {
       matrix<T>* din = &dout == &c.grad[0] ? &c.grad[1] : &c.grad[0];
-      tr::backward(std::get<I>(elements_), input_of<I>(x, y, c), c.seen[I], output_of<I>(x, y, c), dout,
-                   std::get<I>(c.elements), din);
-      back<I - 1>(x, y, *din, c, dx);
+      tr::backward(std::get<I>(elements_), input_of<I>(x, y, c), rebind_context(c.seen[I], c.forward_ctx, given),
+                   output_of<I>(x, y, c), dout, std::get<I>(c.elements), din);
+      back<I - 1>(x, y, *din, c, given, dx);
     }
   }
 

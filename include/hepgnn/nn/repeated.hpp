@@ -30,7 +30,6 @@ class repeated {
   struct cache {
     std::vector<typename tr::cache> copies;
     std::vector<matrix<T>> out;  ///< output of copy i < count - 1
-    std::vector<chain_context> seen;
     matrix<T> grad[2];
   };
 
@@ -44,7 +43,8 @@ class repeated {
   void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
     run<false>(*this, x, ctx, y, c);
   }
-  void backward(const matrix<T>& x, const chain_context&, const matrix<T>& y, const matrix<T>& dy, cache& c,
+  /// Every copy saw the block's context: backward hands each the one it is given (the caller's, at backward).
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>& y, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     HEPGNN_CHECK(c.copies.size() == copies_.size(), "repeated::backward: call forward first");
     if (copies_.empty()) {
@@ -54,7 +54,7 @@ class repeated {
     const matrix<T>* dout = &dy;
     for (std::size_t i = copies_.size(); i-- > 0;) {
       matrix<T>* din = i == 0 ? dx : (dout == &c.grad[0] ? &c.grad[1] : &c.grad[0]);
-      tr::backward(copies_[i], i == 0 ? x : c.out[i - 1], c.seen[i], i + 1 == copies_.size() ? y : c.out[i], *dout,
+      tr::backward(copies_[i], i == 0 ? x : c.out[i - 1], ctx, i + 1 == copies_.size() ? y : c.out[i], *dout,
                    c.copies[i], din);
       dout = din;
     }
@@ -74,11 +74,9 @@ class repeated {
     const std::size_t m = self.copies_.size();
     c.copies.resize(m);
     c.out.resize(m > 0 ? m - 1 : 0);
-    c.seen.resize(m);
     if (m == 0) y = x;
     for (std::size_t i = 0; i < m; ++i) {
       chain_context local = ctx;
-      c.seen[i] = ctx;
       matrix<T>& out = i + 1 == m ? y : c.out[i];
       const matrix<T>& in = i == 0 ? x : c.out[i - 1];
       if constexpr (Train) tr::forward(self.copies_[i], in, local, out, c.copies[i]);

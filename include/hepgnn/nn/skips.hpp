@@ -205,7 +205,6 @@ class parallel_branches {
   struct cache {
     std::tuple<typename element_traits<Bs, T>::cache...> branches;
     std::array<matrix<T>, n> out;
-    std::array<chain_context, n> seen;
     matrix<T> dout, dx;
   };
 
@@ -233,15 +232,15 @@ class parallel_branches {
   /// Every branch on x (forward when Train, else infer): c.out[i] is branch i's output.
   template <bool Train, class Self>
   static void run_branches(Self& self, const matrix<T>& x, const chain_context& ctx, cache& c) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((c.seen[I] = ctx, one<Train, I>(self, x, c)), ...);
-    }(std::make_index_sequence<n>{});
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (one<Train, I>(self, x, ctx, c), ...); }
+    (std::make_index_sequence<n>{});
   }
-  /// Every branch's backward with output gradient dy_of(c, I); dx (unless null) = the sum of their input gradients.
+  /// Every branch's backward (on the block's context: every branch saw it) with output gradient dy_of(c, I); dx
+  /// (unless null) = the sum of their input gradients.
   template <class DyOf>
-  void backward_branches(const matrix<T>& x, cache& c, DyOf&& dy_of, matrix<T>* dx) {
+  void backward_branches(const matrix<T>& x, const chain_context& ctx, cache& c, DyOf&& dy_of, matrix<T>* dx) {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((element_traits<Bs, T>::backward(std::get<I>(branches_), x, c.seen[I], c.out[I], dy_of(c, I),
+      ((element_traits<Bs, T>::backward(std::get<I>(branches_), x, ctx, c.out[I], dy_of(c, I),
                                         std::get<I>(c.branches), dx ? (I == 0 ? dx : &c.dx) : nullptr),
         (I > 0 && dx ? (*dx += c.dx, 0) : 0)),
        ...);
@@ -250,9 +249,9 @@ class parallel_branches {
 
  private:
   template <bool Train, std::size_t I, class Self>
-  static void one(Self& self, const matrix<T>& x, cache& c) {
+  static void one(Self& self, const matrix<T>& x, const chain_context& ctx, cache& c) {
     using tr = element_traits<std::tuple_element_t<I, std::tuple<Bs...>>, T>;
-    chain_context local = c.seen[I];
+    chain_context local = ctx;
     if constexpr (Train) tr::forward(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
     else tr::infer(std::get<I>(self.branches_), x, local, c.out[I], std::get<I>(c.branches));
   }
@@ -287,10 +286,10 @@ class concat_branches : public detail::parallel_branches<Bs...> {
   void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
     run<false>(*this, x, ctx, y, c);
   }
-  void backward(const matrix<T>& x, const chain_context&, const matrix<T>&, const matrix<T>& dy, cache& c,
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>&, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
     long col = 0;  // branch i's columns of dy follow those of the branches before it (called in branch order)
-    this->backward_branches(x, c, [&](cache& cc, std::size_t i) -> const matrix<T>& {
+    this->backward_branches(x, ctx, c, [&](cache& cc, std::size_t i) -> const matrix<T>& {
       cc.dout = dy.middleCols(col, cc.out[i].cols());
       col += cc.out[i].cols();
       return cc.dout;
@@ -348,9 +347,9 @@ class add_branches : public detail::parallel_branches<Bs...> {
   void infer(const matrix<T>& x, const chain_context& ctx, matrix<T>& y, cache& c) const {
     run<false>(*this, x, ctx, y, c);
   }
-  void backward(const matrix<T>& x, const chain_context&, const matrix<T>&, const matrix<T>& dy, cache& c,
+  void backward(const matrix<T>& x, const chain_context& ctx, const matrix<T>&, const matrix<T>& dy, cache& c,
                 matrix<T>* dx) {
-    this->backward_branches(x, c, [&](cache&, std::size_t) -> const matrix<T>& { return dy; }, dx);
+    this->backward_branches(x, ctx, c, [&](cache&, std::size_t) -> const matrix<T>& { return dy; }, dx);
   }
 
  private:

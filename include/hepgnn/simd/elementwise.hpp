@@ -68,7 +68,12 @@ struct leaky_relu {  // PyTorch default negative_slope 0.01
 };
 struct elu {  // PyTorch default alpha 1
   static constexpr double default_a = 1.0;
-  template <class V> static V f(V x, V a) { return simd::pick(x > V(0), x, a * xsimd::expm1(x)); }
+  // expm1 only on the lanes that use it, clamped to [-100, 0] (expm1(-100) is -1 in float and double): xsimd's
+  // expm1 converts to an integer inside, undefined behaviour for large or infinite lanes. NaN stays NaN.
+  template <class V> static V f(V x, V a) {
+    const V e = a * xsimd::expm1(simd::pick(x < V(0), xsimd::max(x, V(-100)), V(0)));
+    return simd::pick(x <= V(0), e, x);  // NaN is not <= 0: it passes through
+  }
   template <class V> static V df(V x, V y, V a) { return simd::pick(x > V(0), V(1), y + a); }
 };
 // gelu: exact (erf) form, PyTorch's default, as x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2 (no cancellation in
