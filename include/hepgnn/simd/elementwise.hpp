@@ -55,6 +55,13 @@ void map_elements(long n, T* out, Op&& op, const In*... in) {
 }  // namespace simd
 
 namespace act {
+/// @brief An argument for xsimd's exp/expm1, which convert it to an integer inside (undefined behaviour for NaN,
+/// infinite or huge lanes): clamped to [-800, 800], where exp is already 0 or infinite in float and double, and
+/// NaN replaced by 0 (the callers keep NaN themselves).
+template <class V>
+V exp_arg(V x) {
+  return simd::pick(xsimd::isnan(x), V(0), xsimd::min(xsimd::max(x, V(-800)), V(800)));
+}
 // Each policy gives f(x) and f'(x) from x and y = f(x) (whichever is cheaper). `a` is the policy's parameter.
 // xsimd::exp & co. are std::exp & co. for a plain float or double.
 struct relu {  // NaN stays NaN, as in PyTorch (x <= 0 is false for NaN)
@@ -84,24 +91,29 @@ struct gelu {
   template <class T> static constexpr bool vectorise = std::is_same_v<T, float>;
   template <class V> static V f(V x, V) { return x * cdf(x); }
   template <class V> static V df(V x, V, V) {
-    const V pdf = xsimd::exp(V(-0.5) * x * x) * V(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
+    const V pdf = xsimd::exp(exp_arg(V(-0.5) * x * x)) * V(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
     return cdf(x) + x * pdf;
   }
   template <class V> static V cdf(V x) { return V(0.5) * xsimd::erfc(x * V(-std::numbers::sqrt2 / 2)); }
 };
 struct silu {
-  template <class V> static V f(V x, V) { return x / (V(1) + xsimd::exp(-x)); }
+  template <class V> static V f(V x, V) { return x / (V(1) + xsimd::exp(exp_arg(-x))); }
   template <class V> static V df(V x, V, V) {
-    const V s = V(1) / (V(1) + xsimd::exp(-x));
+    const V s = V(1) / (V(1) + xsimd::exp(exp_arg(-x)));
     return s * (V(1) + x * (V(1) - s));
   }
 };
 struct tanh {
-  template <class V> static V f(V x, V) { return xsimd::tanh(x); }
+  // tanh is +-1 to the last bit beyond |x| = 20; xsimd's goes through exp (see exp_arg), so it sees at most 40
+  template <class V> static V f(V x, V) {
+    return simd::pick(xsimd::isnan(x), x, xsimd::tanh(xsimd::min(xsimd::max(exp_arg(x), V(-40)), V(40))));
+  }
   template <class V> static V df(V, V y, V) { return V(1) - y * y; }
 };
 struct sigmoid {
-  template <class V> static V f(V x, V) { return V(1) / (V(1) + xsimd::exp(-x)); }
+  template <class V> static V f(V x, V) {
+    return simd::pick(xsimd::isnan(x), x, V(1) / (V(1) + xsimd::exp(exp_arg(-x))));
+  }
   template <class V> static V df(V, V y, V) { return y * (V(1) - y); }
 };
 /// @brief Whether act::apply() runs P on xsimd batches of T: float and double, unless the policy opts out where
