@@ -6,7 +6,6 @@ if(HEPGNN_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
 endif()
 
 find_package(OpenMP)
-find_package(ZLIB)
 
 # Real data beside the clone (../shared/data); tests that need it skip with a message when it is absent.
 set(_hepgnn_default_data "")
@@ -43,17 +42,12 @@ endif()
 target_compile_definitions(hepgnn_dev INTERFACE HEPGNN_DATA_DIR="${HEPGNN_DATA_DIR}"
   HEPGNN_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
-# Optional dependencies used by optional headers (io/gzip, FastJet clustering).
-if(ZLIB_FOUND)
-  target_link_libraries(hepgnn_dev INTERFACE ZLIB::ZLIB)
-  target_compile_definitions(hepgnn_dev INTERFACE HEPGNN_HAVE_ZLIB=1)
+# The optional components (cmake/hepgnn_components.cmake): every test, benchmark and example has zlib; the targets
+# that cluster with FastJet link hepgnn::fastjet themselves.
+if(TARGET hepgnn::zlib)
+  target_link_libraries(hepgnn_dev INTERFACE hepgnn::zlib)
 endif()
-find_library(HEPGNN_FASTJET_LIB fastjet)
-find_path(HEPGNN_FASTJET_INCLUDE fastjet/ClusterSequence.hh)
-if(HEPGNN_FASTJET_LIB AND HEPGNN_FASTJET_INCLUDE)
+set(HEPGNN_HAVE_FASTJET OFF)
+if(TARGET hepgnn::fastjet)
   set(HEPGNN_HAVE_FASTJET ON)
-  add_library(hepgnn_fastjet INTERFACE)
-  target_link_libraries(hepgnn_fastjet INTERFACE ${HEPGNN_FASTJET_LIB})
-  target_include_directories(hepgnn_fastjet INTERFACE ${HEPGNN_FASTJET_INCLUDE})
-  target_compile_definitions(hepgnn_fastjet INTERFACE HEPGNN_HAVE_FASTJET=1)
 endif()

@@ -7,7 +7,11 @@ Rules (the name in brackets is the one the allowlist uses):
   [intrinsics] intrinsics (_mm*_ calls, __m128/__m256/__m512/__mmask types, <*intrin.h>) and xsimd
                (`xsimd::`, `#include <xsimd...>`) only in simd/;
   [detail]     a `detail::` (or `*_detail::`) name only in the folder that declares it;
-  [length]     a header has at most MAX_LINES lines.
+  [length]     a header has at most MAX_LINES lines;
+  [optional]   the macros of the optional components (HEPGNN_HAVE_ZLIB, HEPGNN_HAVE_FASTJET, ...) only in the headers
+               listed in OPTIONAL_HOMES, where they add or leave out whole declarations: a macro that changed a
+               function's body would give translation units with and without the component different definitions
+               of one inline function (an ODR violation: the linker keeps one for the whole program).
 
 Known exceptions are listed in scripts/layering_allowlist.txt, one `<file> <rule>  # reason` a line (file relative
 to include/hepgnn). The check fails on a violation that is not listed and on a listed entry that no longer occurs,
@@ -30,7 +34,8 @@ LAYERS = ["core", "simd", "graph", "nn", "loss", "optim", "train", "quant", "dis
 RANK = {name: i for i, name in enumerate(LAYERS)}
 MAX_LINES = 600
 OMP_HOMES = ("core/parallel.hpp",)  # plus all of simd/
-RULES = ("include", "omp", "intrinsics", "detail", "length")
+OPTIONAL_HOMES = ("io/codec.hpp", "io/fastjet_cluster.hpp", "metrics/jets.hpp")
+RULES = ("include", "omp", "intrinsics", "detail", "length", "optional")
 
 ADVICE = {
     "include": "move the needed declarations down (or this code up) so that includes point only to earlier folders",
@@ -38,6 +43,8 @@ ADVICE = {
     "intrinsics": "move the kernel into simd/ and call it by name",
     "detail": "give it a public name in the defining folder (or move it to the folder that uses it)",
     "length": f"split the header (at most {MAX_LINES} lines)",
+    "optional": "put the optional code in its own header (included, or declaring its functions, only with the "
+                "component) and register it at run time as io/codec.hpp does",
 }
 
 
@@ -273,6 +280,7 @@ INTRIN_TYPE = re.compile(r"(?<!\w)__m(?:128|256|512)\w*|(?<!\w)__mmask\d+")
 INTRIN_HEADER = re.compile(r"^\w*intrin\.h$|^arm_neon\.h$|^arm_sve\.h$")
 XSIMD = re.compile(r"(?<!\w)xsimd::")
 DETAIL_USE = re.compile(r"((?:\w+::)*)(\w*detail)::(\w+)")
+OPTIONAL_MACRO = re.compile(r"(?<!\w)HEPGNN_HAVE_\w+")
 ALIAS = re.compile(r"\bnamespace\s+(\w+)\s*=\s*((?:\w+::)*\w*detail)\s*;")
 
 
@@ -362,6 +370,11 @@ def check(root: Path) -> list[Violation]:
                         continue
                     seen.add((line, what))
                     out.append(Violation(rel, line, "intrinsics", f"{what} {m.group(0)}"))
+
+        # (f) optional components' macros
+        if rel not in OPTIONAL_HOMES:
+            for m in OPTIONAL_MACRO.finditer(code):
+                out.append(Violation(rel, line_of(code, m.start()), "optional", f"uses {m.group(0)}"))
 
         # (d) detail names of other folders
         aliases = {a: t.split("::")[-1] for a, t in ALIAS.findall(code)}

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """W3 of WORKLOADS.md: interaction-network edge classifier (Exa.TrkX style) in PyTorch.
 Usage: interaction.py W3/forward | W3/train   (threads from OMP_NUM_THREADS)
-Prints `<workload> pytorch <threads> <median_seconds>`; a checksum line goes to stderr (compare with interaction.cpp).
+Prints `<workload> pytorch <threads> <median_seconds>`, with PyTorch 2.x also `torch-compile` (the same module through
+torch.compile), and for W3/forward `onnxruntime` when onnxruntime and onnx are installed; a checksum line goes to
+stderr (compare with interaction.cpp).
 REFBENCH_CPU_TIME=1 times with process CPU time instead of wall time (a loaded machine; not the MEASURING.md rule).
 """
 import os
@@ -54,6 +56,27 @@ class InteractionNetwork(torch.nn.Module):
         return self.output(e).squeeze(1)
 
 
+def onnx_forward(w, net, x, src, dst, threads):
+    """ONNX Runtime on the exported forward (the graph given as inputs), when onnxruntime and onnx are installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print(f"{w}: onnxruntime not installed, skipped", file=sys.stderr)
+        return
+    import tempfile
+
+    path = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
+    torch.onnx.export(net, (x, src, dst), path, input_names=["x", "src", "dst"], dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy(), "src": src.numpy(), "dst": dst.numpy()}
+    logits = sess.run(None, feed)[0]
+    print(f"W3 check onnxruntime: sum(logits) {float(logits.astype(np.float64).sum()):.4f}", file=sys.stderr)
+    report(w, "onnxruntime", threads, median_seconds(lambda: sess.run(None, feed)))
+
+
 def main():
     w = sys.argv[1] if len(sys.argv) > 1 else "W3/forward"
     if w not in ("W3/forward", "W3/train"):
@@ -80,6 +103,20 @@ def main():
         loss.backward()
 
     seconds = median_seconds(fwd if w == "W3/forward" else train)
+    if hasattr(torch, "compile"):  # PyTorch 2.x: TorchInductor's generated C++ for this CPU
+        compiled = torch.compile(net)
+
+        def fwd_compiled():
+            with torch.no_grad():
+                compiled(x, src, dst)
+
+        def train_compiled():
+            net.zero_grad(set_to_none=False)
+            bce(compiled(x, src, dst), y).backward()
+
+        report(w, "torch-compile", threads, median_seconds(fwd_compiled if w == "W3/forward" else train_compiled))
+    if w == "W3/forward":
+        onnx_forward(w, net, x, src, dst, threads)
     net.zero_grad(set_to_none=False)
     logits = net(x, src, dst)
     loss = bce(logits, y)

@@ -1,4 +1,5 @@
-"""Workload mlp_train in PyTorch (same definition as mlp.cpp): MLP 64-128-128-1, forward + backward + Adam step."""
+"""Workload mlp_train in PyTorch (same definition as mlp.cpp): MLP 64-128-128-1, forward + backward + Adam step;
+with PyTorch 2.x also the model through torch.compile (`torch-compile`)."""
 import sys
 
 import torch
@@ -30,3 +31,14 @@ def step():
 
 
 report(workload, "torch", threads, median_seconds(step))
+if hasattr(torch, "compile"):  # PyTorch 2.x: forward and backward through TorchInductor, the same Adam step
+    compiled = torch.compile(model)
+
+    def step_compiled():
+        opt.zero_grad(set_to_none=False)
+        loss = torch.nn.functional.mse_loss(compiled(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    report(workload, "torch-compile", threads, median_seconds(step_compiled))

@@ -1,7 +1,8 @@
 #pragma once
 /// @file hepgnn.hpp
-/// @brief Umbrella header: all of hepgnn. Optional parts compile to nothing without their dependency
-/// (gzip reading needs HEPGNN_HAVE_ZLIB and zlib, FastJet clustering HEPGNN_HAVE_FASTJET and FastJet).
+/// @brief Umbrella header: all of hepgnn. The optional parts come with the CMake components: `hepgnn::zlib`
+/// (gzip files, compressed .npz/.pt entries: io/zlib.hpp registers zlib for the whole program) and
+/// `hepgnn::fastjet` (FastJet clustering, declared only where HEPGNN_HAVE_FASTJET is defined).
 /// Including single headers instead keeps compile times down; this one is for convenience.
 
 #include "hepgnn/version.hpp"

@@ -241,12 +241,10 @@ TEST_CASE("npz: numpy.savez and savez_compressed archives") {
     CHECK(z.contains("c.npy"));
     CHECK_FALSE(z.contains("d"));
     CHECK_THROWS_WITH_AS(z.read("d"), doctest::Contains("no array named 'd' (the archive has: a, b, c)"), hepgnn::error);
-#ifndef HEPGNN_HAVE_ZLIB
-    if (std::string(name) == "arrays_compressed.npz") {
+    if (!hepgnn::have_zlib() && std::string(name) == "arrays_compressed.npz") {
       CHECK_THROWS_WITH_AS(z.read("a"), doctest::Contains("deflate-compressed"), hepgnn::error);
       continue;
     }
-#endif
     const auto a = z.read("a"), b = z.read("b"), c = z.read("c");
     CHECK(a.dtype == npy_dtype::f4);
     CHECK(a.shape == std::vector<std::int64_t>{2, 3});

@@ -122,7 +122,7 @@ TEST_CASE("tracking metrics: TrackML score") {
 }
 
 TEST_CASE("tracking metrics: perfect labels on the real event") {
-  if (!have_zlib) return;
+  if (!have_zlib()) return;
   const auto ev = trackml::read_event(hepgnn_test::source_path("tests/data/trackml/event000000001"));
   std::unordered_map<std::int64_t, index_t> id;
   std::vector<index_t> labels(ev.num_hits(), -1);

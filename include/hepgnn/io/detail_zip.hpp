@@ -1,7 +1,7 @@
 #pragma once
 /// @file detail_zip.hpp
-/// @brief Internal: a bounds-checked zip directory reader and entry extractor (stored entries; deflate when
-/// HEPGNN_HAVE_ZLIB is defined and zlib is linked), enough for NumPy's .npz archives, including the zip64
+/// @brief Internal: a bounds-checked zip directory reader and entry extractor (stored entries; deflate through the
+/// program's zlib, io/codec.hpp), enough for NumPy's .npz archives, including the zip64
 /// extra fields numpy.savez writes.
 
 #include <algorithm>
@@ -11,11 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "hepgnn/io/codec.hpp"
 #include "hepgnn/io/detail_bytes.hpp"
-
-#ifdef HEPGNN_HAVE_ZLIB
-#include <zlib.h>
-#endif
 
 namespace hepgnn::detail {
 
@@ -134,37 +131,15 @@ inline bytes zip_extract(byte_view file, const zip_entry& z, const char* who) {
                  z.compressed_size, " but uncompressed size ", z.uncompressed_size);
     out.assign(src, src + z.compressed_size);
   } else if (z.method == 8) {
-#ifdef HEPGNN_HAVE_ZLIB
+    const compression_codec* zlib = zlib_codec();
+    HEPGNN_CHECK(zlib != nullptr, who, ": entry '", z.name, "' is deflate-compressed (numpy.savez_compressed) but ",
+                 zlib_missing_advice, "; or save with numpy.savez");
     // Deflate expands at most ~1032:1; a larger claim is corrupt (and would allocate without bound).
     HEPGNN_CHECK(z.uncompressed_size <= z.compressed_size * 1032 + 64, who, ": entry '", z.name, "' claims ",
                  z.uncompressed_size, " bytes from ", z.compressed_size, " compressed bytes");
     out.resize(z.uncompressed_size);
-    z_stream s{};
-    HEPGNN_CHECK(inflateInit2(&s, -15) == Z_OK, who, ": zlib inflateInit2 failed");
-    std::uint64_t in_left = z.compressed_size, out_left = z.uncompressed_size;
-    s.next_in = const_cast<Bytef*>(src);
-    unsigned char empty_out = 0;  // zlib rejects a null next_out even when avail_out is 0
-    s.next_out = out.empty() ? &empty_out : out.data();
-    int rc = Z_OK;
-    constexpr std::uint64_t chunk = 1u << 30;  // avail_* are 32-bit
-    while (rc == Z_OK) {
-      const auto in_now = static_cast<uInt>(std::min(in_left, chunk));
-      const auto out_now = static_cast<uInt>(std::min(out_left, chunk));
-      s.avail_in = in_now;
-      s.avail_out = out_now;
-      rc = inflate(&s, Z_NO_FLUSH);
-      in_left -= in_now - s.avail_in;
-      out_left -= out_now - s.avail_out;
-      if (rc == Z_OK && in_now == s.avail_in && out_now == s.avail_out) rc = Z_BUF_ERROR;  // no progress
-    }
-    inflateEnd(&s);
-    HEPGNN_CHECK(rc == Z_STREAM_END && out_left == 0, who, ": entry '", z.name,
+    HEPGNN_CHECK(zlib->inflate_raw(src, z.compressed_size, out.data(), z.uncompressed_size), who, ": entry '", z.name,
                  "' is not a valid deflate stream of the size the directory states (", z.uncompressed_size, " bytes)");
-#else
-    hepgnn::fail(who, ": entry '", z.name,
-                 "' is deflate-compressed (numpy.savez_compressed); build with zlib (HEPGNN_HAVE_ZLIB) to read it, "
-                 "or save with numpy.savez");
-#endif
   } else {
     hepgnn::fail(who, ": entry '", z.name, "' uses compression method ", z.method, " (supported: 0 stored, 8 deflate)");
   }

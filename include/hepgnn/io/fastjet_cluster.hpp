@@ -1,20 +1,10 @@
 #pragma once
 /// @file fastjet_cluster.hpp
 /// @brief Clustering events into jets with FastJet (anti-kt, E-scheme) and converting them to the JetNet
-/// layout. Needs FastJet: link the `hepgnn_fastjet` CMake target, which defines HEPGNN_HAVE_FASTJET; without
-/// it this header declares nothing (`hepgnn::have_fastjet` is false).
+/// layout. Needs FastJet: link the `hepgnn::fastjet` CMake component, which defines HEPGNN_HAVE_FASTJET; without
+/// it this header declares nothing (its functions exist or not; none changes its body with the macro).
 
 #include "hepgnn/io/fastjet_events.hpp"
-
-namespace hepgnn {
-#ifdef HEPGNN_HAVE_FASTJET
-/// @brief True when FastJet clustering is compiled in.
-inline constexpr bool have_fastjet = true;
-#else
-/// @brief True when FastJet clustering is compiled in.
-inline constexpr bool have_fastjet = false;
-#endif
-}  // namespace hepgnn
 
 #ifdef HEPGNN_HAVE_FASTJET
 #include <fastjet/ClusterSequence.hh>

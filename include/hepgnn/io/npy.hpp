@@ -1,7 +1,7 @@
 #pragma once
 /// @file npy.hpp
 /// @brief NumPy .npy arrays (format versions 1.0, 2.0, 3.0; C order) read and written, and .npz archives read
-/// (stored entries always, deflate entries when built with zlib: HEPGNN_HAVE_ZLIB).
+/// (stored entries always, deflate entries through the program's zlib: io/codec.hpp).
 ///
 /// Supported dtypes: <f4 <f8 <i4 <i8 |b1 |u1 (big-endian >f4 >f8 >i4 >i8 are read too). Readers never read
 /// outside the given bytes, whatever they hold (fuzzed: tests/fuzz).
