@@ -2,6 +2,7 @@
 /// @file dropout.hpp
 /// @brief hepgnn::dropout: zeroes entries with probability p in training and scales the rest by 1/(1-p).
 
+#include <cstdint>
 #include <string>
 
 #include "hepgnn/core/rng.hpp"
@@ -42,5 +43,22 @@ class dropout {
   double p_;
   rng gen_;
 };
+
+/// @brief Inverted dropout drawn from a counter-based hash, for layers that redo their masks in backward instead
+/// of storing them: entry k of `m` is zeroed when the hash of (seed, stream, k), read as a uniform in [0, 1), is
+/// below p, and the others are scaled by 1 / (1 - p). The same call on a gradient applies the same mask
+/// (d(dropout)/dx is the mask itself). The draw of an entry depends on nothing but (seed, stream, k).
+template <class T>
+void hashed_dropout(matrix<T>& m, double p, std::uint64_t seed, std::uint64_t stream) {
+  HEPGNN_CHECK(p >= 0 && p < 1, "hashed_dropout: p must be in [0, 1), got ", p);
+  const T keep = static_cast<T>(1 / (1 - p));
+  const std::uint64_t base = mix64(seed ^ mix64(stream + 0x6A09E667F3BCC909ULL));
+  T* v = m.data();
+  const long size = m.size();
+  for (long k = 0; k < size; ++k) {
+    const double u = static_cast<double>(mix64(base + static_cast<std::uint64_t>(k)) >> 11) * 0x1.0p-53;
+    v[k] = u < p ? T(0) : v[k] * keep;
+  }
+}
 
 }  // namespace hepgnn
