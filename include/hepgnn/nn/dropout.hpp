@@ -2,9 +2,12 @@
 /// @file dropout.hpp
 /// @brief hepgnn::dropout: zeroes entries with probability p in training and scales the rest by 1/(1-p).
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/nn/layer.hpp"
 
@@ -52,13 +55,15 @@ template <class T>
 void hashed_dropout(matrix<T>& m, double p, std::uint64_t seed, std::uint64_t stream) {
   HEPGNN_CHECK(p >= 0 && p < 1, "hashed_dropout: p must be in [0, 1), got ", p);
   const T keep = static_cast<T>(1 / (1 - p));
+  const auto threshold = static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53));  // u = bits * 2^-53 < p: dropped
   const std::uint64_t base = mix64(seed ^ mix64(stream + 0x6A09E667F3BCC909ULL));
   T* v = m.data();
-  const long size = m.size();
-  for (long k = 0; k < size; ++k) {
-    const double u = static_cast<double>(mix64(base + static_cast<std::uint64_t>(k)) >> 11) * 0x1.0p-53;
-    v[k] = u < p ? T(0) : v[k] * keep;
-  }
+  const long size = m.size(), block = 1L << 14, blocks = (size + block - 1) / block;
+  parallel_for(blocks, size >= parallel_limits::min_work, [&](long q) {  // each entry its own draw: any order
+    // Branch-free: half the entries drop at p = 0.5, a branch on each would be mispredicted half the time.
+    for (long k = q * block, e = std::min(size, k + block); k < e; ++k)
+      v[k] *= static_cast<T>((mix64(base + static_cast<std::uint64_t>(k)) >> 11) >= threshold) * keep;
+  });
 }
 
 }  // namespace hepgnn
