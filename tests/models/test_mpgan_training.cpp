@@ -49,7 +49,8 @@ void set_test_gradient(one_vector& m, int step) {
 }
 
 /// A small MPGAN on 30-particle jets (the published one takes seconds per step on 2 cores).
-mpgan_gan<double> small_gan(double lr_gen, double lr_disc) {
+template <class T = double>
+mpgan_gan<T> small_gan(double lr_gen, double lr_disc) {
   mpgan_generator_config g;
   g.noise_features = 8;
   g.hidden = 8;
@@ -65,7 +66,7 @@ mpgan_gan<double> small_gan(double lr_gen, double lr_disc) {
   t.lr_gen = lr_gen;
   t.lr_disc = lr_disc;
   t.seed = 5;
-  return mpgan_gan<double>(g, d, t);
+  return mpgan_gan<T>(g, d, t);
 }
 
 template <class Model>
@@ -293,24 +294,26 @@ TEST_CASE("mpgan_gan: a short run on toy top jets moves the discriminator loss a
   CHECK(after < 0.5 * before);
 }
 
-TEST_CASE("mpgan_gan: trains on JetNet-layout .npy files (float32 on disk)") {
+TEST_CASE("mpgan_gan: trains in float on JetNet-layout .npy files (float32 on disk), a smaller last batch included") {
   rng gen(4);
   const auto jets = make_toy_jets<double>(16, jet_kind::top, gen);
   const auto path = std::filesystem::temp_directory_path() / "hepgnn_test_mpgan_training_jets.npy";
   write_jetnet_npy(jets, path);
-  const auto back = read_jetnet_npy<double>(path);
+  const auto back = read_jetnet_npy<float>(path);
   std::filesystem::remove(path);
   REQUIRE(back.num_jets == 16);
-  const auto data = mpgan_training_data<double>::from_jets(back);
+  const auto data = mpgan_training_data<float>::from_jets(back);
   CHECK(data.multiplicity == mpgan_training_data<double>::from_jets(jets).multiplicity);
-  auto gan = small_gan(3e-4, 3e-4);
+  auto gan = small_gan<float>(3e-4, 3e-4);
   const auto w0 = all_weights(gan);
   fit_options o;
   o.epochs = 1;
-  o.batch_size = 8;
+  o.batch_size = 6;  // 6, 6, 4: the last batch is smaller
+  std::vector<mpgan_step_losses> log;
   o.progress = false;
-  const fit_history h = train_mpgan(gan, data, o);
+  const fit_history h = train_mpgan(gan, data, o, &log);
   CHECK(std::isfinite(h.epochs.at(0).train_loss));
+  CHECK(log.size() == 3);
   CHECK(all_weights(gan) != w0);
 }
 
