@@ -194,7 +194,14 @@ TEST_CASE("mpgan_discriminator: bad input is refused naming the argument") {
   CHECK_THROWS_WITH_AS(d.backward(x, matrix<float>::Zero(3, 1), ws, nullptr), doctest::Contains("output gradient dout"),
                        error);
   CHECK_THROWS_WITH_AS(d.backward(matrix<float>(x.topRows(30)), matrix<float>::Zero(1, 1), ws, nullptr),
-                       doctest::Contains("call forward with this input"), error);
+                       doctest::Contains("input x differs from the one the cache's forward saw"), error);
+  matrix<float> other = x;
+  other(5, 0) = 0.25f;
+  CHECK_THROWS_WITH_AS(d.backward(other, matrix<float>::Zero(2, 1), ws, nullptr), doctest::Contains("differs"), error);
+  d.backward(x, matrix<float>::Zero(2, 1), ws, nullptr);  // the forward's own input
+  d.infer(x, ws);
+  CHECK_THROWS_WITH_AS(d.backward(x, matrix<float>::Zero(2, 1), ws, nullptr), doctest::Contains("call forward first"),
+                       error);
   mpgan_discriminator_config cfg;
   cfg.dropout = 1.0;
   CHECK_THROWS_WITH_AS(mpgan_discriminator<float>{cfg}, doctest::Contains("dropout"), error);

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/fingerprint.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/io/model_file.hpp"
 #include "hepgnn/nn/dense.hpp"
@@ -87,6 +88,7 @@ class mpgan_discriminator {
     std::vector<matrix<T>> act;    ///< fnd layer outputs (after activation and dropout)
     matrix<T> out;                 ///< B x 1 probabilities
     matrix<T> g, g2, dy, dh;       ///< backward buffers
+    std::uint64_t forward_key = 0;  ///< fingerprint of the training forward's x (0 after an infer)
     bool dropped = false;          ///< the last pass applied dropout
     std::uint64_t dropout_seed = 0;  ///< the fnd layers' seed of that pass
   };
@@ -123,11 +125,10 @@ class mpgan_discriminator {
   }
 
   /// @brief Adds parameter gradients for dout (dL/dD(x), B x 1); writes dL/dx when dx is not null (its mask
-  /// column is 0: the mask only selects). Call forward with this x first.
+  /// column is 0: the mask only selects). Call forward with this x first (checked: core/fingerprint.hpp).
   void backward(const matrix<T>& x, const matrix<T>& dout, workspace& ws, matrix<T>* dx) {
-    const long n = x.rows(), B = ws.out.rows(), N = cfg_.num_particles, F = cfg_.input_features;
-    HEPGNN_CHECK(ws.h.rows() == n && B * N == n && x.cols() == F + 1,
-                 "mpgan_discriminator::backward: call forward with this input (", n, " rows) first");
+    const long n = x.rows(), B = ws.out.rows(), F = cfg_.input_features;
+    check_same_forward(ws.forward_key, forward_key(x), "mpgan_discriminator::backward", "input x");
     check_shape(dout, B, 1, "mpgan_discriminator::backward: output gradient dout");
     // sigmoid' = s (1 - s)
     ws.g = (dout.array() * ws.out.array() * (T(1) - ws.out.array())).matrix();
@@ -173,6 +174,8 @@ class mpgan_discriminator {
     return cfg;
   }
 
+  static std::uint64_t forward_key(const matrix<T>& x) { return fingerprint(x) | 1; }  // 0 means "none"
+
   static block_type make(const mpgan_discriminator_config& cfg) {
     rng gen(cfg.seed);
     typename block_type::options o;
@@ -209,6 +212,7 @@ class mpgan_discriminator {
     ws.mask.resize(static_cast<std::size_t>(n));
     for (long r = 0; r < n; ++r) ws.mask[static_cast<std::size_t>(r)] = x(r, F) + T(0.5);
     ws.h = x.leftCols(F);
+    ws.forward_key = training ? forward_key(x) : 0;
     ws.dropped = dropout_gen != nullptr && cfg_.dropout > 0;
     if (training)
       mp_.forward(ws.h, ws.b, ws.y, ws.c, &ws.mask, ws.dropped ? dropout_gen : nullptr);
