@@ -176,6 +176,66 @@ TEST_CASE("mpgan_message_passing source mask: gradients match finite differences
   hepgnn_test::check_gradients(layer, loss, backward, {{"x", &x, &dx}});
 }
 
+TEST_CASE("mpgan_message_passing dropout: after every MLP layer, finite differences with fixed masks, thread-independent") {
+  rng gen(17);
+  mpgan_message_passing<double>::options o;
+  o.in = 3;
+  o.hidden = 4;
+  o.out = 2;
+  o.iterations = 2;
+  o.fe_widths = {5, 4};
+  o.fn_widths = {6};
+  o.message_first = true;
+  o.dropout = 0.5;
+  mpgan_message_passing<double> layer(gen, o);
+  const batch b = batch::from_sizes({4, 3});
+  matrix<double> x = gnn_ref::random_matrix(gen, 7, 3), dx;
+  const matrix<double> w = gnn_ref::random_matrix(gen, 7, 2);
+  const std::vector<double> mask{1, 0, 1, 1, 0, 1, 1};
+  mpgan_message_passing<double>::cache c;
+  matrix<double> y, y_plain;
+  const auto forward = [&](std::uint64_t seed) {
+    rng drop(seed);
+    layer.forward(x, b, y, c, &mask, &drop);
+  };
+  const auto loss = [&] {
+    forward(5);
+    return y.cwiseProduct(w).sum();
+  };
+  const auto backward = [&] {
+    forward(5);
+    layer.backward(x, b, y, w, c, &dx);
+  };
+  hepgnn_test::check_gradients(layer, loss, backward, {{"x", &x, &dx}});
+  // A null generator is no dropout (the plain forward), another seed other masks.
+  layer.forward(x, b, y_plain, c, &mask, nullptr);
+  matrix<double> y_infer;
+  layer.infer(x, b, y_infer, c, &mask);
+  CHECK(y_plain == y_infer);
+  forward(5);
+  const matrix<double> y5 = y;
+  CHECK(y5 != y_plain);
+  forward(6);
+  CHECK(y != y5);
+  // The node MLP's last layer is followed by dropout too: with p = 0.5 about half the outputs are exactly 0.
+  const long zeros = (y5.array() == 0.0).count();
+  CHECK(zeros > 0);
+  // Same bits at 1 and 2 threads (a larger batch, so the draws run in parallel blocks).
+  const batch big = batch::uniform(64, 30);
+  const matrix<double> xb = gnn_ref::random_matrix(gen, 64 * 30, 3);
+  const std::vector<double> mb(64 * 30, 1.0);
+  const auto run = [&] {
+    rng drop(9);
+    mpgan_message_passing<double>::cache cb;
+    matrix<double> yb;
+    layer.forward(xb, big, yb, cb, &mb, &drop);
+    return yb;
+  };
+  CHECK(hepgnn_test::at_threads(1, run) == hepgnn_test::at_threads(2, run));
+  o.dropout = 1.0;
+  CHECK_THROWS_WITH_AS(mpgan_message_passing<double>(gen, o), doctest::Contains("dropout must be in [0, 1)"), error);
+}
+
 TEST_CASE("mpgan_message_passing message_first is the [m_i, h_i] node input (first node weight's columns permuted)") {
   mpgan_message_passing<double>::options o;
   o.in = 3;

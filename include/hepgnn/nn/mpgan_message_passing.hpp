@@ -15,6 +15,11 @@
 /// padded) zeroes the messages a padded particle sends; padded particles still receive messages. The distance of a self loop is 0 and passes no gradient
 /// (MPGAN adds 1e-12 inside the norm for the same effect).
 ///
+/// Dropout (MPGAN's discriminator, LinearNet's dropout_p): with `dropout` p > 0 and a generator given to forward,
+/// every layer of both MLPs (the last ones included) is followed by inverted dropout, after its activation and before
+/// the source mask, as in LinearNet. Each entry's keep/drop draw is a counter-based hash of one seed drawn per
+/// forward, so backward recomputes the masks instead of storing them and results do not depend on the thread count.
+///
 /// The messages are passed on graph/fully_connected.hpp's graph of the batch (self loops included) with
 /// nn/aggregate.hpp's reduction and scatters, so results do not depend on the thread count.
 ///
@@ -23,6 +28,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,6 +37,7 @@
 #include "hepgnn/graph/fully_connected.hpp"
 #include "hepgnn/nn/aggregate.hpp"
 #include "hepgnn/nn/dense.hpp"
+#include "hepgnn/nn/dropout.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
 
 namespace hepgnn {
@@ -58,6 +65,7 @@ class mpgan_message_passing {
     double negative_slope = 0.2;    ///< LeakyReLU slope (MPGAN: 0.2)
     bool final_activation = false;  ///< activation after the last node layer of the last iteration
     bool message_first = false;     ///< node MLP input [m_i, h_i] (MPGAN's MPLayer) instead of [h_i, m_i]
+    double dropout = 0;             ///< dropout after every MLP layer in a training forward given a generator
   };
 
   /// @brief What forward keeps for backward.
@@ -71,6 +79,8 @@ class mpgan_message_passing {
     matrix<T> agg, dagg;                                      ///< aggregated messages and their gradient
     matrix<T> g, g2, dnin, dh, sdst, ssrc, da, db;
     std::vector<T> source_mask;                               ///< w_j of the last forward (empty: none)
+    bool dropped = false;                                     ///< the last forward applied dropout
+    std::uint64_t dropout_seed = 0;                           ///< its seed (backward recomputes the masks)
   };
 
   mpgan_message_passing(rng& gen, options o) : o_(complete(o)) {
@@ -103,20 +113,32 @@ class mpgan_message_passing {
 
   /// @brief Training forward: y (N x out); b gives the jets (rows of x).
   void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
-    run(x, b, y, c, nullptr, "mpgan_message_passing::forward");
+    c.dropped = false;
+    run(x, b, y, c, nullptr, "mpgan_message_passing::forward", false);
   }
   /// @brief Inference (same computation; buffers reused across calls of the same sizes).
   void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c) const {
-    run(x, b, y, c, nullptr, "mpgan_message_passing::infer");
+    c.dropped = false;
+    run(x, b, y, c, nullptr, "mpgan_message_passing::infer", false);
   }
   /// @brief Training forward with a source mask: `source_mask` holds one weight >= 0 per node (row of x) that
   /// multiplies every message the node sends (null: all 1).
   void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const std::vector<T>* source_mask) const {
-    run(x, b, y, c, source_mask, "mpgan_message_passing::forward");
+    c.dropped = false;
+    run(x, b, y, c, source_mask, "mpgan_message_passing::forward", false);
+  }
+  /// @brief Training forward with a source mask and dropout (options::dropout): one seed is drawn from
+  /// `dropout_gen` per call (null: no dropout).
+  void forward(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const std::vector<T>* source_mask,
+               rng* dropout_gen) const {
+    c.dropped = dropout_gen != nullptr && o_.dropout > 0;
+    if (c.dropped) c.dropout_seed = (*dropout_gen)();
+    run(x, b, y, c, source_mask, "mpgan_message_passing::forward", c.dropped);
   }
   /// @brief Inference with a source mask (see forward).
   void infer(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const std::vector<T>* source_mask) const {
-    run(x, b, y, c, source_mask, "mpgan_message_passing::infer");
+    c.dropped = false;
+    run(x, b, y, c, source_mask, "mpgan_message_passing::infer", false);
   }
 
   /// @brief Adds parameter gradients for dy (N x out); writes dL/dx when dx is not null.
@@ -141,6 +163,7 @@ class mpgan_message_passing {
       for (std::size_t l = L; l-- > 0;) {
         const matrix<T>& out = c.fn_act[t][l];
         const bool act = l + 1 < L || (t + 1 == o_.iterations && o_.final_activation);
+        if (c.dropped) apply_dropout(c.g, c.dropout_seed, layer_tag(t, 1, l));
         if (act) leaky_backward(out, c.g, slope);
         const matrix<T>& in = l == 0 ? c.nin[t] : c.fn_act[t][l - 1];
         fn[l].backward(in, out, c.g, none, nullptr);
@@ -158,6 +181,7 @@ class mpgan_message_passing {
       // selects the LeakyReLU branch where w_j > 0, and where w_j = 0 the gradient is 0 on either branch.
       if (!c.source_mask.empty()) apply_source_mask(b, c.pairs, c.source_mask, c.g);
       for (std::size_t l = Le; l-- > 0;) {
+        if (c.dropped) apply_dropout(c.g, c.dropout_seed, layer_tag(t, 0, l));
         leaky_backward(c.fe_act[t][l], c.g, slope);
         if (l == 0) break;
         fe[l].backward(c.fe_act[t][l - 1], c.fe_act[t][l], c.g, none, nullptr);
@@ -231,6 +255,7 @@ class mpgan_message_passing {
     for (int w : o.fn_widths) HEPGNN_CHECK(w > 0, "mpgan_message_passing: fn_widths must be positive, got ", w);
     HEPGNN_CHECK(o.pos_dims >= 0, "mpgan_message_passing: pos_dims must be >= 0, got ", o.pos_dims);
     HEPGNN_CHECK(o.negative_slope > 0, "mpgan_message_passing: negative_slope must be > 0, got ", o.negative_slope);
+    HEPGNN_CHECK(o.dropout >= 0 && o.dropout < 1, "mpgan_message_passing: dropout must be in [0, 1), got ", o.dropout);
     return o;
   }
 
@@ -238,6 +263,15 @@ class mpgan_message_passing {
   /// g *= f'(pre) where out = leaky(pre): the sign of out is the sign of pre (slope > 0).
   static void leaky_backward(const matrix<T>& out, matrix<T>& g, T slope) {
     g = (out.array() > T(0)).select(g, slope * g);
+  }
+
+  /// Distinct stream per (iteration, MLP: 0 edge / 1 node, layer).
+  static std::uint64_t layer_tag(int t, int net, std::size_t l) {
+    return (static_cast<std::uint64_t>(t) << 20) | (static_cast<std::uint64_t>(net) << 16) | l;
+  }
+
+  void apply_dropout(matrix<T>& m, std::uint64_t seed, std::uint64_t tag) const {
+    hashed_dropout(m, o_.dropout, seed, tag);
   }
 
   /// Multiplies the rows of the edge matrix m (e = e0 + i ng + j within a jet, j the source) by w_j.
@@ -250,7 +284,7 @@ class mpgan_message_passing {
   }
 
   void run(const matrix<T>& x, const batch& b, matrix<T>& y, cache& c, const std::vector<T>* mask,
-           const char* who) const {
+           const char* who, bool drop) const {
     check_cols(x, o_.in, who);
     b.validate_offsets(who);
     HEPGNN_CHECK(b.num_nodes() == x.rows(), who, ": the batch covers ", b.num_nodes(), " nodes but x has ", x.rows(),
@@ -309,12 +343,14 @@ class mpgan_message_passing {
           }
       }
       leaky(z, slope);
+      if (drop) apply_dropout(z, c.dropout_seed, layer_tag(t, 0, 0));
       for (std::size_t l = 1; l < fe.size(); ++l) {
         matrix<T>& o = c.fe_act[t][l];
         o.resize(ne, fe[l].out_features());
         multiply_transposed(c.fe_act[t][l - 1], fe[l].weight(), o);
         o.rowwise() += fe[l].bias().row(0);
         leaky(o, slope);
+        if (drop) apply_dropout(o, c.dropout_seed, layer_tag(t, 0, l));
       }
       // aggregate messages per receiving node
       if (!c.source_mask.empty()) apply_source_mask(b, c.pairs, c.source_mask, c.fe_act[t].back());
@@ -337,6 +373,7 @@ class mpgan_message_passing {
         multiply_transposed(in, fn[l].weight(), o);
         o.rowwise() += fn[l].bias().row(0);
         if (l + 1 < fn.size() || (t + 1 == T_ && o_.final_activation)) leaky(o, slope);
+        if (drop) apply_dropout(o, c.dropout_seed, layer_tag(t, 1, l));
       }
       c.h[t + 1] = c.fn_act[t].back();
     }
