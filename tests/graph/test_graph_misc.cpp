@@ -8,6 +8,7 @@
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/connected_components.hpp"
 #include "hepgnn/graph/fully_connected.hpp"
+#include "hepgnn/graph/knn.hpp"
 
 namespace hepgnn_test_graph_misc {  // this file's names, apart from the other files of its unity build
 
@@ -128,6 +129,33 @@ TEST_CASE("batch sizes past the 32-bit node index and out-of-range CSR destinati
                        hepgnn::error);
   const std::vector<index_t> ok{2, 0, 2};
   CHECK(hepgnn::graph::csr_position(3, ok) == std::vector<index_t>{1, 0, 2});
+}
+
+TEST_CASE("CSR offsets from in-degrees: more than 2^31 - 1 edges is an error before anything is sized") {
+  // 40,000 nodes of in-degree 60,000 (a kNN with k = 60,000 or a dense radius graph): 2.4e9 edges.
+  const std::vector<index_t> huge(40000, 60000);
+  std::vector<index_t> offsets;
+  CHECK_THROWS_WITH_AS(hepgnn::offsets_from_degrees(huge, offsets, "radius_graph", "lower r"),
+                       doctest::Contains("radius_graph: 2400000000 edges exceed the 32-bit edge index of a graph "
+                                         "(at most 2147483647); lower r"),
+                       hepgnn::error);
+  CHECK(offsets.empty());
+  // the kNN graph conversion goes through it (its neighbour rows are never read before the check)
+  hepgnn::neighbour_list<float> knn;
+  knn.k = 60000;
+  knn.counts = huge;
+  hepgnn::graph g;
+  CHECK_THROWS_WITH_AS(knn.to_graph(g), doctest::Contains("knn: 2400000000 edges exceed the 32-bit edge index"),
+                       hepgnn::error);
+  const std::vector<index_t> negative{1, -2};
+  CHECK_THROWS_WITH_AS(hepgnn::offsets_from_degrees(negative, offsets, "builder", ""),
+                       doctest::Contains("builder: node 1 has a negative in-degree -2"), hepgnn::error);
+  const std::vector<index_t> degrees{2, 0, 3};
+  hepgnn::offsets_from_degrees(degrees, offsets, "builder", "");
+  CHECK(offsets == std::vector<index_t>{0, 2, 2, 5});
+  const std::vector<index_t> at_limit{std::numeric_limits<index_t>::max() - 1, 1};
+  hepgnn::offsets_from_degrees(at_limit, offsets, "builder", "");
+  CHECK(offsets.back() == std::numeric_limits<index_t>::max());
 }
 
 }  // namespace hepgnn_test_graph_misc

@@ -9,15 +9,13 @@
 #include <numbers>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/knn.hpp"
 #include "support/data.hpp"
+#include "support/thread_count.hpp"
 
 namespace hepgnn_test_knn {  // this file's names, apart from the other files of its unity build
 
@@ -297,25 +295,23 @@ TEST_CASE("knn delta_r wraps phi") {
   }
 }
 
-TEST_CASE("knn results are identical for 1 and 2 threads") {
-#ifdef _OPENMP
+TEST_CASE("knn results are identical for 1 and 2 threads, and those of a plain loop") {
   const auto x = clustered_cloud<float>(6000, 3, 71);
   const auto y = uniform_cloud<float>(3000, 8, 72);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
   const auto z = uniform_cloud<float>(2000, 16, 73);  // tiled filter path
-  const auto a = hepgnn::knn(x, 16), c = hepgnn::knn(y, 9, batch::uniform(30, 100)), e = hepgnn::knn(z, 16);
-  omp_set_num_threads(2);
-  const auto b = hepgnn::knn(x, 16), d = hepgnn::knn(y, 9, batch::uniform(30, 100)), f = hepgnn::knn(z, 16);
-  omp_set_num_threads(saved);
+  const batch jets = batch::uniform(30, 100);
+  auto run = [&] { return std::tuple{hepgnn::knn(x, 16), hepgnn::knn(y, 9, jets), hepgnn::knn(z, 16)}; };
+  const auto [a, c, e] = hepgnn_test::at_threads(1, run);
+  const auto [b, d, f] = hepgnn_test::at_threads(2, run);
   CHECK(a.indices == b.indices);
   CHECK(a.distances == b.distances);
   CHECK(c.indices == d.indices);
   CHECK(e.indices == f.indices);
   CHECK(e.distances == f.distances);
-#else
-  MESSAGE("skipped: built without OpenMP");
-#endif
+  // A plain loop (sort every candidate) as the oracle: the comparison above holds trivially without OpenMP.
+  check_one<hepgnn::metric::euclidean>(y, 9, jets, {}, oracle<hepgnn::metric::euclidean>(y, 9, jets, false));
+  check_one<hepgnn::metric::euclidean>(z, 16, batch::single(2000), {},
+                                       oracle<hepgnn::metric::euclidean>(z, 16, batch::single(2000), false));
 }
 
 // simd/distance.hpp fuses every multiply-add on both paths; where the target has no hardware FMA (baseline

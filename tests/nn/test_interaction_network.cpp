@@ -3,12 +3,9 @@
 // edge input features (edge_attr): a plain-loop oracle, finite differences, edge_in = 0 unchanged.
 #include "support/doctest.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "support/check_layer.hpp"
 #include "support/gnn_layers_reference.hpp"
+#include "support/thread_count.hpp"
 #include "hepgnn/nn/interaction_network.hpp"
 
 namespace hepgnn_test_interaction_network {  // this file's names, apart from the other files of its unity build
@@ -216,7 +213,6 @@ TEST_CASE("interaction_network gradients match finite differences for every aggr
 }
 
 TEST_CASE("interaction_network results do not depend on the thread count") {
-#ifdef _OPENMP
   for (int edge_in : {0, 3}) {
     CAPTURE(edge_in);
     rng gen(5);
@@ -232,28 +228,24 @@ TEST_CASE("interaction_network results do not depend on the thread count") {
     const matrix<float> attr = random_matrix(gen, g.num_edges(), edge_in).cast<float>();
     const matrix<float> dy = random_matrix(gen, g.num_edges(), 1).cast<float>();
     auto run = [&](int threads, std::vector<float>& grads, matrix<float>& y, matrix<float>& dx, matrix<float>& da) {
-      omp_set_num_threads(threads);
-      net<float>::cache c;
-      zero_grad(model);
-      model.forward(x, g, attr, y, c);
-      model.backward(x, g, attr, y, dy, c, &dx, &da);
+      hepgnn_test::at_threads(threads, [&] {
+        net<float>::cache c;
+        zero_grad(model);
+        model.forward(x, g, attr, y, c);
+        model.backward(x, g, attr, y, dy, c, &dx, &da);
+      });
       grads.clear();
       model.for_each_param("", [&](const std::string&, parameter<float> p) { grads.insert(grads.end(), p.grad, p.grad + p.size()); });
     };
     std::vector<float> g1, g2;
     matrix<float> y1, y2, dx1, dx2, da1, da2;
-    const int saved = omp_get_max_threads();
     run(1, g1, y1, dx1, da1);
     run(2, g2, y2, dx2, da2);
-    omp_set_num_threads(saved);
     CHECK(y1 == y2);
     CHECK(dx1 == dx2);
     CHECK(da1 == da2);
     CHECK(g1 == g2);
   }
-#else
-  MESSAGE("skipped: built without OpenMP");
-#endif
 }
 
 TEST_CASE("interaction_network float edge kernels agree with the double model (hidden 16 to 64)") {
@@ -564,7 +556,6 @@ TEST_CASE("interaction_network bf16 inference is within bf16 rounding of float i
 }
 
 TEST_CASE("interaction_network with source aggregation does not depend on the thread count") {
-#ifdef _OPENMP
   rng gen(61);
   net<float>::options o;
   o.in = 3;
@@ -576,14 +567,13 @@ TEST_CASE("interaction_network with source aggregation does not depend on the th
   const matrix<float> x = random_matrix(gen, 2000, 3).cast<float>();
   const matrix<float> dy = random_matrix(gen, g.num_edges(), 1).cast<float>();
   auto run = [&](int threads, matrix<float>& y, std::vector<float>& grads) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    net<float>::cache c;
-    matrix<float> dx;
-    zero_grad(m);
-    m.forward(x, g, y, c);
-    m.backward(x, g, y, dy, c, &dx);
-    omp_set_num_threads(saved);
+    hepgnn_test::at_threads(threads, [&] {
+      net<float>::cache c;
+      matrix<float> dx;
+      zero_grad(m);
+      m.forward(x, g, y, c);
+      m.backward(x, g, y, dy, c, &dx);
+    });
     grads.clear();
     m.for_each_param("", [&](const std::string&, parameter<float> p) { grads.insert(grads.end(), p.grad, p.grad + p.size()); });
   };
@@ -593,7 +583,6 @@ TEST_CASE("interaction_network with source aggregation does not depend on the th
   run(2, y2, g2);
   CHECK(y1 == y2);
   CHECK(g1 == g2);
-#endif
 }
 
 }  // namespace hepgnn_test_interaction_network

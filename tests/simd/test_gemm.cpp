@@ -6,14 +6,11 @@
 #include <algorithm>
 #include <cmath>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/nn/mlp.hpp"
 #include "hepgnn/nn/sequential.hpp"
 #include "hepgnn/simd/gemm.hpp"
+#include "support/thread_count.hpp"
 
 namespace hepgnn_test_gemm {  // this file's names, apart from the other files of its unity build
 
@@ -169,27 +166,27 @@ TEST_CASE("gemm: mismatched shapes are rejected with the shapes in the message")
   CHECK_THROWS_WITH(simd::linear_backward(x, dy, w2, dw, nullptr, &dx), doctest::Contains("linear_backward"));
 }
 
-TEST_CASE_TEMPLATE("gemm: results do not depend on the thread count", T, float, double) {
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
+TEST_CASE_TEMPLATE("gemm: results do not depend on the thread count, and match a plain loop", T, float, double) {
   const long R = 20000, I = 48, O = 80;
   const matrix<T> x = random_matrix<T>(R, I, 21), dy = random_matrix<T>(R, O, 22), w = random_matrix<T>(O, I, 23);
   matrix<T> y[2], dx[2], dw[2], db[2];
   for (int t = 0; t < 2; ++t) {
-    omp_set_num_threads(t == 0 ? 1 : 3);
-    simd::linear_forward(x, w, nullptr, y[t], true);
-    dw[t] = matrix<T>::Zero(O, I);
-    db[t] = matrix<T>::Zero(1, O);
-    simd::linear_backward(x, dy, w, dw[t], db[t].data(), &dx[t]);
+    hepgnn_test::at_threads(t == 0 ? 1 : 3, [&] {
+      simd::linear_forward(x, w, nullptr, y[t], true);
+      dw[t] = matrix<T>::Zero(O, I);
+      db[t] = matrix<T>::Zero(1, O);
+      simd::linear_backward(x, dy, w, dw[t], db[t].data(), &dx[t]);
+    });
   }
-  omp_set_num_threads(saved);
   CHECK(y[0] == y[1]);
   CHECK(dx[0] == dx[1]);
   CHECK(dw[0] == dw[1]);
   CHECK(db[0] == db[1]);
-#else
-  MESSAGE("built without OpenMP: nothing to compare");
-#endif
+  // The plain loop (in double) as the oracle, so that a build without OpenMP compares with something too.
+  CHECK(rel_error(dw[1], naive(dy, true, x, false), R) < tolerance<T>());
+  CHECK(rel_error(dx[1], naive(dy, false, w, false), O) < tolerance<T>());
+  const ref pre = naive(x, false, w, true);
+  CHECK(rel_error(y[1], pre.cwiseMax(0.0), I) < tolerance<T>());
 }
 
 namespace {
@@ -258,16 +255,9 @@ TEST_CASE("mlp: activations other than ReLU run on each finished block of rows, 
       });
     }
     for (const int threads : {1, 2}) {
-#ifdef _OPENMP
-      const int saved = omp_get_max_threads();
-      omp_set_num_threads(threads);
-#endif
       matrix<float> y;
       typename mlp<float>::cache c;
-      m.infer(x, y, c);
-#ifdef _OPENMP
-      omp_set_num_threads(saved);
-#endif
+      hepgnn_test::at_threads(threads, [&] { m.infer(x, y, c); });
       CAPTURE(threads);
       CHECK(y == want);
       CHECK(y.cwiseAbs().maxCoeff() > 0.01f);  // not vacuous

@@ -3,6 +3,8 @@
 /// @brief hepgnn::graph: directed edges in CSR by destination, so aggregation is a per-row reduction.
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <vector>
@@ -96,5 +98,23 @@ struct graph {
     return pos;
   }
 };
+
+/// @brief CSR offsets from in-degrees: offsets[0] = 0, offsets[i + 1] = offsets[i] + degrees[i]. Throws naming `who`
+/// (with `advice`) when a degree is negative or the edges pass the 32-bit edge index, before anything is sized by
+/// the total. The graph builders (kNN, radius) fill their offsets with it.
+inline void offsets_from_degrees(std::span<const index_t> degrees, std::vector<index_t>& offsets, const char* who,
+                                 const char* advice) {
+  constexpr std::int64_t most = std::numeric_limits<index_t>::max();
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < degrees.size(); ++i) {
+    HEPGNN_CHECK(degrees[i] >= 0, who, ": node ", i, " has a negative in-degree ", degrees[i]);
+    total += degrees[i];
+  }
+  HEPGNN_CHECK(total <= most, who, ": ", total, " edges exceed the 32-bit edge index of a graph (at most ", most,
+               "); ", advice);
+  offsets.resize(degrees.size() + 1);
+  offsets[0] = 0;
+  for (std::size_t i = 0; i < degrees.size(); ++i) offsets[i + 1] = offsets[i] + degrees[i];
+}
 
 }  // namespace hepgnn

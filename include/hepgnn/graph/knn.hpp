@@ -69,13 +69,8 @@ struct neighbour_list {
   /// @brief to_graph() into `g`, reusing its storage.
   void to_graph(graph& g) const {
     g.num_nodes = num_nodes();
-    g.offsets.resize(static_cast<std::size_t>(g.num_nodes) + 1);
-    g.offsets[0] = 0;
-    std::int64_t edges = 0;
-    for (index_t i = 0; i < g.num_nodes; ++i) edges += counts[i];
-    HEPGNN_CHECK(edges <= std::numeric_limits<index_t>::max(), "knn: ", edges,
-                 " edges exceed the 32-bit edge index of a graph; lower k or split the batch");
-    for (index_t i = 0; i < g.num_nodes; ++i) g.offsets[i + 1] = g.offsets[i] + counts[i];
+    offsets_from_degrees(std::span<const index_t>(counts.data(), static_cast<std::size_t>(g.num_nodes)), g.offsets,
+                         "knn", "lower k or split the batch");
     g.sources.resize(static_cast<std::size_t>(g.offsets.back()));
     for (index_t i = 0; i < g.num_nodes; ++i) {
       const auto row = of(i);

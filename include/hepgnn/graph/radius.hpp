@@ -60,8 +60,6 @@ void radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius
   const auto none = [](index_t) { return false; };
   ws.counts.assign(static_cast<std::size_t>(n), 0);
   out.num_nodes = n;
-  out.offsets.resize(static_cast<std::size_t>(n) + 1);
-  out.offsets[0] = 0;
   if (opt.max_neighbors > 0) {
     // A node cannot have more neighbours than its graph has nodes: a huge cap must not size n x cap buffers.
     index_t largest = 1;
@@ -76,11 +74,8 @@ void radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius
                                 ws.ids.data() + static_cast<std::size_t>(i) * cap, cap, r2);
         },
         [&](index_t i, const simd::top_k<T>& top) { ws.counts[i] = top.size(); });
-    std::int64_t total = 0;
-    for (index_t i = 0; i < n; ++i) total += ws.counts[i];
-    HEPGNN_CHECK(total <= std::numeric_limits<index_t>::max(), "radius_graph: ", total,
-                 " edges exceed the 32-bit edge index; lower r or max_neighbors");
-    for (index_t i = 0; i < n; ++i) out.offsets[i + 1] = out.offsets[i] + ws.counts[i];
+    offsets_from_degrees(std::span<const index_t>(ws.counts.data(), static_cast<std::size_t>(n)), out.offsets,
+                         "radius_graph", "lower r or max_neighbors");
     out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
     for (index_t i = 0; i < n; ++i)
       std::copy_n(ws.ids.begin() + static_cast<std::ptrdiff_t>(i) * cap, ws.counts[i],
@@ -109,11 +104,8 @@ void radius_impl(const T* x, index_t n, int d, T r, const batch& b, const radius
         ws.counts[i] = static_cast<index_t>(sink.found->size());
         for (const auto& p : *sink.found) l.push_back(p.second);
       });
-  for (index_t i = 0; i < n; ++i) {
-    HEPGNN_CHECK(static_cast<long long>(out.offsets[i]) + ws.counts[i] <= 0x7fffffffLL,
-                 "radius_graph: more than 2^31 - 1 edges; lower r or set max_neighbors");
-    out.offsets[i + 1] = out.offsets[i] + ws.counts[i];
-  }
+  offsets_from_degrees(std::span<const index_t>(ws.counts.data(), static_cast<std::size_t>(n)), out.offsets,
+                       "radius_graph", "lower r or set max_neighbors");
   out.sources.resize(static_cast<std::size_t>(out.offsets.back()));
   for (index_t i = 0; i < n; ++i)
     std::copy_n(ws.lists[static_cast<std::size_t>(ws.list_thread[i])].begin() +

@@ -55,12 +55,17 @@ void map_elements(long n, T* out, Op&& op, const In*... in) {
 }  // namespace simd
 
 namespace act {
-/// @brief An argument for xsimd's exp/expm1, which convert it to an integer inside (undefined behaviour for NaN,
-/// infinite or huge lanes): clamped to [-800, 800], where exp is already 0 or infinite in float and double, and
-/// NaN replaced by 0 (the callers keep NaN themselves).
+/// @brief x clamped to [lo, hi], NaN mapped to lo, in three instructions (compare, blend, min): xsimd's exp,
+/// expm1 and tanh convert their argument to an integer inside (undefined behaviour for NaN, infinite or huge lanes),
+/// so they only see arguments where their result has already saturated. Callers that keep NaN pick it back from x.
+template <class V>
+V finite_clamp(V x, V lo, V hi) {
+  return xsimd::min(simd::pick(x > lo, x, lo), hi);
+}
+/// @brief An argument for exp: [-800, 800], where exp is already 0 or infinite in float and double.
 template <class V>
 V exp_arg(V x) {
-  return simd::pick(xsimd::isnan(x), V(0), xsimd::min(xsimd::max(x, V(-800)), V(800)));
+  return finite_clamp(x, V(-800), V(800));
 }
 // Each policy gives f(x) and f'(x) from x and y = f(x) (whichever is cheaper). `a` is the policy's parameter.
 // xsimd::exp & co. are std::exp & co. for a plain float or double.
@@ -104,9 +109,9 @@ struct silu {
   }
 };
 struct tanh {
-  // tanh is +-1 to the last bit beyond |x| = 20; xsimd's goes through exp (see exp_arg), so it sees at most 40
+  // tanh is +-1 to the last bit beyond |x| = 20; xsimd's goes through exp (see finite_clamp), so it sees at most 40
   template <class V> static V f(V x, V) {
-    return simd::pick(xsimd::isnan(x), x, xsimd::tanh(xsimd::min(xsimd::max(exp_arg(x), V(-40)), V(40))));
+    return simd::pick(xsimd::isnan(x), x, xsimd::tanh(finite_clamp(x, V(-40), V(40))));
   }
   template <class V> static V df(V, V y, V) { return V(1) - y * y; }
 };

@@ -180,7 +180,8 @@ int select_k_by_rank(const T* dist, int m, index_t first, int skip, int k, T* ou
     }
     for (; j + W <= m; j += W) {
       const B dj = block(j);
-      detail::append_lanes<Arch>(dj, detail::lane_bits<Arch>(dj <= B(bound)), first + j, cd.data(), ci.data(), c);
+      detail::append_lanes<Arch>(dj, detail::lane_bits<Arch>(dj <= B(bound)), first + j, cd.data(), ci.data(), c,
+                                 cd.size());
     }
     for (; j < m; ++j)
       if (j != skip && dist[j] <= bound) cd[c] = dist[j], ci[c++] = first + j;
