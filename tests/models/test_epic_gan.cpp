@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <utility>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -46,15 +47,17 @@ epic_discriminator_config tiny_discriminator(int num_particles = 5) {
   return c;
 }
 
-/// A small EPiC-GAN on 30-particle jets.
+/// A small EPiC-GAN on jets of `num_particles` slots.
 template <class T = double>
-epic_gan<T> small_gan(double lr) {
+epic_gan<T> small_gan(double lr, int num_particles = 30) {
   epic_generator_config g;
+  g.num_particles = num_particles;
   g.hidden = 32;
   g.latent = 8;
   g.layers = 2;
   g.seed = 3;
   epic_discriminator_config d;
+  d.num_particles = num_particles;
   d.hidden = 32;
   d.latent = 8;
   d.layers = 2;
@@ -257,17 +260,21 @@ TEST_CASE("epic_gan: training steps are bit-identical at 1 and 2 threads") {
   CHECK(std::vector<double>(one.begin(), one.begin() + static_cast<long>(w0.size())) != w0);
 }
 
-TEST_CASE("epic_gan: a short run on toy top jets at 30 particles improves the generated w1m") {
+namespace {
+/// Trains a small EPiC-GAN on toy top jets of `num_particles` slots; returns w1m before and after.
+std::pair<double, double> short_run(int num_particles, long num_jets, int epochs) {
   const auto t0 = std::chrono::steady_clock::now();
   rng gen(3);
-  const auto jets = make_toy_jets<float>(512, jet_kind::top, gen);
+  toy_jet_options jo;
+  jo.max_particles = num_particles;
+  const auto jets = make_toy_jets<float>(num_jets, jet_kind::top, gen, jo);
   const auto data = mpgan_training_data<float>::from_jets(jets);
-  auto gan = small_gan<float>(1e-3);
-  const w1_options eval{512, 3, 7};
+  auto gan = small_gan<float>(1e-3, num_particles);
+  const w1_options eval{static_cast<index_t>(num_jets), 3, 7};
   rng noise(11);
   const double before = w1m(jets, gan.generate(data.multiplicity, data.maxima, noise), eval).mean;
   fit_options o;
-  o.epochs = 8;
+  o.epochs = epochs;
   o.batch_size = 64;
   o.progress = false;
   std::vector<gan_step_losses> log;
@@ -275,10 +282,20 @@ TEST_CASE("epic_gan: a short run on toy top jets at 30 particles improves the ge
   rng noise2(11);
   const double after = w1m(jets, gan.generate(data.multiplicity, data.maxima, noise2), eval).mean;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  MESSAGE("toy top, 30 particles, " << log.size() << " steps: D loss " << log.front().d_loss << " -> "
-                                    << log.back().d_loss << ", G loss " << log.front().g_loss << " -> "
-                                    << log.back().g_loss << "; w1m " << before << " -> " << after << " (" << seconds
-                                    << " s)");
+  MESSAGE("toy top, " << num_particles << " particles, " << log.size() << " steps: D loss " << log.front().d_loss
+                      << " -> " << log.back().d_loss << ", G loss " << log.front().g_loss << " -> "
+                      << log.back().g_loss << "; w1m " << before << " -> " << after << " (" << seconds << " s)");
+  return {before, after};
+}
+}  // namespace
+
+TEST_CASE("epic_gan: a short run on toy top jets at 30 particles improves the generated w1m") {
+  const auto [before, after] = short_run(30, 512, 5);
+  CHECK(after < 0.5 * before);
+}
+
+TEST_CASE("epic_gan: a short run on toy top jets at 150 particles improves the generated w1m") {
+  const auto [before, after] = short_run(150, 256, 9);
   CHECK(after < 0.5 * before);
 }
 

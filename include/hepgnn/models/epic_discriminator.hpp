@@ -7,11 +7,14 @@
 /// g_raw and of MPGAN's normalised real jets (models/mpgan_training.hpp). Only the real particles (mask column
 /// 0.5) are read; then
 ///   - p = lrelu(W_l1 x + b),  p = lrelu(W_l2 p + b + p)                                 (hidden wide)
-///   - g = lrelu(W_g2 lrelu(W_g1 [mean p, sum p] + b) + b)                              (latent wide)
+///   - g = lrelu(W_g2 lrelu(W_g1 [mean p, s sum p] + b) + b)                            (latent wide)
 ///   - `layers` EPiC layers;
-///   - d = lrelu(W_g3 [mean p, sum p, g] + b),  d = lrelu(W_g4 d + b + d),  out = W_g5 d + b: one score per jet,
+///   - d = lrelu(W_g3 [mean p, s sum p, g] + b),  d = lrelu(W_g4 d + b + d),  out = W_g5 d + b: one score per jet,
 ///     unbounded (EPiC-GAN trains its least-squares loss on it, no sigmoid).
 /// Means and sums run over the real particles only: padded particles do not change the output and cost nothing.
+/// s = sum_scale (1e-2, EPiC-GAN's masked discriminator EPiC_discriminator_mask; its mean divides the masked sum
+/// by all num_particles slots, here by the real particles, as EPiC-GAN's unmasked code on single-multiplicity
+/// batches does).
 /// Not taken from EPiC-GAN: weight normalisation (plain Linear layers here).
 
 #include <cmath>
@@ -38,6 +41,7 @@ struct epic_discriminator_config {
   int hidden = 128;              ///< particle feature width (hid_d)
   int layers = 3;                ///< EPiC layers (equiv_layers_discriminator)
   double negative_slope = 0.01;  ///< leaky ReLU slope (F.leaky_relu's default)
+  double sum_scale = 1e-2;       ///< factor of the sum pools (EPiC-GAN's masked layers: sum_scale 1e-2)
   std::uint64_t seed = 1;        ///< weight initialisation
 
   /// @brief Every setting with the range a weight file may ask for (io/model_file.hpp).
@@ -49,6 +53,7 @@ struct epic_discriminator_config {
     f("hidden", hidden, 1, 1 << 12);
     f("layers", layers, 1, 64);
     f("negative_slope", negative_slope, 1e-6, 0.999);
+    f("sum_scale", sum_scale, 1e-12, 1e12);
     f("seed", seed, 0, 9007199254740992.0);  // 2^53: exact in the metadata's double
   }
 };
@@ -164,7 +169,7 @@ class epic_discriminator {
         g3_(gen, 2 * cfg.hidden + cfg.latent, cfg.hidden),
         g4_(gen, cfg.hidden, cfg.hidden),
         g5_(gen, cfg.hidden, 1) {
-    for (int l = 0; l < cfg.layers; ++l) layers_.emplace_back(gen, cfg.hidden, cfg.latent, cfg.negative_slope);
+    for (int l = 0; l < cfg.layers; ++l) layers_.emplace_back(gen, cfg.hidden, cfg.latent, cfg.negative_slope, cfg.sum_scale);
   }
 
   static epic_discriminator_config checked(const epic_discriminator_config& cfg) {
@@ -178,6 +183,7 @@ class epic_discriminator {
   void pool(workspace& ws, const matrix<T>& p, matrix<T>& out, long extra) const {
     global_pool(p, ws.b, aggregation::mean, ws.mean);
     global_pool(p, ws.b, aggregation::sum, ws.sum);
+    ws.sum *= static_cast<T>(cfg_.sum_scale);
     out.resize(ws.b.num_graphs(), 2 * cfg_.hidden + extra);
     out.leftCols(cfg_.hidden) = ws.mean;
     out.middleCols(cfg_.hidden, cfg_.hidden) = ws.sum;
@@ -187,7 +193,7 @@ class epic_discriminator {
     const long H = cfg_.hidden;
     ws.mean = dpooled.leftCols(H);
     global_pool_backward(ws.b, aggregation::mean, ws.mean, nullptr, dp);
-    ws.sum = dpooled.middleCols(H, H);
+    ws.sum = static_cast<T>(cfg_.sum_scale) * dpooled.middleCols(H, H);
     global_pool_backward(ws.b, aggregation::sum, ws.sum, nullptr, ws.dpool);
     dp += ws.dpool;
   }

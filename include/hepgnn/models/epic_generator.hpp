@@ -40,6 +40,7 @@ struct epic_generator_config {
   int layers = 6;               ///< EPiC layers (equiv_layers_generator)
   int output_features = 3;      ///< eta_rel, phi_rel, pt_rel (feats)
   double negative_slope = 0.01;  ///< leaky ReLU slope (F.leaky_relu's default)
+  double sum_scale = 1e-2;       ///< factor of the sum pools (EPiC-GAN's masked layers: sum_scale 1e-2)
   std::uint64_t seed = 1;       ///< weight initialisation
 
   /// @brief Every setting with the range a weight file may ask for (io/model_file.hpp).
@@ -52,6 +53,7 @@ struct epic_generator_config {
     f("layers", layers, 1, 64);
     f("output_features", output_features, 1, 1 << 12);
     f("negative_slope", negative_slope, 1e-6, 0.999);
+    f("sum_scale", sum_scale, 1e-12, 1e12);
     f("seed", seed, 0, 9007199254740992.0);  // 2^53: exact in the metadata's double
   }
 };
@@ -177,7 +179,7 @@ class epic_generator {
         global0_(gen, cfg.latent, cfg.hidden),
         global1_(gen, cfg.hidden, cfg.latent),
         out_(gen, cfg.hidden, cfg.output_features) {
-    for (int l = 0; l < cfg.layers; ++l) layers_.emplace_back(gen, cfg.hidden, cfg.latent, cfg.negative_slope);
+    for (int l = 0; l < cfg.layers; ++l) layers_.emplace_back(gen, cfg.hidden, cfg.latent, cfg.negative_slope, cfg.sum_scale);
   }
 
   static epic_generator_config checked(const epic_generator_config& cfg) {

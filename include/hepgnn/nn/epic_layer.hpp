@@ -4,9 +4,11 @@
 /// arXiv:2301.08128): a global state per jet and per-particle features, updated in O(N) per jet.
 ///
 /// For jet q with particles p_i (width `hidden`) and global state g_q (width `latent`):
-///   global: a = lrelu(W_g1 [mean_i p_i, sum_i p_i, g_q] + b_g1),   g'_q = lrelu(W_g2 a + b_g2 + g_q)
+///   global: a = lrelu(W_g1 [mean_i p_i, s sum_i p_i, g_q] + b_g1),   g'_q = lrelu(W_g2 a + b_g2 + g_q)
 ///   local:  c_i = lrelu(W_l1 [p_i, g'_q] + b_l1),                  p'_i = lrelu(W_l2 c_i + b_l2 + p_i)
-/// (global first, then local, both residual before the activation, as EPiC-GAN's models.py). The particles are the
+/// (global first, then local, both residual before the activation, as EPiC-GAN's models.py). s is `sum_scale`:
+/// EPiC-GAN's masked layer (EPiC_layer_mask, sum_scale 1e-2) scales the sum so that it stays O(1) at 150
+/// particles; its unmasked layer (EPiC_layer, s = 1) meets only batches of one multiplicity. The particles are the
 /// rows of a batch (core/batch.hpp): only real particles are stored, so the mean and sum pools are the batch's
 /// global_pool and a padded particle costs nothing. W_l1 is kept as two products, W_l1 = [W_lp | W_lg]: the
 /// global part W_lg g'_q runs once per jet and is broadcast, so the per-particle work is hidden^2 + hidden^2
@@ -14,6 +16,7 @@
 /// Parameters: "fc_global1.*", "fc_global2.*", "fc_local1.*" (the particle part, with the bias),
 /// "fc_local1_global.weight" (the global part) and "fc_local2.*".
 
+#include <cmath>
 #include <string>
 
 #include "hepgnn/core/batch.hpp"
@@ -43,19 +46,23 @@ class epic_layer {
 
   /// @brief A layer on particles of width `hidden` and a global state of width `latent`; `negative_slope` of the
   /// leaky ReLUs (EPiC-GAN: PyTorch's default 0.01). Initialised like PyTorch's Linear.
-  epic_layer(rng& gen, int hidden, int latent, double negative_slope = 0.01)
+  epic_layer(rng& gen, int hidden, int latent, double negative_slope = 0.01, double sum_scale = 1e-2)
       : fc_global1_(gen, 2 * hidden + latent, hidden),
         fc_global2_(gen, hidden, latent),
         fc_local1_(gen, hidden, hidden),
         fc_local1_global_(gen, latent, hidden, false),
         fc_local2_(gen, hidden, hidden),
-        slope_(static_cast<T>(negative_slope)) {
+        slope_(static_cast<T>(negative_slope)),
+        sum_scale_(static_cast<T>(sum_scale)) {
     HEPGNN_CHECK(negative_slope > 0 && negative_slope < 1, "epic_layer: negative_slope must be in (0, 1), got ",
                  negative_slope);  // > 0: the sign of an output tells the backward which slope was taken
+    HEPGNN_CHECK(std::isfinite(sum_scale) && sum_scale > 0, "epic_layer: sum_scale must be finite and > 0, got ",
+                 sum_scale);
   }
 
   int hidden() const { return fc_local2_.out_features(); }
   int latent() const { return fc_global2_.out_features(); }
+  T sum_scale() const { return sum_scale_; }
 
   /// @brief g_out (G x latent) and p_out (rows x hidden) from g (G x latent) and p (rows x hidden), rows the
   /// particles of b's jets.
@@ -66,6 +73,7 @@ class epic_layer {
     check_shape(p, b.num_nodes(), H, "epic_layer: particles p");
     global_pool(p, b, aggregation::mean, c.mean);
     global_pool(p, b, aggregation::sum, c.sum);
+    c.sum *= sum_scale_;
     c.pooled.resize(G, 2 * H + L);
     c.pooled << c.mean, c.sum, g;
     affine(fc_global1_, c.pooled, c.a);
@@ -112,7 +120,7 @@ class epic_layer {
     c.t = c.dpooled.leftCols(H);
     global_pool_backward(b, aggregation::mean, c.t, nullptr, c.dpool);
     dp += c.dpool;
-    c.t = c.dpooled.middleCols(H, H);
+    c.t = sum_scale_ * c.dpooled.middleCols(H, H);
     global_pool_backward(b, aggregation::sum, c.t, nullptr, c.dpool);
     dp += c.dpool;
   }
@@ -149,7 +157,7 @@ class epic_layer {
   }
 
   dense<T> fc_global1_, fc_global2_, fc_local1_, fc_local1_global_, fc_local2_;
-  T slope_;
+  T slope_, sum_scale_;
 };
 
 }  // namespace hepgnn
