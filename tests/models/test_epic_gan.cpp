@@ -238,12 +238,13 @@ TEST_CASE("epic: save_model / load_model round trip") {
 
 TEST_CASE("epic_gan: training steps are bit-identical at 1 and 2 threads") {
   rng gen(2);
-  const auto data = mpgan_training_data<double>::from_jets(make_toy_jets<double>(64, jet_kind::top, gen));
+  // batches of 64 jets (~1,900 particles): large enough that the products and pools split across threads
+  const auto data = mpgan_training_data<double>::from_jets(make_toy_jets<double>(128, jet_kind::top, gen));
   const auto train = [&] {
     auto gan = small_gan(1e-3);
     fit_options o;
     o.epochs = 1;
-    o.batch_size = 32;
+    o.batch_size = 64;
     o.progress = false;
     std::vector<gan_step_losses> log;
     train_gan(gan, data, o, &log);
