@@ -65,6 +65,7 @@ class mpgan_generator {
   using scalar = T;
   using block_type = mpgan_message_passing<T>;
   using config_type = mpgan_generator_config;
+  using noise_type = matrix<T>;  ///< (B * num_particles) x noise_features
   static constexpr std::string_view family = "mpgan_generator";
   static constexpr int format_version = 1;
 
@@ -83,6 +84,12 @@ class mpgan_generator {
   const mpgan_generator_config& config() const { return cfg_; }
   /// @brief The message-passing block (MPGAN's mp_layers).
   const block_type& message_passing() const { return mp_; }
+
+  /// @brief Fills z with noise for `jets` jets, N(0, std^2) (MPGAN's sd: 0.2), row by row.
+  void draw_noise(long jets, double std, rng& gen, noise_type& z) const {
+    z.resize(jets * cfg_.num_particles, cfg_.noise_features);
+    for (long k = 0; k < z.size(); ++k) z.data()[k] = static_cast<T>(gen.normal(0, std));
+  }
 
   /// @brief g_raw ((B * num_particles) x (output_features + 1)) for noise ((B * num_particles) x noise_features, jet
   /// by jet) and nparticles (B multiplicities in 1..num_particles).

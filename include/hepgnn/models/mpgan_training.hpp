@@ -1,7 +1,8 @@
 #pragma once
 /// @file mpgan_training.hpp
 /// @brief Training MPGAN (generator of models/mpgan.hpp, discriminator of models/mpgan_discriminator.hpp) as
-/// MPGAN's train.py does, one minibatch step at a time; train/trainer.hpp's fit() runs the epochs.
+/// MPGAN's train.py does, one minibatch step at a time; train/trainer.hpp's fit() runs the epochs. The step is
+/// generic (gan_pair): EPiC-GAN's networks (models/epic_training.hpp) train through the same one.
 ///
 /// One step on a minibatch of real jets (train_D, then train_G, num_critic = num_gen = 1):
 ///   1. D step: D(real) and D(G(z)) with z ~ N(0, 0.2^2) [B x 30 x 32] and mask_c conditioned on the
@@ -117,16 +118,16 @@ jet_array<T> mpgan_generated_jets(const matrix<T>& g_raw, const mpgan_feature_ma
   return jets;
 }
 
-/// @brief Training settings (MPGAN's defaults for top jets).
-struct mpgan_training_config {
-  double lr_gen = 2e-5;      ///< RMSprop learning rate of the generator (lr_gen)
-  double lr_disc = 6e-5;     ///< RMSprop learning rate of the discriminator (lr_disc)
-  double noise_std = 0.2;    ///< standard deviation of the generator's noise (sd)
+/// @brief Training settings of a GAN pair (defaults: MPGAN's for top jets; epic() for EPiC-GAN's).
+struct gan_training_config {
+  double lr_gen = 2e-5;      ///< learning rate of the generator's optimizer (lr_gen)
+  double lr_disc = 6e-5;     ///< learning rate of the discriminator's optimizer (lr_disc)
+  double noise_std = 0.2;    ///< standard deviation of the generator's noise (MPGAN's sd)
   std::uint64_t seed = 1;    ///< noise and dropout draws
 
   /// @brief MPGAN's learning rates for a jet type (setup_training, as in the args.txt of mp_g/q/t).
-  static mpgan_training_config for_jet_type(mpgan_jet_type type) {
-    mpgan_training_config c;
+  static gan_training_config for_jet_type(mpgan_jet_type type) {
+    gan_training_config c;
     switch (type) {
       case mpgan_jet_type::gluon: c.lr_gen = 1e-5, c.lr_disc = 3e-5; break;
       case mpgan_jet_type::light_quark: c.lr_gen = 0.5e-5, c.lr_disc = 1.5e-5; break;
@@ -134,54 +135,75 @@ struct mpgan_training_config {
     }
     return c;
   }
+  /// @brief EPiC-GAN's start_training.py: Adam learning rates 1e-4 for both networks, noise N(0, 1).
+  static gan_training_config epic() {
+    gan_training_config c;
+    c.lr_gen = 1e-4;
+    c.lr_disc = 1e-4;
+    c.noise_std = 1;
+    return c;
+  }
 };
+/// @brief The name MPGAN's training used first.
+using mpgan_training_config = gan_training_config;
 
 /// @brief What one step measured (losses before the updates they drive).
-struct mpgan_step_losses {
+struct gan_step_losses {
   double d_loss = 0;       ///< mean((D(real) - 1)^2) + mean(D(fake)^2)
   double d_real = 0;       ///< mean D(real)
   double d_fake = 0;       ///< mean D(fake) in the D step
   double g_loss = 0;       ///< mean((D(G(z)) - 1)^2) in the G step
 };
+using mpgan_step_losses = gan_step_losses;
 
-/// @brief MPGAN's generator and discriminator with their RMSprop optimizers and the generator of noise and
-/// dropout draws: the state a training run carries from step to step.
-template <class T>
-class mpgan_gan {
+/// @brief A jet generator and a discriminator with their optimizers and the generator of noise and dropout
+/// draws: the state a least-squares GAN training run carries from step to step, for any pair of families that
+/// share MPGAN's jet layout (g_raw: (B * num_particles) x (features + 1), last column mask - 0.5):
+///   Generator:     noise_type, draw_noise(jets, std, rng&, noise_type&), infer / forward(noise, multiplicities,
+///                  workspace&) -> g_raw, backward(noise, dg_raw, workspace&, noise_type* or nullptr);
+///   Discriminator: forward(x, workspace&, rng& dropout), backward(x, dscore, workspace&, matrix* dx);
+///   Optimizer:     constructed from {.lr = ...}, step(model).
+/// mpgan_gan (RMSprop, as MPGAN) and epic_gan (models/epic_training.hpp: Adam, as EPiC-GAN) are this class.
+template <class Generator, class Discriminator, class Optimizer>
+class gan_pair {
  public:
-  explicit mpgan_gan(const mpgan_generator_config& g = {}, const mpgan_discriminator_config& d = {},
-                     const mpgan_training_config& t = {})
+  using T = typename Generator::scalar;
+  using generator_type = Generator;
+  using discriminator_type = Discriminator;
+
+  explicit gan_pair(const typename Generator::config_type& g = {}, const typename Discriminator::config_type& d = {},
+                    const gan_training_config& t = {})
       : G_(g), D_(d), cfg_(checked(g, d, t)), opt_g_({.lr = t.lr_gen}), opt_d_({.lr = t.lr_disc}), gen_(t.seed) {}
 
-  mpgan_generator<T>& generator() { return G_; }
-  const mpgan_generator<T>& generator() const { return G_; }
-  mpgan_discriminator<T>& discriminator() { return D_; }
-  const mpgan_discriminator<T>& discriminator() const { return D_; }
-  rmsprop<T>& generator_optimizer() { return opt_g_; }
-  rmsprop<T>& discriminator_optimizer() { return opt_d_; }
-  const mpgan_training_config& config() const { return cfg_; }
+  Generator& generator() { return G_; }
+  const Generator& generator() const { return G_; }
+  Discriminator& discriminator() { return D_; }
+  const Discriminator& discriminator() const { return D_; }
+  Optimizer& generator_optimizer() { return opt_g_; }
+  Optimizer& discriminator_optimizer() { return opt_d_; }
+  const gan_training_config& config() const { return cfg_; }
 
   /// @brief One D step and one G step (see the file comment) on the real jets `items` of `data`.
-  mpgan_step_losses train_step(const mpgan_training_data<T>& data, std::span<const std::size_t> items) {
+  gan_step_losses train_step(const mpgan_training_data<T>& data, std::span<const std::size_t> items) {
     const long N = G_.config().num_particles, B = static_cast<long>(items.size());
-    HEPGNN_CHECK(B > 0, "mpgan_gan::train_step: items is empty (one real jet per entry expected)");
-    HEPGNN_CHECK(data.num_particles == N && D_.config().num_particles == N && data.x.cols() == 4,
-                 "mpgan_gan::train_step: data has ", data.num_particles, " particles per jet, the generator ", N,
+    HEPGNN_CHECK(B > 0, who(), "::train_step: items is empty (one real jet per entry expected)");
+    HEPGNN_CHECK(data.num_particles == N && D_.config().num_particles == N && data.x.cols() == 4, who(),
+                 "::train_step: data has ", data.num_particles, " particles per jet, the generator ", N,
                  " and the discriminator ", D_.config().num_particles, "; they must agree");
     real_.resize(B * N, 4);
     n_.resize(static_cast<std::size_t>(B));
     for (long q = 0; q < B; ++q) {
       const std::size_t j = items[static_cast<std::size_t>(q)];
-      HEPGNN_CHECK(j < data.num_jets(), "mpgan_gan::train_step: item ", j, " is outside the ", data.num_jets(),
+      HEPGNN_CHECK(j < data.num_jets(), who(), "::train_step: item ", j, " is outside the ", data.num_jets(),
                    " jets of data");
       real_.middleRows(q * N, N) = data.x.middleRows(static_cast<long>(j) * N, N);
       n_[static_cast<std::size_t>(q)] = data.multiplicity[j];
     }
-    mpgan_step_losses out;
+    gan_step_losses out;
     // D step
     zero_grad(D_);
     const matrix<T> d_real = D_.forward(real_, ws_real_, gen_);
-    draw_noise(B * N);
+    G_.draw_noise(B, cfg_.noise_std, gen_, noise_);
     fake_ = G_.infer(noise_, n_, ws_g_);
     const matrix<T> d_fake = D_.forward(fake_, ws_fake_, gen_);
     lsgan_gradients<T> gd;
@@ -193,7 +215,7 @@ class mpgan_gan {
     opt_d_.step(D_);
     // G step: fresh noise, the same multiplicities
     zero_grad(G_);
-    draw_noise(B * N);
+    G_.draw_noise(B, cfg_.noise_std, gen_, noise_);
     fake_ = G_.forward(noise_, n_, ws_g_);
     const matrix<T>& d_gen = D_.forward(fake_, ws_fake_, gen_);
     out.g_loss = static_cast<double>(lsgan_generator_loss(d_gen, {}, &dscore_));
@@ -206,15 +228,15 @@ class mpgan_gan {
   /// @brief Generated jets (JetNet layout, data's scale) for the given multiplicities (e.g. those of a sample).
   jet_array<T> generate(const std::vector<std::int64_t>& multiplicities, const mpgan_feature_maxima& maxima,
                         rng& noise_gen) const {
-    const long N = G_.config().num_particles;
-    matrix<T> z(static_cast<long>(multiplicities.size()) * N, G_.config().noise_features);
-    for (long k = 0; k < z.size(); ++k) z.data()[k] = static_cast<T>(noise_gen.normal(0, cfg_.noise_std));
-    typename mpgan_generator<T>::workspace ws;
-    return mpgan_generated_jets(G_.infer(z, multiplicities, ws), maxima, static_cast<index_t>(N));
+    typename Generator::noise_type z;
+    G_.draw_noise(static_cast<long>(multiplicities.size()), cfg_.noise_std, noise_gen, z);
+    typename Generator::workspace ws;
+    return mpgan_generated_jets(G_.infer(z, multiplicities, ws), maxima,
+                                static_cast<index_t>(G_.config().num_particles));
   }
 
-  /// @brief Visits both networks' parameters ("generator.<MPGAN name>", "discriminator.<MPGAN name>"); fit(model,
-  /// ...) checks them for non-finite values after every step.
+  /// @brief Visits both networks' parameters ("generator.<name>", "discriminator.<name>"); fit(model, ...)
+  /// checks them for non-finite values after every step.
   template <class F>
   void for_each_param(const std::string& prefix, F&& f) {
     G_.for_each_param(prefix + "generator.", f);
@@ -222,42 +244,55 @@ class mpgan_gan {
   }
 
  private:
-  static mpgan_training_config checked(const mpgan_generator_config& g, const mpgan_discriminator_config& d,
-                                       const mpgan_training_config& t) {
-    HEPGNN_CHECK(g.num_particles == d.num_particles && g.output_features == d.input_features, "mpgan_gan: the ",
+  /// "mpgan_gan", "epic_gan": the family's first word, as users name the pair.
+  static std::string who() {
+    const std::string_view f = Generator::family;
+    return std::string(f.substr(0, f.find('_'))) + "_gan";
+  }
+
+  static gan_training_config checked(const typename Generator::config_type& g,
+                                     const typename Discriminator::config_type& d, const gan_training_config& t) {
+    HEPGNN_CHECK(g.num_particles == d.num_particles && g.output_features == d.input_features, who(), ": the ",
                  "generator writes ", g.num_particles, " x ", g.output_features, " but the discriminator reads ",
                  d.num_particles, " x ", d.input_features);
-    HEPGNN_CHECK(std::isfinite(t.noise_std) && t.noise_std > 0, "mpgan_gan: noise_std must be finite and > 0, got ",
+    HEPGNN_CHECK(std::isfinite(t.noise_std) && t.noise_std > 0, who(), ": noise_std must be finite and > 0, got ",
                  t.noise_std);
     return t;
   }
 
-  void draw_noise(long rows) {
-    noise_.resize(rows, G_.config().noise_features);
-    for (long k = 0; k < noise_.size(); ++k) noise_.data()[k] = static_cast<T>(gen_.normal(0, cfg_.noise_std));
-  }
-
-  mpgan_generator<T> G_;
-  mpgan_discriminator<T> D_;
-  mpgan_training_config cfg_;
-  rmsprop<T> opt_g_, opt_d_;
+  Generator G_;
+  Discriminator D_;
+  gan_training_config cfg_;
+  Optimizer opt_g_, opt_d_;
   rng gen_;
-  typename mpgan_generator<T>::workspace ws_g_;
-  typename mpgan_discriminator<T>::workspace ws_real_, ws_fake_;
-  matrix<T> real_, noise_, fake_, dscore_, dfake_;
+  typename Generator::workspace ws_g_;
+  typename Discriminator::workspace ws_real_, ws_fake_;
+  typename Generator::noise_type noise_;
+  matrix<T> real_, fake_, dscore_, dfake_;
   std::vector<std::int64_t> n_;
 };
 
+/// @brief MPGAN's generator and discriminator with their RMSprop optimizers (MPGAN's train.py).
+template <class T>
+using mpgan_gan = gan_pair<mpgan_generator<T>, mpgan_discriminator<T>, rmsprop<T>>;
+
 /// @brief Trains `gan` on `data` through fit(): each minibatch of real jets is one train_step; the loss fit
 /// reports (and its progress line shows) is the discriminator's. `log`, when given, receives every step's losses.
-template <class T>
-fit_history train_mpgan(mpgan_gan<T>& gan, const mpgan_training_data<T>& data, const fit_options& options,
-                        std::vector<mpgan_step_losses>* log = nullptr) {
+template <class G, class D, class O>
+fit_history train_gan(gan_pair<G, D, O>& gan, const mpgan_training_data<typename G::scalar>& data,
+                      const fit_options& options, std::vector<gan_step_losses>* log = nullptr) {
   return fit(gan, data.num_jets(), options, [&](std::span<const std::size_t> items) {
-    const mpgan_step_losses l = gan.train_step(data, items);
+    const gan_step_losses l = gan.train_step(data, items);
     if (log) log->push_back(l);
     return l.d_loss;
   });
+}
+
+/// @brief train_gan for MPGAN (its first name).
+template <class T>
+fit_history train_mpgan(mpgan_gan<T>& gan, const mpgan_training_data<T>& data, const fit_options& options,
+                        std::vector<gan_step_losses>* log = nullptr) {
+  return train_gan(gan, data, options, log);
 }
 
 }  // namespace hepgnn
