@@ -241,7 +241,7 @@ def main():
     if n150:  # MPGAN's form is 2x slower than dense and would take minutes per batch at 150 particles
         forms = forms[1:]
     if hasattr(torch, "compile"):  # PyTorch 2.x: TorchInductor
-        forms.append(("dense+compile", torch.compile(forms[1][1])))
+        forms.append(("dense+compile", torch.compile(dict(forms)["dense"])))
     out = None
     for name, G in forms:
         def generate(jets=B):
