@@ -2,7 +2,7 @@
 # Runs named workloads (../shared/benchmarks/WORKLOADS.md and the issues) in hepgnn and in the reference
 # tools on identical inputs, at 1 and 2 threads, and prints `<workload> <implementation> <threads> <median_s>`.
 # Usage: benchmarks/compare/compare.sh WORKLOAD...     e.g. compare.sh mlp_train W1a W2/train/max
-# Env: HEPGNN_COMPARE_BUILD (build folder, default build-compare), THREADS (default "1 2"),
+# Env: HEPGNN_COMPARE_BUILD (build folder, default build-compare), THREADS (default "1 2"), HEPGNN_COMPARE_JOBS,
 #      REFBENCH_ALLOCATOR=system to skip the jemalloc preload of MEASURING.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,8 +15,15 @@ bash "$root/scripts/setup.sh" libbenchmark-dev python3-torch python3-pot python3
   libopenblas0-openmp libnanoflann-dev libfaiss-dev
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DHEPGNN_BUILD_TESTS=OFF -DHEPGNN_BUILD_EXAMPLES=OFF \
   -DHEPGNN_BUILD_BENCHMARKS=ON >/dev/null
-targets=$(sed -n 's/.*{build}\/benchmarks\/\(compare_[A-Za-z0-9_]*\).*/\1/p' "$here/workloads.txt" | sort -u)
-cmake --build "$build" -j"$(nproc)" --target $targets >/dev/null
+# Only the programs of the workloads asked for (HEPGNN_COMPARE_JOBS: build parallelism, default nproc).
+targets=$(for w in "$@"; do
+  while read -r glob cmd; do
+    case "$glob" in ''|'#'*) continue ;; esac
+    # shellcheck disable=SC2254
+    case "$w" in $glob) echo "$cmd" ;; esac
+  done < "$here/workloads.txt"
+done | sed -n 's/.*{build}\/benchmarks\/\(compare_[A-Za-z0-9_]*\).*/\1/p' | sort -u)
+[ -z "$targets" ] || cmake --build "$build" -j"${HEPGNN_COMPARE_JOBS:-$(nproc)}" --target $targets >/dev/null
 
 # Measurement environment of MEASURING.md: jemalloc with page retention, OpenMP OpenBLAS with AVX-512 kernels.
 if [ "${REFBENCH_ALLOCATOR:-}" != system ]; then
