@@ -255,7 +255,7 @@ class mpgan_message_passing {
     for (int w : o.fn_widths) HEPGNN_CHECK(w > 0, "mpgan_message_passing: fn_widths must be positive, got ", w);
     HEPGNN_CHECK(o.pos_dims >= 0, "mpgan_message_passing: pos_dims must be >= 0, got ", o.pos_dims);
     HEPGNN_CHECK(o.negative_slope > 0, "mpgan_message_passing: negative_slope must be > 0, got ", o.negative_slope);
-    HEPGNN_CHECK(o.dropout >= 0 && o.dropout < 1, "mpgan_message_passing: dropout must be in [0, 1), got ", o.dropout);
+    HEPGNN_CHECK(o.dropout >= 0 && 1 > o.dropout, "mpgan_message_passing: dropout must be in [0, 1), got ", o.dropout);
     return o;
   }
 
