@@ -44,7 +44,7 @@ inline void row_max(T* __restrict y, index_t* __restrict arg, const T* __restric
 /// @brief y = max(y, a) without arg-max (the same choice as the overload above).
 template <class T>
 inline void row_max(T* y, const T* a, long f) {
-  for (long c = 0; c < f; ++c) y[c] = (a[c] > y[c]) | (a[c] != a[c]) ? a[c] : y[c];
+  for (long c = 0; c < f; ++c) y[c] = ((a[c] > y[c]) | (a[c] != a[c])) ? a[c] : y[c];
 }
 
 /// @brief y (f values) = AGG over r in [b, e) of row(r) (a pointer to f values). An empty segment gives 0 (PyG).
