@@ -2,12 +2,15 @@
 /// @file rng.hpp
 /// @brief hepgnn::rng: a small seedable deterministic generator (xoshiro256**), same stream on every platform.
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
 #include <utility>
 #include <numbers>
+
+#include "hepgnn/core/error.hpp"
 
 namespace hepgnn {
 
@@ -71,6 +74,13 @@ class rng {
   }
   /// @brief An independent generator derived from this one (for per-thread or per-event streams).
   rng split() { return rng((*this)()); }
+  /// @brief The generator's whole state (what a checkpoint saves; set_state continues the same stream).
+  std::array<std::uint64_t, 4> state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
+  void set_state(const std::array<std::uint64_t, 4>& s) {
+    // all-zero is xoshiro's one fixed point: it would return 0 forever
+    HEPGNN_CHECK((s[0] | s[1] | s[2] | s[3]) != 0, "rng::set_state: the state must not be all zero (xoshiro's fixed point)");
+    for (int i = 0; i < 4; ++i) s_[i] = s[static_cast<std::size_t>(i)];
+  }
 
  private:
   static constexpr std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -38,6 +38,18 @@ class adam {
     o_.lr = lr;
   }
   long steps() const { return t_; }
+  /// @brief Sets the step count (the bias corrections depend on it), e.g. from a checkpoint.
+  void set_steps(long t) {
+    HEPGNN_CHECK(t >= 0, "adam::set_steps: t must be >= 0, got ", t);
+    t_ = t;
+  }
+  /// @brief Visits the moments of every parameter of `model` as f(name, std::span<T>) ("exp_avg.<param>",
+  /// "exp_avg_sq.<param>", PyTorch's names): what a checkpoint saves and restores.
+  template <class Model, class F>
+  void for_each_state(Model& model, F&& f) {
+    m_.visit(model, "exp_avg", f);
+    v_.visit(model, "exp_avg_sq", f);
+  }
 
   template <class Model>
   void step(Model& model) {

@@ -2,6 +2,7 @@
 /// @file optimizer_state.hpp
 /// @brief Per-parameter optimizer state, keyed by the order in which a model visits its parameters.
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,15 @@ struct slot_state {
     HEPGNN_CHECK(static_cast<std::int64_t>(s.size()) == size, "optimizer: parameter '", name, "' has ", size,
                  " entries but the optimizer state has ", s.size(), "; was the optimizer used with another model?");
     return s;
+  }
+  /// Visits this slot of every parameter of `model` as `f(slot + "." + name, std::span<T>)`, in the model's
+  /// order, creating zero slots a fresh optimizer has not made yet (so a checkpoint loads into it).
+  template <class Model, class F>
+  void visit(Model& model, const std::string& slot, F&& f) {
+    begin();
+    model.for_each_param("", [&](const std::string& name, auto p) {
+      f(slot + "." + name, std::span<T>(get(name, p.size())));
+    });
   }
 };
 

@@ -43,6 +43,19 @@ class rmsprop {
   }
   const rmsprop_options& options() const { return o_; }
   long steps() const { return t_; }
+  /// @brief Sets the step count, e.g. from a checkpoint.
+  void set_steps(long t) {
+    HEPGNN_CHECK(t >= 0, "rmsprop::set_steps: t must be >= 0, got ", t);
+    t_ = t;
+  }
+  /// @brief Visits the state of every parameter of `model` as f(name, std::span<T>) (PyTorch's names:
+  /// "square_avg.<param>", with "grad_avg.<param>" when centered and "momentum_buffer.<param>" with momentum).
+  template <class Model, class F>
+  void for_each_state(Model& model, F&& f) {
+    square_avg_.visit(model, "square_avg", f);
+    if (o_.centered) grad_avg_.visit(model, "grad_avg", f);
+    if (o_.momentum > 0) momentum_.visit(model, "momentum_buffer", f);
+  }
 
   template <class Model>
   void step(Model& model) {

@@ -27,6 +27,17 @@ class sgd {
   }
   double lr() const { return o_.lr; }
   void set_lr(double lr) { o_.lr = lr; }
+  long steps() const { return t_; }
+  /// @brief Sets the step count (the first step with momentum starts the buffer), e.g. from a checkpoint.
+  void set_steps(long t) {
+    HEPGNN_CHECK(t >= 0, "sgd::set_steps: t must be >= 0, got ", t);
+    t_ = t;
+  }
+  /// @brief Visits the momentum buffer of every parameter as f("momentum_buffer.<param>", std::span<T>).
+  template <class Model, class F>
+  void for_each_state(Model& model, F&& f) {
+    if (o_.momentum > 0) state_.visit(model, "momentum_buffer", f);
+  }
 
   template <class Model>
   void step(Model& model) {
@@ -37,19 +48,19 @@ class sgd {
         T g = p.grad[i] + static_cast<T>(o_.weight_decay) * p.value[i];
         if (buf) {
           T& b = (*buf)[i];
-          b = first_ ? g : static_cast<T>(o_.momentum) * b + g;
+          b = t_ == 0 ? g : static_cast<T>(o_.momentum) * b + g;
           g = o_.nesterov ? g + static_cast<T>(o_.momentum) * b : b;
         }
         p.value[i] -= static_cast<T>(o_.lr) * g;
       }
     });
-    first_ = false;
+    ++t_;
   }
 
  private:
   sgd_options o_;
   detail::slot_state<T> state_;
-  bool first_ = true;
+  long t_ = 0;
 };
 
 }  // namespace hepgnn

@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,6 +29,19 @@ struct epoch_record {
   double train_loss = 0;  ///< mean of the step losses, weighted by batch size
   double val_loss = std::numeric_limits<double>::quiet_NaN();  ///< validate()'s value (a metric when maximize)
   double seconds = 0;
+};
+
+/// @brief Where fit() stands: what a checkpoint saves besides the weights and the optimizer, so a resumed run
+/// continues with the same batches, schedule and early-stopping state as one never interrupted.
+struct training_position {
+  int epoch = 1;               ///< the epoch in progress (from 1)
+  std::size_t next_item = 0;   ///< where in that epoch's shuffled order the next minibatch starts
+  long global_step = 0;        ///< minibatches done so far (the learning-rate schedules' clock)
+  double epoch_loss_sum = 0;   ///< the epoch's loss so far (sum of batch loss x batch size) ...
+  std::size_t epoch_items = 0; ///< ... over this many items
+  int best_epoch = -1;         ///< early stopping: fit_history's best epoch and value, and epochs since it
+  double best_val_loss = std::numeric_limits<double>::quiet_NaN();
+  int since_best = 0;
 };
 
 /// @brief Options of fit().
@@ -52,6 +66,13 @@ struct fit_options {
   bool check_parameters = true;
   /// Called after every epoch with its record (a loss curve reported as it grows); may be empty.
   std::function<void(const epoch_record&)> on_epoch_end{};
+  /// Checkpoints: on_checkpoint(position) is called every `checkpoint_every` steps (0: never inside an epoch)
+  /// and after every epoch (its validation done), with the position a resumed run starts from; the caller
+  /// saves the position with the model and the optimizer (io/checkpoint.hpp: save_checkpoint).
+  long checkpoint_every = 0;
+  std::function<void(const training_position&)> on_checkpoint{};
+  /// Resume from a checkpoint's position (same n_items, batch_size, shuffle and seed as the interrupted run).
+  std::optional<training_position> resume{};
 };
 
 /// @brief The loss curve and the early-stopping outcome.
@@ -84,26 +105,47 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
     HEPGNN_CHECK(csv.good(), "fit: cannot open csv_log '", o.csv_log, "' for writing");
     csv << "epoch,train_loss,val_loss,seconds,items_per_second\n";
   }
-  int since_best = 0;
-  long global_step = 0;
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+  int since_best = o.resume ? o.resume->since_best : 0;
+  training_position at = o.resume.value_or(training_position{});
+  HEPGNN_CHECK(at.epoch >= 1 && at.next_item <= n_items && at.epoch_items <= n_items && at.global_step >= 0,
+               "fit: resume position is not one of this run (epoch ", at.epoch, ", item ", at.next_item, " of ",
+               n_items, ", step ", at.global_step, "); was the checkpoint written with other data?");
+  h.best_epoch = at.best_epoch;
+  h.best_val_loss = at.best_val_loss;
+  if (o.patience > 0 && since_best >= o.patience) {  // the checkpoint was written as the run stopped early
+    h.stopped_early = true;
+    return h;
+  }
+  // the order of epoch e is the identity shuffled e times: replay the epochs already done
+  if (o.shuffle)
+    for (int e = 1; e < at.epoch; ++e) gen.shuffle(order);
+  for (int epoch = at.epoch; epoch <= o.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     if (o.shuffle)
       gen.shuffle(order);
-    double sum = 0;
-    std::size_t seen = 0;
+    const bool resumed = epoch == at.epoch;
+    double sum = resumed ? at.epoch_loss_sum : 0;
+    std::size_t seen = resumed ? at.epoch_items : 0;
     bar.new_epoch();
-    for (std::size_t b = 0; b < n_items; b += o.batch_size) {
+    for (std::size_t b = resumed ? at.next_item : 0; b < n_items; b += o.batch_size) {
       const std::size_t e = std::min(n_items, b + o.batch_size);
-      if (o.before_step) o.before_step(epoch, global_step);
-      ++global_step;
+      if (o.before_step) o.before_step(epoch, at.global_step);
+      ++at.global_step;
       const double loss = step(std::span<const std::size_t>(order.data() + b, e - b));
       HEPGNN_CHECK(std::isfinite(loss), "fit: the loss became non-finite (", loss, ") in epoch ", epoch, " at step ",
-                   global_step - 1, "; lower the learning rate or check the inputs");
-      if (o.after_step) o.after_step(epoch, global_step - 1);
+                   at.global_step - 1, "; lower the learning rate or check the inputs");
+      if (o.after_step) o.after_step(epoch, at.global_step - 1);
       sum += loss * static_cast<double>(e - b);
-      seen = e;
-      bar.update(epoch, o.epochs, seen, n_items, sum / static_cast<double>(seen));
+      seen += e - b;
+      bar.update(epoch, o.epochs, e, n_items, sum / static_cast<double>(seen));
+      if (o.on_checkpoint && o.checkpoint_every > 0 && at.global_step % o.checkpoint_every == 0 && e < n_items) {
+        at.epoch = epoch;
+        at.next_item = e;
+        at.epoch_loss_sum = sum;
+        at.epoch_items = seen;
+        at.since_best = since_best;
+        o.on_checkpoint(at);
+      }
     }
     epoch_record r;
     r.epoch = epoch;
@@ -129,9 +171,14 @@ inline fit_history fit(std::size_t n_items, const fit_options& o,
         if (on_best) on_best();
       } else if (o.patience > 0 && ++since_best >= o.patience) {
         h.stopped_early = true;
-        break;
       }
     }
+    if (o.on_checkpoint) {
+      at = {.epoch = epoch + 1, .next_item = 0, .global_step = at.global_step, .epoch_loss_sum = 0, .epoch_items = 0,
+            .best_epoch = h.best_epoch, .best_val_loss = h.best_val_loss, .since_best = since_best};
+      o.on_checkpoint(at);
+    }
+    if (h.stopped_early) break;
   }
   bar.finish();
   return h;
