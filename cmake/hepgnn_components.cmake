@@ -5,8 +5,10 @@
 #                    so translation units built without the component read compressed files too.
 #   hepgnn::fastjet  FastJet clustering (io/fastjet_cluster.hpp, jets::cluster_antikt_fastjet); HEPGNN_HAVE_FASTJET
 #                    declares those functions.
+#   hepgnn::mpi      MPI (MPI::MPI_CXX) for dist/mpi_communicator.hpp: data-parallel training over ranks. No macro:
+#                    only code that includes that header needs the component.
 # No library function changes its body with these macros (one definition per program, whatever each unit saw).
-# Sets hepgnn_zlib_FOUND and hepgnn_fastjet_FOUND; each target exists only where its library was found.
+# Sets hepgnn_zlib_FOUND, hepgnn_fastjet_FOUND and hepgnn_mpi_FOUND; each target exists only where its library was found.
 if(NOT TARGET hepgnn::zlib)
   find_package(ZLIB QUIET)
   if(ZLIB_FOUND)
@@ -28,6 +30,17 @@ if(NOT TARGET hepgnn::fastjet)
       INTERFACE_INCLUDE_DIRECTORIES "${HEPGNN_FASTJET_INCLUDE}"
       INTERFACE_COMPILE_DEFINITIONS HEPGNN_HAVE_FASTJET=1)
   endif()
+endif()
+if(NOT TARGET hepgnn::mpi)
+  find_package(MPI QUIET COMPONENTS CXX)
+  if(MPI_CXX_FOUND)
+    add_library(hepgnn::mpi INTERFACE IMPORTED GLOBAL)
+    set_target_properties(hepgnn::mpi PROPERTIES INTERFACE_LINK_LIBRARIES MPI::MPI_CXX)
+  endif()
+endif()
+set(hepgnn_mpi_FOUND FALSE)
+if(TARGET hepgnn::mpi)
+  set(hepgnn_mpi_FOUND TRUE)
 endif()
 set(hepgnn_zlib_FOUND FALSE)
 if(TARGET hepgnn::zlib)

@@ -3,7 +3,7 @@
 # Usage: scripts/setup.sh [extra-package...]
 set -euo pipefail
 packages=(cmake g++ ninja-build ccache libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev
-          libfastjet-dev "$@")
+          libfastjet-dev libopenmpi-dev openmpi-bin "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,7 @@
 #include "hepgnn/dist/data_parallel.hpp"
 #include "hepgnn/nn/mlp.hpp"
 #include "hepgnn/optim/adam.hpp"
+#include "support/dp_regression.hpp"
 #include "support/thread_ranks.hpp"
 
 namespace hepgnn_test_data_parallel {
@@ -70,46 +71,20 @@ struct dp_run {
 
 template <class Comm>
 dp_run train_regression(Comm& comm, gradient_reduction mode, int steps, data_parallel_options o = {}) {
-  constexpr int n = 40, shards = 4;
-  rng data_gen(5);
-  matrix<float> x(n, 3), y(n, 1);
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < 3; ++j) x(i, j) = static_cast<float>(data_gen.normal());
-    y(i, 0) = std::sin(x(i, 0)) + 0.5f * x(i, 1) * x(i, 2);
-  }
-  const auto members = split_round_robin(n, shards);
-  micro_shard_sampler sampler({10, 10, 10, 10}, 3, 17);
-  rng init(100 + static_cast<std::uint64_t>(comm.rank()));  // different on each rank: broadcast must fix it
-  mlp<float> model(init, {3, 16, 1});
+  hepgnn_test::dp_regression job(100 + static_cast<std::uint64_t>(comm.rank()));  // broadcast must fix the init
   o.mode = mode;
-  data_parallel<float, Comm> dp(comm, shards, o);
-  dp.broadcast_parameters(model);
+  data_parallel<float, Comm> dp(comm, job.shards, o);
+  dp.broadcast_parameters(job.model);
   adam<float> opt({.lr = 0.01});
   dp_run out;
-  matrix<float> xb, yb, pred, dpred;
-  mlp<float>::cache c;
+  const auto per_epoch = job.sampler.steps_per_epoch();
   for (int step = 0; step < steps; ++step) {
-    const int epoch = 1 + step / static_cast<int>(sampler.steps_per_epoch());
-    const std::size_t in_epoch = static_cast<std::size_t>(step) % sampler.steps_per_epoch();
-    const double loss = dp.reduce_gradients(model, [&](int s) {
-      const auto items = sampler.items(epoch, in_epoch, s);
-      const auto rows = static_cast<Eigen::Index>(items.size());
-      xb.resize(rows, 3);
-      yb.resize(rows, 1);
-      for (Eigen::Index k = 0; k < rows; ++k) {
-        const auto i = static_cast<Eigen::Index>(members[static_cast<std::size_t>(s)][items[static_cast<std::size_t>(k)]]);
-        xb.row(k) = x.row(i);
-        yb.row(k) = y.row(i);
-      }
-      model.forward(xb, pred, c);
-      dpred = 2 * (pred - yb);
-      model.backward(xb, pred, dpred, c, nullptr);
-      return shard_loss{(pred - yb).squaredNorm(), static_cast<double>(rows)};
-    });
-    opt.step(model);
-    out.losses.push_back(loss);
+    const int epoch = 1 + step / static_cast<int>(per_epoch);
+    const std::size_t in_epoch = static_cast<std::size_t>(step) % per_epoch;
+    out.losses.push_back(dp.reduce_gradients(job.model, [&](int s) { return job.shard_gradient(s, epoch, in_epoch); }));
+    opt.step(job.model);
   }
-  model.for_each_param("", [&](const std::string&, auto p) { out.weights.insert(out.weights.end(), p.value, p.value + p.size()); });
+  out.weights = job.weights();
   return out;
 }
 
