@@ -5,7 +5,10 @@
 //
 //   example_particle_flow [--quick] [--train-events N] [--test-events N] [--epochs N] [--seed S]
 //                         [--out DIR] [--metrics-out FILE] [--load WEIGHTS] [--bin-size N] [--nhad-weight W]
-//                         [--reg-weight W]
+//                         [--reg-weight W] [data-parallel options of examples/common/distributed.hpp]
+//   mpirun -np N example_particle_flow ...   trains data-parallel over N ranks (MPI builds): each rank simulates
+//                         only its micro-shards' events (seeded per micro-shard) and rank 0 evaluates. With any
+//                         data-parallel option, or N > 1, a step is one event of every micro-shard.
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -15,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/distributed.hpp"
 #include "../common/svg_plot.hpp"
 #include "hepgnn/io/model_file.hpp"
 #include "hepgnn/metrics/particle_flow.hpp"
@@ -39,6 +43,7 @@ struct options {
   int bin_size = 64;
   double nhad_weight = 2, reg_weight = 10;
   std::string out = "particle_flow_out", metrics_out, load;
+  examples::distributed_options dist;
 };
 
 options parse(int argc, char** argv) {
@@ -67,6 +72,7 @@ options parse(int argc, char** argv) {
     else if (a == "--out") o.out = next();
     else if (a == "--metrics-out") o.metrics_out = next();
     else if (a == "--load") o.load = next();
+    else if (o.dist.parse(a, next)) continue;
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       std::exit(2);
@@ -86,21 +92,40 @@ std::string num(double v) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const options opt = parse(argc, argv);
-  std::filesystem::create_directories(opt.out);
+template <class Comm>
+void run(Comm& comm, const options& opt) {
+  const bool root = comm.rank() == 0;
+  const bool distributed = comm.size() > 1 || opt.dist.requested;
+  const int micro_shards = opt.dist.micro_shards > 0 ? opt.dist.micro_shards : comm.size();
+  if (root) std::filesystem::create_directories(opt.out);
   toy_pf_config det_cfg;
   if (opt.quick) det_cfg.soft_particles = 300;
   const toy_pf_detector det(det_cfg);
 
-  // ---- simulation
+  // ---- simulation: the whole training set, or (data-parallel) only this rank's micro-shards, each from its own seed
   auto t0 = clock_type::now();
-  const auto train = det.simulate(opt.seed, opt.train_events);
-  const auto test = det.simulate(opt.seed + 1000003, opt.test_events);
-  long n_el = 0;
-  for (const auto& e : train) n_el += e.num_elements();
-  std::printf("simulated %d training and %d test events in %.1f s (%.0f elements per event)\n", opt.train_events,
-              opt.test_events, seconds_since(t0), static_cast<double>(n_el) / std::max(1, opt.train_events));
+  std::vector<pf::event> train;
+  std::vector<std::vector<pf::event>> shard_events;
+  if (!distributed) {
+    train = det.simulate(opt.seed, opt.train_events);
+  } else {
+    HEPGNN_CHECK(opt.train_events >= micro_shards, "--train-events ", opt.train_events, " cannot fill ", micro_shards,
+                 " micro-shards");
+    shard_events.resize(static_cast<std::size_t>(micro_shards));
+    for (int s : owned_shards(micro_shards, comm.rank(), comm.size()))
+      shard_events[static_cast<std::size_t>(s)] =
+          det.simulate(mix64(opt.seed + 7919 * static_cast<std::uint64_t>(s + 1)),
+                       opt.train_events / micro_shards + (s < opt.train_events % micro_shards ? 1 : 0));
+  }
+  const auto test = root ? det.simulate(opt.seed + 1000003, opt.test_events) : std::vector<pf::event>{};
+  long n_el = 0, n_ev = 0;
+  for (const auto& e : train) n_el += e.num_elements(), ++n_ev;
+  for (const auto& shard : shard_events)
+    for (const auto& e : shard) n_el += e.num_elements(), ++n_ev;
+  if (root)
+    std::printf("simulated %ld training events%s and %d test events in %.1f s (%.0f elements per event)\n", n_ev,
+                distributed ? " (rank 0's micro-shards)" : "", opt.test_events, seconds_since(t0),
+                static_cast<double>(n_el) / static_cast<double>(std::max(1L, n_ev)));
 
   // ---- model and training
   mlpf_config mc;
@@ -118,50 +143,104 @@ int main(int argc, char** argv) {
     const auto file = safetensors_file::load(opt.load);
     if (file.metadata.count("hepgnn.family")) model = load_model<model_type>(opt.load); else load_weights(model, file);
   }
-  std::printf("MLPF model: %lld parameters\n", static_cast<long long>(parameter_count(model)));
+  if (root) std::printf("MLPF model: %lld parameters\n", static_cast<long long>(parameter_count(model)));
   model_type::workspace ws;
-  double train_seconds = 0, train_cpu_seconds = 0;
+  double train_seconds = 0, train_cpu_seconds = 0, train_samples = 0;
   if (!opt.load.empty()) {
     std::printf("loaded the model from %s\n", opt.load.c_str());
   } else {
-    std::vector<matrix<T>> xs, rs;
-    for (const auto& e : train) {
-      xs.push_back(mlpf_inputs<T>(e.features));
-      rs.push_back(mlpf_regression_targets<T>(e.features, e.target_class, e.target));
-    }
     adam<T> optim({.lr = 2e-3});
-    const long total_steps = static_cast<long>(opt.epochs) * static_cast<long>(train.size());
     long step = 0;
-    std::vector<mlpf_loss> epoch_loss(static_cast<std::size_t>(opt.epochs));
     t0 = clock_type::now();
     const std::clock_t c0 = std::clock();
-    // one event per step, in a shuffled order per epoch
-    const fit_history h = fit(model, train.size(), {.epochs = opt.epochs, .batch_size = 1, .seed = opt.seed + 7, .label = "MLPF"},
-                              [&](std::span<const std::size_t> items) {
-      const std::size_t i = items[0];
-      // cosine decay to 5 % of the initial rate
-      const double f = static_cast<double>(step) / static_cast<double>(std::max(1L, total_steps));
-      optim.set_lr(2e-3 * (0.05 + 0.95 * 0.5 * (1 + std::cos(std::numbers::pi * f))));
-      zero_grad(model);
-      const auto l = model.train_step(xs[i], batch::single(train[i].num_elements()), train[i].target_class, rs[i], ws, lo);
-      clip_grad_norm(model, 5.0);
-      optim.step(model);
-      mlpf_loss& sum = epoch_loss[static_cast<std::size_t>(step++ / static_cast<long>(train.size()))];
-      sum.total += l.total;
-      sum.classification += l.classification;
-      sum.regression += l.regression;
-      return l.total;
-    });
-    const double n = static_cast<double>(train.size());
-    for (const epoch_record& r : h.epochs) {
-      const mlpf_loss& sum = epoch_loss[static_cast<std::size_t>(r.epoch - 1)];
-      std::printf("epoch %2d/%d  loss %.4f (focal %.4f, huber %.4f)  %.1f s\n", r.epoch, opt.epochs, sum.total / n,
-                  sum.classification / n, sum.regression / n, r.seconds);
+    // one event's focal + Huber loss gradient, added to the model's gradients
+    matrix<T> x, r;
+    const auto event_gradient = [&](const pf::event& e) {
+      x = mlpf_inputs<T>(e.features);
+      r = mlpf_regression_targets<T>(e.features, e.target_class, e.target);
+      return model.train_step(x, batch::single(e.num_elements()), e.target_class, r, ws, lo);
+    };
+    if (!distributed) {
+      const long total_steps = static_cast<long>(opt.epochs) * static_cast<long>(train.size());
+      std::vector<mlpf_loss> epoch_loss(static_cast<std::size_t>(opt.epochs));
+      // one event per step, in a shuffled order per epoch
+      const fit_history h = fit(model, train.size(), {.epochs = opt.epochs, .batch_size = 1, .seed = opt.seed + 7, .label = "MLPF"},
+                                [&](std::span<const std::size_t> items) {
+        // cosine decay to 5 % of the initial rate
+        const double f = static_cast<double>(step) / static_cast<double>(std::max(1L, total_steps));
+        optim.set_lr(2e-3 * (0.05 + 0.95 * 0.5 * (1 + std::cos(std::numbers::pi * f))));
+        zero_grad(model);
+        const auto l = event_gradient(train[items[0]]);
+        clip_grad_norm(model, 5.0);
+        optim.step(model);
+        mlpf_loss& sum = epoch_loss[static_cast<std::size_t>(step++ / static_cast<long>(train.size()))];
+        sum.total += l.total;
+        sum.classification += l.classification;
+        sum.regression += l.regression;
+        return l.total;
+      });
+      const double n = static_cast<double>(train.size());
+      for (const epoch_record& rec : h.epochs) {
+        const mlpf_loss& sum = epoch_loss[static_cast<std::size_t>(rec.epoch - 1)];
+        std::printf("epoch %2d/%d  loss %.4f (focal %.4f, huber %.4f)  %.1f s\n", rec.epoch, opt.epochs, sum.total / n,
+                    sum.classification / n, sum.regression / n, rec.seconds);
+      }
+      train_samples = static_cast<double>(opt.epochs) * n;
+    } else {
+      std::vector<std::size_t> sizes;
+      for (int s = 0; s < micro_shards; ++s)
+        sizes.push_back(static_cast<std::size_t>(opt.train_events / micro_shards + (s < opt.train_events % micro_shards ? 1 : 0)));
+      const micro_shard_sampler sampler(sizes, 1, opt.seed + 7);
+      const long total_steps = static_cast<long>(opt.epochs) * static_cast<long>(sampler.steps_per_epoch());
+      fit_options fo{.epochs = opt.epochs, .label = "MLPF x" + std::to_string(comm.size())};
+      long steps_run = 0;
+      fo.before_step = [&](int, long global_step) {  // the same cosine decay, by the global step
+        ++steps_run;
+        const double f = static_cast<double>(global_step) / static_cast<double>(std::max(1L, total_steps));
+        optim.set_lr(2e-3 * (0.05 + 0.95 * 0.5 * (1 + std::cos(std::numbers::pi * f))));
+      };
+      timeline trace(comm.rank());
+      const fit_history h = examples::fit_data_parallel<T>(
+          comm, model, optim, opt.dist, sampler, fo,
+          [&](int shard, const std::vector<std::size_t>& items) {
+            shard_loss sl;
+            for (std::size_t i : items) {
+              sl.loss_sum += event_gradient(shard_events[static_cast<std::size_t>(shard)][i]).total;
+              sl.items += 1;
+            }
+            return sl;
+          },
+          [&] { clip_grad_norm(model, 5.0); }, opt.dist.trace.empty() ? nullptr : &trace);
+      if (root)
+        for (const epoch_record& rec : h.epochs)
+          std::printf("epoch %2d/%d  loss %.4f  %.1f s\n", rec.epoch, opt.epochs, rec.train_loss, rec.seconds);
+      train_samples = static_cast<double>(steps_run) * static_cast<double>(sampler.global_batch());
+      if (!opt.dist.trace.empty()) {
+        trace.write_chrome_trace(opt.dist.trace + "." + std::to_string(comm.rank()) + ".json");
+        const double c = trace.total_us(time_kind::compute), w = trace.total_us(time_kind::wait),
+                     m = trace.total_us(time_kind::communication);
+        std::printf("rank %d timeline: compute %.1f s, waiting %.2f s, communication %.3f s (%.1f %% of the step)\n",
+                    comm.rank(), c * 1e-6, w * 1e-6, m * 1e-6, 100 * m / std::max(1.0, c + w + m));
+      }
     }
     train_seconds = seconds_since(t0);
     train_cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
-    std::printf("training: %.1f s wall, %.1f s CPU (all threads)\n", train_seconds, train_cpu_seconds);
-    save_model(model, std::filesystem::path(opt.out) / "mlpf.safetensors");
+    if (root) {
+      std::printf("training: %.1f s wall, %.1f s CPU (rank 0, all threads), %.1f samples/s over %d rank(s)\n",
+                  train_seconds, train_cpu_seconds, train_samples / train_seconds, comm.size());
+      save_model(model, std::filesystem::path(opt.out) / "mlpf.safetensors");
+      if (!opt.dist.weights_out.empty()) save_weights(model, opt.dist.weights_out);
+    }
+  }
+  if (!root) return;
+  if (opt.dist.train_only) {
+    if (!opt.metrics_out.empty()) {
+      std::ofstream js(opt.metrics_out);
+      js << "{\n  \"ranks\": " << comm.size() << ",\n  \"micro_shards\": " << micro_shards
+         << ",\n  \"train_seconds\": " << num(train_seconds) << ",\n  \"samples\": " << num(train_samples)
+         << ",\n  \"samples_per_second\": " << num(train_samples / train_seconds) << "\n}\n";
+    }
+    return;
   }
 
   // ---- working point: a neutral-hadron logit offset chosen on validation events (not the test events) so
@@ -328,5 +407,9 @@ int main(int argc, char** argv) {
        << ",\n  \"train_cpu_seconds\": " << num(train_cpu_seconds) << "\n}\n";
     std::printf("metrics written to %s\n", opt.metrics_out.c_str());
   }
-  return 0;
+}
+
+int main(int argc, char** argv) {
+  const options opt = parse(argc, argv);
+  return examples::launch(argc, argv, [&](auto& comm) { run(comm, opt); });
 }
