@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../common/distributed.hpp"
 #include "../common/svg_plot.hpp"
 #include "hepgnn/data/toy_tracker.hpp"
 #include "hepgnn/io/trackml.hpp"
@@ -51,6 +52,7 @@ struct args {
   int min_track_hits = -1;  // -1: chosen on the validation events (from 3 to 9), 4 while the cuts are chosen
   double min_track_pt = 0.5;
   double helix_xy_mm = -1;  // -1: track merging chosen on the validation events; 0: none
+  examples::distributed_options dist;
 };
 
 args parse(int argc, char** argv) {
@@ -81,10 +83,12 @@ args parse(int argc, char** argv) {
     else if (s == "--min-track-pt") a.min_track_pt = std::atof(value().c_str());
     else if (s == "--helix-xy") a.helix_xy_mm = std::atof(value().c_str());
     else if (s == "--bf16") a.bf16 = true;
+    else if (a.dist.parse(s, value)) continue;
     else {
       std::cerr << "usage: example_tracking [--quick] [--metrics-out FILE] [--out DIR] [--weights FILE] "
                    "[--walkthrough | --cc] [--trackml PREFIX] [--epochs N] [--train-events N] [--gnn-train-events N] [--edge-cut X] "
-                   "[--filter-cut X] [--pt-min GEV] [--min-track-hits N] [--min-track-pt GEV] [--helix-xy MM] [--bf16]\n";
+                   "[--filter-cut X] [--pt-min GEV] [--min-track-hits N] [--min-track-pt GEV] [--helix-xy MM] [--bf16] "
+                   "[data-parallel options: examples/common/distributed.hpp]\n";
       std::exit(s == "--help" ? 0 : 2);
     }
   }
@@ -270,9 +274,14 @@ void event_display(const trackml::event& ev, const std::vector<index_t>& labels,
 
 }  // namespace
 
-int run(int argc, char** argv) {
-  const args a = parse(argc, argv);
-  fs::create_directories(a.out_dir);
+template <class Comm>
+void run(Comm& comm, const args& a) {
+  const bool root = comm.rank() == 0;
+  // data-parallel: the GNN stage over micro-shards of its training events (the embedding and filter stages, a
+  // few percent of the training time, train on every rank alike: deterministic, so their weights agree)
+  const bool distributed = comm.size() > 1 || a.dist.requested;
+  const int micro_shards = a.dist.micro_shards > 0 ? a.dist.micro_shards : comm.size();
+  if (root) fs::create_directories(a.out_dir);
   const bool quick = a.quick;
   const int n_train = a.train_events > 0 ? a.train_events : quick ? 4 : 32;
   const int n_train_gnn = a.gnn_train_events > 0 ? a.gnn_train_events : quick ? 2 : 16;
@@ -296,12 +305,22 @@ int run(int argc, char** argv) {
   for (int i = 0; i < n_train; ++i) train.push_back(toy::simulate_event(train_cfg, 1000 + i));
   toy::tracker_config train_gnn_cfg = train_cfg;
   train_gnn_cfg.num_particles = test_cfg.num_particles;
-  for (int i = 0; i < n_train_gnn; ++i) train_gnn.push_back(toy::simulate_event(train_gnn_cfg, 5000 + i));
+  // data-parallel: event i is in micro-shard i % M, and a rank simulates only the events of its micro-shards
+  std::vector<std::vector<trackml::event>> shard_gnn_events(static_cast<std::size_t>(distributed ? micro_shards : 0));
+  if (!distributed) {
+    for (int i = 0; i < n_train_gnn; ++i) train_gnn.push_back(toy::simulate_event(train_gnn_cfg, 5000 + i));
+  } else {
+    const auto members = split_round_robin(static_cast<std::size_t>(n_train_gnn), micro_shards);
+    for (int sh : owned_shards(micro_shards, comm.rank(), comm.size()))
+      for (std::size_t i : members[static_cast<std::size_t>(sh)])
+        shard_gnn_events[static_cast<std::size_t>(sh)].push_back(toy::simulate_event(train_gnn_cfg, 5000 + static_cast<int>(i)));
+  }
   for (int i = 0; i < n_val; ++i) val.push_back(toy::simulate_event(test_cfg, 800000 + i));
   for (int i = 0; i < n_test; ++i) test.push_back(toy::simulate_event(test_cfg, 900000 + i));
   std::size_t train_hits = 0;
   for (const auto& ev : train) train_hits += ev.num_hits();
-  std::printf("simulated %d training events (%d particles, pT > %.2f GeV, %zu hits in all), %d GNN training events "
+  if (root)
+    std::printf("simulated %d training events (%d particles, pT > %.2f GeV, %zu hits in all), %d GNN training events "
               "(%d particles), %d validation and %d test events (2000 particles) in %.2f s\n", n_train,
               train_cfg.num_particles, train_cfg.pt_min, train_hits, n_train_gnn, train_gnn_cfg.num_particles, n_val,
               n_test, seconds_since(t_sim));
@@ -314,9 +333,9 @@ int run(int argc, char** argv) {
   try {
     real = trackml::read_event(prefix);
     have_real = true;
-    std::printf("real event %s: %zu hits, %zu particles\n", prefix.c_str(), real.num_hits(), real.particles.size());
+    if (root) std::printf("real event %s: %zu hits, %zu particles\n", prefix.c_str(), real.num_hits(), real.particles.size());
   } catch (const hepgnn::error& e) {
-    std::printf("real event not available: %s\n", e.what());
+    if (root) std::printf("real event not available: %s\n", e.what());
   }
 
   // --- pipeline and training
@@ -334,7 +353,7 @@ int run(int argc, char** argv) {
   } else {
     const auto t0 = std::chrono::steady_clock::now();
     auto progress = [&](const std::string& stage, int epoch, double loss) {
-      std::fprintf(stderr, "  %-9s epoch %3d  loss %.5f  (%.0f s)\n", stage.c_str(), epoch + 1, loss, seconds_since(t0));
+      if (root) std::fprintf(stderr, "  %-9s epoch %3d  loss %.5f  (%.0f s)\n", stage.c_str(), epoch + 1, loss, seconds_since(t0));
     };
     tracking::train_options o;
     o.epochs = epochs_embed;
@@ -346,10 +365,46 @@ int run(int argc, char** argv) {
     o.batch_edges = 2048;
     loss_filter = tracking::train_filter(p, train, o, progress);
     o.epochs = epochs_gnn;
-    loss_gnn = tracking::train_gnn(p, train_gnn, o, progress);
+    if (!distributed) {
+      loss_gnn = tracking::train_gnn(p, train_gnn, o, progress);
+    } else {
+      std::vector<tracking::gnn_sector_data<T>> sectors(static_cast<std::size_t>(micro_shards));
+      std::vector<std::size_t> sizes(static_cast<std::size_t>(micro_shards));
+      for (int sh : owned_shards(micro_shards, comm.rank(), comm.size()))
+        sectors[static_cast<std::size_t>(sh)] = tracking::gnn_training_graphs(p, shard_gnn_events[static_cast<std::size_t>(sh)], o);
+      // every rank needs every micro-shard's size (the steps per epoch): a sum where only the owner is non-zero
+      std::vector<std::int64_t> counts(static_cast<std::size_t>(micro_shards), 0);
+      for (int sh : owned_shards(micro_shards, comm.rank(), comm.size()))
+        counts[static_cast<std::size_t>(sh)] = static_cast<std::int64_t>(sectors[static_cast<std::size_t>(sh)].graphs.size());
+      comm.allreduce_sum(counts.data(), counts.size());
+      for (std::size_t sh = 0; sh < sizes.size(); ++sh) sizes[sh] = static_cast<std::size_t>(counts[sh]);
+      adam<T> opt({.lr = o.lr});
+      tracking::step_workspace<T, typename tracking::pipeline<T>::gnn_type> w;
+      const micro_shard_sampler sampler(sizes, 1, 4242);
+      fit_options fo{.epochs = o.epochs, .label = "GNN x" + std::to_string(comm.size())};
+      fo.progress = false;
+      fo.on_epoch_end = [&](const epoch_record& r) { progress("gnn", r.epoch - 1, r.train_loss); };
+      const fit_history h = examples::fit_data_parallel<T>(
+          comm, p.gnn(), opt, a.dist, sampler, fo,
+          [&](int sh, const std::vector<std::size_t>& items) {
+            auto& d = sectors[static_cast<std::size_t>(sh)];
+            shard_loss sl;
+            for (std::size_t k : items) {
+              sl.loss_sum += tracking::gnn_gradient(p, d.feats[k], d.graphs[k], d.attrs[k], d.priors[k], d.labels[k],
+                                                    o.focal, o.pos_weight, w);
+              sl.items += 1;
+            }
+            return sl;
+          },
+          {});
+      for (const auto& r : h.epochs) loss_gnn.push_back(r.train_loss);
+    }
     train_seconds = seconds_since(t0);
-    std::printf("trained all stages in %.1f s\n", train_seconds);
+    if (root) std::printf("trained all stages in %.1f s%s\n", train_seconds,
+                          distributed ? (" (GNN data-parallel over " + std::to_string(comm.size()) + " rank(s))").c_str() : "");
+    if (root && !a.dist.weights_out.empty()) save_weights(p.gnn(), a.dist.weights_out);
   }
+  if (!root || a.dist.train_only) return;
 
   // --- cuts: given on the command line, or chosen on the validation events (never on the test events)
   const auto builder = a.walkthrough ? tracking::track_builder::walkthrough : tracking::track_builder::connected_components;
@@ -456,12 +511,12 @@ int run(int argc, char** argv) {
     j << "}\n";
     std::printf("metrics written to %s\n", a.metrics_out.c_str());
   }
-  return 0;
 }
 
 int main(int argc, char** argv) {
   try {
-    return run(argc, argv);
+    const args a = parse(argc, argv);
+    return examples::launch(argc, argv, [&](auto& comm) { run(comm, a); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "example_tracking: %s\n", e.what());
     return 1;

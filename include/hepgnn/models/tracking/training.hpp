@@ -68,6 +68,14 @@ T hinge_embedding_loss(const matrix<T>& emb, const edge_list& pos, const edge_li
   return hepgnn::hinge_embedding_loss(emb, row_pairs{pos.src, pos.dst}, row_pairs{neg.src, neg.dst}, options, grad);
 }
 
+/// @brief The GNN's training graphs: each event's (filtered) graph cut into overlapping phi sectors, with the hit
+/// features, edge geometry, labels and prior (filter logit) of each edge.
+template <class T>
+struct gnn_sector_data {
+  std::vector<graph> graphs;
+  std::vector<matrix<T>> labels, feats, attrs, priors;
+};
+
 namespace detail {
 /// @brief Event features and truth graph, prepared once for training.
 template <class T>
@@ -123,14 +131,6 @@ std::vector<double> fit_stage(const char* stage, std::size_t steps, const train_
   for (const auto& r : h.epochs) losses.push_back(r.train_loss);
   return losses;
 }
-
-/// The GNN's training graphs: each event's (filtered) graph cut into overlapping phi sectors, with the hit
-/// features, edge geometry, labels and prior (filter logit) of each edge.
-template <class T>
-struct gnn_sector_data {
-  std::vector<graph> graphs;
-  std::vector<matrix<T>> labels, feats, attrs, priors;
-};
 
 /// Each event's filtered graph cut into `gnn_sectors` overlapping phi sectors: more, cheaper steps.
 template <class T>
@@ -220,13 +220,13 @@ T filter_step(pipeline<T>& p, const matrix<T>& edge_features, const matrix<T>& l
   return loss;
 }
 
-/// @brief The GNN stage's step on one graph: the loss of the edge scores sigmoid(prior + GNN logit) (as
-/// edge_scores() gives them; binary focal loss with `focal`, else BCE weighted by pos_weight), its gradients
-/// (zeroed first), then an Adam step. Returns the loss.
+/// @brief The GNN stage's loss on one graph, the loss of the edge scores sigmoid(prior + GNN logit) (as
+/// edge_scores() gives them; binary focal loss with `focal`, else BCE weighted by pos_weight), with its gradients
+/// added to the GNN's (not zeroed: data-parallel training sums several graphs). Returns the loss.
 template <class T>
-T gnn_step(pipeline<T>& p, const matrix<T>& hits, const graph& g, const matrix<T>& edge_geometry,
-           const matrix<T>& prior, const matrix<T>& labels, bool focal, double pos_weight, adam<T>& opt,
-           step_workspace<T, typename pipeline<T>::gnn_type>& w) {
+T gnn_gradient(pipeline<T>& p, const matrix<T>& hits, const graph& g, const matrix<T>& edge_geometry,
+               const matrix<T>& prior, const matrix<T>& labels, bool focal, double pos_weight,
+               step_workspace<T, typename pipeline<T>::gnn_type>& w) {
   auto& net = p.gnn();
   net.forward(hits, g, edge_geometry, w.out, w.cache);
   w.logits = w.out + prior;  // d/dlogits is the same
@@ -237,10 +237,29 @@ T gnn_step(pipeline<T>& p, const matrix<T>& hits, const graph& g, const matrix<T
   } else {
     loss = bce_with_logits(w.logits, labels, {.pos_weight = detail::auto_pos_weight(labels, pos_weight)}, &w.grad);
   }
-  zero_grad(net);
   net.backward(hits, g, edge_geometry, w.out, w.grad, w.cache, nullptr);
-  opt.step(net);
   return loss;
+}
+
+/// @brief The GNN stage's step on one graph: gnn_gradient with the gradients zeroed first, then an Adam step.
+/// Returns the loss.
+template <class T>
+T gnn_step(pipeline<T>& p, const matrix<T>& hits, const graph& g, const matrix<T>& edge_geometry,
+           const matrix<T>& prior, const matrix<T>& labels, bool focal, double pos_weight, adam<T>& opt,
+           step_workspace<T, typename pipeline<T>::gnn_type>& w) {
+  zero_grad(p.gnn());
+  const T loss = gnn_gradient(p, hits, g, edge_geometry, prior, labels, focal, pos_weight, w);
+  opt.step(p.gnn());
+  return loss;
+}
+
+/// @brief The GNN's training graphs of `events` after the trained embedding and filter: each event's filtered
+/// graph cut into train_options::gnn_sectors overlapping phi sectors, with hit features, edge geometry, labels and
+/// priors (what train_gnn steps over; data-parallel training splits them into micro-shards).
+template <class T>
+gnn_sector_data<T> gnn_training_graphs(pipeline<T>& p, const std::vector<trackml::event>& events,
+                                       const train_options& o) {
+  return detail::gnn_sectors(p, events, o);
 }
 
 /// @brief Trains the embedding stage with minibatches of pairs: per event and epoch, hard negatives are the fake
