@@ -237,6 +237,7 @@ void run(Comm& comm, const options& opt) {
     if (!opt.metrics_out.empty()) {
       std::ofstream js(opt.metrics_out);
       js << "{\n  \"ranks\": " << comm.size() << ",\n  \"micro_shards\": " << micro_shards
+         << ",\n  \"parameters\": " << parameter_count(model)
          << ",\n  \"train_seconds\": " << num(train_seconds) << ",\n  \"samples\": " << num(train_samples)
          << ",\n  \"samples_per_second\": " << num(train_samples / train_seconds) << "\n}\n";
     }
