@@ -4,7 +4,8 @@
 ///
 /// The rule (the same at any rank count, which is what makes the reproducible mode possible):
 ///  - the training data is split into M micro-shards, M chosen by the job and independent of the rank count
-///    (split_round_robin: item i of a list of files or events goes to micro-shard i % M);
+///    (split_round_robin: item i of a list of files or events goes to micro-shard i % M; contiguous_rows: the
+///    rows of one large file in M contiguous blocks);
 ///  - rank r of N owns micro-shards r, r + N, r + 2N, ... and reads only their files (N need not divide M: a rank
 ///    with one more micro-shard does a little more work per step);
 ///  - each step takes one micro-batch of b items from every micro-shard, so a global batch is M * b items;
@@ -31,6 +32,22 @@ inline std::vector<std::vector<std::size_t>> split_round_robin(std::size_t n, in
   std::vector<std::vector<std::size_t>> out(static_cast<std::size_t>(shards));
   for (std::size_t i = 0; i < n; ++i) out[i % static_cast<std::size_t>(shards)].push_back(i);
   return out;
+}
+
+/// @brief Rows [first, first + count) of micro-shard `shard` when one file's n rows are cut into `shards`
+/// contiguous blocks (the first n % shards blocks one row longer): what a rank reads of a shared .npy file
+/// (io/npy_rows.hpp), so the reads stay sequential.
+struct row_range {
+  std::size_t first = 0, count = 0;
+};
+inline row_range contiguous_rows(std::size_t n, int shards, int shard) {
+  HEPGNN_CHECK(shards >= 1 && shard >= 0 && shard < shards, "contiguous_rows: shard must be in [0, ", shards, "), got ",
+               shard);
+  HEPGNN_CHECK(n >= static_cast<std::size_t>(shards), "contiguous_rows: ", n, " rows cannot fill ", shards,
+               " micro-shards (each needs at least one row)");
+  const auto m = static_cast<std::size_t>(shards), s = static_cast<std::size_t>(shard);
+  const std::size_t base = n / m, extra = n % m;
+  return {s * base + std::min(s, extra), base + (s < extra ? 1 : 0)};
 }
 
 /// @brief The micro-shards rank `rank` of `ranks` owns: rank, rank + ranks, ...

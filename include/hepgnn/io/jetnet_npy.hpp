@@ -9,6 +9,7 @@
 
 #include "hepgnn/data/jet_array.hpp"
 #include "hepgnn/io/npy.hpp"
+#include "hepgnn/io/npy_rows.hpp"
 
 namespace hepgnn {
 
@@ -49,6 +50,21 @@ jet_array<T> read_jetnet_npy(const std::filesystem::path& particle_path,
     HEPGNN_CHECK(jf.ndim() == 2 && jf.shape[0] == out.num_jets && jf.shape[1] >= 4, "read_jetnet_npy: '",
                  jet_features_path.string(), "' must have shape [", out.num_jets, ", >= 4], got ndim ", jf.ndim(),
                  jf.ndim() >= 1 ? ", first extent " + std::to_string(jf.shape[0]) : std::string());
+    out.jet_features = jf.as_matrix<T>().leftCols(4);
+  }
+  return out;
+}
+
+/// @brief Jets [begin, begin + count) of JetNet .npy files, reading only those rows (io/npy_rows.hpp): a rank's
+/// part of a shared dataset (split a file's jets into contiguous micro-shards: dist/shard.hpp, docs/distributed.md).
+template <class T>
+jet_array<T> read_jetnet_npy_rows(const std::filesystem::path& particle_path, std::int64_t begin, std::int64_t count,
+                                  const std::filesystem::path& jet_features_path = {}) {
+  jet_array<T> out = jets_from_npy<T>(read_npy_rows(particle_path, begin, count), "read_jetnet_npy_rows");
+  if (!jet_features_path.empty()) {
+    const npy_array jf = read_npy_rows(jet_features_path, begin, count);
+    HEPGNN_CHECK(jf.ndim() == 2 && jf.shape[1] >= 4, "read_jetnet_npy_rows: '", jet_features_path.string(),
+                 "' must have shape [n_jets, >= 4], got ndim ", jf.ndim());
     out.jet_features = jf.as_matrix<T>().leftCols(4);
   }
   return out;

@@ -339,43 +339,56 @@ class npy_header_parser {
   const char* who_;
 };
 
-inline npy_array parse_npy_impl(byte_view file, const char* who) {
+/// The header of an npy file and where its data starts; `head` needs to hold only the preamble and the header.
+struct npy_layout {
+  npy_header_parser::result header;
+  std::uint64_t data_start = 0;
+};
+
+inline npy_layout parse_npy_layout(byte_view head, const char* who) {
   static constexpr unsigned char magic[] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-  HEPGNN_CHECK(file.size() >= 10, who, ": ", file.size(), " bytes is too short for an npy file (at least 10)");
-  HEPGNN_CHECK(std::equal(std::begin(magic), std::end(magic), file.begin()), who,
+  HEPGNN_CHECK(head.size() >= 10, who, ": ", head.size(), " bytes is too short for an npy file (at least 10)");
+  HEPGNN_CHECK(std::equal(std::begin(magic), std::end(magic), head.begin()), who,
                ": not an npy file (magic string \\x93NUMPY missing)");
-  const unsigned major = file[6], minor = file[7];
+  const unsigned major = head[6], minor = head[7];
   HEPGNN_CHECK((major == 1 || major == 2 || major == 3) && minor == 0, who, ": unsupported format version ", major,
                ".", minor, " (supported: 1.0, 2.0, 3.0)");
   std::uint64_t header_len = 0, start = 0;
   if (major == 1) {
-    header_len = load_le<std::uint16_t>(file.data() + 8);
+    header_len = load_le<std::uint16_t>(head.data() + 8);
     start = 10;
   } else {
-    HEPGNN_CHECK(file.size() >= 12, who, ": ", file.size(), " bytes is too short for a version ", major,
+    HEPGNN_CHECK(head.size() >= 12, who, ": ", head.size(), " bytes is too short for a version ", major,
                  ".0 npy preamble (12)");
-    header_len = load_le<std::uint32_t>(file.data() + 8);
+    header_len = load_le<std::uint32_t>(head.data() + 8);
     start = 12;
   }
-  HEPGNN_CHECK(header_len <= file.size() - start, who, ": header length ", header_len, " exceeds the ",
-               file.size() - start, " bytes after the preamble");
-  const std::string_view header(reinterpret_cast<const char*>(file.data() + start), header_len);
-  const auto h = npy_header_parser(header, who).parse();
+  HEPGNN_CHECK(header_len <= head.size() - start, who, ": header length ", header_len, " exceeds the ",
+               head.size() - start, " bytes after the preamble");
+  const std::string_view header(reinterpret_cast<const char*>(head.data() + start), header_len);
+  return {npy_header_parser(header, who).parse(), start + header_len};
+}
+
+/// Big-endian element bytes to little-endian, in place.
+inline void npy_to_little_endian(bytes& data, npy_dtype dtype) {
+  const std::size_t w = npy_itemsize(dtype);
+  for (std::size_t i = 0; i + w <= data.size(); i += w) std::reverse(data.begin() + i, data.begin() + i + w);
+}
+
+inline npy_array parse_npy_impl(byte_view file, const char* who) {
+  const auto [h, start] = parse_npy_layout(file, who);
   std::uint64_t n = 0, bytes_needed = 0;
   HEPGNN_CHECK(checked_numel(h.shape, n) && checked_mul(n, npy_itemsize(h.dtype), bytes_needed), who, ": shape ",
                shape_string(h.shape), " is too large");
-  const std::uint64_t available = file.size() - start - header_len;
+  const std::uint64_t available = file.size() - start;
   HEPGNN_CHECK(available == bytes_needed, who, ": shape ", shape_string(h.shape), " of ",
                npy_descr(h.dtype), " needs ", bytes_needed, " data bytes, the file has ", available,
                available < bytes_needed ? " (truncated)" : " (trailing bytes)");
   npy_array a;
   a.dtype = h.dtype;
   a.shape = h.shape;
-  a.data.assign(file.begin() + static_cast<std::ptrdiff_t>(start + header_len), file.end());
-  if (h.big_endian) {
-    const std::size_t w = npy_itemsize(h.dtype);
-    for (std::size_t i = 0; i + w <= a.data.size(); i += w) std::reverse(a.data.begin() + i, a.data.begin() + i + w);
-  }
+  a.data.assign(file.begin() + static_cast<std::ptrdiff_t>(start), file.end());
+  if (h.big_endian) npy_to_little_endian(a.data, h.dtype);
   return a;
 }
 
