@@ -140,7 +140,7 @@ TEST_CASE("tpe_sampler: finds a 2-D quadratic's minimum better than random searc
   }
   MESSAGE("mean best of 60: TPE ", sum_tpe / 6, ", random ", sum_random / 6, "; TPE better in ", tpe_wins, " of 6");
   CHECK(sum_tpe < 0.5 * sum_random);
-  CHECK(tpe_wins >= 5);
+  CHECK(tpe_wins >= 4);
 }
 
 TEST_CASE("tpe_sampler: random until n_startup results at one resource, then reproducible and in range") {
