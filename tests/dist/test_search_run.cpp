@@ -74,9 +74,21 @@ struct search_tmpdir {
 std::string search_table(const search_result& r) {
   std::string out;
   for (const auto& t : r.trials) {
-    out += std::to_string(t.id) + " " + to_string(t.status) + " " + t.config.to_json() + " [" + t.error + "]";
-    for (const auto& x : t.results) out += " " + search_json_number(x.resource) + ":" + search_json_number(x.metric);
-    out += "\n";
+    out += std::to_string(t.id);
+    out += ' ';
+    out += to_string(t.status);
+    out += ' ';
+    out += t.config.to_json();
+    out += " [";
+    out += t.error;
+    out += ']';
+    for (const auto& x : t.results) {
+      out += ' ';
+      out += search_json_number(x.resource);
+      out += ':';
+      out += search_json_number(x.metric);
+    }
+    out += '\n';
   }
   return out;
 }

@@ -82,15 +82,33 @@ struct search_result {
     for (const auto& n : names) out += "," + csv_field(n);
     out += ",error\n";
     for (const auto& t : trials) {
+      // Appends rather than chains of operator+ (GCC 12 warns falsely about those under -Wall).
       std::string tail;
-      for (const auto& n : names)
-        tail += "," + (t.config.contains(n) ? csv_field(value_text(t.config.at(n))) : std::string());
-      tail += "," + csv_field(t.error) + "\n";
-      const std::string head = std::to_string(t.id) + "," + to_string(t.status) + ",";
-      if (t.results.empty()) out += head + ",," + tail;
-      for (const auto& r : t.results)
-        out += head + search_json_number(r.resource) + "," + search_json_number(r.metric) + "," +
-               search_json_number(r.wall_seconds) + tail;
+      for (const auto& n : names) {
+        tail += ',';
+        if (t.config.contains(n)) tail += csv_field(value_text(t.config.at(n)));
+      }
+      tail += ',';
+      tail += csv_field(t.error);
+      tail += '\n';
+      std::string head = std::to_string(t.id);
+      head += ',';
+      head += to_string(t.status);
+      head += ',';
+      if (t.results.empty()) {
+        out += head;
+        out += ",,";
+        out += tail;
+      }
+      for (const auto& r : t.results) {
+        out += head;
+        out += search_json_number(r.resource);
+        out += ',';
+        out += search_json_number(r.metric);
+        out += ',';
+        out += search_json_number(r.wall_seconds);
+        out += tail;
+      }
     }
     return out;
   }
