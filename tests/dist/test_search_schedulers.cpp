@@ -6,6 +6,8 @@
 #include <optional>
 #include <vector>
 
+#include "hepgnn/core/rng.hpp"
+#include "hepgnn/dist/search_predictor.hpp"
 #include "hepgnn/dist/search_scheduler.hpp"
 
 namespace hepgnn_test_search_schedulers {
@@ -199,6 +201,89 @@ TEST_CASE("hyperband: an idle worker starts the next bracket while a rung waits"
   }
   CHECK(jobs == 3 + 1 + 1);  // bracket 2: 3 then 1; bracket 1: 1
   CHECK(s.finished());
+}
+
+TEST_CASE("curve_predictor: kernel ridge regression learns a smooth map from partial curves") {
+  rng g(4);
+  curve_predictor p(15);
+  const auto truth = [](double a, double b) { return 0.8 * a + 0.3 * b * b; };
+  for (int i = 0; i < 40; ++i) {
+    const double a = g.uniform(), b = g.uniform();
+    CHECK(p.ready() == (i >= 15));
+    p.add({a, b}, truth(a, b));
+  }
+  double worst = 0;
+  for (int i = 0; i < 50; ++i) {
+    const double a = 0.1 + 0.8 * g.uniform(), b = 0.1 + 0.8 * g.uniform();
+    worst = std::max(worst, std::abs(p.predict({a, b}) - truth(a, b)));
+  }
+  CHECK(worst < 0.05);  // the targets span about 1.1
+  curve_predictor q(15);
+  CHECK_THROWS_WITH_AS(q.predict({1.0}), doctest::Contains("needs 15 fully trained curves, has 0"), hepgnn::error);
+  q.add({1.0, 2.0}, 3.0);
+  CHECK_THROWS_WITH_AS(q.add({1.0}, 3.0), doctest::Contains("curves must have 2 points, got 1"), hepgnn::error);
+}
+
+// Swift-Hyperband on curves a + 1/r (max_t 4, eta 4: bracket s = 1 runs 4 trials to 1 then one to 4; bracket
+// s = 0 runs 2 trials to 4), each rung first trained to its midpoint.
+struct search_swift_run {
+  std::vector<search_status> status;
+  std::vector<double> reached, a;
+  double units = 0;
+};
+search_swift_run search_run_swift(bool swift, std::size_t iterations) {
+  hyperband_options o{4, 1, 4, iterations, 0, search_mode::minimize};
+  o.swift = swift;
+  hyperband_scheduler s(o);
+  search_swift_run out;
+  rng g(8);
+  while (auto j = s.next()) {
+    if (j->new_trial) {
+      out.a.push_back(g.uniform());
+      out.status.push_back(search_status::running);
+      out.reached.push_back(0);
+    }
+    out.reached[j->trial] = j->to;
+    out.status[j->trial] = s.report(j->trial, j->to, out.a[j->trial] + 1.0 / j->to);
+    for (const auto& [t, st] : s.take_ended()) out.status[t] = st;
+  }
+  CHECK(s.finished());
+  out.units = s.units_issued();
+  return out;
+}
+
+TEST_CASE("hyperband swift: once the predictor has 15 curves, only the predicted best complete a rung") {
+  const search_swift_run plain = search_run_swift(false, 12), swift = search_run_swift(true, 12);
+  REQUIRE(swift.status.size() == 12 * 6);
+  REQUIRE(plain.status.size() == swift.status.size());
+  CHECK(swift.units < plain.units);
+  // Bracket s = 0 (trials 4, 5 of each iteration of 6): rung 0 -> 4 has the midpoint 2. Its predictor learns from
+  // the trials that complete, two per iteration until it has 15 curves (iteration 8), then one of the two stops
+  // at 2: the one with the worse (larger) a, since the final metric a + 1/4 is monotone in the midpoint a + 1/2.
+  int stopped_half = 0;
+  for (std::size_t it = 0; it < 12; ++it) {
+    const std::size_t t = 6 * it + 4, u = t + 1;
+    CAPTURE(it);
+    CHECK(plain.status[t] == search_status::completed);
+    if (it < 8) {
+      CHECK(swift.status[t] == search_status::completed);
+      CHECK(swift.status[u] == search_status::completed);
+    } else {
+      const std::size_t worse = swift.a[t] > swift.a[u] ? t : u, better = worse == t ? u : t;
+      CHECK(swift.status[better] == search_status::completed);
+      CHECK(swift.status[worse] == search_status::stopped);
+      CHECK(swift.reached[worse] == 2);
+      ++stopped_half;
+    }
+  }
+  CHECK(stopped_half == 4);
+  // Bracket s = 1's first rung (0 -> 1, midpoint 0.5) gets 4 curves per iteration: ready after 4 iterations;
+  // from then on one trial of the four completes it (the 25 % quantile of 4 keeps 1, the one promoted).
+  for (std::size_t it = 4; it < 12; ++it) {
+    int reached_one = 0;
+    for (std::size_t k = 0; k < 4; ++k) reached_one += swift.reached[6 * it + k] >= 1;
+    CHECK(reached_one == 1);
+  }
 }
 
 TEST_CASE("schedulers: bad settings are refused naming the argument") {

@@ -10,12 +10,14 @@
 #include <cstddef>
 #include <deque>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "hepgnn/core/error.hpp"
+#include "hepgnn/dist/search_predictor.hpp"
 
 namespace hepgnn {
 
@@ -180,6 +182,9 @@ struct hyperband_options {
   std::size_t iterations = 1;   ///< how many times all brackets are run
   double max_units = 0;         ///< no new bracket once this much resource is handed out (0: no limit)
   search_mode mode = search_mode::minimize;
+  bool swift = false;                 ///< Swift-Hyperband's predictor rule (see hyperband_scheduler)
+  std::size_t swift_min_curves = 15;  ///< fully trained curves a rung's predictor needs before it decides
+  double swift_quantile = 0.25;       ///< complete those predicted at or below this quantile of the predictions
 };
 
 /// @brief One bracket's plan: n configurations at resource r, then floor(n_i / eta) kept per rung.
@@ -194,6 +199,14 @@ struct hyperband_bracket_plan {
 /// r_i = r * eta^i and keeps the best floor(n_i / eta) (ties: lower trial id). Within a bracket a rung waits for
 /// all its results (synchronous); when the open brackets have no job ready, the next bracket starts, so idle
 /// workers run it (with one worker, brackets run strictly one after another). Promoted trials continue from r_i.
+///
+/// swift = true adds Swift-Hyperband's predictor rule: each rung's configurations first train half way (from the
+/// previous rung's resource to the midpoint); a curve_predictor (kernel ridge regression, see
+/// search_predictor.hpp) maps the trial's curve so far (all its reported metrics) to its metric at the end of the
+/// rung, trained on the trials that did complete that rung in the same kind of bracket; once it has
+/// swift_min_curves of them, only the configurations predicted at or below the swift_quantile quantile of the
+/// rung's predictions (and at least as many as the rung then promotes, best predicted first) complete the rung;
+/// the others stop half way. Before that, every configuration completes (and feeds the predictor).
 class hyperband_scheduler : public search_scheduler {
  public:
   explicit hyperband_scheduler(hyperband_options o) : o_(o) {
@@ -203,6 +216,10 @@ class hyperband_scheduler : public search_scheduler {
                  o_.min_t, "), got ", o_.max_t);
     HEPGNN_CHECK(o_.iterations >= 1, "hyperband_scheduler: iterations must be >= 1, got ", o_.iterations);
     HEPGNN_CHECK(o_.max_units >= 0, "hyperband_scheduler: max_units must be >= 0, got ", o_.max_units);
+    HEPGNN_CHECK(o_.swift_quantile > 0 && o_.swift_quantile <= 1,
+                 "hyperband_scheduler: swift_quantile must be in (0, 1], got ", o_.swift_quantile);
+    HEPGNN_CHECK(o_.swift_min_curves >= 2, "hyperband_scheduler: swift_min_curves must be >= 2, got ",
+                 o_.swift_min_curves);
     const auto s_max = static_cast<std::size_t>(std::floor(std::log(o_.max_t / o_.min_t) / std::log(o_.eta) + 1e-9));
     for (std::size_t it = 0; it < o_.iterations; ++it)
       for (std::size_t s = s_max + 1; s-- > 0;) plans_.push_back(plan(s, s_max));
@@ -221,13 +238,13 @@ class hyperband_scheduler : public search_scheduler {
     if (next_plan_ < plans_.size() && (o_.max_units <= 0 || issued_ < o_.max_units)) {
       bracket b;
       b.plan = next_plan_++;
-      const auto& p = plans_[b.plan];
-      for (std::size_t i = 0; i < p.n[0]; ++i) {
-        const std::size_t id = trials_++;
+      std::vector<std::size_t> ids;
+      for (std::size_t i = 0; i < plans_[b.plan].n[0]; ++i) {
+        ids.push_back(trials_++);
         owner_.push_back(open_.size() + closed_);
-        b.ready.push_back({id, 0, p.r[0], true});
+        curves_.emplace_back();
       }
-      b.waiting = p.n[0];
+      start_rung(b, ids, true);
       open_.push_back(std::move(b));
       return next();
     }
@@ -237,13 +254,22 @@ class hyperband_scheduler : public search_scheduler {
     bracket& b = bracket_of(trial, "report");
     --running_;
     const auto& p = plans_[b.plan];
+    curves_[trial].push_back({resource, metric});
+    if (b.half) {
+      b.results.push_back({0.0, trial});
+      if (--b.waiting == 0) select(b);
+      return search_status::paused;
+    }
+    if (o_.swift && curves_[trial].size() >= 2) {  // a completed rung teaches the predictor of its midpoint
+      const auto& c = curves_[trial];
+      predictors_.try_emplace(key(c, c.size() - 1), o_.swift_min_curves).first->second.add(features(c, c.size() - 1), metric);
+    }
     if (b.rung + 1 >= p.n.size()) {
       --b.waiting;
       ended_.emplace_back(trial, search_status::completed);
       close_if_done();
       return search_status::completed;
     }
-    (void)resource;
     b.results.push_back({reward(metric), trial});
     --b.waiting;
     if (b.waiting == 0) promote(b);
@@ -255,7 +281,8 @@ class hyperband_scheduler : public search_scheduler {
     --running_;
     --b.waiting;
     ended_.emplace_back(trial, search_status::failed);
-    if (b.waiting == 0 && b.rung + 1 < plans_[b.plan].n.size()) promote(b);
+    if (b.waiting == 0 && b.half) select(b);
+    else if (b.waiting == 0 && b.rung + 1 < plans_[b.plan].n.size()) promote(b);
     close_if_done();
   }
   bool finished() const override {
@@ -280,6 +307,7 @@ class hyperband_scheduler : public search_scheduler {
   }
   struct bracket {
     std::size_t plan = 0, rung = 0, waiting = 0;
+    bool half = false;  // swift: the current stage trains to the rung's midpoint
     std::deque<search_job> ready;
     std::vector<std::pair<double, std::size_t>> results;  // (reward, trial) of the current rung
   };
@@ -297,15 +325,65 @@ class hyperband_scheduler : public search_scheduler {
       return x.first != y.first ? x.first > y.first : x.second < y.second;
     });
     const std::size_t keep = std::min(p.n[b.rung + 1], b.results.size());
+    std::vector<std::size_t> ids;
     for (std::size_t i = 0; i < b.results.size(); ++i)
-      if (i < keep) {
-        b.ready.push_back({b.results[i].second, p.r[b.rung], p.r[b.rung + 1], false});
-      } else {
-        ended_.emplace_back(b.results[i].second, search_status::stopped);
-      }
+      if (i < keep) ids.push_back(b.results[i].second);
+      else ended_.emplace_back(b.results[i].second, search_status::stopped);
     ++b.rung;
-    b.waiting = keep;
     b.results.clear();
+    start_rung(b, ids, false);
+  }
+  /// Jobs for rung b.rung: to its resource, or (swift) to its midpoint first.
+  void start_rung(bracket& b, const std::vector<std::size_t>& ids, bool fresh) {
+    const auto& p = plans_[b.plan];
+    const double from = b.rung == 0 ? 0.0 : p.r[b.rung - 1], to = p.r[b.rung];
+    b.half = o_.swift;
+    for (const std::size_t id : ids) b.ready.push_back({id, from, o_.swift ? from + 0.5 * (to - from) : to, fresh});
+    b.waiting = ids.size();
+  }
+  /// Swift: every midpoint result of the rung is in; choose who completes the rung.
+  void select(bracket& b) {
+    const auto& p = plans_[b.plan];
+    std::vector<std::pair<double, std::size_t>> pred;  // (predicted loss-like value, trial)
+    for (const auto& [unused, t] : b.results) {
+      const auto& c = curves_[t];
+      const auto it = predictors_.find(key(c, c.size()));
+      if (it == predictors_.end() || !it->second.ready()) {
+        pred.clear();
+        break;
+      }
+      pred.push_back({-reward(it->second.predict(features(c, c.size()))), t});
+    }
+    std::vector<std::size_t> keep;
+    if (pred.empty()) {
+      for (const auto& r : b.results) keep.push_back(r.second);
+    } else {
+      std::vector<double> values;
+      for (const auto& x : pred) values.push_back(x.first);
+      const double cut = search_quantile(values, o_.swift_quantile);
+      std::stable_sort(pred.begin(), pred.end(), [](const auto& x, const auto& y) {
+        return x.first != y.first ? x.first < y.first : x.second < y.second;
+      });
+      const std::size_t need = b.rung + 1 < p.n.size() ? p.n[b.rung + 1] : 1;
+      for (std::size_t i = 0; i < pred.size(); ++i)
+        if (pred[i].first <= cut || i < need) keep.push_back(pred[i].second);
+        else ended_.emplace_back(pred[i].second, search_status::stopped);
+    }
+    b.results.clear();
+    b.half = false;
+    for (const std::size_t t : keep) b.ready.push_back({t, curves_[t].back().first, p.r[b.rung], false});
+    b.waiting = keep.size();
+  }
+  /// The first n points of a curve: the metrics (features) and the resources (which predictor they belong to).
+  static std::vector<double> features(const std::vector<std::pair<double, double>>& c, std::size_t n) {
+    std::vector<double> f;
+    for (std::size_t i = 0; i < n; ++i) f.push_back(c[i].second);
+    return f;
+  }
+  static std::vector<double> key(const std::vector<std::pair<double, double>>& c, std::size_t n) {
+    std::vector<double> k;
+    for (std::size_t i = 0; i < n; ++i) k.push_back(c[i].first);
+    return k;
   }
   void close_if_done() {
     // Brackets close in order (owner_ indexes them by position), so only a finished front bracket is dropped.
@@ -319,6 +397,8 @@ class hyperband_scheduler : public search_scheduler {
   std::vector<hyperband_bracket_plan> plans_;
   std::deque<bracket> open_;
   std::vector<std::size_t> owner_;
+  std::vector<std::vector<std::pair<double, double>>> curves_;  // (resource, metric) reported, by trial
+  std::map<std::vector<double>, curve_predictor> predictors_;   // by the resources of the curve they read
   std::size_t next_plan_ = 0, trials_ = 0, closed_ = 0;
 };
 
