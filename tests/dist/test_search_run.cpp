@@ -251,6 +251,36 @@ TEST_CASE("run_search: resume from a journal after a kill gives the uninterrupte
   }
 }
 
+TEST_CASE("run_search: Hyperband with Swift's rule and TPE resumes to the same table too") {
+  const search_tmpdir dir;
+  const search_space space = search_run_space();
+  const auto run = [&](search_fake_trainer& f, const search_options& o) {
+    tpe_sampler sampler(4, tpe_options{6, 24, 1.0, 25});
+    hyperband_options ho{9, 1, 3, 3, 0, search_mode::minimize};
+    ho.swift = true;
+    ho.swift_min_curves = 6;
+    hyperband_scheduler sched(ho);
+    return run_search(space, sampler, sched, f.callbacks(), o);
+  };
+  search_fake_trainer ref;
+  const search_result full = run(ref, search_options{});
+  REQUIRE(full.trials.size() == 3 * 17);
+  std::size_t half_way = 0;  // Swift stopped some trials at a rung's midpoint (0.5, 2, 6; 1.5, 6; 4.5)
+  for (const auto& t : full.trials) {
+    const double r = t.last_resource();
+    if (t.status == search_status::stopped && (r == 0.5 || r == 1.5 || r == 2 || r == 4.5 || r == 6)) ++half_way;
+  }
+  CHECK(half_way > 0);
+  search_options o;
+  o.journal = (dir.path / "hb.journal").string();
+  o.stop_after_events = 60;
+  search_fake_trainer first, second;
+  CHECK(run(first, o).interrupted);
+  o.stop_after_events = 0;
+  const search_result resumed = run(second, o);
+  CHECK(search_table(resumed) == search_table(full));
+}
+
 TEST_CASE("search_result: CSV and JSON tables") {
   const search_tmpdir dir;
   search_fake_trainer f;
