@@ -1,0 +1,256 @@
+// Hyperparameter search of the MLPF particle-flow model on the toy detector (issue 25): ASHA with MLPF's
+// settings scaled to this machine (MLPF: max_t 200, eta 4, grace 10; here max_t 16 epochs, eta 4, grace 1: rungs
+// at 1 and 4 epochs) and TPE proposals, against random search at the same budget (the same number of training
+// epochs, every trial trained to max_t), and against the example's default configuration trained max_t epochs.
+// Searched: learning rate, width, graph layers, LSH bin size (the model has no dropout to search).
+// Writes the results tables (CSV, JSON; plot them with scripts/plot_search.py) and optionally a metrics file.
+//
+//   example_hpo [--quick] [--train-events N] [--val-events N] [--test-events N] [--trials N] [--max-epochs N]
+//               [--workers N] [--soft N] [--seed S] [--out DIR] [--metrics-out FILE]
+// (--soft: soft particles per toy event, the detector's default if 0; --quick: 16/8/8 events with 300, 6 trials,
+// 4 epochs)
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hepgnn/dist/search_run.hpp"
+#include "hepgnn/metrics/particle_flow.hpp"
+#include "hepgnn/models/particle_flow.hpp"
+#include "hepgnn/optim/adam.hpp"
+#include "hepgnn/optim/clip.hpp"
+
+using namespace hepgnn;
+using namespace hepgnn::pf;
+using T = float;
+using model_type = mlpf<T>;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct options {
+  int train_events = 96, val_events = 32, test_events = 48, trials = 24, max_epochs = 16, workers = 2, soft = 0;
+  std::uint64_t seed = 2024;
+  std::string out = "hpo_out", metrics_out;
+};
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "missing value after %s\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--quick") {
+      o.train_events = 16;
+      o.val_events = 8;
+      o.test_events = 8;
+      o.trials = 6;
+      o.max_epochs = 4;
+      o.soft = 300;
+    } else if (a == "--train-events") o.train_events = std::stoi(next());
+    else if (a == "--val-events") o.val_events = std::stoi(next());
+    else if (a == "--test-events") o.test_events = std::stoi(next());
+    else if (a == "--trials") o.trials = std::stoi(next());
+    else if (a == "--max-epochs") o.max_epochs = std::stoi(next());
+    else if (a == "--workers") o.workers = std::stoi(next());
+    else if (a == "--soft") o.soft = std::stoi(next());
+    else if (a == "--seed") o.seed = std::stoull(next());
+    else if (a == "--out") o.out = next();
+    else if (a == "--metrics-out") o.metrics_out = next();
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      std::exit(2);
+    }
+  }
+  return o;
+}
+
+struct dataset {
+  std::vector<pf::event> events;
+  std::vector<matrix<T>> x, r;
+  explicit dataset(std::vector<pf::event> e) : events(std::move(e)) {
+    for (const auto& ev : events) {
+      x.push_back(mlpf_inputs<T>(ev.features));
+      r.push_back(mlpf_regression_targets<T>(ev.features, ev.target_class, ev.target));
+    }
+  }
+};
+
+mlpf_loss_options loss_options() {
+  mlpf_loss_options lo;
+  lo.regression_weight = 10;
+  lo.class_weights = {1, 1, 2, 1, 3, 3};  // as examples/particle_flow
+  return lo;
+}
+
+// One trial's state, kept between the scheduler's calls: a promoted trial continues training.
+struct trial_state {
+  model_type model;
+  adam<T> optim;
+  model_type::workspace ws;
+  rng order;
+  trial_state(const mlpf_config& c, double lr, std::uint64_t seed) : model(c), optim({.lr = lr}), order(seed) {}
+};
+
+mlpf_config config_of(const trial_config& c, std::uint64_t seed) {
+  mlpf_config mc;
+  mc.hidden = c.get<int>("hidden");
+  mc.head_hidden = mc.hidden;
+  mc.num_convs = c.get<int>("num_convs");
+  mc.bin_size = static_cast<index_t>(c.get<double>("bin_size"));
+  mc.seed = seed;
+  return mc;
+}
+
+void train_epochs(trial_state& s, const dataset& train, int epochs) {
+  const mlpf_loss_options lo = loss_options();
+  std::vector<std::size_t> order(train.events.size());
+  for (int e = 0; e < epochs; ++e) {
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    s.order.shuffle(order);
+    for (const std::size_t i : order) {
+      zero_grad(s.model);
+      s.model.train_step(train.x[i], batch::single(train.events[i].num_elements()), train.events[i].target_class,
+                         train.r[i], s.ws, lo);
+      clip_grad_norm(s.model, 5.0);
+      s.optim.step(s.model);
+    }
+  }
+}
+
+double val_loss(trial_state& s, const dataset& val) {
+  const mlpf_loss_options lo = loss_options();
+  double sum = 0;
+  for (std::size_t i = 0; i < val.events.size(); ++i) {
+    s.model.infer(val.x[i], batch::single(val.events[i].num_elements()), s.ws);
+    sum += s.model.loss(val.events[i].target_class, val.r[i], s.ws, false, lo).total;
+  }
+  return sum / static_cast<double>(val.events.size());
+}
+
+double jet_resolution(trial_state& s, const dataset& test) {
+  pf_evaluator ev;
+  for (const auto& e : test.events) ev.add_event(truth_candidates(e), s.model.reconstruct(e.features, s.ws));
+  return ev.report().jet_response.resolution;
+}
+
+std::string num(double v) { return search_json_number(v); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options opt = parse(argc, argv);
+  std::filesystem::create_directories(opt.out);
+  toy_pf_config det_cfg;
+  if (opt.soft > 0) det_cfg.soft_particles = opt.soft;
+  const toy_pf_detector det(det_cfg);
+  const dataset train(det.simulate(opt.seed, opt.train_events)), val(det.simulate(opt.seed + 1000003, opt.val_events)),
+      test(det.simulate(opt.seed + 2000003, opt.test_events));
+  std::printf("events: %d train, %d validation, %d test\n", opt.train_events, opt.val_events, opt.test_events);
+
+  search_space space;
+  space.add_log_uniform("lr", 3e-4, 1e-2)
+      .add_integer("hidden", 16, 96, true)
+      .add_integer("num_convs", 1, 3)
+      .add_choice("bin_size", std::vector<double>{16, 32, 64});
+  const int max_t = opt.max_epochs;
+
+  // ---- the default configuration (examples/particle_flow's model, constant learning rate)
+  trial_config defaults;
+  defaults.set("lr", 2e-3);
+  defaults.set("hidden", std::int64_t{64});
+  defaults.set("num_convs", std::int64_t{2});
+  defaults.set("bin_size", 64.0);
+  auto t0 = clock_type::now();
+  trial_state def(config_of(defaults, opt.seed), 2e-3, opt.seed + 7);
+  train_epochs(def, train, max_t);
+  const double default_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  const double default_val = val_loss(def, val), default_res = jet_resolution(def, test);
+  std::printf("default %s: val loss %.4f, jet pT resolution %.4f (%.1f s for %d epochs)\n", defaults.to_json().c_str(),
+              default_val, default_res, default_seconds, max_t);
+
+  // ---- a search: trial states in a map; completed ones are kept to evaluate the best
+  struct searcher {
+    std::mutex m;
+    std::map<std::size_t, std::unique_ptr<trial_state>> states;
+  };
+  auto run = [&](search_sampler& sampler, search_scheduler& sched, searcher& st, const std::string& name) {
+    search_callbacks cb;
+    cb.train = [&](const trial_context& c) {
+      trial_state* s;
+      {
+        std::lock_guard lk(st.m);
+        auto& slot = st.states[c.id];
+        if (c.from == 0 || !slot)
+          slot = std::make_unique<trial_state>(config_of(c.config, opt.seed + c.id), c.config.get<double>("lr"),
+                                               opt.seed + 7 + c.id);
+        s = slot.get();
+      }
+      train_epochs(*s, train, static_cast<int>(c.to - c.from));
+      return val_loss(*s, val);
+    };
+    search_options so;
+    so.workers = static_cast<std::size_t>(std::max(1, opt.workers));
+    const search_result r = run_search(space, sampler, sched, cb, so);
+    r.write_csv((std::filesystem::path(opt.out) / (name + ".csv")).string());
+    r.write_json((std::filesystem::path(opt.out) / (name + ".json")).string());
+    const auto* b = r.best();
+    std::printf("%s: %zu trials (%zu completed, %zu stopped, %zu failed), %.0f epochs, %.1f s; best trial %zu %s "
+                "val loss %.4f\n", name.c_str(), r.trials.size(), r.count(search_status::completed),
+                r.count(search_status::stopped), r.count(search_status::failed), r.units_used, r.wall_seconds,
+                b ? b->id : 0, b ? b->config.to_json().c_str() : "-", b ? b->last_metric() : std::nan(""));
+    return r;
+  };
+
+  t0 = clock_type::now();
+  tpe_sampler tpe(opt.seed, tpe_options{std::size_t(std::max(2, opt.trials / 3)), 24, 1.0, 25});
+  asha_scheduler asha({1, double(max_t), 4, std::size_t(opt.trials), 0, search_mode::minimize});
+  searcher asha_states;
+  const search_result ra = run(tpe, asha, asha_states, "asha");
+  const double budget_epochs = ra.units_used;
+  const int random_trials = std::max(1, static_cast<int>(budget_epochs / max_t));
+  random_sampler rnd(opt.seed + 1);  // not TPE's seed: its first (random) proposals would be the same ones
+  asha_scheduler fifo({double(max_t), double(max_t), 4, std::size_t(random_trials), 0, search_mode::minimize});
+  searcher random_states;
+  const search_result rr = run(rnd, fifo, random_states, "random");
+  const double search_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+
+  // ---- the best configuration of both searches, on the test events
+  const search_trial_record* best = ra.best();
+  const searcher* best_states = &asha_states;
+  if (rr.best() && (!best || rr.best()->last_metric() < best->last_metric())) best = rr.best(), best_states = &random_states;
+  double best_val = std::nan(""), best_res = std::nan("");
+  if (best) {
+    trial_state& s = *best_states->states.at(best->id);
+    best_val = val_loss(s, val);
+    best_res = jet_resolution(s, test);
+    std::printf("best %s: val loss %.4f (default %.4f), jet pT resolution %.4f (default %.4f)\n",
+                best->config.to_json().c_str(), best_val, default_val, best_res, default_res);
+  }
+  std::printf("budget: %.0f epochs = %.2f default trainings; ASHA best %.4f, random search best %.4f; %.1f s\n",
+              budget_epochs, budget_epochs / max_t, ra.best() ? ra.best()->last_metric() : std::nan(""),
+              rr.best() ? rr.best()->last_metric() : std::nan(""), search_seconds);
+  if (!opt.metrics_out.empty()) {
+    std::ofstream js(opt.metrics_out);
+    js << "{\n  \"default.val_loss\": " << num(default_val) << ",\n  \"default.jet_pt_resolution\": " << num(default_res)
+       << ",\n  \"best.val_loss\": " << num(best_val) << ",\n  \"best.jet_pt_resolution\": " << num(best_res)
+       << ",\n  \"asha.best_val_loss\": " << num(ra.best() ? ra.best()->last_metric() : std::nan(""))
+       << ",\n  \"random.best_val_loss\": " << num(rr.best() ? rr.best()->last_metric() : std::nan(""))
+       << ",\n  \"budget_trainings\": " << num(budget_epochs / max_t) << ",\n  \"search_seconds\": "
+       << num(search_seconds) << ",\n  \"max_epochs\": " << max_t << ",\n  \"asha_trials\": " << ra.trials.size()
+       << ",\n  \"random_trials\": " << rr.trials.size() << "\n}\n";
+    std::printf("metrics written to %s\n", opt.metrics_out.c_str());
+  }
+  return 0;
+}
