@@ -5,9 +5,9 @@
 /// array. nn/activation.hpp makes layers of them.
 ///
 /// Each activation is written once over a value type V: a float or double (the portable path: std:: functions) or
-/// an xsimd batch of them (the vectorised path: xsimd's functions, within 2.5 epsilon (relative) of std:: on
-/// [-20, 20] except float gelu's negative tail (see gelu), NaN and inf passed through the same way;
-/// tests/test_dense_gradients.cpp pins the bounds).
+/// an xsimd batch of them (the vectorised path: simd/exp.hpp's exp and tanh for floats, xsimd's functions for
+/// doubles and erfc, within 2.5 epsilon (relative) of std:: on [-20, 20] except float gelu's negative tail (see
+/// gelu), NaN and inf passed through the same way; tests/test_dense_gradients.cpp pins the bounds).
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "hepgnn/simd/arch.hpp"
+#include "hepgnn/simd/exp.hpp"
 
 namespace hepgnn {
 
@@ -55,20 +56,9 @@ void map_elements(long n, T* out, Op&& op, const In*... in) {
 }  // namespace simd
 
 namespace act {
-/// @brief x clamped to [lo, hi], NaN mapped to lo, in three instructions (compare, blend, min): xsimd's exp,
-/// expm1 and tanh convert their argument to an integer inside (undefined behaviour for NaN, infinite or huge lanes),
-/// so they only see arguments where their result has already saturated. Callers that keep NaN pick it back from x.
-template <class V>
-V finite_clamp(V x, V lo, V hi) {
-  return xsimd::min(simd::pick(x > lo, x, lo), hi);
-}
-/// @brief An argument for exp: [-800, 800], where exp is already 0 or infinite in float and double.
-template <class V>
-V exp_arg(V x) {
-  return finite_clamp(x, V(-800), V(800));
-}
 // Each policy gives f(x) and f'(x) from x and y = f(x) (whichever is cheaper). `a` is the policy's parameter.
-// xsimd::exp & co. are std::exp & co. for a plain float or double.
+// simd::exp and simd::tanh (simd/exp.hpp) are defined for every input and propagate NaN; for a plain float or
+// double they are std::exp and std::tanh.
 struct relu {  // NaN stays NaN, as in PyTorch (x <= 0 is false for NaN)
   template <class V> static V f(V x, V) { return simd::pick(x <= V(0), V(0), x); }
   template <class V> static V df(V, V y, V) { return simd::pick(y > V(0), V(1), V(0)); }
@@ -96,29 +86,24 @@ struct gelu {
   template <class T> static constexpr bool vectorise = std::is_same_v<T, float>;
   template <class V> static V f(V x, V) { return x * cdf(x); }
   template <class V> static V df(V x, V, V) {
-    const V pdf = xsimd::exp(exp_arg(V(-0.5) * x * x)) * V(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
+    const V pdf = simd::exp(V(-0.5) * x * x) * V(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
     return cdf(x) + x * pdf;
   }
   template <class V> static V cdf(V x) { return V(0.5) * xsimd::erfc(x * V(-std::numbers::sqrt2 / 2)); }
 };
 struct silu {
-  template <class V> static V f(V x, V) { return x / (V(1) + xsimd::exp(exp_arg(-x))); }
+  template <class V> static V f(V x, V) { return x / (V(1) + simd::exp(-x)); }
   template <class V> static V df(V x, V, V) {
-    const V s = V(1) / (V(1) + xsimd::exp(exp_arg(-x)));
+    const V s = V(1) / (V(1) + simd::exp(-x));
     return s * (V(1) + x * (V(1) - s));
   }
 };
 struct tanh {
-  // tanh is +-1 to the last bit beyond |x| = 20; xsimd's goes through exp (see finite_clamp), so it sees at most 40
-  template <class V> static V f(V x, V) {
-    return simd::pick(xsimd::isnan(x), x, xsimd::tanh(finite_clamp(x, V(-40), V(40))));
-  }
+  template <class V> static V f(V x, V) { return simd::tanh(x); }
   template <class V> static V df(V, V y, V) { return V(1) - y * y; }
 };
 struct sigmoid {
-  template <class V> static V f(V x, V) {
-    return simd::pick(xsimd::isnan(x), x, V(1) / (V(1) + xsimd::exp(exp_arg(-x))));
-  }
+  template <class V> static V f(V x, V) { return V(1) / (V(1) + simd::exp(-x)); }  // NaN: exp gives NaN
   template <class V> static V df(V, V y, V) { return y * (V(1) - y); }
 };
 /// @brief Whether act::apply() runs P on xsimd batches of T: float and double, unless the policy opts out where
