@@ -2,7 +2,8 @@
 /// @file hepgnn.hpp
 /// @brief Umbrella header: all of hepgnn. The optional parts come with the CMake components: `hepgnn::zlib`
 /// (gzip files, compressed .npz/.pt entries: io/zlib.hpp registers zlib for the whole program) and
-/// `hepgnn::fastjet` (FastJet clustering, declared only where HEPGNN_HAVE_FASTJET is defined).
+/// `hepgnn::fastjet` (FastJet clustering, declared only where HEPGNN_HAVE_FASTJET is defined) and `hepgnn::mpi`
+/// (dist/mpi_communicator.hpp, which this header does not include: it needs <mpi.h>).
 /// Including single headers instead keeps compile times down; this one is for convenience.
 
 #include "hepgnn/version.hpp"
@@ -19,6 +20,7 @@
 
 #include "hepgnn/simd/collect.hpp"
 #include "hepgnn/simd/distance.hpp"
+#include "hepgnn/simd/exp.hpp"
 #include "hepgnn/simd/gemm.hpp"
 #include "hepgnn/simd/packed_product.hpp"
 #include "hepgnn/simd/product.hpp"
@@ -94,12 +96,26 @@
 #include "hepgnn/train/summary.hpp"
 #include "hepgnn/train/trainer.hpp"
 
+#include "hepgnn/dist/communicator.hpp"
+#include "hepgnn/dist/data_parallel.hpp"
+#include "hepgnn/dist/search_journal.hpp"
+#include "hepgnn/dist/search_predictor.hpp"
+#include "hepgnn/dist/search_results.hpp"
+#include "hepgnn/dist/search_run.hpp"
+#include "hepgnn/dist/search_sampler.hpp"
+#include "hepgnn/dist/search_scheduler.hpp"
+#include "hepgnn/dist/search_space.hpp"
+#include "hepgnn/dist/shard.hpp"
+#include "hepgnn/dist/timeline.hpp"
+
+#include "hepgnn/io/checkpoint.hpp"
 #include "hepgnn/io/fastjet_cluster.hpp"
 #include "hepgnn/io/fastjet_events.hpp"
 #include "hepgnn/io/gzip.hpp"
 #include "hepgnn/io/jetnet_npy.hpp"
 #include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/npy.hpp"
+#include "hepgnn/io/npy_rows.hpp"
 #include "hepgnn/io/safetensors.hpp"
 #include "hepgnn/io/torch_pt.hpp"
 #include "hepgnn/io/trackml.hpp"
