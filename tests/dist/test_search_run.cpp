@@ -1,6 +1,7 @@
 // run_search: trials continue (not restart), failures are recorded, results are reproducible, several threads
 // give a consistent table, a journal resumes a killed search to the same table, CSV/JSON output.
 #include "support/doctest.hpp"
+#include "support/temp_dir.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -59,15 +60,8 @@ search_space search_run_space() {
   return s;
 }
 
-struct search_tmpdir {
-  std::filesystem::path path;
-  search_tmpdir() {
-    path = std::filesystem::temp_directory_path() /
-           ("hepgnn_search_" + std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "_" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    std::filesystem::create_directories(path);
-  }
-  ~search_tmpdir() { std::filesystem::remove_all(path); }
+struct search_tmpdir : hepgnn_test::temp_dir {
+  search_tmpdir() : temp_dir("hepgnn_search") {}
 };
 
 // The table without wall times (which differ between runs).

@@ -1,6 +1,7 @@
 // Training checkpoints (io/checkpoint.hpp with fit()'s resume): a run interrupted and resumed from its last
 // checkpoint ends with the same bits as one never interrupted; damaged, foreign and other-model files are refused.
 #include "support/doctest.hpp"
+#include "support/temp_dir.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -22,11 +23,7 @@ namespace hepgnn_test_checkpoint {
 using namespace hepgnn;
 namespace fs = std::filesystem;
 
-struct ckpt_dir {
-  fs::path path = fs::temp_directory_path() / ("hepgnn_ckpt_" + std::to_string(::getpid()));
-  ckpt_dir() { fs::create_directories(path); }
-  ~ckpt_dir() { fs::remove_all(path); }
-};
+using ckpt_dir = hepgnn_test::temp_dir;
 
 struct interrupted {};  // what the "kill" throws
 

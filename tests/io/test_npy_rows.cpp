@@ -1,5 +1,6 @@
 // Reading part of an .npy file (io/npy_rows.hpp) and of JetNet files: a data-parallel rank's share of a dataset.
 #include "support/doctest.hpp"
+#include "support/temp_dir.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -15,11 +16,7 @@ namespace hepgnn_test_npy_rows {
 using namespace hepgnn;
 namespace fs = std::filesystem;
 
-struct rows_dir {
-  fs::path path = fs::temp_directory_path() / ("hepgnn_npy_rows_" + std::to_string(::getpid()));
-  rows_dir() { fs::create_directories(path); }
-  ~rows_dir() { fs::remove_all(path); }
-};
+using rows_dir = hepgnn_test::temp_dir;
 
 TEST_CASE("read_npy_rows: any row range equals the same rows of the whole array, for 2-d and 3-d arrays") {
   rows_dir dir;
