@@ -150,12 +150,15 @@ inline std::int64_t quantize_double(double d, const fixed_spec& s) {
 inline double raw_to_double(std::int64_t raw, const fixed_spec& s) { return std::ldexp(static_cast<double>(raw), -s.frac()); }
 
 /// @brief Checks a format given at run time by a caller `who` for argument `arg`: 1 <= W <= max_width and
-/// -max_layer_width <= I <= W (0 <= F <= W + 32: the shifts of the integer kernels stay below 64 bits).
+/// -max_layer_width <= I <= W (0 <= F <= W + 32: the shifts of the integer kernels stay below 64 bits); unsigned
+/// formats one bit shorter (their raw values must fit the signed lanes).
 inline void check_spec(const fixed_spec& s, const char* who, const char* arg, int max_width = max_layer_width) {
   HEPGNN_CHECK(s.width >= 1 && s.width <= max_width, who, ": ", arg, ".width must be in [1, ", max_width, "], got ",
                s.width);
   HEPGNN_CHECK(s.integer <= s.width && s.integer >= -max_layer_width, who, ": ", arg, ".integer must be in [",
                -max_layer_width, ", width = ", s.width, "], got ", s.integer);
+  HEPGNN_CHECK(s.is_signed || s.width < max_width, who, ": ", arg, ".width of an unsigned format must be < ", max_width,
+               " (raw values are int", max_width, " lanes), got ", s.width);
 }
 
 }  // namespace hepgnn::quant
