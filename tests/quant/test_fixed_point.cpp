@@ -38,7 +38,7 @@ double reference_quantize(double x, const fixed_spec& s) {
     }
     case overflow_mode::sat: q = std::clamp(q, lo, hi); break;
     case overflow_mode::sat_zero: q = (q > hi || q < lo) ? 0 : q; break;
-    case overflow_mode::sat_sym: q = std::clamp(q, s.is_signed ? -hi : lo, hi); break;
+    case overflow_mode::sat_sym: q = std::clamp(q, s.is_signed && s.width > 1 ? -hi : lo, hi); break;  // W = 1: as AP_SAT
   }
   return q;
 }
@@ -81,6 +81,7 @@ TEST_CASE("fixed: overflow modes of ap_fixed<4,2> (range [-2, 1.75]) and ap_ufix
   CHECK(q42<AP_TRN, AP_SAT_ZERO>(1.5) == 1.5);
   CHECK(q42<AP_TRN, AP_SAT_SYM>(-7.0) == -1.75);
   CHECK(q42<AP_TRN, AP_SAT_SYM>(-2.0) == -1.75);  // the most negative pattern is never produced
+  CHECK(fixed<1, 1, AP_TRN, AP_SAT_SYM>(-5.0).to_double() == -1.0);  // ... except with W = 1 (ap_fixed's rule)
   // Rounding up past the largest value overflows: 1.9 is 7.6 LSB, rounds to 8.
   CHECK(q42<AP_RND, AP_WRAP>(1.9) == -2.0);
   CHECK(q42<AP_RND, AP_SAT>(1.9) == 1.75);

@@ -32,7 +32,7 @@ enum class overflow_mode : std::uint8_t {
   wrap,      ///< AP_WRAP: keep the low W bits (two's complement), the default
   sat,       ///< AP_SAT: clamp to [min, max]
   sat_zero,  ///< AP_SAT_ZERO: 0 when out of range
-  sat_sym    ///< AP_SAT_SYM: clamp to [-max, max] (signed: the most negative pattern is never produced)
+  sat_sym    ///< AP_SAT_SYM: clamp to [-max, max] (signed W >= 2: the most negative pattern is never produced)
 };
 
 // ap_fixed's spellings, so formats read as in HLS code and hls4ml configurations.
@@ -113,7 +113,8 @@ constexpr std::int64_t apply_overflow(int128 v, const fixed_spec& s) {
     case overflow_mode::sat: return static_cast<std::int64_t>(v > hi ? hi : (v < lo ? lo : v));
     case overflow_mode::sat_zero: return static_cast<std::int64_t>((v > hi || v < lo) ? 0 : v);
     case overflow_mode::sat_sym: {
-      const int128 l = s.is_signed ? -hi : lo;
+      // ap_fixed sets the lowest bit of the most negative pattern: with W = 1 that is the pattern itself
+      const int128 l = s.is_signed && w > 1 ? -hi : lo;
       return static_cast<std::int64_t>(v > hi ? hi : (v < l ? l : v));
     }
   }

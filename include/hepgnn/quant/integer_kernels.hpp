@@ -40,7 +40,7 @@ struct lane_range {
   explicit lane_range(const fixed_spec& s)
       : lo(s.is_signed ? -(std::int64_t(1) << (s.width - 1)) : 0),
         hi(s.is_signed ? (std::int64_t(1) << (s.width - 1)) - 1 : (std::int64_t(1) << s.width) - 1),
-        sym_lo(s.is_signed ? -hi : 0),
+        sym_lo(s.is_signed && s.width > 1 ? -hi : lo),  // as apply_overflow (ap_fixed's W = 1 case)
         width(s.width),
         is_signed(s.is_signed) {}
 };
