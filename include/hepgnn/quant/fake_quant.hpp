@@ -7,6 +7,7 @@
 /// Gradient: dL/dx = dL/dy where x lies inside the format's range or the overflow mode wraps; 0 where a
 /// saturating mode clips x (the output no longer depends on x there).
 
+#include <cmath>
 #include <string>
 
 #include "hepgnn/core/tensor.hpp"

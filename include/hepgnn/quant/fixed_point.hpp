@@ -11,6 +11,7 @@
 #include <compare>
 #include <cstdint>
 #include <ostream>
+#include <type_traits>
 
 #include "hepgnn/quant/fixed_spec.hpp"
 
