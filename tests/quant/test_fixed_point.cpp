@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "hepgnn/quant/fixed_point.hpp"
+#include "hepgnn/quant/precision_string.hpp"
 
 namespace hepgnn_test_fixed_point {
 
@@ -163,6 +164,28 @@ TEST_CASE("fixed: narrowing a fixed value equals converting its exact double") {
     CHECK(fixed<9, 2, AP_RND_ZERO, AP_WRAP>(wide).raw() ==
           fixed<9, 2, AP_RND_ZERO, AP_WRAP>(wide.to_double()).raw());
   }
+}
+
+TEST_CASE("precision strings: hls4ml's spelling out, ap_fixed / ap_ufixed strings in, errors name the text") {
+  CHECK(to_string(fixed<16, 6>::spec()) == "ap_fixed<16,6>");
+  CHECK(to_string(fixed<18, 8, AP_RND>::spec()) == "ap_fixed<18,8,AP_RND>");
+  CHECK(to_string(fixed<18, 8, AP_TRN, AP_SAT>::spec()) == "ap_fixed<18,8,AP_TRN,AP_SAT>");
+  CHECK(to_string(ufixed<8, -2, AP_RND_CONV, AP_SAT_SYM>::spec()) == "ap_ufixed<8,-2,AP_RND_CONV,AP_SAT_SYM>");
+  CHECK(parse_fixed_spec("ap_fixed<16,6>") == fixed<16, 6>::spec());
+  CHECK(parse_fixed_spec(" ap_ufixed< 9, 3, AP_RND_ZERO >") == ufixed<9, 3, AP_RND_ZERO>::spec());
+  CHECK(parse_fixed_spec("ap_fixed<32,-4,AP_RND_MIN_INF,AP_SAT_ZERO>") == fixed<32, -4, AP_RND_MIN_INF, AP_SAT_ZERO>::spec());
+  for (int q = 0; q < 7; ++q)
+    for (int o = 0; o < 4; ++o) {
+      const fixed_spec s{12, 5, static_cast<quant_mode>(q), static_cast<overflow_mode>(o), (q + o) % 2 == 0};
+      CHECK(parse_fixed_spec(to_string(s)) == s);
+    }
+  CHECK_THROWS_WITH_AS(parse_fixed_spec("ap_int<8>"), doctest::Contains("got 'ap_int<8>'"), hepgnn::error);
+  CHECK_THROWS_AS(parse_fixed_spec("ap_fixed<16>"), hepgnn::error);
+  CHECK_THROWS_AS(parse_fixed_spec("ap_fixed<16,6,AP_RND,AP_SAT,3>"), hepgnn::error);
+  CHECK_THROWS_AS(parse_fixed_spec("ap_fixed<16,6,AP_RND,AP_WRAP_SM>"), hepgnn::error);
+  CHECK_THROWS_AS(parse_fixed_spec("ap_fixed<0,0>"), hepgnn::error);
+  CHECK_THROWS_AS(parse_fixed_spec("ap_fixed<1x,6>"), hepgnn::error);
+  CHECK_THROWS_AS(parse_fixed_spec("ap_fixed<16,6"), hepgnn::error);
 }
 
 }  // namespace hepgnn_test_fixed_point
