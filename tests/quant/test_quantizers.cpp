@@ -12,6 +12,7 @@
 #include "hepgnn/quant/fake_quant.hpp"
 #include "hepgnn/quant/fixed_point.hpp"
 #include "hepgnn/quant/hgq.hpp"
+#include "hepgnn/quant/hgq_export.hpp"
 #include "hepgnn/train/gradient_check.hpp"
 
 namespace hepgnn_test_quantizers {
@@ -229,6 +230,39 @@ TEST_CASE("hgq_dense: adam trains weights and bit widths through for_each_param;
   MESSAGE("EBOPs ", ebops0, " -> ", layer.ebops(), ", mse ", mse);
   CHECK(layer.ebops() < 0.6 * ebops0);
   CHECK(mse < 1e-3);
+}
+
+TEST_CASE("hgq_exact_precision: the fixed-point dense gives hgq_dense's forward exactly (bias: to its format)") {
+  rng g(7);
+  hgq_options o;
+  o.init_weight_frac_bits = 5;
+  o.init_input_frac_bits = 4;
+  o.bias = false;
+  hgq_dense<double> layer(g, 9, 6, o);
+  for (int k = 0; k < 9; ++k) layer.weight_frac_bits()(k % 6, k) = 2.2 + k % 4;  // per-weight widths differ
+  layer.input_frac_bits()(0, 3) = 1.4;
+  const MD x = random_matrix(g, 40, 9, 3.0);
+  MD y, yq;
+  hgq_dense<double>::cache c;
+  layer.forward(x, y, c);
+  const dense_precision p = hgq_exact_precision(layer);
+  CHECK(p.weight.frac() == 5);
+  CHECK(p.input.frac() == 4);
+  CHECK(p.accum.frac() == 9);
+  const quantized_dense fixed_layer = to_quantized_dense(layer, p);
+  fixed_layer.forward(c.xq, yq);
+  CHECK((yq - y).cwiseAbs().maxCoeff() == 0.0);
+  CHECK(y.cwiseAbs().maxCoeff() > 0.5);
+
+  o.bias = true;
+  hgq_dense<double> with_bias(g, 9, 6, o);
+  with_bias.forward(x, y, c);
+  const dense_precision pb = hgq_exact_precision(with_bias);
+  to_quantized_dense(with_bias, pb).forward(c.xq, yq);
+  CHECK((yq - y).cwiseAbs().maxCoeff() <= std::ldexp(1.0, -pb.bias.frac() - 1));
+  o.init_weight_frac_bits = 40;
+  hgq_dense<double> too_wide(g, 9, 6, o);
+  CHECK_THROWS_WITH_AS(hgq_exact_precision(too_wide), doctest::Contains("at most 32 are supported"), hepgnn::error);
 }
 
 }  // namespace hepgnn_test_quantizers

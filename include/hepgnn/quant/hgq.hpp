@@ -87,6 +87,8 @@ class hgq_dense {
 
   int in_features() const { return static_cast<int>(weight_.cols()); }
   int out_features() const { return static_cast<int>(weight_.rows()); }
+  bool has_bias() const { return bias_.size() > 0; }
+  const matrix<T>& bias() const { return bias_; }
   matrix<T>& weight() { return weight_; }
   matrix<T>& bias() { return bias_; }
   matrix<T>& weight_grad() { return weight_grad_; }
