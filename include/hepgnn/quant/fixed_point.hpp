@@ -108,6 +108,7 @@ class fixed {
   template <int W2, int I2, quant_mode Q2, overflow_mode O2, bool S2>
   constexpr std::strong_ordering operator<=>(const fixed<W2, I2, Q2, O2, S2>& b) const {
     constexpr int fr = fixed_detail::max_int(frac, W2 - I2);
+    static_assert(fr - frac <= 64 && fr - (W2 - I2) <= 64, "fixed: comparison of formats whose LSBs are over 2^64 apart");
     return aligned(fr) <=> b.aligned(fr);
   }
   template <int W2, int I2, quant_mode Q2, overflow_mode O2, bool S2>
