@@ -12,6 +12,7 @@
 #include "hepgnn/quant/fake_quant.hpp"
 #include "hepgnn/quant/fixed_point.hpp"
 #include "hepgnn/quant/hgq.hpp"
+#include "hepgnn/quant/hgq_activation.hpp"
 #include "hepgnn/quant/hgq_export.hpp"
 #include "hepgnn/train/gradient_check.hpp"
 
@@ -23,6 +24,7 @@ using MD = matrix<double>;
 
 static_assert(layer<fake_quant<float>>);
 static_assert(layer<hgq_dense<double>>);
+static_assert(layer<hgq_activation<float>>);
 
 MD random_matrix(rng& g, Eigen::Index r, Eigen::Index c, double scale) {
   MD m(r, c);
@@ -263,6 +265,51 @@ TEST_CASE("hgq_exact_precision: the fixed-point dense gives hgq_dense's forward 
   o.init_weight_frac_bits = 40;
   hgq_dense<double> too_wide(g, 9, 6, o);
   CHECK_THROWS_WITH_AS(hgq_exact_precision(too_wide), doctest::Contains("at most 32 are supported"), hepgnn::error);
+}
+
+TEST_CASE("hgq_activation: forward as ap_fixed<k+i+F, k+i, AP_RND, AP_SAT> per feature, surrogate gradients, bits") {
+  rng g(8);
+  hgq_activation<double> act(4, 3.0);
+  act.frac_bits()(0, 2) = 1.2;   // 1 fractional bit
+  act.frac_bits()(0, 3) = -2.6;  // F = -3: feature 3 (|x| < 2) rounds to 0 or +-8: pruned to 0 bits when i + F <= 0
+  MD calib = random_matrix(g, 50, 4, 1.9);
+  calib.col(0) = calib.col(0).cwiseAbs();
+  act.calibrate(calib);
+  const MD x = random_matrix(g, 30, 4, 2.5);  // partly beyond the calibrated range
+  MD y, dx;
+  hgq_activation<double>::cache c;
+  act.infer(x, y, c);
+  CHECK(act.sign_bit(0) == 0);
+  CHECK(act.integer_bits(1) == 1);
+  CHECK(act.bits(1) == 1 + 3 + 1);
+  CHECK(act.bits(2) == 1 + 1 + 1);
+  CHECK(act.bits(3) == 0 + 1);  // i = max(1, 3) = 3, i + F = 0: only the sign bit is left
+  int clipped = 0;
+  for (int i = 0; i < 4; ++i) {
+    const int k = act.sign_bit(i), ib = act.integer_bits(i), f = act.frac(i);
+    const fixed_spec s{k + ib + f, k + ib, AP_RND, AP_SAT, k == 1};
+    for (int r = 0; r < 30; ++r) CHECK(y(r, i) == raw_to_double(quantize_double(x(r, i), s), s));
+  }
+  const MD gy = random_matrix(g, 30, 4, 1.0);
+  zero_grad(act);
+  act.backward(x, y, gy, c, &dx);
+  for (int i = 0; i < 4; ++i) {
+    double want = 0;
+    for (int r = 0; r < 30; ++r) {
+      want += -std::log(2.0) * (y(r, i) - c.xc(r, i)) * gy(r, i);
+      const bool inside = c.xc(r, i) == x(r, i);
+      CHECK(dx(r, i) == (inside ? gy(r, i) : 0.0));
+      clipped += !inside;
+    }
+    CHECK(act.frac_bits_grad()(0, i) == doctest::Approx(want).epsilon(1e-12));
+  }
+  CHECK(clipped > 5);
+  std::set<std::string> names;
+  act.for_each_param("q.", [&](const std::string& n, auto p) { names.insert(n + std::to_string(p.size())); });
+  CHECK(names == std::set<std::string>{"q.frac_bits4"});
+  hgq_activation<double> shared(4, 2.0, granularity::per_tensor);
+  CHECK(shared.frac_bits().size() == 1);
+  CHECK_THROWS_AS(hgq_activation<double>(0), hepgnn::error);
 }
 
 }  // namespace hepgnn_test_quantizers
