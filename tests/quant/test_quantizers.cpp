@@ -120,11 +120,11 @@ TEST_CASE("hgq_dense: surrogate gradients equal their definition; the bias by fi
   int passed = 0;
   for (int i = 0; i < 6; ++i) {
     double want = 0;
-    for (int r = 0; r < 12; ++r) want += -ln2 * (c.xq(r, i) - c.xc(r, i)) * dxq(r, i);
+    for (int r = 0; r < 12; ++r) want += -ln2 * (c.xq(r, i) - c.act.xc(r, i)) * dxq(r, i);
     CHECK(layer.input_frac_bits_grad()(0, i) == doctest::Approx(want).epsilon(1e-12));
     for (int r = 0; r < 12; ++r) {
       // calibrated on x itself, only values within an LSB of 2^i are clipped (the range ends at 2^i - 2^-F)
-      const bool clipped = c.xc(r, i) != x(r, i);
+      const bool clipped = c.act.xc(r, i) != x(r, i);
       CHECK(dx(r, i) == (clipped ? 0.0 : dxq(r, i)));
       passed += !clipped;
     }

@@ -26,15 +26,9 @@
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/nn/layer.hpp"
+#include "hepgnn/quant/hgq_activation.hpp"
 
 namespace hepgnn::quant {
-
-/// @brief How many fractional-bit parameters a tensor has.
-enum class granularity : std::uint8_t {
-  per_element,  ///< weights: one per weight; inputs: one per feature
-  per_channel,  ///< weights: one per output; inputs: one per feature
-  per_tensor    ///< one for the whole tensor
-};
 
 struct hgq_options {
   double init_weight_frac_bits = 6;
@@ -44,14 +38,6 @@ struct hgq_options {
   bool bias = true;
 };
 
-/// @brief Integer bits (sign excluded) of a magnitude a: the smallest i with a < 2^i (a very negative number for 0).
-inline int hgq_integer_bits(double a) {
-  if (!(a > 0)) return -(1 << 20);
-  int e = 0;
-  std::frexp(a, &e);  // a = m 2^e, 0.5 <= m < 1
-  return e;
-}
-
 template <class T>
 class hgq_dense {
  public:
@@ -59,10 +45,14 @@ class hgq_dense {
   static constexpr int in_width = dynamic;
   static constexpr int out_width = dynamic;
   struct cache {
-    matrix<T> xq, xc, wq;
+    matrix<T> xq, wq;
+    typename hgq_activation<T>::cache act;  ///< act.xc: the clipped input
   };
 
-  hgq_dense(rng& gen, int in, int out, hgq_options o = {}) : o_(o) {
+  hgq_dense(rng& gen, int in, int out, hgq_options o = {})
+      : o_(o),
+        act_(std::max(in, 1), o.init_input_frac_bits,
+             o.inputs == granularity::per_tensor ? granularity::per_tensor : granularity::per_channel) {
     HEPGNN_CHECK(in > 0 && out > 0, "hgq_dense: widths must be positive, got in = ", in, ", out = ", out);
     HEPGNN_CHECK(std::isfinite(o.init_weight_frac_bits) && std::isfinite(o.init_input_frac_bits),
                  "hgq_dense: initial fractional bits must be finite, got ", o.init_weight_frac_bits, ", ",
@@ -78,11 +68,6 @@ class hgq_dense {
     const Eigen::Index fw_cols = o.weights == granularity::per_element ? in : 1;
     fw_ = matrix<T>::Constant(fw_rows, fw_cols, static_cast<T>(o.init_weight_frac_bits));
     fw_grad_ = matrix<T>::Zero(fw_rows, fw_cols);
-    const Eigen::Index fx_cols = o.inputs == granularity::per_tensor ? 1 : in;
-    fx_ = matrix<T>::Constant(1, fx_cols, static_cast<T>(o.init_input_frac_bits));
-    fx_grad_ = matrix<T>::Zero(1, fx_cols);
-    max_abs_.assign(in, 0.0);
-    negative_.assign(in, 0);
   }
 
   int in_features() const { return static_cast<int>(weight_.cols()); }
@@ -95,25 +80,18 @@ class hgq_dense {
   matrix<T>& bias_grad() { return bias_grad_; }
   matrix<T>& weight_frac_bits() { return fw_; }
   matrix<T>& weight_frac_bits_grad() { return fw_grad_; }
-  matrix<T>& input_frac_bits() { return fx_; }
-  matrix<T>& input_frac_bits_grad() { return fx_grad_; }
+  matrix<T>& input_frac_bits() { return act_.frac_bits(); }
+  matrix<T>& input_frac_bits_grad() { return act_.frac_bits_grad(); }
+  /// @brief The input quantizer (an hgq_activation).
+  const hgq_activation<T>& input_quantizer() const { return act_; }
 
   /// @brief Widens the calibrated input range to cover x (a training forward does this first).
-  void calibrate(const matrix<T>& x) {
-    check_cols(x, in_features(), "hgq_dense::calibrate: input x");
-    for (Eigen::Index r = 0; r < x.rows(); ++r)
-      for (Eigen::Index c = 0; c < x.cols(); ++c) {
-        const double v = static_cast<double>(x(r, c));
-        HEPGNN_CHECK(std::isfinite(v), "hgq_dense::calibrate: input x must be finite, got ", v, " at (", r, ", ", c, ")");
-        max_abs_[c] = std::max(max_abs_[c], std::abs(v));
-        negative_[c] |= v < 0;
-      }
-  }
-  /// @brief Calibrated integer bits (sign excluded) and sign bit of input feature c, for F fractional bits.
-  int input_integer_bits(int c) const { return std::max(hgq_integer_bits(max_abs_[c]), -input_frac(c)); }
-  int input_sign_bit(int c) const { return negative_[c] ? 1 : 0; }
+  void calibrate(const matrix<T>& x) { act_.calibrate(x); }
+  /// @brief Calibrated integer bits (sign excluded) and sign bit of input feature c.
+  int input_integer_bits(int c) const { return act_.integer_bits(c); }
+  int input_sign_bit(int c) const { return act_.sign_bit(c); }
   /// @brief Fractional bits in use: round(f).
-  int input_frac(int c) const { return static_cast<int>(std::nearbyint(static_cast<double>(fx_(0, fx_index(c))))); }
+  int input_frac(int c) const { return act_.frac(c); }
   int weight_frac(int o, int i) const {
     return static_cast<int>(std::nearbyint(static_cast<double>(fw_(fw_row(o), fw_col(i)))));
   }
@@ -128,7 +106,7 @@ class hgq_dense {
     const double m = std::abs(std::ldexp(quantized_weight(o, i), weight_frac(o, i)));
     return m == 0 ? 0 : hgq_integer_bits(m) + 1;  // |m| < 2^bits; plus the sign
   }
-  int input_bits(int c) const { return std::max(0, input_integer_bits(c) + input_frac(c)) + input_sign_bit(c); }
+  int input_bits(int c) const { return act_.bits(c); }
   /// @brief Effective bit operations: sum over weights of bits(weight) * bits(input feature).
   double ebops() const {
     double s = 0;
@@ -148,16 +126,16 @@ class hgq_dense {
   double ebops_surrogate() const {
     double s = 0;
     for (int o = 0; o < out_features(); ++o)
-      for (int i = 0; i < in_features(); ++i) s += surrogate_weight_bits(o, i) * surrogate_input_bits(i);
+      for (int i = 0; i < in_features(); ++i) s += surrogate_weight_bits(o, i) * act_.surrogate_bits(i);
     return s;
   }
   /// @brief Adds beta * d(ebops_surrogate)/df to the fractional-bit gradients; returns beta * ebops_surrogate().
   double add_ebops_gradient(double beta) {
     for (int o = 0; o < out_features(); ++o)
       for (int i = 0; i < in_features(); ++i) {
-        const double bw = surrogate_weight_bits(o, i), bx = surrogate_input_bits(i);
+        const double bw = surrogate_weight_bits(o, i), bx = act_.surrogate_bits(i);
         if (bw > 0 && weight_bits(o, i) > 0) fw_grad_(fw_row(o), fw_col(i)) += static_cast<T>(beta * bx);
-        if (input_active(i)) fx_grad_(0, fx_index(i)) += static_cast<T>(beta * bw);
+        if (act_.surrogate_active(i)) act_.frac_bits_grad()(0, act_.index(i)) += static_cast<T>(beta * bw);
       }
     return beta * ebops_surrogate();
   }
@@ -169,18 +147,8 @@ class hgq_dense {
 
   void infer(const matrix<T>& x, matrix<T>& y, cache& c) const {
     check_cols(x, in_features(), "hgq_dense: input x");
-    const Eigen::Index n = x.rows(), in = in_features(), out = out_features();
-    c.xq.resize(n, in);
-    c.xc.resize(n, in);
-    for (Eigen::Index i = 0; i < in; ++i) {
-      const int f = input_frac(static_cast<int>(i)), ib = input_integer_bits(static_cast<int>(i));
-      const double hi = std::ldexp(1.0, ib) - std::ldexp(1.0, -f), lo = negative_[i] ? -std::ldexp(1.0, ib) : 0.0;
-      for (Eigen::Index r = 0; r < n; ++r) {
-        const double v = std::min(hi, std::max(lo, static_cast<double>(x(r, i))));
-        c.xc(r, i) = static_cast<T>(v);
-        c.xq(r, i) = static_cast<T>(std::ldexp(std::floor(std::ldexp(v, f) + 0.5), -f));
-      }
-    }
+    const Eigen::Index in = in_features(), out = out_features();
+    act_.infer(x, c.xq, c.act);
     c.wq.resize(out, in);
     for (Eigen::Index o = 0; o < out; ++o)
       for (Eigen::Index i = 0; i < in; ++i)
@@ -198,15 +166,8 @@ class hgq_dense {
       for (Eigen::Index i = 0; i < dwq.cols(); ++i)
         fw_grad_(fw_row(static_cast<int>(o)), fw_col(static_cast<int>(i))) += neg_ln2 * (c.wq(o, i) - weight_(o, i)) * dwq(o, i);
     if (bias_.size()) bias_grad_.row(0) += dy.colwise().sum();
-    const matrix<T> dxq = dy * c.wq;  // [n, in]
-    for (Eigen::Index r = 0; r < dxq.rows(); ++r)
-      for (Eigen::Index i = 0; i < dxq.cols(); ++i)
-        fx_grad_(0, fx_index(static_cast<int>(i))) += neg_ln2 * (c.xq(r, i) - c.xc(r, i)) * dxq(r, i);
-    if (!dx) return;
-    dx->resize(x.rows(), x.cols());
-    for (Eigen::Index r = 0; r < dxq.rows(); ++r)
-      for (Eigen::Index i = 0; i < dxq.cols(); ++i)
-        (*dx)(r, i) = x(r, i) == c.xc(r, i) ? dxq(r, i) : T(0);  // clipped inputs get no gradient
+    const matrix<T> dxq = dy * c.wq;  // [n, in]: the input quantizer adds its f gradient and writes dx
+    act_.backward(x, c.xq, dxq, c.act, dx);
   }
 
   template <class F>
@@ -214,18 +175,12 @@ class hgq_dense {
     f(prefix + "weight", make_parameter(weight_, weight_grad_, {weight_.rows(), weight_.cols()}));
     if (bias_.size()) f(prefix + "bias", make_parameter(bias_, bias_grad_, {bias_.cols()}));
     f(prefix + "weight_frac_bits", make_parameter(fw_, fw_grad_, {fw_.rows(), fw_.cols()}));
-    f(prefix + "input_frac_bits", make_parameter(fx_, fx_grad_, {fx_.cols()}));
+    f(prefix + "input_frac_bits", make_parameter(act_.frac_bits(), act_.frac_bits_grad(), {act_.frac_bits().cols()}));
   }
 
  private:
   int fw_row(int o) const { return o_.weights == granularity::per_tensor ? 0 : o; }
   int fw_col(int i) const { return o_.weights == granularity::per_element ? i : 0; }
-  int fx_index(int i) const { return o_.inputs == granularity::per_tensor ? 0 : i; }
-  double surrogate_input_bits(int i) const {
-    const double f = static_cast<double>(fx_(0, fx_index(i)));
-    return std::max(0.0, hgq_integer_bits(max_abs_[i]) + f) + input_sign_bit(i);
-  }
-  bool input_active(int i) const { return hgq_integer_bits(max_abs_[i]) + static_cast<double>(fx_(0, fx_index(i))) > 0; }
   double surrogate_weight_bits(int o, int i) const {
     if (weight_bits(o, i) == 0) return 0;  // pruned
     const double f = static_cast<double>(fw_(fw_row(o), fw_col(i)));
@@ -233,9 +188,8 @@ class hgq_dense {
   }
 
   hgq_options o_;
-  matrix<T> weight_, weight_grad_, bias_, bias_grad_, fw_, fw_grad_, fx_, fx_grad_;
-  std::vector<double> max_abs_;
-  std::vector<std::uint8_t> negative_;
+  hgq_activation<T> act_;
+  matrix<T> weight_, weight_grad_, bias_, bias_grad_, fw_, fw_grad_;
 };
 
 }  // namespace hepgnn::quant

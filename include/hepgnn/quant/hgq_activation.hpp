@@ -14,9 +14,23 @@
 
 #include "hepgnn/core/tensor.hpp"
 #include "hepgnn/nn/layer.hpp"
-#include "hepgnn/quant/hgq.hpp"
 
 namespace hepgnn::quant {
+
+/// @brief How many fractional-bit parameters a tensor has.
+enum class granularity : std::uint8_t {
+  per_element,  ///< weights: one per weight; inputs: one per feature
+  per_channel,  ///< weights: one per output; inputs: one per feature
+  per_tensor    ///< one for the whole tensor
+};
+
+/// @brief Integer bits (sign excluded) of a magnitude a: the smallest i with a < 2^i (a very negative number for 0).
+inline int hgq_integer_bits(double a) {
+  if (!(a > 0)) return -(1 << 20);
+  int e = 0;
+  std::frexp(a, &e);  // a = m 2^e, 0.5 <= m < 1
+  return e;
+}
 
 template <class T>
 class hgq_activation {
@@ -48,6 +62,14 @@ class hgq_activation {
   int sign_bit(int c) const { return negative_[c] ? 1 : 0; }
   /// @brief Bits of feature c: max(0, i + F) + k (0: the feature is pruned).
   int bits(int c) const { return std::max(0, integer_bits(c) + frac(c)) + sign_bit(c); }
+  /// @brief The EBOPs surrogate's bits of feature c, max(0, i + f) + k with the continuous f, and whether its
+  /// derivative in f is 1 (i + f > 0).
+  double surrogate_bits(int c) const {
+    return std::max(0.0, hgq_integer_bits(max_abs_[c]) + static_cast<double>(f_(0, index(c)))) + sign_bit(c);
+  }
+  bool surrogate_active(int c) const { return hgq_integer_bits(max_abs_[c]) + static_cast<double>(f_(0, index(c))) > 0; }
+  /// @brief Which entry of frac_bits() feature c uses.
+  int index(int c) const { return g_ == granularity::per_tensor ? 0 : c; }
 
   void calibrate(const matrix<T>& x) {
     check_cols(x, features(), "hgq_activation::calibrate: input x");
@@ -94,7 +116,6 @@ class hgq_activation {
   }
 
  private:
-  int index(int c) const { return g_ == granularity::per_tensor ? 0 : c; }
   granularity g_;
   matrix<T> f_, f_grad_;
   std::vector<double> max_abs_;
