@@ -96,6 +96,16 @@
 #include "hepgnn/train/summary.hpp"
 #include "hepgnn/train/trainer.hpp"
 
+#include "hepgnn/quant/dense.hpp"
+#include "hepgnn/quant/fake_quant.hpp"
+#include "hepgnn/quant/fixed_point.hpp"
+#include "hepgnn/quant/fixed_spec.hpp"
+#include "hepgnn/quant/hgq.hpp"
+#include "hepgnn/quant/hgq_activation.hpp"
+#include "hepgnn/quant/hgq_export.hpp"
+#include "hepgnn/quant/integer_kernels.hpp"
+#include "hepgnn/quant/precision_string.hpp"
+
 #include "hepgnn/dist/communicator.hpp"
 #include "hepgnn/dist/data_parallel.hpp"
 #include "hepgnn/dist/search_journal.hpp"
