@@ -4,7 +4,8 @@
 // one thread (the reference) and exits non-zero on a mismatch:
 //   mpi_search asha [--load] [--funneled]
 //       the same best configuration as the reference; at 1 and 2 ranks (one trainer) the whole table; trial 5
-//       (throws) and trial 9 (NaN) failed, no other; units_used equal to the units the ranks really trained.
+//       (throws) and trial 9 (NaN) failed, no other; units_used equal to the units the ranks really trained; no
+//       trial state left on any rank (releases delivered).
 //       --load: the load callback restores even trials and refuses odd ones (a trial moved to another rank then
 //       restarts from 0). --funneled: initialise MPI with MPI_THREAD_FUNNELED (must fail beyond 2 ranks).
 //   mpi_search resume --journal FILE [--stop-after K] [--load] [--replayed]
@@ -149,6 +150,10 @@ void body(mpi_communicator& comm, int argc, char** argv) {
   if (mode == "asha") {
     const search_result r = run_mpi(comm, t, {});
     check_units(comm, r, t);
+    // every trial ended, so every rank heard of it (callbacks.release) and holds no state
+    double held = static_cast<double>(t.held.size());
+    comm.allreduce_sum(&held, 1);
+    expect(held == 0, std::to_string(held) + " trial states left on the ranks after the search");
     if (comm.rank() != 0) return;
     expect(!r.interrupted, "not interrupted");
     check_against_reference(r, ref, whole_table);

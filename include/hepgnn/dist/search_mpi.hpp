@@ -108,8 +108,8 @@ class dispatcher {
     std::lock_guard lk(m_);
     busy_[static_cast<std::size_t>(rank)] = false;
     extra_units_ += c.from - from;  // the rank restarted the trial from `from` (no state, no checkpoint)
+    holder_[c.id] = rank;  // even after a failure: its release must reach that rank (the user's state is there)
     if (!error.empty()) throw std::runtime_error(error);
-    holder_[c.id] = rank;
     return metric;
   }
   void release(std::size_t id) {  // called by run_search under its lock; the rank hears of it with its next job
