@@ -9,7 +9,7 @@
 //   example_hpo [--quick] [--train-events N] [--val-events N] [--test-events N] [--trials N] [--max-epochs N]
 //               [--unit-epochs U] [--grace G] [--eta E] [--workers N] [--soft N] [--seed S] [--out DIR]
 //               [--metrics-out FILE]
-//   mpirun -np N example_hpo ...   (MPI builds: rank 0 schedules, ranks 1..N-1 train; --workers is ignored)
+//   mpirun -np N example_hpo ...   (MPI builds, N > 1: rank 0 schedules, ranks 1..N-1 train; --workers ignored)
 // (--soft: soft particles per toy event, the detector's default if 0; --quick: 16/8/8 events with 300, 6 trials,
 // 4 epochs; --grace: in units)
 #include <chrono>
@@ -222,7 +222,9 @@ void run_example(const options& opt, Comm* comm) {
     search_options so;
     so.workers = static_cast<std::size_t>(std::max(1, opt.workers));
 #ifdef HEPGNN_EXAMPLE_MPI
-    const search_result r = run_search_mpi(*comm, space, sampler, sched, cb, so);
+    // one rank (no mpirun): worker threads as in builds without MPI
+    const search_result r = comm->size() > 1 ? run_search_mpi(*comm, space, sampler, sched, cb, so)
+                                             : run_search(space, sampler, sched, cb, so);
     if (!root) return r;
 #else
     const search_result r = run_search(space, sampler, sched, cb, so);
