@@ -1,14 +1,17 @@
 // Hyperparameter search of the MLPF particle-flow model on the toy detector (issue 25): ASHA with MLPF's
-// settings scaled to this machine (MLPF: max_t 200, eta 4, grace 10; here max_t 16 epochs, eta 4, grace 1: rungs
-// at 1 and 4 epochs) and TPE proposals, against random search at the same budget (the same number of training
-// epochs, every trial trained to max_t), and against the example's default configuration trained max_t epochs.
-// Searched: learning rate, width, graph layers, LSH bin size (the model has no dropout to search).
+// settings scaled to this machine (MLPF: max_t 200, eta 4, grace 10; here by default max_t 16 epochs, eta 4,
+// grace 1: rungs at 1 and 4 epochs; --unit-epochs U makes a resource unit U epochs, so that the first rung ranks
+// configurations on more than one noisy epoch) and TPE proposals, against random search at the same budget (the
+// same number of training epochs, every trial trained to max_t), and against the example's default configuration
+// trained max_t epochs. Searched: learning rate, width, graph layers, LSH bin size (mlpf has no dropout to search).
 // Writes the results tables (CSV, JSON; plot them with scripts/plot_search.py) and optionally a metrics file.
 //
 //   example_hpo [--quick] [--train-events N] [--val-events N] [--test-events N] [--trials N] [--max-epochs N]
-//               [--workers N] [--soft N] [--seed S] [--out DIR] [--metrics-out FILE]
+//               [--unit-epochs U] [--grace G] [--eta E] [--workers N] [--soft N] [--seed S] [--out DIR]
+//               [--metrics-out FILE]
+//   mpirun -np N example_hpo ...   (MPI builds, N > 1: rank 0 schedules, ranks 1..N-1 train; --workers ignored)
 // (--soft: soft particles per toy event, the detector's default if 0; --quick: 16/8/8 events with 300, 6 trials,
-// 4 epochs)
+// 4 epochs; --grace: in units)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,7 +23,11 @@
 #include <string>
 #include <vector>
 
+#include "hepgnn/dist/communicator.hpp"
 #include "hepgnn/dist/search_run.hpp"
+#ifdef HEPGNN_EXAMPLE_MPI
+#include "hepgnn/dist/search_mpi.hpp"
+#endif
 #include "hepgnn/metrics/particle_flow.hpp"
 #include "hepgnn/models/particle_flow.hpp"
 #include "hepgnn/optim/adam.hpp"
@@ -36,6 +43,7 @@ namespace {
 
 struct options {
   int train_events = 96, val_events = 32, test_events = 48, trials = 24, max_epochs = 16, workers = 2, soft = 0;
+  int unit_epochs = 1, grace = 1, eta = 4;
   std::uint64_t seed = 2024;
   std::string out = "hpo_out", metrics_out;
 };
@@ -63,6 +71,9 @@ options parse(int argc, char** argv) {
     else if (a == "--test-events") o.test_events = std::stoi(next());
     else if (a == "--trials") o.trials = std::stoi(next());
     else if (a == "--max-epochs") o.max_epochs = std::stoi(next());
+    else if (a == "--unit-epochs") o.unit_epochs = std::stoi(next());
+    else if (a == "--grace") o.grace = std::stoi(next());
+    else if (a == "--eta") o.eta = std::stoi(next());
     else if (a == "--workers") o.workers = std::stoi(next());
     else if (a == "--soft") o.soft = std::stoi(next());
     else if (a == "--seed") o.seed = std::stoull(next());
@@ -72,6 +83,10 @@ options parse(int argc, char** argv) {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       std::exit(2);
     }
+  }
+  if (o.unit_epochs < 1 || o.max_epochs % o.unit_epochs != 0 || o.grace < 1 || o.eta < 2) {
+    std::fprintf(stderr, "--unit-epochs must divide --max-epochs, --grace >= 1, --eta >= 2\n");
+    std::exit(2);
   }
   return o;
 }
@@ -147,24 +162,24 @@ double jet_resolution(trial_state& s, const dataset& test) {
 
 std::string num(double v) { return search_json_number(v); }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const options opt = parse(argc, argv);
-  std::filesystem::create_directories(opt.out);
+// Runs on every rank under MPI (comm: the ranks) and once otherwise (comm: nullptr).
+template <class Comm>
+void run_example(const options& opt, Comm* comm) {
+  const bool root = !comm || comm->rank() == 0;
+  if (root) std::filesystem::create_directories(opt.out);
   toy_pf_config det_cfg;
   if (opt.soft > 0) det_cfg.soft_particles = opt.soft;
   const toy_pf_detector det(det_cfg);
   const dataset train(det.simulate(opt.seed, opt.train_events)), val(det.simulate(opt.seed + 1000003, opt.val_events)),
       test(det.simulate(opt.seed + 2000003, opt.test_events));
-  std::printf("events: %d train, %d validation, %d test\n", opt.train_events, opt.val_events, opt.test_events);
+  if (root) std::printf("events: %d train, %d validation, %d test\n", opt.train_events, opt.val_events, opt.test_events);
 
   search_space space;
   space.add_log_uniform("lr", 3e-4, 1e-2)
       .add_integer("hidden", 16, 96, true)
       .add_integer("num_convs", 1, 3)
       .add_choice("bin_size", std::vector<double>{16, 32, 64});
-  const int max_t = opt.max_epochs;
+  const int max_t = opt.max_epochs / opt.unit_epochs;  // in resource units
 
   // ---- the default configuration (examples/particle_flow's model, constant learning rate)
   trial_config defaults;
@@ -173,12 +188,16 @@ int main(int argc, char** argv) {
   defaults.set("num_convs", std::int64_t{2});
   defaults.set("bin_size", 64.0);
   auto t0 = clock_type::now();
-  trial_state def(config_of(defaults, opt.seed), 2e-3, opt.seed + 7);
-  train_epochs(def, train, max_t);
-  const double default_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
-  const double default_val = val_loss(def, val), default_res = jet_resolution(def, test);
-  std::printf("default %s: val loss %.4f, jet pT resolution %.4f (%.1f s for %d epochs)\n", defaults.to_json().c_str(),
-              default_val, default_res, default_seconds, max_t);
+  double default_val = std::nan(""), default_res = std::nan("");
+  if (root) {  // the other ranks wait for the search meanwhile
+    trial_state def(config_of(defaults, opt.seed), 2e-3, opt.seed + 7);
+    train_epochs(def, train, opt.max_epochs);
+    const double default_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    default_val = val_loss(def, val);
+    default_res = jet_resolution(def, test);
+    std::printf("default %s: val loss %.4f, jet pT resolution %.4f (%.1f s for %d epochs)\n", defaults.to_json().c_str(),
+                default_val, default_res, default_seconds, opt.max_epochs);
+  }
 
   // ---- a search: trial states in a map; completed ones are kept to evaluate the best
   struct searcher {
@@ -197,34 +216,46 @@ int main(int argc, char** argv) {
                                                opt.seed + 7 + c.id);
         s = slot.get();
       }
-      train_epochs(*s, train, static_cast<int>(c.to - c.from));
+      train_epochs(*s, train, static_cast<int>(c.to - c.from) * opt.unit_epochs);
       return val_loss(*s, val);
     };
     search_options so;
     so.workers = static_cast<std::size_t>(std::max(1, opt.workers));
+#ifdef HEPGNN_EXAMPLE_MPI
+    // one rank (no mpirun): worker threads as in builds without MPI
+    const search_result r = comm->size() > 1 ? run_search_mpi(*comm, space, sampler, sched, cb, so)
+                                             : run_search(space, sampler, sched, cb, so);
+    if (!root) return r;
+#else
     const search_result r = run_search(space, sampler, sched, cb, so);
+#endif
     r.write_csv((std::filesystem::path(opt.out) / (name + ".csv")).string());
     r.write_json((std::filesystem::path(opt.out) / (name + ".json")).string());
     const auto* b = r.best();
     std::printf("%s: %zu trials (%zu completed, %zu stopped, %zu failed), %.0f epochs, %.1f s; best trial %zu %s "
                 "val loss %.4f\n", name.c_str(), r.trials.size(), r.count(search_status::completed),
-                r.count(search_status::stopped), r.count(search_status::failed), r.units_used, r.wall_seconds,
+                r.count(search_status::stopped), r.count(search_status::failed), r.units_used * opt.unit_epochs,
+                r.wall_seconds,
                 b ? b->id : 0, b ? b->config.to_json().c_str() : "-", b ? b->last_metric() : std::nan(""));
     return r;
   };
 
   t0 = clock_type::now();
   tpe_sampler tpe(opt.seed, tpe_options{std::size_t(std::max(2, opt.trials / 3)), 24, 1.0, 25});
-  asha_scheduler asha({1, double(max_t), 4, std::size_t(opt.trials), 0, search_mode::minimize});
+  asha_scheduler asha({double(opt.grace), double(max_t), double(opt.eta), std::size_t(opt.trials), 0,
+                       search_mode::minimize});
   searcher asha_states;
   const search_result ra = run(tpe, asha, asha_states, "asha");
-  const double budget_epochs = ra.units_used;
-  const int random_trials = std::max(1, static_cast<int>(budget_epochs / max_t));
+  // every rank needs the random search's size: rank 0's budget, broadcast under MPI
+  double budget_epochs = ra.units_used * opt.unit_epochs;
+  if (comm) comm->broadcast(&budget_epochs, 1, 0);
+  const int random_trials = std::max(1, static_cast<int>(budget_epochs / opt.max_epochs));
   random_sampler rnd(opt.seed + 1);  // not TPE's seed: its first (random) proposals would be the same ones
   asha_scheduler fifo({double(max_t), double(max_t), 4, std::size_t(random_trials), 0, search_mode::minimize});
   searcher random_states;
   const search_result rr = run(rnd, fifo, random_states, "random");
   const double search_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  if (!root) return;
 
   // ---- the best configuration of both searches, on the test events
   const search_trial_record* best = ra.best();
@@ -232,14 +263,22 @@ int main(int argc, char** argv) {
   if (rr.best() && (!best || rr.best()->last_metric() < best->last_metric())) best = rr.best(), best_states = &random_states;
   double best_val = std::nan(""), best_res = std::nan("");
   if (best) {
-    trial_state& s = *best_states->states.at(best->id);
+    // Under MPI the best trial's model lives on a training rank: train it again here (same seeds, same epochs:
+    // the same model, as its printed validation loss shows).
+    std::unique_ptr<trial_state> again;
+    if (!best_states->states.count(best->id)) {
+      again = std::make_unique<trial_state>(config_of(best->config, opt.seed + best->id),
+                                            best->config.get<double>("lr"), opt.seed + 7 + best->id);
+      train_epochs(*again, train, opt.max_epochs);
+    }
+    trial_state& s = again ? *again : *best_states->states.at(best->id);
     best_val = val_loss(s, val);
     best_res = jet_resolution(s, test);
     std::printf("best %s: val loss %.4f (default %.4f), jet pT resolution %.4f (default %.4f)\n",
                 best->config.to_json().c_str(), best_val, default_val, best_res, default_res);
   }
   std::printf("budget: %.0f epochs = %.2f default trainings; ASHA best %.4f, random search best %.4f; %.1f s\n",
-              budget_epochs, budget_epochs / max_t, ra.best() ? ra.best()->last_metric() : std::nan(""),
+              budget_epochs, budget_epochs / opt.max_epochs, ra.best() ? ra.best()->last_metric() : std::nan(""),
               rr.best() ? rr.best()->last_metric() : std::nan(""), search_seconds);
   if (!opt.metrics_out.empty()) {
     std::ofstream js(opt.metrics_out);
@@ -247,10 +286,23 @@ int main(int argc, char** argv) {
        << ",\n  \"best.val_loss\": " << num(best_val) << ",\n  \"best.jet_pt_resolution\": " << num(best_res)
        << ",\n  \"asha.best_val_loss\": " << num(ra.best() ? ra.best()->last_metric() : std::nan(""))
        << ",\n  \"random.best_val_loss\": " << num(rr.best() ? rr.best()->last_metric() : std::nan(""))
-       << ",\n  \"budget_trainings\": " << num(budget_epochs / max_t) << ",\n  \"search_seconds\": "
-       << num(search_seconds) << ",\n  \"max_epochs\": " << max_t << ",\n  \"asha_trials\": " << ra.trials.size()
+       << ",\n  \"budget_trainings\": " << num(budget_epochs / opt.max_epochs) << ",\n  \"search_seconds\": "
+       << num(search_seconds) << ",\n  \"max_epochs\": " << opt.max_epochs
+       << ",\n  \"unit_epochs\": " << opt.unit_epochs << ",\n  \"grace\": " << opt.grace << ",\n  \"eta\": " << opt.eta << ",\n  \"asha_trials\": " << ra.trials.size()
        << ",\n  \"random_trials\": " << rr.trials.size() << "\n}\n";
     std::printf("metrics written to %s\n", opt.metrics_out.c_str());
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options opt = parse(argc, argv);
+#ifdef HEPGNN_EXAMPLE_MPI
+  // several threads of rank 0 talk to the training ranks (run_search_mpi)
+  return mpi_main(argc, argv, [&](mpi_communicator& comm) { run_example(opt, &comm); }, MPI_THREAD_MULTIPLE);
+#else
+  run_example<single_process>(opt, nullptr);
   return 0;
+#endif
 }

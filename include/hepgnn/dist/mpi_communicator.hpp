@@ -89,14 +89,19 @@ static_assert(communicator<mpi_communicator>);
 
 /// @brief Runs `body(world)` on every rank between MPI_Init and MPI_Finalize and returns the exit code. When a
 /// rank throws, it prints "rank R of N failed: ..." and aborts the job (MPI_Abort), so the other ranks, blocked in
-/// a collective, stop instead of hanging.
-inline int mpi_main(int& argc, char**& argv, const std::function<void(mpi_communicator&)>& body) {
+/// a collective, stop instead of hanging. `thread_level`: what MPI_Init_thread is asked for (FUNNELED: only the
+/// main thread calls MPI; run_search_mpi with more than two ranks needs MPI_THREAD_MULTIPLE); a lower level
+/// provided than asked for throws.
+inline int mpi_main(int& argc, char**& argv, const std::function<void(mpi_communicator&)>& body,
+                    int thread_level = MPI_THREAD_FUNNELED) {
   int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  MPI_Init_thread(&argc, &argv, thread_level, &provided);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   try {
+    HEPGNN_CHECK(provided >= thread_level || thread_level <= MPI_THREAD_FUNNELED, "mpi_main: MPI provides thread level ", provided, ", asked for ",
+                 thread_level, " (this MPI library was built without that thread support)");
     mpi_communicator world;
     body(world);
   } catch (const std::exception& e) {
