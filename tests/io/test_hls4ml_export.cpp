@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -29,11 +28,6 @@ std::vector<hls4ml_dense_layer> two_layer_net(std::mt19937& rng) {
   net.push_back({"fc1", quantized_dense(w1.data(), b1.data(), 4, 5, p1), true, relu_out});
   net.push_back({"out", quantized_dense(w2.data(), b2.data(), 5, 2, p2), false, {}});
   return net;
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 TEST_CASE("hls4ml export: configuration dictionary keys and precision strings") {
