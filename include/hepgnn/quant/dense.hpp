@@ -52,9 +52,12 @@ class quantized_dense {
         w_[static_cast<std::size_t>(i) * out + o] =
             static_cast<std::int32_t>(quantize_double(weight[static_cast<std::size_t>(o) * in + i], p.weight));
     bias_acc_.assign(out, 0);
+    bias_raw_.assign(bias ? out : 0, 0);
     if (bias)
-      for (int o = 0; o < out; ++o)  // (accum_t) bias_t(b)
-        bias_acc_[o] = quantize_raw(quantize_double(bias[o], p.bias), p.bias.frac(), p.accum);
+      for (int o = 0; o < out; ++o) {  // (accum_t) bias_t(b); bias_t kept for export
+        bias_raw_[o] = static_cast<std::int32_t>(quantize_double(bias[o], p.bias));
+        bias_acc_[o] = quantize_raw(bias_raw_[o], p.bias.frac(), p.accum);
+      }
   }
 
   /// @brief From a trained hepgnn::dense (float or double), with formats p.
@@ -74,6 +77,9 @@ class quantized_dense {
   std::int32_t weight_raw(int o, int i) const { return w_[static_cast<std::size_t>(i) * out_ + o]; }
   /// @brief Bias of output o as a raw accumulator value (already cast to precision().accum).
   std::int64_t bias_accum_raw(int o) const { return bias_acc_[o]; }
+  bool has_bias() const { return !bias_raw_.empty(); }
+  /// @brief The bias in its own format (0 without a bias).
+  std::int32_t bias_raw(int o) const { return bias_raw_.empty() ? 0 : bias_raw_[o]; }
 
   /// @brief y [batch, out] = the layer on x [batch, in], both raw integers (x in precision().input, y in
   /// precision().result). `acc` is scratch of batch * out entries (kept by the caller: no allocation).
@@ -116,6 +122,7 @@ class quantized_dense {
   int in_, out_, shift_ = 0;
   std::vector<std::int32_t> w_;         // [in, out]: the output index is the vector lane
   std::vector<std::int64_t> bias_acc_;  // [out], in the accumulator format
+  std::vector<std::int32_t> bias_raw_;  // [out] in the bias format, empty without a bias
 };
 
 /// @brief hls4ml's relu: y = x > 0 ? (res_t) x : 0, on raw integers of format `in` into format `out`.
