@@ -122,6 +122,7 @@
 #include "hepgnn/io/fastjet_cluster.hpp"
 #include "hepgnn/io/fastjet_events.hpp"
 #include "hepgnn/io/gzip.hpp"
+#include "hepgnn/io/hls4ml_export.hpp"
 #include "hepgnn/io/jetnet_npy.hpp"
 #include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/npy.hpp"
