@@ -92,6 +92,7 @@ options parse(int argc, char** argv) {
       std::exit(2);
     }
   }
+  o.val_jets = std::min(o.val_jets, o.train_jets);  // its floor compares it with as many training jets
   if (o.test_jets < 2 || o.train_jets < o.batch || o.val_jets < 2) {
     std::fprintf(stderr, "need --train-jets >= --batch and --test-jets >= 2\n");
     std::exit(2);
