@@ -139,6 +139,7 @@
 #include "hepgnn/data/toy_tracker.hpp"
 #include "hepgnn/data/trackml_event.hpp"
 
+#include "hepgnn/metrics/coverage.hpp"
 #include "hepgnn/metrics/efp.hpp"
 #include "hepgnn/metrics/eval_batches.hpp"
 #include "hepgnn/metrics/frechet.hpp"
