@@ -2,6 +2,7 @@
 // cov / mmd against JetNet's own code on the same batches (tests/reference/cov_mmd_reference.py), analytic cases,
 // argmin ties, thread counts, seeds, bad input.
 #include "support/doctest.hpp"
+#include "support/wave_jets.hpp"
 
 #include <algorithm>
 #include <array>
@@ -22,31 +23,8 @@ using hepgnn_test::read_reference;
 
 namespace {
 
-constexpr index_t cov_P = 30, cov_NR = 40, cov_NG = 36;
+constexpr index_t cov_NR = 40, cov_NG = 36;
 
-/// The reference script's wave_jets (as in generation_metrics_reference.py): multiplicity 5..30, zero padding.
-jet_array<double> cov_wave_jets(int sample, index_t n) {
-  auto jets = jet_array<double>::zeros(n, cov_P);
-  for (index_t j = 0; j < n; ++j) {
-    const int m = 5 + (7 * j + 11 * sample) % 26;
-    std::vector<double> pt(m);
-    double total = 0;
-    for (int i = 0; i < m; ++i) {
-      const double k = static_cast<double>((sample * 1000 + j) * cov_P + i);
-      pt[i] = std::exp(-0.12 * i) * (1.2 + std::sin(0.53 * k));
-      total += pt[i];
-    }
-    for (int i = 0; i < m; ++i) {
-      const double k = static_cast<double>((sample * 1000 + j) * cov_P + i);
-      auto r = jets.row(j, i);
-      r(jet_col::eta_rel) = 0.35 * std::sin(0.37 * k + 0.2 * sample);
-      r(jet_col::phi_rel) = (sample == 0 && j == 3 ? 2.0 : 0.3) * std::sin(0.71 * k + 1.1);
-      r(jet_col::pt_rel) = pt[i] / total * (sample == 1 ? 1 + 0.1 * std::sin(1.3 * j) : 1.0);
-      r(jet_col::mask) = 1;
-    }
-  }
-  return jets;
-}
 
 /// The reference's batches: batch k uses draw 2k for the real rows and 2k + 1 for the generated ones, draw `call`
 /// being (a k + c) mod n with a = 11 + 2 call, c = 3 call + 1 (draws 2 and 5 repeat rows).
@@ -103,7 +81,7 @@ jet_array<double> cov_single_particle_jets(const std::vector<std::array<double, 
 }  // namespace
 
 TEST_CASE("jet_emd_matrix equals energyflow.emd.emds (R = 1, beta = 1, norm = False) on the reference jets") {
-  const auto real = cov_wave_jets(0, cov_NR), gen = cov_wave_jets(1, cov_NG);
+  const auto real = hepgnn_test::wave_jets(0, cov_NR), gen = hepgnn_test::wave_jets(1, cov_NG);
   const matrix<double> d = jet_emd_matrix(gen, cov_first_rows(12), real, cov_first_rows(10));
   CHECK(cov_rel_diff_rowmajor(d, cov_ref().at("emd_gen12_real10")) <= 1e-10);
   // real against real: zeros on the diagonal, and jet 3's wide phi is not wrapped (energyflow's default)
@@ -117,7 +95,7 @@ TEST_CASE("jet_emd_matrix equals energyflow.emd.emds (R = 1, beta = 1, norm = Fa
 }
 
 TEST_CASE("cov_mmd equals JetNet's cov_mmd on the same batches, ties included") {
-  const auto real = cov_wave_jets(0, cov_NR), gen = cov_wave_jets(1, cov_NG), truth = cov_wave_jets(2, cov_NG);
+  const auto real = hepgnn_test::wave_jets(0, cov_NR), gen = hepgnn_test::wave_jets(1, cov_NG), truth = hepgnn_test::wave_jets(2, cov_NG);
   for (auto [size, batches] : {std::pair<index_t, int>{24, 3}, std::pair<index_t, int>{36, 1}}) {
     CAPTURE(size);
     const std::string tag = std::to_string(size) + "x" + std::to_string(batches);
@@ -173,7 +151,7 @@ TEST_CASE("cov_mmd: an empty jet is at its partner's total pt") {
 }
 
 TEST_CASE("cov_mmd: seeded draws are deterministic, independent of the thread count, and differ between seeds") {
-  const auto real = cov_wave_jets(0, cov_NR), gen = cov_wave_jets(1, cov_NG);
+  const auto real = hepgnn_test::wave_jets(0, cov_NR), gen = hepgnn_test::wave_jets(1, cov_NG);
   const cov_mmd_options o{12, 3, 7};
   const auto one = hepgnn_test::at_threads(1, [&] { return cov_mmd(real, gen, o); });
   const auto three = hepgnn_test::at_threads(3, [&] { return cov_mmd(real, gen, o); });
@@ -188,7 +166,7 @@ TEST_CASE("cov_mmd: seeded draws are deterministic, independent of the thread co
 }
 
 TEST_CASE("cov_mmd: bad input is refused by name") {
-  const auto real = cov_wave_jets(0, 20), gen = cov_wave_jets(1, 15);
+  const auto real = hepgnn_test::wave_jets(0, 20), gen = hepgnn_test::wave_jets(1, 15);
   CHECK_THROWS_WITH_AS(cov_mmd(real, gen, cov_mmd_options{16, 2, 1}), doctest::Contains("num_eval_samples = 16 exceeds"),
                        hepgnn::error);
   CHECK_THROWS_WITH_AS(cov_mmd(real, gen, cov_mmd_options{10, 0, 1}), doctest::Contains("num_batches must be >= 1"),

@@ -1,6 +1,7 @@
 // JetNet's generation metrics: EFPs against energyflow and brute force, W1 metrics, FPD and KPD against JetNet's own
 // code on the same batches (tests/reference/generation_metrics_reference.py), analytic cases, thread counts, bad input.
 #include "support/doctest.hpp"
+#include "support/wave_jets.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -22,34 +23,12 @@ using namespace hepgnn;
 using hepgnn_test::max_rel_diff;
 using hepgnn_test::read_reference;
 using hepgnn_test::wave;
+using hepgnn_test::wave_jets;
 
 namespace {
 
 constexpr index_t NA = 200, NB = 180, P = 30;
 
-/// The reference script's wave_jets: closed-form jets, multiplicity 5..30, zero padding.
-jet_array<double> wave_jets(int sample, index_t n) {
-  auto jets = jet_array<double>::zeros(n, P);
-  for (index_t j = 0; j < n; ++j) {
-    const int m = 5 + (7 * j + 11 * sample) % 26;
-    std::vector<double> pt(m);
-    double total = 0;
-    for (int i = 0; i < m; ++i) {
-      const double k = static_cast<double>((sample * 1000 + j) * P + i);
-      pt[i] = std::exp(-0.12 * i) * (1.2 + std::sin(0.53 * k));
-      total += pt[i];
-    }
-    for (int i = 0; i < m; ++i) {
-      const double k = static_cast<double>((sample * 1000 + j) * P + i);
-      auto r = jets.row(j, i);
-      r(jet_col::eta_rel) = 0.35 * std::sin(0.37 * k + 0.2 * sample);
-      r(jet_col::phi_rel) = (sample == 0 && j == 3 ? 2.0 : 0.3) * std::sin(0.71 * k + 1.1);
-      r(jet_col::pt_rel) = pt[i] / total * (sample == 1 ? 1 + 0.1 * std::sin(1.3 * j) : 1.0);
-      r(jet_col::mask) = 1;
-    }
-  }
-  return jets;
-}
 
 /// The reference script's fixed_rows: draw number `call` of JetNet's stand-in generator.
 std::vector<index_t> fixed_rows(int call, index_t n, index_t size) {
