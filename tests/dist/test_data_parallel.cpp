@@ -180,6 +180,11 @@ TEST_CASE("data_parallel refuses an empty global batch and more ranks than micro
                        doctest::Contains("the global batch has no items"), error);
   CHECK_THROWS_WITH_AS(run_thread_ranks(3, [](thread_rank& comm) { data_parallel<float, thread_rank> bad(comm, 2); }),
                        doctest::Contains("2 micro-shards for 3 ranks"), error);
+  CHECK_THROWS_WITH_AS((data_parallel<float, single_process>(one, 1, {.bucket_bytes = 2})),
+                       doctest::Contains("bucket sizes must hold at least one value"), error);
+  timeline trace;
+  CHECK_THROWS_WITH_AS(trace.write_chrome_trace("/nonexistent-folder/trace.json"), doctest::Contains("cannot open"),
+                       error);
 }
 
 }  // namespace hepgnn_test_data_parallel

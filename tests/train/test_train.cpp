@@ -14,6 +14,7 @@
 #include "hepgnn/optim/adam.hpp"
 #include "hepgnn/optim/clip.hpp"
 #include "hepgnn/optim/schedule.hpp"
+#include "hepgnn/optim/sgd.hpp"
 #include "hepgnn/nn/batch_norm.hpp"
 #include "hepgnn/nn/dense.hpp"
 #include "hepgnn/train/summary.hpp"
@@ -305,6 +306,29 @@ TEST_CASE("rng::shuffle: a permutation, reproducible per seed, every position re
   std::vector<int> empty;
   g.shuffle(empty);
   CHECK(empty.empty());
+}
+
+TEST_CASE("fit refuses a resume position that is not one of this run; optimizers refuse a negative step count") {
+  const auto step = [](std::span<const std::size_t>) { return 1.0; };
+  fit_options o{.epochs = 2, .batch_size = 4, .progress = false};
+  o.resume = training_position{.epoch = 1, .next_item = 20};  // past the 10 items of this run
+  CHECK_THROWS_WITH_AS(fit(10, o, step), doctest::Contains("resume position is not one of this run"), error);
+  o.resume = training_position{.epoch = 0};
+  CHECK_THROWS_WITH_AS(fit(10, o, step), doctest::Contains("resume position"), error);
+  o.resume = training_position{.epoch = 2, .next_item = 8, .global_step = 5, .epoch_loss_sum = 8, .epoch_items = 8};
+  long calls = 0;
+  const auto h = fit(10, o, [&](std::span<const std::size_t> items) {
+    ++calls;
+    CHECK(items.size() == 2);  // the last minibatch of epoch 2: items 8 and 9
+    return 1.0;
+  });
+  CHECK(calls == 1);
+  REQUIRE(h.epochs.size() == 1);
+  CHECK(h.epochs[0].train_loss == 1.0);  // (8 + 1 * 2) / 10
+  adam<float> a;
+  sgd<float> s;
+  CHECK_THROWS_WITH_AS(a.set_steps(-1), doctest::Contains("adam::set_steps: t must be >= 0"), error);
+  CHECK_THROWS_WITH_AS(s.set_steps(-3), doctest::Contains("sgd::set_steps: t must be >= 0"), error);
 }
 
 }  // namespace hepgnn_test_train
