@@ -182,6 +182,9 @@ class gan_pair {
   Optimizer& generator_optimizer() { return opt_g_; }
   Optimizer& discriminator_optimizer() { return opt_d_; }
   const gan_training_config& config() const { return cfg_; }
+  /// The pair's noise and dropout draws: a checkpoint saves it (models/gan_checkpoint.hpp), so a resumed run
+  /// draws what an uninterrupted one would.
+  rng& noise_generator() { return gen_; }
 
   /// @brief One D step and one G step (see the file comment) on the real jets `items` of `data`.
   gan_step_losses train_step(const mpgan_training_data<T>& data, std::span<const std::size_t> items) {
