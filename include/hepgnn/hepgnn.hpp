@@ -50,6 +50,7 @@
 #include "hepgnn/nn/dynamic_edge_conv.hpp"
 #include "hepgnn/nn/edge_conv.hpp"
 #include "hepgnn/nn/element.hpp"
+#include "hepgnn/nn/epic_layer.hpp"
 #include "hepgnn/nn/gatv2_conv.hpp"
 #include "hepgnn/nn/graph_layer.hpp"
 #include "hepgnn/nn/graph_sequential.hpp"
@@ -150,7 +151,9 @@
 #include "hepgnn/metrics/tracking.hpp"
 
 #include "hepgnn/models/autoencoder.hpp"
+#include "hepgnn/models/epic_training.hpp"
 #include "hepgnn/models/fpnd.hpp"
+#include "hepgnn/models/gan_checkpoint.hpp"
 #include "hepgnn/models/mpgan.hpp"
 #include "hepgnn/models/mpgan_discriminator.hpp"
 #include "hepgnn/models/mpgan_training.hpp"
