@@ -175,6 +175,34 @@ TEST_CASE("epic: padded particles change nothing, infer equals forward, one jet 
   CHECK(out2.bottomRows(5) != out.bottomRows(5));
 }
 
+TEST_CASE("epic_generator: infer in chunks of jets equals forward at 1 and 2 threads; backward needs forward") {
+  const auto cfg = tiny_generator(60);
+  epic_generator<double> g(cfg);
+  const long B = 200;  // about 6,000 real particles: several of infer's chunks
+  const auto z = random_noise(B, cfg, 5);
+  rng gen(6);
+  std::vector<std::int64_t> n(static_cast<std::size_t>(B));
+  for (auto& k : n) k = 1 + static_cast<std::int64_t>(gen.uniform() * 60);
+  long rows = 0;
+  for (auto k : n) rows += k;
+  REQUIRE(rows > 3 * epic_generator<double>::infer_chunk_rows);
+  epic_generator<double>::workspace wf;
+  const matrix<double> out = g.forward(z, n, wf);
+  const auto infer_at = [&](int threads) {
+    return hepgnn_test::at_threads(threads, [&] {
+      epic_generator<double>::workspace wi;
+      return matrix<double>(g.infer(z, n, wi));
+    });
+  };
+  CHECK(infer_at(1) == out);
+  CHECK(infer_at(2) == out);
+  // infer keeps nothing for backward: a workspace last used by infer is refused
+  const matrix<double> dout = matrix<double>::Ones(out.rows(), out.cols());
+  g.infer(z, n, wf);
+  CHECK_THROWS_WITH_AS(g.backward(z, dout, wf, nullptr), doctest::Contains("call forward with this noise first"),
+                       hepgnn::error);
+}
+
 TEST_CASE("epic: bad input is refused naming the argument and the expected shape") {
   const auto cfg = tiny_generator();
   epic_generator<double> g(cfg);

@@ -142,12 +142,14 @@ inline auto gather_rows(const matrix<double>& per_jet) {
   };
 }
 
-inline void check_options(const char* who, const w1_options& o, index_t n1, index_t n2) {
+/// The seeded batches of `o`, checked against the n1 real and n2 generated jets given.
+inline eval_batches seeded_batches(const char* who, const w1_options& o, index_t n1, index_t n2) {
   HEPGNN_CHECK(o.num_batches >= 1, who, ": num_batches must be >= 1, got ", o.num_batches);
   HEPGNN_CHECK(o.num_eval_samples >= 1, who, ": num_eval_samples must be >= 1, got ", o.num_eval_samples);
   HEPGNN_CHECK(o.num_eval_samples <= n1 && o.num_eval_samples <= n2, who, ": num_eval_samples = ",
                o.num_eval_samples, " exceeds the jets given (real: ", n1, ", generated: ", n2,
                "); give at least as many jets as are drawn per batch");
+  return draw_eval_batches(n1, n2, o.num_eval_samples, o.num_batches, o.seed);
 }
 }  // namespace generation_detail
 
@@ -165,9 +167,7 @@ w1_score w1m(const jet_array<T>& real, const jet_array<T>& gen, const eval_batch
 /// @brief w1m over opt.num_batches batches of opt.num_eval_samples jets drawn with replacement (seeded).
 template <class T>
 w1_score w1m(const jet_array<T>& real, const jet_array<T>& gen, const w1_options& opt = {}) {
-  generation_detail::check_options("w1m", opt, real.num_jets, gen.num_jets);
-  return w1m(real, gen, draw_eval_batches(real.num_jets, gen.num_jets, opt.num_eval_samples, opt.num_batches,
-                                          opt.seed));
+  return w1m(real, gen, generation_detail::seeded_batches("w1m", opt, real.num_jets, gen.num_jets));
 }
 
 /// @brief W1 of each particle feature (eta_rel, phi_rel, pt_rel) between the particles of the batch's jets:
@@ -195,9 +195,7 @@ w1_scores w1p(const jet_array<T>& real, const jet_array<T>& gen, const eval_batc
 /// @brief w1p over opt.num_batches seeded batches of opt.num_eval_samples jets.
 template <class T>
 w1_scores w1p(const jet_array<T>& real, const jet_array<T>& gen, const w1_options& opt = {}) {
-  generation_detail::check_options("w1p", opt, real.num_jets, gen.num_jets);
-  return w1p(real, gen, draw_eval_batches(real.num_jets, gen.num_jets, opt.num_eval_samples, opt.num_batches,
-                                          opt.seed));
+  return w1p(real, gen, generation_detail::seeded_batches("w1p", opt, real.num_jets, gen.num_jets));
 }
 
 /// @brief W1 of each EFP (default: the 5 of JetNet's w1efp, efp_graphs::n4_d4_prime()) between the batch's jets.
@@ -214,10 +212,7 @@ w1_scores w1efp(const jet_array<T>& real, const jet_array<T>& gen, const eval_ba
 template <class T>
 w1_scores w1efp(const jet_array<T>& real, const jet_array<T>& gen, const w1_options& opt = {},
                 const std::vector<efp_graph>& graphs = efp_graphs::n4_d4_prime()) {
-  generation_detail::check_options("w1efp", opt, real.num_jets, gen.num_jets);
-  return w1efp(real, gen,
-               draw_eval_batches(real.num_jets, gen.num_jets, opt.num_eval_samples, opt.num_batches, opt.seed),
-               graphs);
+  return w1efp(real, gen, generation_detail::seeded_batches("w1efp", opt, real.num_jets, gen.num_jets), graphs);
 }
 
 /// @brief JetNet's FPD / KPD features of jets: the 36 EFPs with d <= 4 (get_fpd_kpd_jet_features).

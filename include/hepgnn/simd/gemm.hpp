@@ -295,6 +295,20 @@ void rows(long M, long N, long K, const T* A, long lda, const T* B, long ldb, T*
 
 inline long padded(long n, long L) { return (n + L - 1) / L * L; }
 
+/// dst (cols x ldd, zero-padded past rows) = the transpose of src (rows x cols, row stride lds), in 16 x 16 blocks:
+/// the 16 destination rows a block writes stay in L1 (element by element, each write would touch another line).
+template <class T>
+void transpose_padded(long rows, long cols, const T* src, long lds, T* dst, long ldd) {
+  constexpr long B = 16;
+  for (long c = 0; c < cols; ++c) std::fill(dst + c * ldd + rows, dst + (c + 1) * ldd, T(0));
+  for (long r0 = 0; r0 < rows; r0 += B)
+    for (long c0 = 0; c0 < cols; c0 += B) {
+      const long r1 = std::min(r0 + B, rows), c1 = std::min(c0 + B, cols);
+      for (long r = r0; r < r1; ++r)
+        for (long c = c0; c < c1; ++c) dst[c * ldd + r] = src[r * lds + c];
+    }
+}
+
 /// dst (rows x ldd, zero-padded past cols) = src rows (row stride lds).
 template <class T>
 void copy_padded(long rows, long cols, const T* src, long lds, T* dst, long ldd) {
@@ -377,9 +391,8 @@ void linear_forward(const matrix<T>& x, const matrix<T>& w, const std::type_iden
     const long Np = gemm_detail::padded(N, L);
     // W^T as a zero-padded K x Np panel, followed by the padded bias.
     T* bt = gemm_detail::scratch<T>(0, static_cast<std::size_t>((K + 1) * Np));
-    std::fill(bt, bt + (K + 1) * Np, T(0));
-    for (long n = 0; n < N; ++n)
-      for (long k = 0; k < K; ++k) bt[k * Np + n] = w(n, k);
+    gemm_detail::transpose_padded(N, K, w.data(), K, bt, Np);
+    std::fill(bt + K * Np, bt + (K + 1) * Np, T(0));
     if (bias) std::copy_n(bias, N, bt + K * Np);
     gemm_detail::rows<T, Arch>(M, N, K, x.data(), K, bt, Np, y.data(), N, false, {bias ? bt + K * Np : nullptr, relu},
                                false, then);
