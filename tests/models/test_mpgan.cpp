@@ -15,6 +15,7 @@
 #include "hepgnn/models/mpgan.hpp"
 #include "support/check_layer.hpp"
 #include "support/data.hpp"
+#include "support/thread_count.hpp"
 
 namespace hepgnn_test_mpgan {  // this file's names, apart from the other files of its unity build
 
@@ -168,6 +169,38 @@ TEST_CASE("mpgan_generator: backward against finite differences (double)") {
     g.backward(x, R, ws, &dx);
   };
   hepgnn_test::check_gradients(g, loss, backward, {{"noise", &x, &dx}}, {.tol = 1e-6});
+}
+
+TEST_CASE("mpgan_generator: infer in chunks of jets equals forward at 1 and 2 threads; backward needs forward") {
+  mpgan_generator_config cfg;
+  cfg.num_particles = 10;
+  cfg.noise_features = 3;
+  cfg.hidden = 4;
+  cfg.output_features = 3;
+  cfg.fe = {6, 5};
+  cfg.fn = {7};
+  cfg.seed = 8;
+  const mpgan_generator<double> g(cfg);
+  const long B = 130;  // 100 pairs per jet: four of infer's chunks, the last one short
+  REQUIRE(B * 100 > 3 * mpgan_generator<double>::infer_chunk_pairs);
+  rng gen(6);
+  matrix<double> x;
+  g.draw_noise(B, 0.2, gen, x);
+  std::vector<std::int64_t> n(static_cast<std::size_t>(B));
+  for (auto& k : n) k = 1 + static_cast<std::int64_t>(gen.uniform() * 10);
+  mpgan_generator<double>::workspace wf;
+  const matrix<double> out = g.forward(x, n, wf);
+  const auto infer_at = [&](int threads) {
+    return hepgnn_test::at_threads(threads, [&] {
+      mpgan_generator<double>::workspace wi;
+      return matrix<double>(g.infer(x, n, wi));
+    });
+  };
+  CHECK(infer_at(1) == out);
+  CHECK(infer_at(2) == out);
+  g.infer(x, n, wf);
+  CHECK_THROWS_WITH_AS(mpgan_generator<double>(cfg).backward(x, out, wf, nullptr),
+                       doctest::Contains("call forward with this noise first"), error);
 }
 
 TEST_CASE("mpgan_generator: save_model / load_model round trip") {

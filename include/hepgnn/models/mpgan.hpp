@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/io/model_file.hpp"
 #include "hepgnn/nn/mpgan_message_passing.hpp"
@@ -77,7 +78,21 @@ class mpgan_generator {
     std::vector<long> order;  ///< mask_c's sort buffer (kept: inference allocates nothing after warm-up)
     matrix<T> y;          ///< message-passing output before tanh
     matrix<T> out;        ///< g_raw
+    bool from_forward = false;  ///< c and y are forward's (backward needs them)
+    /// infer: a chunk of jets on one thread (its noise rows, mask and the block's buffers)
+    struct chunk {
+      typename block_type::cache c;
+      batch b;
+      std::vector<T> mask;
+      matrix<T> z, y;
+    };
+    std::vector<chunk> per_thread;
   };
+
+  /// Particle pairs (edges, self loops included) per chunk of whole jets that infer runs through the message
+  /// passing at once: the edge activations of a chunk stay in cache instead of the batch's streaming through memory
+  /// once per edge layer, and chunks run in parallel. Jets do not see each other: results equal forward's.
+  static constexpr long infer_chunk_pairs = 4096;
 
   explicit mpgan_generator(const mpgan_generator_config& cfg = {}) : cfg_(checked(cfg)), mp_(make(cfg_)) {}
 
@@ -93,10 +108,24 @@ class mpgan_generator {
 
   /// @brief g_raw ((B * num_particles) x (output_features + 1)) for noise ((B * num_particles) x noise_features, jet
   /// by jet) and nparticles (B multiplicities in 1..num_particles).
+  /// Chunks of jets in parallel (infer_chunk_pairs), equal to forward's at any thread count.
   const matrix<T>& infer(const matrix<T>& noise, const std::vector<std::int64_t>& nparticles, workspace& ws) const {
     prepare(noise, nparticles, ws, "mpgan_generator::infer");
-    mp_.infer(noise, ws.b, ws.y, ws.c, &ws.mask);
-    finish(ws);
+    ws.from_forward = false;
+    const long N = cfg_.num_particles, B = static_cast<long>(nparticles.size()), F = cfg_.output_features;
+    const long per_chunk = std::max(1L, infer_chunk_pairs / (N * N)), chunks = (B + per_chunk - 1) / per_chunk;
+    const auto threads = static_cast<std::size_t>(max_threads());
+    if (ws.per_thread.size() < threads) ws.per_thread.resize(threads);
+    ws.out.resize(B * N, F + 1);
+    parallel_for<loop_schedule::dynamic_single>(chunks, chunks > 1, [&](long k) {
+      auto& t = ws.per_thread[static_cast<std::size_t>(thread_index())];
+      const long q0 = k * per_chunk, jets = std::min(B, q0 + per_chunk) - q0;
+      if (t.b.num_graphs() != jets || t.b.num_nodes() != jets * N) t.b = batch::uniform(jets, N);
+      t.z = noise.middleRows(q0 * N, jets * N);
+      t.mask.assign(ws.mask.begin() + q0 * N, ws.mask.begin() + (q0 + jets) * N);
+      mp_.infer(t.z, t.b, t.y, t.c, &t.mask);
+      write_out(t.y, t.mask.data(), ws.out.middleRows(q0 * N, jets * N));
+    });
     return ws.out;
   }
 
@@ -104,7 +133,9 @@ class mpgan_generator {
   const matrix<T>& forward(const matrix<T>& noise, const std::vector<std::int64_t>& nparticles, workspace& ws) const {
     prepare(noise, nparticles, ws, "mpgan_generator::forward");
     mp_.forward(noise, ws.b, ws.y, ws.c, &ws.mask);
-    finish(ws);
+    ws.out.resize(ws.y.rows(), cfg_.output_features + 1);
+    write_out(ws.y, ws.mask.data(), ws.out.middleRows(0, ws.out.rows()));
+    ws.from_forward = true;
     return ws.out;
   }
 
@@ -113,7 +144,8 @@ class mpgan_generator {
   void backward(const matrix<T>& noise, const matrix<T>& dout, workspace& ws, matrix<T>* dnoise) {
     const int F = cfg_.output_features;
     check_shape(dout, ws.out.rows(), F + 1, "mpgan_generator::backward: output gradient dout");
-    HEPGNN_CHECK(noise.rows() == ws.out.rows(), "mpgan_generator::backward: call forward with this noise first");
+    HEPGNN_CHECK(ws.from_forward && noise.rows() == ws.out.rows(),
+                 "mpgan_generator::backward: call forward with this noise first (infer keeps nothing for backward)");
     // d tanh(y) = 1 - tanh(y)^2
     const matrix<T> dy = (dout.leftCols(F).array() * (T(1) - ws.out.leftCols(F).array().square())).matrix();
     mp_.backward(noise, ws.b, ws.y, dy, ws.c, dnoise);
@@ -163,7 +195,7 @@ class mpgan_generator {
     o.pos_dims = 0;  // MPGAN's generators: pos_diffs False
     o.sum = true;
     o.negative_slope = cfg.negative_slope;
-    o.final_activation = false;  // fn's last layer is linear (LinearNet final_linear); tanh follows, in finish()
+    o.final_activation = false;  // fn's last layer is linear (LinearNet final_linear); tanh follows, in write_out()
     o.message_first = true;      // MPLayer's node input is [m_i, h_i]: MPGAN's weights load unchanged
     return block_type(gen, o);
   }
@@ -189,11 +221,12 @@ class mpgan_generator {
              ws.mask.data() + q * N, ws.order);
   }
 
-  void finish(workspace& ws) const {
+  /// g_raw rows: tanh of the message passing's output, then mask - 0.5.
+  template <class Rows>
+  void write_out(const matrix<T>& y, const T* mask, Rows&& out) const {
     const int F = cfg_.output_features;
-    ws.out.resize(ws.y.rows(), F + 1);
-    ws.out.leftCols(F) = ws.y.array().tanh().matrix();
-    for (long r = 0; r < ws.y.rows(); ++r) ws.out(r, F) = ws.mask[static_cast<std::size_t>(r)] - T(0.5);
+    out.leftCols(F) = y.array().tanh().matrix();
+    for (long r = 0; r < y.rows(); ++r) out(r, F) = mask[r] - T(0.5);
   }
 
   mpgan_generator_config cfg_;
