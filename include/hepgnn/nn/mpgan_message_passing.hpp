@@ -29,10 +29,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "hepgnn/core/batch.hpp"
+#include "hepgnn/core/parallel.hpp"
 #include "hepgnn/core/rng.hpp"
 #include "hepgnn/graph/fully_connected.hpp"
 #include "hepgnn/nn/aggregate.hpp"
@@ -163,8 +165,7 @@ class mpgan_message_passing {
       for (std::size_t l = L; l-- > 0;) {
         const matrix<T>& out = c.fn_act[t][l];
         const bool act = l + 1 < L || (t + 1 == o_.iterations && o_.final_activation);
-        if (c.dropped) apply_dropout(c.g, c.dropout_seed, layer_tag(t, 1, l));
-        if (act) leaky_backward(out, c.g, slope);
+        dropout_activation_backward(out, c.g, act, slope, dropout_mask(c.dropped, c.dropout_seed, layer_tag(t, 1, l)));
         const matrix<T>& in = l == 0 ? c.nin[t] : c.fn_act[t][l - 1];
         fn[l].backward(in, out, c.g, none, nullptr);
         c.g2.noalias() = c.g * fn[l].weight();
@@ -181,8 +182,8 @@ class mpgan_message_passing {
       // selects the LeakyReLU branch where w_j > 0, and where w_j = 0 the gradient is 0 on either branch.
       if (!c.source_mask.empty()) apply_source_mask(b, c.pairs, c.source_mask, c.g);
       for (std::size_t l = Le; l-- > 0;) {
-        if (c.dropped) apply_dropout(c.g, c.dropout_seed, layer_tag(t, 0, l));
-        leaky_backward(c.fe_act[t][l], c.g, slope);
+        dropout_activation_backward(c.fe_act[t][l], c.g, true, slope,
+                                    dropout_mask(c.dropped, c.dropout_seed, layer_tag(t, 0, l)));
         if (l == 0) break;
         fe[l].backward(c.fe_act[t][l - 1], c.fe_act[t][l], c.g, none, nullptr);
         c.g2.noalias() = c.g * fe[l].weight();
@@ -259,19 +260,63 @@ class mpgan_message_passing {
     return o;
   }
 
-  static void leaky(matrix<T>& m, T slope) { m = (m.array() > T(0)).select(m, slope * m); }
-  /// g *= f'(pre) where out = leaky(pre): the sign of out is the sign of pre (slope > 0).
-  static void leaky_backward(const matrix<T>& out, matrix<T>& g, T slope) {
-    g = (out.array() > T(0)).select(g, slope * g);
-  }
-
   /// Distinct stream per (iteration, MLP: 0 edge / 1 node, layer).
   static std::uint64_t layer_tag(int t, int net, std::size_t l) {
     return (static_cast<std::uint64_t>(t) << 20) | (static_cast<std::uint64_t>(net) << 16) | l;
   }
 
-  void apply_dropout(matrix<T>& m, std::uint64_t seed, std::uint64_t tag) const {
-    hashed_dropout(m, o_.dropout, seed, tag);
+  /// The dropout mask of layer `tag` in a call with dropout seed `seed`, or none.
+  std::optional<hashed_dropout_mask<T>> dropout_mask(bool drop, std::uint64_t seed, std::uint64_t tag) const {
+    if (!drop) return std::nullopt;
+    return hashed_dropout_mask<T>(o_.dropout, seed, tag);
+  }
+
+  /// Calls f(r0, r1) on blocks of about 2^14 entries of an rows x cols matrix, in parallel when it is large.
+  template <class F>
+  static void row_blocks(long rows, long cols, F&& f) {
+    const long block = std::max(1L, (1L << 14) / std::max(1L, cols)), blocks = (rows + block - 1) / block;
+    parallel_for(blocks, rows * cols >= parallel_limits::min_work,
+                 [&](long q) { f(q * block, std::min(rows, (q + 1) * block)); });
+  }
+
+  /// o = dropout(leaky(o + bias)): bias when not null, leaky when `act`, dropout when `mask`, each entry computed
+  /// as separate passes would. Block by block (64 KiB, in cache), so the edge matrices, too large for the cache,
+  /// are read from memory once, not three times.
+  static void bias_activation_dropout(matrix<T>& o, const T* bias, bool act, T slope,
+                                      const std::optional<hashed_dropout_mask<T>>& mask) {
+    const long cols = o.cols();
+    T* v = o.data();
+    row_blocks(o.rows(), cols, [&](long r0, long r1) {
+      const long k0 = r0 * cols, k1 = r1 * cols;
+      const T s = slope;  // locals, not the closure's members: stores to v cannot alias them, the loops vectorise
+      if (bias)
+        for (long r = r0; r < r1; ++r)
+          for (long j = 0; j < cols; ++j) v[r * cols + j] += bias[j];
+      if (act)
+        for (long k = k0; k < k1; ++k) v[k] = v[k] > T(0) ? v[k] : s * v[k];
+      if (mask) {
+        const hashed_dropout_mask<T> m = *mask;
+        for (long k = k0; k < k1; ++k) v[k] *= m.factor(static_cast<std::uint64_t>(k));
+      }
+    });
+  }
+
+  /// The backward of bias_activation_dropout on its output `out`: g = g * mask, then g *= leaky'(.) when `act`.
+  static void dropout_activation_backward(const matrix<T>& out, matrix<T>& g, bool act, T slope,
+                                          const std::optional<hashed_dropout_mask<T>>& mask) {
+    const long cols = g.cols();
+    const T* y = out.data();
+    T* v = g.data();
+    row_blocks(g.rows(), cols, [&](long r0, long r1) {
+      const long k0 = r0 * cols, k1 = r1 * cols;
+      const T s = slope;
+      if (mask) {
+        const hashed_dropout_mask<T> m = *mask;
+        for (long k = k0; k < k1; ++k) v[k] *= m.factor(static_cast<std::uint64_t>(k));
+      }
+      if (act)
+        for (long k = k0; k < k1; ++k) v[k] = y[k] > T(0) ? v[k] : s * v[k];
+    });
   }
 
   /// Multiplies the rows of the edge matrix m (e = e0 + i ng + j within a jet, j the source) by w_j.
@@ -342,15 +387,13 @@ class mpgan_message_passing {
             if (P > 0) z.row(e) += d * fe[0].weight().col(2 * F).transpose();
           }
       }
-      leaky(z, slope);
-      if (drop) apply_dropout(z, c.dropout_seed, layer_tag(t, 0, 0));
+      bias_activation_dropout(z, nullptr, true, slope, dropout_mask(drop, c.dropout_seed, layer_tag(t, 0, 0)));
       for (std::size_t l = 1; l < fe.size(); ++l) {
         matrix<T>& o = c.fe_act[t][l];
         o.resize(ne, fe[l].out_features());
         multiply_transposed(c.fe_act[t][l - 1], fe[l].weight(), o);
-        o.rowwise() += fe[l].bias().row(0);
-        leaky(o, slope);
-        if (drop) apply_dropout(o, c.dropout_seed, layer_tag(t, 0, l));
+        bias_activation_dropout(o, fe[l].bias().data(), true, slope,
+                                dropout_mask(drop, c.dropout_seed, layer_tag(t, 0, l)));
       }
       // aggregate messages per receiving node
       if (!c.source_mask.empty()) apply_source_mask(b, c.pairs, c.source_mask, c.fe_act[t].back());
@@ -371,9 +414,8 @@ class mpgan_message_passing {
         const matrix<T>& in = l == 0 ? c.nin[t] : c.fn_act[t][l - 1];
         o.resize(n, fn[l].out_features());
         multiply_transposed(in, fn[l].weight(), o);
-        o.rowwise() += fn[l].bias().row(0);
-        if (l + 1 < fn.size() || (t + 1 == T_ && o_.final_activation)) leaky(o, slope);
-        if (drop) apply_dropout(o, c.dropout_seed, layer_tag(t, 1, l));
+        bias_activation_dropout(o, fn[l].bias().data(), l + 1 < fn.size() || (t + 1 == T_ && o_.final_activation),
+                                slope, dropout_mask(drop, c.dropout_seed, layer_tag(t, 1, l)));
       }
       c.h[t + 1] = c.fn_act[t].back();
     }
