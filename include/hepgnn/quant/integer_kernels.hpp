@@ -87,6 +87,16 @@ inline std::int64_t wrapping_add(std::int64_t a, std::int64_t b) {
   return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
 }
 
+/// @brief a (+)= p in the accumulator format: overflow-handled after the addition (p already cast to it), or, for
+/// AP_WRAP, modulo 2^64 (the caller reduces to W bits once at the end: the same bits).
+template <overflow_mode O>
+inline std::int64_t accumulate_lane(std::int64_t a, std::int64_t p, const lane_range& r) {
+  if constexpr (O == overflow_mode::wrap)
+    return wrapping_add(a, p);
+  else
+    return overflow_lane<O>(a + overflow_lane<O>(p, r), r);
+}
+
 /// @brief Sizes and shifts of one fixed-point dense product (see quantized_dense).
 struct dense_kernel_shape {
   int batch, in, out;
@@ -109,25 +119,41 @@ void dense_accumulate(const std::int32_t* x, const std::int32_t* w, const std::i
       const std::int32_t* wi = w + static_cast<std::int64_t>(i) * k.out;
       if (sh > 0) {
         for (int j = 0; j < k.out; ++j) {
-          const std::int64_t p = round_shift_lane<Q>(xi * static_cast<std::int64_t>(wi[j]), sh);
-          if constexpr (O == overflow_mode::wrap)
-            a[j] = wrapping_add(a[j], p);  // modulo 2^64, wrapped to W bits once below (same bits)
-          else
-            a[j] = overflow_lane<O>(a[j] + overflow_lane<O>(p, acc_range), acc_range);
+          a[j] = accumulate_lane<O>(a[j], round_shift_lane<Q>(xi * static_cast<std::int64_t>(wi[j]), sh), acc_range);
         }
       } else {
         const int left = -sh;
         for (int j = 0; j < k.out; ++j) {
-          const std::int64_t p = (xi * static_cast<std::int64_t>(wi[j])) * (std::int64_t(1) << left);
-          if constexpr (O == overflow_mode::wrap)
-            a[j] = wrapping_add(a[j], p);
-          else
-            a[j] = overflow_lane<O>(a[j] + overflow_lane<O>(p, acc_range), acc_range);
+          a[j] = accumulate_lane<O>(a[j], (xi * static_cast<std::int64_t>(wi[j])) * (std::int64_t(1) << left), acc_range);
         }
       }
     }
     if constexpr (O == overflow_mode::wrap)
       for (int j = 0; j < k.out; ++j) a[j] = overflow_lane<O>(a[j], acc_range);
+  }
+}
+
+/// @brief The fixed-point sum of each segment of rows (aggregation over a node's incoming edges, pooling over a
+/// graph's nodes): acc[s, j] = 0, then acc[s, j] (+)= (accum_t) m[r, j] for r = offsets[s], ..., offsets[s + 1] - 1,
+/// each term cast to the accumulator (shift = F_m - F_accum: > 0 rounds by Q, <= 0 shifts left) and each sum
+/// overflow-handled by O (AP_WRAP: once at the end, the same bits). m is [rows, cols] raw, acc [segments, cols].
+template <quant_mode Q, overflow_mode O, class Index>
+void segment_sum_accumulate(const std::int32_t* m, int cols, const Index* offsets, long segments, int shift,
+                            const lane_range& acc_range, std::int64_t* acc) {
+  for (long s = 0; s < segments; ++s) {
+    std::int64_t* a = acc + s * cols;
+    for (int j = 0; j < cols; ++j) a[j] = 0;
+    for (Index r = offsets[s]; r < offsets[s + 1]; ++r) {
+      const std::int32_t* mr = m + static_cast<std::int64_t>(r) * cols;
+      if (shift > 0) {
+        for (int j = 0; j < cols; ++j) a[j] = accumulate_lane<O>(a[j], round_shift_lane<Q>(mr[j], shift), acc_range);
+      } else {
+        const std::int64_t scale = std::int64_t(1) << -shift;
+        for (int j = 0; j < cols; ++j) a[j] = accumulate_lane<O>(a[j], static_cast<std::int64_t>(mr[j]) * scale, acc_range);
+      }
+    }
+    if constexpr (O == overflow_mode::wrap)
+      for (int j = 0; j < cols; ++j) a[j] = overflow_lane<O>(a[j], acc_range);
   }
 }
 
