@@ -218,6 +218,27 @@ TEST_CASE("fixed_interaction_network: per-column input quantizers equal the scal
   check_against_scalar<quantized>(make_net(0.8, 21), graph::from_edges(b.num_nodes(), src, dst), b, 1.5);
 }
 
+TEST_CASE("fixed_interaction_network: many blocks of edges, nodes and graphs equal the scalar emulation") {
+  // 300 jets of 0..24 particles: thousands of edges and nodes, over 256 graphs, a node with over 256 incoming edges
+  std::mt19937_64 gen(8);
+  std::vector<index_t> sizes;
+  for (int k = 0; k < 300; ++k) sizes.push_back(static_cast<index_t>(gen() % 25));
+  sizes[7] = 0;
+  sizes[8] = 20;
+  const batch b = batch::from_sizes(sizes);
+  graph g = fully_connected(b);
+  std::vector<index_t> src, dst;
+  for (index_t i = 0; i < g.num_nodes; ++i)
+    for (index_t s : g.incoming(i)) src.push_back(s), dst.push_back(i);
+  const index_t hub = b.begin(8);
+  for (int r = 0; r < 300; ++r) src.push_back(b.begin(8) + static_cast<index_t>(r % b.size(8))), dst.push_back(hub);
+  g = graph::from_edges(b.num_nodes(), src, dst);
+  REQUIRE(g.degree(hub) > 256);
+  check_against_scalar<hls_default>(make_net(0.8, 40), g, b, 1.5);
+  check_against_scalar<rounding>(make_net(0.9, 41), g, b, 2.5);
+  check_against_scalar<quantized>(make_net(0.8, 42), g, b, 1.5);
+}
+
 TEST_CASE("fixed_interaction_network: bad parts and graphs are rejected, naming them") {
   const net_w nw = make_net(0.8, 30);
   const auto good = make_fixed<hls_default>(nw).parts();

@@ -157,4 +157,55 @@ void segment_sum_accumulate(const std::int32_t* m, int cols, const Index* offset
   }
 }
 
+/// @brief The dense product with rows as the vector lanes (for many short rows: edges, nodes): x is feature-major
+/// [in, stride] (input i of row r at x[i * stride + r]), w is [out, in] raw, acc [out, stride] raw accumulators
+/// for rows r < rows. Per output o and row r: acc = bias_acc[o], then acc (+)= cast_accum(x_i * w_oi) for i
+/// ascending, exactly as dense_accumulate (the same bits).
+template <quant_mode Q, overflow_mode O>
+void dense_accumulate_rows(const std::int32_t* x, long rows, long stride, const std::int32_t* w,
+                           const std::int64_t* bias_acc, int in, int out, int shift, const lane_range& acc_range,
+                           std::int64_t* acc) {
+  for (int o = 0; o < out; ++o) {
+    std::int64_t* a = acc + o * stride;
+    for (long r = 0; r < rows; ++r) a[r] = bias_acc[o];
+    for (int i = 0; i < in; ++i) {
+      const std::int64_t wi = w[static_cast<long>(o) * in + i];
+      const std::int32_t* xi = x + i * stride;
+      if (shift > 0) {
+        for (long r = 0; r < rows; ++r) a[r] = accumulate_lane<O>(a[r], round_shift_lane<Q>(xi[r] * wi, shift), acc_range);
+      } else {
+        const std::int64_t scale = std::int64_t(1) << -shift;
+        for (long r = 0; r < rows; ++r) a[r] = accumulate_lane<O>(a[r], xi[r] * wi * scale, acc_range);
+      }
+    }
+    if constexpr (O == overflow_mode::wrap)
+      for (long r = 0; r < rows; ++r) a[r] = overflow_lane<O>(a[r], acc_range);
+  }
+}
+
+/// @brief dense_accumulate_rows for AP_TRN / AP_WRAP accumulators (hls4ml's default) whose products fit int32
+/// (W_x + W_w <= 32, shift > 0, W_accum <= 32), on int32 lanes (twice as many per vector): the sums are kept
+/// modulo 2^32 and wrapped to W once at the end, the same bits as the int64 kernel since 2^W divides 2^32. Writes
+/// the wrapped accumulators, [out, stride] int32.
+inline void dense_accumulate_rows_trn_wrap32(const std::int32_t* x, long rows, long stride, const std::int32_t* w,
+                                             const std::int64_t* bias_acc, int in, int out, int shift,
+                                             const lane_range& acc_range, std::int32_t* acc) {
+  const int up = 32 - acc_range.width;
+  for (int o = 0; o < out; ++o) {
+    std::int32_t* a = acc + o * stride;
+    const auto b = static_cast<std::uint32_t>(bias_acc[o]);
+    for (long r = 0; r < rows; ++r) a[r] = static_cast<std::int32_t>(b);
+    for (int i = 0; i < in; ++i) {
+      const std::int32_t wi = w[static_cast<long>(o) * in + i];
+      const std::int32_t* xi = x + i * stride;
+      for (long r = 0; r < rows; ++r)
+        a[r] = static_cast<std::int32_t>(static_cast<std::uint32_t>(a[r]) + static_cast<std::uint32_t>((xi[r] * wi) >> shift));
+    }
+    for (long r = 0; r < rows; ++r) {
+      const std::uint32_t v = static_cast<std::uint32_t>(a[r]) << up;
+      a[r] = acc_range.is_signed ? static_cast<std::int32_t>(v) >> up : static_cast<std::int32_t>(v >> up);
+    }
+  }
+}
+
 }  // namespace hepgnn::quant

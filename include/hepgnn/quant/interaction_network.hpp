@@ -20,8 +20,10 @@
 ///   columns of [x_dst, x_src] and [x_i, a_i] come from their own formats (input, aggregate.result).
 /// - Sums (aggregate, pool): acc = 0 in `accum`; acc += (accum_t) term for each term in order, every sum
 ///   overflow-handled by accum's O; out = (result_t) acc. Mean is not provided (a fixed-point mean needs 1/n).
-/// Kernels: dense_accumulate and segment_sum_accumulate (integer_kernels.hpp, output index as the vector lane);
-/// one thread.
+/// Kernels (integer_kernels.hpp, one thread): dense_accumulate_rows over blocks of about 256 rows (edges of whole
+/// destination nodes, nodes, graphs) held feature-major, so the rows are the int64 vector lanes and the short
+/// feature loops are outside (int32 lanes, dense_accumulate_rows_trn_wrap32, for AP_TRN/AP_WRAP accumulators whose
+/// products fit); the sums with segment_sum_accumulate.
 
 #include <algorithm>
 #include <string>
@@ -65,8 +67,9 @@ class fixed_interaction_network {
  public:
   /// @brief Reusable buffers of forward_raw (no allocation once sizes repeat).
   struct workspace {
-    std::vector<std::int32_t> a, b, xr, xs;
+    std::vector<std::int32_t> xr, xs, agg, o, pooled, u, v;  // u, v: feature-major blocks
     std::vector<std::int64_t> acc;
+    std::vector<index_t> local;
   };
 
   /// @brief Checks the widths and formats of every stage; throws hepgnn::error naming the part.
@@ -88,6 +91,9 @@ class fixed_interaction_network {
                  " outputs, got ", p_.classifier.front().dense.in_features());
     check_sum(p_.aggregate, p_.edge.back().output(), "parts.aggregate");
     check_sum(p_.pool, p_.node.back().output(), "parts.pool");
+    ke_ = kernels(p_.edge);
+    kn_ = kernels(p_.node);
+    kc_ = kernels(p_.classifier);
   }
 
   const fixed_interaction_parts& parts() const { return p_; }
@@ -101,47 +107,85 @@ class fixed_interaction_network {
   /// destination) whose nodes are grouped into graphs by b; an edge must join two nodes of the same graph.
   void forward_raw(const std::int32_t* x, const graph& g, const batch& b, std::int32_t* y, workspace& w) const {
     check_graph(g, b);
-    const long n = g.num_nodes, ne = g.num_edges(), ng = b.num_graphs(), P = in_;
-    // edge network input [x_dst, x_src]: each half cast once per node, then gathered per edge
+    const long n = g.num_nodes, ng = b.num_graphs(), P = in_, pw = p_.node.back().dense.out_features();
+    // the halves of [x_dst, x_src] in the edge network's input format, once per node
     const fixed_stage& e0 = p_.edge.front();
-    const bool plain = e0.input_quantizer.empty() && p_.input == e0.dense.precision().input;
     const std::int32_t* xr = x;
     const std::int32_t* xs = x;
-    if (!plain) {
+    if (!e0.input_quantizer.empty() || !(p_.input == e0.dense.precision().input)) {
       w.xr.resize(static_cast<std::size_t>(n * P));
       w.xs.resize(static_cast<std::size_t>(n * P));
-      cast_columns(x, n, P, p_.input, e0, 0, w.xr.data(), P);
-      cast_columns(x, n, P, p_.input, e0, static_cast<int>(P), w.xs.data(), P);
+      for (long i = 0; i < n; ++i)
+        for (long c = 0; c < P; ++c) {
+          w.xr[i * P + c] = cast_in(x[i * P + c], p_.input, e0, static_cast<int>(c));
+          w.xs[i * P + c] = cast_in(x[i * P + c], p_.input, e0, static_cast<int>(P + c));
+        }
       xr = w.xr.data();
       xs = w.xs.data();
     }
-    w.a.resize(static_cast<std::size_t>(ne * 2 * P));
-    for (long i = 0; i < n; ++i)
-      for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
-        std::int32_t* row = w.a.data() + static_cast<long>(e) * 2 * P;
-        std::copy_n(xr + i * P, P, row);
-        std::copy_n(xs + static_cast<long>(g.sources[e]) * P, P, row + P);
+    // edges, in blocks of whole destination nodes (about block_rows edges): f_R, then each node's sum
+    w.agg.resize(static_cast<std::size_t>(n * msg_));
+    const fixed_spec msg_format = p_.edge.back().output();
+    for (long i0 = 0; i0 < n;) {
+      const index_t first = g.offsets[i0];
+      long i1 = i0 + 1;
+      while (i1 < n && g.offsets[i1 + 1] - first <= block_rows) ++i1;
+      const long rows = g.offsets[i1] - first;
+      w.u.resize(static_cast<std::size_t>(2 * P * rows));
+      w.local.resize(static_cast<std::size_t>(i1 - i0 + 1));
+      for (long i = i0; i < i1; ++i) {
+        w.local[i - i0] = g.offsets[i] - first;
+        for (index_t e = g.offsets[i]; e < g.offsets[i + 1]; ++e) {
+          const long r = e - first, s = g.sources[e];
+          for (long c = 0; c < P; ++c) {
+            w.u[c * rows + r] = xr[i * P + c];
+            w.u[(P + c) * rows + r] = xs[s * P + c];
+          }
+        }
       }
-    run_chain(p_.edge, ne, w);  // messages in w.a, format edge.back().output()
-
-    // aggregation: w.b = [N, msg] sums; then the node input [x_i, a_i] in w.a
-    sum_rows(w.a.data(), msg_, g.offsets.data(), n, p_.edge.back().output(), p_.aggregate, w);
+      w.local[i1 - i0] = static_cast<index_t>(rows);
+      run_block(p_.edge, ke_, rows, w);
+      // the messages back to rows: the sums run with the message features as lanes
+      w.v.resize(static_cast<std::size_t>(rows * msg_));
+      for (long c = 0; c < msg_; ++c)
+        for (long r = 0; r < rows; ++r) w.v[r * msg_ + c] = w.u[c * rows + r];
+      const lane_range range(p_.aggregate.accum);
+      w.acc.resize(static_cast<std::size_t>((i1 - i0) * msg_));
+      with_modes(p_.aggregate.accum.q, p_.aggregate.accum.o, [&]<quant_mode Q, overflow_mode O>() {
+        segment_sum_accumulate<Q, O>(w.v.data(), msg_, w.local.data(), i1 - i0,
+                                     msg_format.frac() - p_.aggregate.accum.frac(), range, w.acc.data());
+      });
+      for (long e = 0; e < (i1 - i0) * msg_; ++e) w.agg[i0 * msg_ + e] = cast_sum(w.acc[e], p_.aggregate);
+      i0 = i1;
+    }
+    // nodes, in blocks: f_O on [x_i, a_i] (each part cast from its own format), outputs back to rows
     const fixed_stage& n0 = p_.node.front();
     const long nin = P + msg_;
-    w.a.resize(static_cast<std::size_t>(n * nin));
-    cast_columns(x, n, P, p_.input, n0, 0, w.a.data(), nin);
-    cast_columns(w.b.data(), n, msg_, p_.aggregate.result, n0, static_cast<int>(P), w.a.data() + P, nin);
-    run_chain(p_.node, n, w);
-
-    // pooling, classifier
+    w.o.resize(static_cast<std::size_t>(n * pw));
+    for (long i0 = 0; i0 < n; i0 += block_rows) {
+      const long rows = std::min<long>(block_rows, n - i0);
+      w.u.resize(static_cast<std::size_t>(nin * rows));
+      for (long c = 0; c < nin; ++c)
+        for (long r = 0; r < rows; ++r)
+          w.u[c * rows + r] = c < P ? cast_in(x[(i0 + r) * P + c], p_.input, n0, static_cast<int>(c))
+                                    : cast_in(w.agg[(i0 + r) * msg_ + c - P], p_.aggregate.result, n0, static_cast<int>(c));
+      run_block(p_.node, kn_, rows, w);
+      for (long c = 0; c < pw; ++c)
+        for (long r = 0; r < rows; ++r) w.o[(i0 + r) * pw + c] = w.u[c * rows + r];
+    }
+    // pooling (rows of each graph), classifier in blocks of graphs
+    sum_rows(w.o.data(), pw, b.node_offsets.data(), ng, p_.node.back().output(), p_.pool, w, w.pooled);
     const fixed_stage& c0 = p_.classifier.front();
-    sum_rows(w.a.data(), p_.node.back().dense.out_features(), b.node_offsets.data(), ng, p_.node.back().output(),
-             p_.pool, w);
-    const int pw = p_.node.back().dense.out_features();
-    w.a.resize(static_cast<std::size_t>(ng * pw));
-    cast_columns(w.b.data(), ng, pw, p_.pool.result, c0, 0, w.a.data(), pw);
-    run_chain(p_.classifier, ng, w);
-    std::copy_n(w.a.data(), ng * out_features(), y);
+    const long out = out_features();
+    for (long g0 = 0; g0 < ng; g0 += block_rows) {
+      const long rows = std::min<long>(block_rows, ng - g0);
+      w.u.resize(static_cast<std::size_t>(pw * rows));
+      for (long c = 0; c < pw; ++c)
+        for (long r = 0; r < rows; ++r) w.u[c * rows + r] = cast_in(w.pooled[(g0 + r) * pw + c], p_.pool.result, c0, static_cast<int>(c));
+      run_block(p_.classifier, kc_, rows, w);
+      for (long c = 0; c < out; ++c)
+        for (long r = 0; r < rows; ++r) y[(g0 + r) * out + c] = w.u[c * rows + r];
+    }
   }
 
   /// @brief Values in, values out: x (nodes x P) converted to parts().input as ap_fixed converts doubles; y
@@ -203,69 +247,104 @@ class fixed_interaction_network {
                        ") to another graph's node");
   }
 
-  /// Columns [col0, col0 + cols) of stage s's input, from src [rows, cols] raw in `from`, into dst (row stride
-  /// dst_stride), in s's input format by the column rule of the file comment.
-  static void cast_columns(const std::int32_t* src, long rows, long cols, const fixed_spec& from, const fixed_stage& s,
-                           int col0, std::int32_t* dst, long dst_stride) {
-    const fixed_spec& in = s.dense.precision().input;
-    for (long c = 0; c < cols; ++c) {
-      const bool q = !s.input_quantizer.empty();
-      const fixed_spec& mid = q ? s.input_quantizer[static_cast<std::size_t>(col0 + c)] : in;
-      if (!q && from == in) {
-        for (long r = 0; r < rows; ++r) dst[r * dst_stride + c] = src[r * cols + c];
-        continue;
+  /// Raw kernel operands of one stage: weights [out, in], bias in the accumulator, the product shift.
+  struct stage_kernel {
+    std::vector<std::int32_t> w;
+    std::vector<std::int64_t> bias;
+    int shift;
+    bool narrow;  ///< AP_TRN/AP_WRAP accumulator, products within int32: dense_accumulate_rows_trn_wrap32
+  };
+  static std::vector<stage_kernel> kernels(const std::vector<fixed_stage>& chain) {
+    std::vector<stage_kernel> k;
+    for (const fixed_stage& s : chain) {
+      const dense_precision& p = s.dense.precision();
+      const int shift = p.input.frac() + p.weight.frac() - p.accum.frac();
+      // |x| <= 2^(W - signed) and the same for w: products within int32 when those exponents add up to <= 30
+      const bool narrow = p.accum.q == quant_mode::trn && p.accum.o == overflow_mode::wrap && shift > 0 &&
+                          (p.input.width - p.input.is_signed) + (p.weight.width - p.weight.is_signed) <= 30;
+      stage_kernel sk{{}, {}, shift, narrow};
+      for (int o = 0; o < s.dense.out_features(); ++o) {
+        sk.bias.push_back(s.dense.bias_accum_raw(o));
+        for (int i = 0; i < s.dense.in_features(); ++i) sk.w.push_back(s.dense.weight_raw(o, i));
       }
-      for (long r = 0; r < rows; ++r) {
-        std::int64_t v = quantize_raw(src[r * cols + c], from.frac(), mid);
-        if (q) v = quantize_raw(v, mid.frac(), in);
-        dst[r * dst_stride + c] = static_cast<std::int32_t>(v);
-      }
+      k.push_back(std::move(sk));
     }
+    return k;
   }
 
-  /// Runs a chain on w.a ([rows, chain[0] inputs], already in chain[0]'s input format); leaves the output in w.a.
-  /// The first stage's input casts are the caller's (they depend on where the columns come from).
-  static void run_chain(const std::vector<fixed_stage>& chain, long rows, workspace& w) {
+  /// Input column `col` of stage s from a raw value v of format `from` (the column rule of the file comment).
+  static std::int32_t cast_in(std::int32_t v, const fixed_spec& from, const fixed_stage& s, int col) {
+    const fixed_spec& in = s.dense.precision().input;
+    if (s.input_quantizer.empty())
+      return from == in ? v : static_cast<std::int32_t>(quantize_raw(v, from.frac(), in));
+    const fixed_spec& q = s.input_quantizer[static_cast<std::size_t>(col)];
+    return static_cast<std::int32_t>(quantize_raw(quantize_raw(v, from.frac(), q), q.frac(), in));
+  }
+  static std::int32_t cast_sum(std::int64_t acc, const sum_precision& p) {
+    return static_cast<std::int32_t>(p.result == p.accum ? acc : quantize_raw(acc, p.accum.frac(), p.result));
+  }
+
+  /// Runs a chain on w.u (feature-major [chain[0] inputs, rows], in chain[0]'s input format: the caller casts the
+  /// first stage's columns, which come from several formats); leaves the output in w.u, feature-major.
+  static void run_block(const std::vector<fixed_stage>& chain, const std::vector<stage_kernel>& kern, long rows,
+                        workspace& w) {
     for (std::size_t k = 0; k < chain.size(); ++k) {
       const fixed_stage& s = chain[k];
-      if (k > 0) {  // the previous output into this stage's input format
-        const fixed_stage& prev = chain[k - 1];
-        const fixed_spec from = prev.output();
-        if (!s.input_quantizer.empty() || !(from == s.dense.precision().input)) {
-          w.b.resize(w.a.size());
-          cast_columns(w.a.data(), rows, s.dense.in_features(), from, s, 0, w.b.data(), s.dense.in_features());
-          w.a.swap(w.b);
-        }
+      const dense_precision& p = s.dense.precision();
+      const int in = s.dense.in_features(), out = s.dense.out_features();
+      if (k > 0) {
+        const fixed_spec from = chain[k - 1].output();
+        if (!s.input_quantizer.empty() || !(from == p.input))
+          for (long c = 0; c < in; ++c)
+            for (long r = 0; r < rows; ++r) w.u[c * rows + r] = cast_in(w.u[c * rows + r], from, s, static_cast<int>(c));
       }
-      const long out = s.dense.out_features();
-      w.b.resize(static_cast<std::size_t>(rows * out));
-      w.acc.resize(static_cast<std::size_t>(rows * out));
-      s.dense.forward_raw(w.a.data(), static_cast<int>(rows), w.b.data(), w.acc.data());
-      if (s.relu) relu_raw(w.b.data(), rows * out, s.dense.precision().result, s.relu_result, w.b.data());
-      w.a.swap(w.b);
+      const lane_range range(p.accum);
+      const long n = out * rows;
+      w.v.resize(static_cast<std::size_t>(n));
+      if (kern[k].narrow) {  // int32 lanes, the accumulators written in place of the result
+        dense_accumulate_rows_trn_wrap32(w.u.data(), rows, rows, kern[k].w.data(), kern[k].bias.data(), in, out,
+                                         kern[k].shift, range, w.v.data());
+        if (!(p.result == p.accum))
+          for (long e = 0; e < n; ++e) w.v[e] = static_cast<std::int32_t>(quantize_raw(w.v[e], p.accum.frac(), p.result));
+      } else {
+        w.acc.resize(static_cast<std::size_t>(n));
+        with_modes(p.accum.q, p.accum.o, [&]<quant_mode Q, overflow_mode O>() {
+          dense_accumulate_rows<Q, O>(w.u.data(), rows, rows, kern[k].w.data(), kern[k].bias.data(), in, out,
+                                      kern[k].shift, range, w.acc.data());
+        });
+        cast_result(w, p, n);
+      }
+      if (s.relu) relu_raw(w.v.data(), n, p.result, s.relu_result, w.v.data());
+      w.u.swap(w.v);
     }
   }
+  static void cast_result(workspace& w, const dense_precision& p, long n) {
+      if (p.result == p.accum) {
+        for (long e = 0; e < n; ++e) w.v[e] = static_cast<std::int32_t>(w.acc[e]);
+      } else {
+        for (long e = 0; e < n; ++e) w.v[e] = static_cast<std::int32_t>(quantize_raw(w.acc[e], p.accum.frac(), p.result));
+      }
+  }
 
-  /// w.b [segments, cols] = the fixed-point sums (precision p) of the row segments of m (format `term`).
+  /// out [segments, cols] = the fixed-point sums (precision p) of the row segments of m (format `term`).
   static void sum_rows(const std::int32_t* m, long cols, const index_t* offsets, long segments, const fixed_spec& term,
-                       const sum_precision& p, workspace& w) {
+                       const sum_precision& p, workspace& w, std::vector<std::int32_t>& out) {
     const std::size_t n = static_cast<std::size_t>(segments * cols);
     w.acc.resize(n);
-    w.b.resize(n);
+    out.resize(n);
     const lane_range r(p.accum);
     with_modes(p.accum.q, p.accum.o, [&]<quant_mode Q, overflow_mode O>() {
       segment_sum_accumulate<Q, O>(m, static_cast<int>(cols), offsets, segments, term.frac() - p.accum.frac(), r,
                                    w.acc.data());
     });
-    if (p.result == p.accum) {
-      for (std::size_t e = 0; e < n; ++e) w.b[e] = static_cast<std::int32_t>(w.acc[e]);
-    } else {
-      for (std::size_t e = 0; e < n; ++e) w.b[e] = static_cast<std::int32_t>(quantize_raw(w.acc[e], p.accum.frac(), p.result));
-    }
+    for (std::size_t e = 0; e < n; ++e) out[e] = cast_sum(w.acc[e], p);
   }
+
+  static constexpr long block_rows = 256;  ///< rows (edges, nodes, graphs) per block: the lanes of the kernels
 
   fixed_interaction_parts p_;
   int in_ = 0, msg_ = 0;
+  std::vector<stage_kernel> ke_, kn_, kc_;
 };
 
 }  // namespace hepgnn::quant
