@@ -191,14 +191,26 @@ inline void dense_accumulate_rows_trn_wrap32(const std::int32_t* x, long rows, l
                                              const std::int64_t* bias_acc, int in, int out, int shift,
                                              const lane_range& acc_range, std::int32_t* acc) {
   const int up = 32 - acc_range.width;
+  constexpr long chunk = 16;  // rows whose sums stay in registers over all inputs
   for (int o = 0; o < out; ++o) {
     std::int32_t* a = acc + o * stride;
     const auto b = static_cast<std::uint32_t>(bias_acc[o]);
-    for (long r = 0; r < rows; ++r) a[r] = static_cast<std::int32_t>(b);
-    for (int i = 0; i < in; ++i) {
+    long r0 = 0;
+    for (; r0 + chunk <= rows; r0 += chunk) {
+      std::uint32_t t[chunk];
+      for (long l = 0; l < chunk; ++l) t[l] = b;
+      for (int i = 0; i < in; ++i) {
+        const std::int32_t wi = w[static_cast<long>(o) * in + i];
+        const std::int32_t* xi = x + i * stride + r0;
+        for (long l = 0; l < chunk; ++l) t[l] += static_cast<std::uint32_t>((xi[l] * wi) >> shift);
+      }
+      for (long l = 0; l < chunk; ++l) a[r0 + l] = static_cast<std::int32_t>(t[l]);
+    }
+    for (long r = r0; r < rows; ++r) a[r] = static_cast<std::int32_t>(b);
+    for (int i = 0; i < in && r0 < rows; ++i) {
       const std::int32_t wi = w[static_cast<long>(o) * in + i];
       const std::int32_t* xi = x + i * stride;
-      for (long r = 0; r < rows; ++r)
+      for (long r = r0; r < rows; ++r)
         a[r] = static_cast<std::int32_t>(static_cast<std::uint32_t>(a[r]) + static_cast<std::uint32_t>((xi[r] * wi) >> shift));
     }
     for (long r = 0; r < rows; ++r) {
