@@ -105,6 +105,7 @@
 #include "hepgnn/quant/hgq_activation.hpp"
 #include "hepgnn/quant/hgq_export.hpp"
 #include "hepgnn/quant/integer_kernels.hpp"
+#include "hepgnn/quant/interaction_network.hpp"
 #include "hepgnn/quant/precision_string.hpp"
 
 #include "hepgnn/dist/communicator.hpp"

@@ -16,6 +16,7 @@
 
 #include "hepgnn/quant/dense.hpp"
 #include "hepgnn/quant/fixed_point.hpp"
+#include "hepgnn/quant/integer_kernels.hpp"
 
 namespace hq = hepgnn::quant;
 
@@ -236,6 +237,38 @@ void check_dense(std::mt19937_64& gen) {
     }
 }
 
+// The aggregation rule of fixed_interaction_network (quant/interaction_network.hpp): acc = 0 in accum_t, then
+// acc += (accum_t) term for each term of a segment in order, result (res_t) acc; against segment_sum_accumulate
+// (terms ap_fixed<9,4>: casts into accumulators with fewer (rounding) and more (left shift) fractional bits).
+template <int Wa, int Ia, int Qa, int Oa, int Qr, int Or>
+void check_segment_sum(std::mt19937_64& gen) {
+  using term_t = ap_fixed<9, 4>;
+  using accum_t = typename fmt<Wa, Ia, true, Qa, Oa>::ap;
+  using res_t = typename fmt<8, 5, true, Qr, Or>::ap;
+  std::snprintf(g_context, sizeof g_context, "segment sum accum <%d,%d> q=%d o=%d result q=%d o=%d", Wa, Ia, Qa, Oa, Qr, Or);
+  const hq::fixed_spec term{9, 4}, accum{Wa, Ia, static_cast<hq::quant_mode>(Qa), static_cast<hq::overflow_mode>(Oa)};
+  const hq::fixed_spec result{8, 5, static_cast<hq::quant_mode>(Qr), static_cast<hq::overflow_mode>(Or)};
+  const int cols = 3;
+  std::vector<int> offsets{0};
+  for (int s = 0; s < 40; ++s) offsets.push_back(offsets.back() + static_cast<int>(gen() % 20));
+  std::vector<std::int32_t> m(static_cast<std::size_t>(offsets.back()) * cols);
+  for (auto& v : m) v = static_cast<std::int32_t>(gen() % 512) - 256;  // every pattern of ap_fixed<9,4>
+  std::vector<std::int64_t> acc(static_cast<std::size_t>(offsets.size() - 1) * cols);
+  const hq::lane_range range(accum);
+  hq::with_modes(accum.q, accum.o, [&]<hq::quant_mode Q, hq::overflow_mode O>() {
+    hq::segment_sum_accumulate<Q, O>(m.data(), cols, offsets.data(), static_cast<long>(offsets.size() - 1),
+                                     term.frac() - accum.frac(), range, acc.data());
+  });
+  for (std::size_t s = 0; s + 1 < offsets.size(); ++s)
+    for (int j = 0; j < cols; ++j) {
+      accum_t a = 0;
+      for (int r = offsets[s]; r < offsets[s + 1]; ++r) a += (accum_t)term_t(hq::raw_to_double(m[r * cols + j], term));
+      const res_t y = a;
+      const double mine = hq::raw_to_double(hq::quantize_raw(acc[s * cols + j], accum.frac(), result), result);
+      expect(mine == y.to_double(), "segment sum", mine, y.to_double());
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -271,6 +304,10 @@ int main() {
   check_dense<2, 1, 6, 1>(gen);
   check_dense<6, 3, 2, 2>(gen);
   check_dense<1, 2, 5, 0>(gen);
+  check_segment_sum<12, 6, 0, 0, 0, 0>(gen);  // hls4ml's defaults, wrapping
+  check_segment_sum<8, 5, 2, 1, 6, 1>(gen);   // rounding terms, saturating
+  check_segment_sum<10, 4, 6, 3, 2, 2>(gen);  // terms shifted left, AP_SAT_SYM
+  check_segment_sum<7, 4, 1, 0, 5, 0>(gen);   // wrapping narrow sums
   std::printf("ap_fixed bit-exactness: %ld checks, %ld mismatches\n", g_checks, g_failures);
   return g_failures == 0 && g_checks > 0 ? 0 : 1;
 }

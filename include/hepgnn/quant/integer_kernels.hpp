@@ -87,6 +87,16 @@ inline std::int64_t wrapping_add(std::int64_t a, std::int64_t b) {
   return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
 }
 
+/// @brief a (+)= p in the accumulator format: overflow-handled after the addition (p already cast to it), or, for
+/// AP_WRAP, modulo 2^64 (the caller reduces to W bits once at the end: the same bits).
+template <overflow_mode O>
+inline std::int64_t accumulate_lane(std::int64_t a, std::int64_t p, const lane_range& r) {
+  if constexpr (O == overflow_mode::wrap)
+    return wrapping_add(a, p);
+  else
+    return overflow_lane<O>(a + overflow_lane<O>(p, r), r);
+}
+
 /// @brief Sizes and shifts of one fixed-point dense product (see quantized_dense).
 struct dense_kernel_shape {
   int batch, in, out;
@@ -109,25 +119,104 @@ void dense_accumulate(const std::int32_t* x, const std::int32_t* w, const std::i
       const std::int32_t* wi = w + static_cast<std::int64_t>(i) * k.out;
       if (sh > 0) {
         for (int j = 0; j < k.out; ++j) {
-          const std::int64_t p = round_shift_lane<Q>(xi * static_cast<std::int64_t>(wi[j]), sh);
-          if constexpr (O == overflow_mode::wrap)
-            a[j] = wrapping_add(a[j], p);  // modulo 2^64, wrapped to W bits once below (same bits)
-          else
-            a[j] = overflow_lane<O>(a[j] + overflow_lane<O>(p, acc_range), acc_range);
+          a[j] = accumulate_lane<O>(a[j], round_shift_lane<Q>(xi * static_cast<std::int64_t>(wi[j]), sh), acc_range);
         }
       } else {
         const int left = -sh;
         for (int j = 0; j < k.out; ++j) {
-          const std::int64_t p = (xi * static_cast<std::int64_t>(wi[j])) * (std::int64_t(1) << left);
-          if constexpr (O == overflow_mode::wrap)
-            a[j] = wrapping_add(a[j], p);
-          else
-            a[j] = overflow_lane<O>(a[j] + overflow_lane<O>(p, acc_range), acc_range);
+          a[j] = accumulate_lane<O>(a[j], (xi * static_cast<std::int64_t>(wi[j])) * (std::int64_t(1) << left), acc_range);
         }
       }
     }
     if constexpr (O == overflow_mode::wrap)
       for (int j = 0; j < k.out; ++j) a[j] = overflow_lane<O>(a[j], acc_range);
+  }
+}
+
+/// @brief The fixed-point sum of each segment of rows (aggregation over a node's incoming edges, pooling over a
+/// graph's nodes): acc[s, j] = 0, then acc[s, j] (+)= (accum_t) m[r, j] for r = offsets[s], ..., offsets[s + 1] - 1,
+/// each term cast to the accumulator (shift = F_m - F_accum: > 0 rounds by Q, <= 0 shifts left) and each sum
+/// overflow-handled by O (AP_WRAP: once at the end, the same bits). m is [rows, cols] raw, acc [segments, cols].
+template <quant_mode Q, overflow_mode O, class Index>
+void segment_sum_accumulate(const std::int32_t* m, int cols, const Index* offsets, long segments, int shift,
+                            const lane_range& acc_range, std::int64_t* acc) {
+  for (long s = 0; s < segments; ++s) {
+    std::int64_t* a = acc + s * cols;
+    for (int j = 0; j < cols; ++j) a[j] = 0;
+    for (Index r = offsets[s]; r < offsets[s + 1]; ++r) {
+      const std::int32_t* mr = m + static_cast<std::int64_t>(r) * cols;
+      if (shift > 0) {
+        for (int j = 0; j < cols; ++j) a[j] = accumulate_lane<O>(a[j], round_shift_lane<Q>(mr[j], shift), acc_range);
+      } else {
+        const std::int64_t scale = std::int64_t(1) << -shift;
+        for (int j = 0; j < cols; ++j) a[j] = accumulate_lane<O>(a[j], static_cast<std::int64_t>(mr[j]) * scale, acc_range);
+      }
+    }
+    if constexpr (O == overflow_mode::wrap)
+      for (int j = 0; j < cols; ++j) a[j] = overflow_lane<O>(a[j], acc_range);
+  }
+}
+
+/// @brief The dense product with rows as the vector lanes (for many short rows: edges, nodes): x is feature-major
+/// [in, stride] (input i of row r at x[i * stride + r]), w is [out, in] raw, acc [out, stride] raw accumulators
+/// for rows r < rows. Per output o and row r: acc = bias_acc[o], then acc (+)= cast_accum(x_i * w_oi) for i
+/// ascending, exactly as dense_accumulate (the same bits).
+template <quant_mode Q, overflow_mode O>
+void dense_accumulate_rows(const std::int32_t* x, long rows, long stride, const std::int32_t* w,
+                           const std::int64_t* bias_acc, int in, int out, int shift, const lane_range& acc_range,
+                           std::int64_t* acc) {
+  for (int o = 0; o < out; ++o) {
+    std::int64_t* a = acc + o * stride;
+    for (long r = 0; r < rows; ++r) a[r] = bias_acc[o];
+    for (int i = 0; i < in; ++i) {
+      const std::int64_t wi = w[static_cast<long>(o) * in + i];
+      const std::int32_t* xi = x + i * stride;
+      if (shift > 0) {
+        for (long r = 0; r < rows; ++r) a[r] = accumulate_lane<O>(a[r], round_shift_lane<Q>(xi[r] * wi, shift), acc_range);
+      } else {
+        const std::int64_t scale = std::int64_t(1) << -shift;
+        for (long r = 0; r < rows; ++r) a[r] = accumulate_lane<O>(a[r], xi[r] * wi * scale, acc_range);
+      }
+    }
+    if constexpr (O == overflow_mode::wrap)
+      for (long r = 0; r < rows; ++r) a[r] = overflow_lane<O>(a[r], acc_range);
+  }
+}
+
+/// @brief dense_accumulate_rows for AP_TRN / AP_WRAP accumulators (hls4ml's default) whose products fit int32
+/// (W_x + W_w <= 32, shift > 0, W_accum <= 32), on int32 lanes (twice as many per vector): the sums are kept
+/// modulo 2^32 and wrapped to W once at the end, the same bits as the int64 kernel since 2^W divides 2^32. Writes
+/// the wrapped accumulators, [out, stride] int32.
+inline void dense_accumulate_rows_trn_wrap32(const std::int32_t* x, long rows, long stride, const std::int32_t* w,
+                                             const std::int64_t* bias_acc, int in, int out, int shift,
+                                             const lane_range& acc_range, std::int32_t* acc) {
+  const int up = 32 - acc_range.width;
+  constexpr long chunk = 32;  // rows whose sums stay in registers over all inputs (4 AVX2 / 2 AVX-512 vectors)
+  for (int o = 0; o < out; ++o) {
+    std::int32_t* a = acc + o * stride;
+    const auto b = static_cast<std::uint32_t>(bias_acc[o]);
+    long r0 = 0;
+    for (; r0 + chunk <= rows; r0 += chunk) {
+      std::uint32_t t[chunk];
+      for (long l = 0; l < chunk; ++l) t[l] = b;
+      for (int i = 0; i < in; ++i) {
+        const std::int32_t wi = w[static_cast<long>(o) * in + i];
+        const std::int32_t* xi = x + i * stride + r0;
+        for (long l = 0; l < chunk; ++l) t[l] += static_cast<std::uint32_t>((xi[l] * wi) >> shift);
+      }
+      for (long l = 0; l < chunk; ++l) a[r0 + l] = static_cast<std::int32_t>(t[l]);
+    }
+    for (long r = r0; r < rows; ++r) a[r] = static_cast<std::int32_t>(b);
+    for (int i = 0; i < in && r0 < rows; ++i) {
+      const std::int32_t wi = w[static_cast<long>(o) * in + i];
+      const std::int32_t* xi = x + i * stride;
+      for (long r = r0; r < rows; ++r)
+        a[r] = static_cast<std::int32_t>(static_cast<std::uint32_t>(a[r]) + static_cast<std::uint32_t>((xi[r] * wi) >> shift));
+    }
+    for (long r = 0; r < rows; ++r) {
+      const std::uint32_t v = static_cast<std::uint32_t>(a[r]) << up;
+      a[r] = acc_range.is_signed ? static_cast<std::int32_t>(v) >> up : static_cast<std::int32_t>(v >> up);
+    }
   }
 }
 
