@@ -185,8 +185,8 @@ TEST_CASE("mlp: dropout in training forwards only, its masks fixed per cache, gr
     check_layer(trained, x);  // a fresh cache per evaluation: the masks the backward redraws
   }
   rng g(1);
-  CHECK_THROWS_WITH_AS(mlp<D>(g, {4, 3}, {.dropout = 1.0}), doctest::Contains("mlp: options.dropout must be in [0, 1), got 1"),
-                       hepgnn::error);
+  CHECK_THROWS_WITH_AS(mlp<D>(g, {4, 3}, {.dropout = 1.0}),
+                       doctest::Contains("mlp: options.dropout must be in [0, 1), got 1"), hepgnn::error);
 }
 
 TEST_CASE("heads: separate outputs, gradients of both heads reach the shared input") {
