@@ -3,8 +3,10 @@
 #include "support/doctest.hpp"
 #include "support/temp_dir.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hepgnn/dist/search_run.hpp"
@@ -168,6 +171,50 @@ TEST_CASE("run_search: several worker threads (whatever OMP_NUM_THREADS says)") 
   CHECK(one.units_used == three.units_used);
   CHECK(one.units_used > 0);
   CHECK(one.units_used <= (9 * 1 + 3 * 2 + 1 * 6) + (5 * 3 + 1 * 6) + 3 * 9);  // Li et al.'s plan, less failures
+}
+
+// Random proposals; records how many pending (training) trials each call saw, and that each is a trial proposed
+// earlier (not the one asked for).
+struct search_pending_probe : search_sampler {
+  random_sampler inner{4};
+  std::size_t max_pending = 0, calls = 0;
+  std::vector<std::string> proposed;
+  trial_config sample(const search_space& sp, std::size_t id, const std::vector<search_observation>& h) override {
+    ++calls;  // run_search calls samplers under its lock
+    std::size_t pending = 0;
+    for (const auto& o : h) {
+      if (!o.pending) continue;
+      ++pending;
+      CHECK(std::isnan(o.loss));
+      CHECK(std::count(proposed.begin(), proposed.end(), o.config.to_json()) == 1);
+    }
+    max_pending = std::max(max_pending, pending);
+    trial_config c = inner.sample(sp, id, h);
+    proposed.push_back(c.to_json());
+    return c;
+  }
+};
+
+TEST_CASE("run_search: samplers see the trials being trained as pending observations (constant liar's input)") {
+  const search_space space = search_run_space();
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{3}}) {
+    INFO(workers, " workers");
+    search_pending_probe probe;
+    asha_scheduler sched({1, 9, 3, 12, 0, search_mode::minimize});
+    search_callbacks cb;
+    cb.train = [](const trial_context& c) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // long enough for the workers to overlap
+      return c.config.get<double>("x") + 1.0 / c.to;
+    };
+    search_options o;
+    o.workers = workers;
+    const search_result r = run_search(space, probe, sched, cb, o);
+    CHECK(r.trials.size() == 12);
+    CHECK(probe.calls == 12);
+    if (workers == 1) CHECK(probe.max_pending == 0);  // the only worker is the one asking
+    else CHECK(probe.max_pending >= 1);
+    CHECK(probe.max_pending <= workers - 1);
+  }
 }
 
 TEST_CASE("run_search: a non-finite metric fails the trial; TPE and maximising mode run") {

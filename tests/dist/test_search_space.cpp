@@ -169,4 +169,39 @@ TEST_CASE("tpe_sampler: random until n_startup results at one resource, then rep
   CHECK_THROWS_AS(tpe_sampler(1, tpe_options{10, 0}), hepgnn::error);
 }
 
+TEST_CASE("tpe_sampler: constant liar keeps proposals away from trials still training") {
+  search_space s;
+  s.add_uniform("x", 0, 1);
+  std::vector<search_observation> h;
+  rng g(3);
+  for (int i = 0; i < 40; ++i) {  // results of a bowl at x = 0.3
+    trial_config c = s.sample(g);
+    const double x = c.get<double>("x");
+    h.push_back({std::move(c), 1.0, (x - 0.3) * (x - 0.3)});
+  }
+  std::vector<search_observation> with_pending = h;
+  for (int i = 0; i < 12; ++i) {  // 12 workers busy right at the optimum
+    trial_config c;
+    c.set("x", 0.29 + 0.002 * i);
+    with_pending.push_back({std::move(c), 0, std::nan(""), true});
+  }
+  tpe_options lo;
+  lo.constant_liar = true;
+  tpe_sampler plain(7), liar(7, lo);
+  double near_plain = 0, near_liar = 0;
+  for (std::size_t id = 100; id < 160; ++id) {
+    const trial_config p = plain.sample(s, id, with_pending);
+    CHECK(p == plain.sample(s, id, h));  // without the liar, pending trials change nothing
+    CHECK(liar.sample(s, id, h) == p);   // with the liar but none pending: plain TPE
+    near_plain += std::abs(p.get<double>("x") - 0.3) < 0.02;
+    near_liar += std::abs(liar.sample(s, id, with_pending).get<double>("x") - 0.3) < 0.02;
+  }
+  MESSAGE("proposals within 0.02 of the busy optimum, of 60: plain TPE ", near_plain, ", constant liar ", near_liar);
+  CHECK(near_liar < 0.5 * near_plain);
+  // a pending trial already measured at the level TPE fits keeps its real value (no lie on top)
+  std::vector<search_observation> measured = h;
+  measured.push_back({h[0].config, 0, std::nan(""), true});
+  CHECK(liar.sample(s, 5, measured) == liar.sample(s, 5, h));
+}
+
 }  // namespace hepgnn_test_search_space

@@ -1,6 +1,7 @@
 // MLPF model: preprocessing, shapes, finite-difference gradients (double), a short training run that must
 // beat a stated accuracy, weights round trip (old weight names; save_model / load_model with the config), files
-// asking for absurd sizes, gradients and Adam steps bit-identical at 1, 2 and 3 threads, bad input.
+// asking for absurd sizes, dropout (training only; gradients with fixed masks), gradients and Adam steps
+// bit-identical at 1, 2 and 3 threads, bad input.
 #include "support/doctest.hpp"
 
 #include <cmath>
@@ -135,6 +136,50 @@ TEST_CASE("mlpf: parameter gradients match finite differences (double)") {
   CHECK(model.train_step(x, b, ev.target_class, r, ws).total == doctest::Approx(loss()).epsilon(1e-12));
 }
 
+TEST_CASE("mlpf: dropout acts in training forwards only; with its masks fixed, gradients match finite differences") {
+  toy_pf_config tiny;
+  tiny.min_jets = tiny.max_jets = 1;
+  tiny.soft_particles = 4;
+  tiny.ecal_noise = tiny.hcal_noise = 1;
+  const auto ev = toy_pf_detector(tiny).simulate(8, 1)[0];
+  const model_t<double> plain = make_model<double>(2, 6, 5, 2);
+  mlpf_config cfg = plain.config();
+  cfg.dropout = 0.3;
+  model_t<double> model(cfg);
+  const matrix<double> x = mlpf_inputs<double>(ev.features);
+  const matrix<double> r = mlpf_regression_targets<double>(ev.features, ev.target_class, ev.target);
+  const batch b = batch::single(ev.num_elements());
+  model_t<double>::workspace ws, ws0, fresh;
+  const matrix<double> want = plain.infer(x, b, ws0)[0];
+  CHECK(model.infer(x, b, ws)[0] == want);  // the rate changes neither the weights nor inference
+  const matrix<double> first = model.forward(x, b, ws)[0];
+  const matrix<double> second = model.forward(x, b, ws)[0];
+  CHECK((first - want).cwiseAbs().maxCoeff() > 1e-4);
+  CHECK((second - first).cwiseAbs().maxCoeff() > 1e-4);  // new masks per training forward
+  CHECK(model.forward(x, b, fresh)[0] == first);         // a fresh workspace repeats them
+  model_t<double> no_drop = plain;
+  CHECK(no_drop.forward(x, b, ws0)[0] == want);          // rate 0: the training forward computes inference
+  // training steps differ from the same model without dropout
+  model_t<double>::workspace wa, wb;
+  zero_grad(model);
+  zero_grad(no_drop);
+  CHECK(model.train_step(x, b, ev.target_class, r, wa).total != no_drop.train_step(x, b, ev.target_class, r, wb).total);
+
+  auto loss = [&] {
+    model_t<double>::workspace w;  // fresh: the masks of the backward's first forward
+    model.forward(x, b, w);
+    return model.loss(ev.target_class, r, w, false).total;
+  };
+  auto backward = [&] {
+    zero_grad(model);
+    model_t<double>::workspace w;
+    model.train_step(x, b, ev.target_class, r, w);
+  };
+  const auto res = check_parameter_gradients(model, loss, backward);
+  INFO("worst: ", res.worst, " analytic ", res.analytic, " numeric ", res.numeric);
+  CHECK(res.max_error < 1e-6);
+}
+
 TEST_CASE("mlpf: spatial LSH bins put a track and the HCAL cluster it points to in one chunk") {
   const auto ev = toy_pf_detector().simulate(11, 1)[0];
   const matrix<double>& f = ev.features;
@@ -240,6 +285,7 @@ TEST_CASE("mlpf: save_model / load_model rebuild the model from its file (bit-id
   cfg.num_node_messages = 1;
   cfg.bin_size = 24;
   cfg.spatial_kernel_width = 0.3;
+  cfg.dropout = 0.25;
   model_t<float> model(cfg);
   CHECK(static_cast<double>(parameter_count(model)) == model_t<float>::parameter_count_of(cfg));
   const auto ev = toy_pf_detector(small_events()).simulate(9, 1)[0];
@@ -272,6 +318,7 @@ TEST_CASE("mlpf: save_model / load_model rebuild the model from its file (bit-id
   CHECK(got.bin_size == cfg.bin_size);
   CHECK(got.spatial_bins == cfg.spatial_bins);
   CHECK(got.spatial_kernel_width == cfg.spatial_kernel_width);
+  CHECK(got.dropout == cfg.dropout);
   model_t<float>::workspace wl;
   const auto& out = loaded.infer(x, b, wl);
   CHECK(out[0] == want[0]);
@@ -309,11 +356,26 @@ TEST_CASE("mlpf: a file or config asking for absurd sizes is refused before anyt
   model_t<float> copy = model;
   save_weights(copy, path, meta);
   CHECK_THROWS_WITH_AS(load_model<model_t<float>>(path), doctest::Contains("parameters, more than the"), hepgnn::error);
+  // dropout came with format version 2: a version-1 file without it reads 0, a version-2 one must have it
+  meta = config_to_metadata(model.config(), "mlpf");
+  meta.erase("mlpf.dropout");
+  meta["hepgnn.family"] = "mlpf";
+  meta["hepgnn.format_version"] = "1";
+  copy = model;
+  save_weights(copy, path, meta);
+  CHECK(load_model<model_t<float>>(path).config().dropout == 0);
+  meta["hepgnn.format_version"] = "2";
+  save_weights(copy, path, meta);
+  CHECK_THROWS_WITH_AS(load_model<model_t<float>>(path), doctest::Contains("lacks 'mlpf.dropout'"), hepgnn::error);
   std::filesystem::remove(path);
   // the same checks guard a config built in code
   mlpf_config bad;
   bad.hidden = 0;
   CHECK_THROWS_WITH_AS(model_t<float>{bad}, doctest::Contains("mlpf_model: config field 'hidden' = 0 is outside"),
+                       hepgnn::error);
+  bad = {};
+  bad.dropout = 1;
+  CHECK_THROWS_WITH_AS(model_t<float>{bad}, doctest::Contains("config field 'dropout' = 1 is outside [0, 0.99]"),
                        hepgnn::error);
   bad = {};
   bad.hidden = 2;

@@ -153,6 +153,42 @@ TEST_CASE("compositions: sequential, residual, concat, mlp") {
   check_layer(m, input());
 }
 
+TEST_CASE("mlp: dropout in training forwards only, its masks fixed per cache, gradients match finite differences") {
+  using D = double;
+  const M x = input(40, 4, 9);
+  for (const activation_kind k : {activation_kind::relu, activation_kind::elu, activation_kind::none}) {
+    INFO("activation ", static_cast<int>(k));
+    rng g(4), g0(4);
+    const mlp<D> m(g, {4, 16, 16, 3}, {.activation = k, .activate_last = false, .dropout = 0.4, .dropout_seed = 3});
+    const mlp<D> plain(g0, {4, 16, 16, 3}, {.activation = k});
+    mlp<D>::cache c, c0;
+    M y_infer, y_plain, y1, y2, y3;
+    m.infer(x, y_infer, c);
+    plain.infer(x, y_plain, c0);
+    CHECK(y_infer == y_plain);  // the rate changes neither the weights nor inference
+    plain.forward(x, y1, c0);
+    CHECK(y1 == y_plain);  // rate 0: forward is infer
+    m.forward(x, y1, c);
+    m.forward(x, y2, c);  // the second forward through a cache draws new masks
+    mlp<D>::cache fresh;
+    m.forward(x, y3, fresh);  // a fresh cache repeats the first ones
+    CHECK((y1 - y_infer).cwiseAbs().maxCoeff() > 1e-3);
+    CHECK((y1 - y2).cwiseAbs().maxCoeff() > 1e-3);
+    CHECK(y1 == y3);
+    // about 40 % of the nonzero hidden outputs are zeroed (c0: the same layer without dropout)
+    const M& h = k == activation_kind::elu ? c.drop[0] : c.post[0];
+    const auto alive = c0.post[0].array() != 0;
+    const double zeros = static_cast<double>((alive && h.array() == 0).count()) / static_cast<double>(alive.count());
+    CHECK(zeros > 0.3);
+    CHECK(zeros < 0.5);
+    mlp<D> trained = m;
+    check_layer(trained, x);  // a fresh cache per evaluation: the masks the backward redraws
+  }
+  rng g(1);
+  CHECK_THROWS_WITH_AS(mlp<D>(g, {4, 3}, {.dropout = 1.0}),
+                       doctest::Contains("mlp: options.dropout must be in [0, 1), got 1"), hepgnn::error);
+}
+
 TEST_CASE("heads: separate outputs, gradients of both heads reach the shared input") {
   rng g(3);
   using D = double;

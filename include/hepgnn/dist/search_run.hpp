@@ -11,6 +11,7 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -75,6 +76,7 @@ struct state {
   search_journal_writer journal;
   std::vector<search_trial_record> records;
   std::vector<double> live;  // resource of the user's state of each trial in this process (-1: none)
+  std::vector<char> busy;    // a worker is training the trial now
   std::vector<search_observation> history;
   double units_used = 0, units_replayed = 0;
   std::size_t events = 0;
@@ -96,8 +98,16 @@ struct state {
       const std::size_t old = records.size();
       records.resize(id + 1);
       live.resize(id + 1, -1.0);
+      busy.resize(id + 1, 0);
       for (std::size_t i = old; i <= id; ++i) records[i].id = i;
     }
+  }
+  // what a sampler sees: every result, then the trials being trained now (for TPE's constant liar)
+  std::vector<search_observation> sampling_history() const {
+    std::vector<search_observation> h = history;
+    for (std::size_t i = 0; i < busy.size(); ++i)
+      if (busy[i]) h.push_back({records[i].config, 0, std::numeric_limits<double>::quiet_NaN(), true});
+    return h;
   }
   void settle_ended() {
     for (const auto& [id, s] : scheduler.take_ended()) {
@@ -145,7 +155,7 @@ struct state {
           if (it != replay.configs.end()) {
             records[j.trial].config = it->second;
           } else {
-            records[j.trial].config = sampler.sample(space, j.trial, history);
+            records[j.trial].config = sampler.sample(space, j.trial, sampling_history());
             journal.trial(j.trial, records[j.trial].config);
             count_event();
           }
@@ -171,6 +181,7 @@ struct state {
       }
       const trial_config config = records[j.trial].config;
       const bool need_load = j.from > 0 && live[j.trial] != j.from;
+      busy[j.trial] = 1;
       lk.unlock();
       double from = j.from, metric = 0;
       std::string message;
@@ -189,6 +200,7 @@ struct state {
       }
       const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       lk.lock();
+      busy[j.trial] = 0;
       if (stop) break;  // killed: an unfinished job leaves no trace, as in a real kill
       units_used += j.to - from;
       try {

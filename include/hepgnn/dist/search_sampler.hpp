@@ -20,14 +20,16 @@
 namespace hepgnn {
 
 /// @brief One finished rung of a trial, as samplers see it: lower `loss` is better (a maximised metric arrives
-/// negated).
+/// negated). With `pending`, a trial that is training now: its configuration only (resource 0, loss NaN).
 struct search_observation {
   trial_config config;
   double resource = 0;
   double loss = 0;
+  bool pending = false;
 };
 
-/// @brief Proposes configurations. `history` holds every rung result recorded so far (any order).
+/// @brief Proposes configurations. `history` holds every rung result recorded so far (any order), then the
+/// trials training at that moment (`pending`; run_search passes them, for TPE's constant liar).
 class search_sampler {
  public:
   virtual ~search_sampler() = default;
@@ -60,6 +62,9 @@ struct tpe_options {
   std::size_t n_ei_candidates = 24;   ///< candidates drawn from l(x) per dimension; the best l/g is kept
   double prior_weight = 1.0;          ///< weight of the prior component in each Parzen mixture
   std::size_t gamma_cap = 25;         ///< gamma(n) = min(ceil(0.1 n), gamma_cap) observations form l(x)
+  /// Optuna's constant liar: trials still training (pending observations) count as results worse than every
+  /// real one, so they join g(x) and parallel workers stop proposing next to each other. Off: pending ignored.
+  bool constant_liar = false;
 };
 
 /// @brief Tree-structured Parzen estimator, univariate (each dimension modelled and chosen independently, as
@@ -103,7 +108,7 @@ class tpe_sampler : public search_sampler {
   std::vector<const search_observation*> usable(const std::vector<search_observation>& history) const {
     std::vector<double> levels;
     for (const auto& h : history)
-      if (std::isfinite(h.loss)) levels.push_back(h.resource);
+      if (!h.pending && std::isfinite(h.loss)) levels.push_back(h.resource);
     std::sort(levels.begin(), levels.end());
     double chosen = -1;
     for (std::size_t i = 0; i < levels.size();) {
@@ -115,8 +120,15 @@ class tpe_sampler : public search_sampler {
     std::vector<const search_observation*> out;
     if (chosen < 0) return out;
     for (const auto& h : history)
-      if (h.resource == chosen && std::isfinite(h.loss)) out.push_back(&h);
+      if (!h.pending && h.resource == chosen && std::isfinite(h.loss)) out.push_back(&h);
     std::stable_sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->loss < b->loss; });
+    if (o_.constant_liar) {  // the lies go last (the worst); a trial already measured at this level keeps its value
+      const std::size_t real = out.size();
+      for (const auto& h : history)
+        if (h.pending && std::none_of(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(real),
+                                      [&](auto* o) { return o->config == h.config; }))
+          out.push_back(&h);
+    }
     return out;
   }
 

@@ -184,6 +184,10 @@ struct mlpf_config {
   /// (1.5 eta, 3 sin phi, 3 cos phi; 0.4 ~ dR 0.13 in phi); 0 disables it
   double spatial_kernel_width = 0.4;
   std::uint64_t seed = 1;  ///< initialisation seed (the LSH projections have fixed seeds per layer)
+  /// Dropout rate of the feed-forward networks (encoder and both heads: after every hidden activation, as in
+  /// MLPF's ffn), in training forwards only; 0 (the default) leaves training bit-identical to a model without it.
+  /// Not in the graph layers.
+  double dropout = 0;
 
   template <class F>
   void for_each_field(F&& f) {
@@ -197,6 +201,7 @@ struct mlpf_config {
     f("spatial_bins", spatial_bins, 0, 1);
     f("spatial_kernel_width", spatial_kernel_width, 0, 1e6);
     f("seed", seed, 0, 9007199254740992.0);  // 2^53: exact in the file's numbers
+    f("dropout", dropout, 0, 0.99);           // format version 2; version 1 files read 0
   }
 };
 
@@ -225,7 +230,7 @@ class mlpf_model {
   using scalar = T;
   using config_type = mlpf_config;
   static constexpr std::string_view family = "mlpf";
-  static constexpr int format_version = 1;
+  static constexpr int format_version = 2;  // 2: config field "dropout"
   using conv_type = mlpf_graph_layer<T>;
   /// One graph layer: h <- LayerNorm(h + conv(h)), the position columns of h carried over.
   using block_type = carry_columns<residual_skip<conv_type>, layer_norm<T>>;
@@ -279,6 +284,15 @@ class mlpf_model {
   candidates reconstruct(const matrix<double>& features) const {
     workspace ws;
     return reconstruct(features, ws);
+  }
+
+  /// @brief Training forward without backward: as infer, with dropout (mlpf_config::dropout) active. The masks
+  /// are drawn per call from the workspace's count of training forwards, so a fresh workspace repeats them.
+  const outputs& forward(const matrix<T>& x0, const batch& b, workspace& ws) {
+    check_inputs(x0, b, "mlpf_model::forward");
+    net_.forward(x0, b, ws.y, ws.net);
+    split(ws);
+    return ws.out;
   }
 
   /// @brief The loss-and-gradients step of training (fit()'s step calls it): forward and backward on a batch of
@@ -375,10 +389,14 @@ class mlpf_model {
   // classification head, graph layers), so a seed gives the weights it gave then.
   static network make(const mlpf_config& c) {
     rng gen(c.seed);
-    mlp<T> encoder(gen, {mlpf_input_width, c.hidden, c.hidden}, {activation_kind::elu, true});
+    // each FFN its own dropout stream, apart from the weights' draws (so dropout does not change the weights)
+    auto ffn = [&](bool last, std::uint64_t k) {
+      return mlp_options{activation_kind::elu, last, c.dropout, mix64(c.seed ^ (0xD809D809ULL + k))};
+    };
+    mlp<T> encoder(gen, {mlpf_input_width, c.hidden, c.hidden}, ffn(true, 0));
     const int z = mlpf_input_width + c.hidden;
-    mlp<T> reg(gen, {z, c.head_hidden, c.head_hidden, mlpf_regression_width}, {activation_kind::elu, false});
-    mlp<T> cls(gen, {z, c.head_hidden, c.head_hidden, num_classes}, {activation_kind::elu, false});
+    mlp<T> reg(gen, {z, c.head_hidden, c.head_hidden, mlpf_regression_width}, ffn(false, 1));
+    mlp<T> cls(gen, {z, c.head_hidden, c.head_hidden, num_classes}, ffn(false, 2));
     // with spatial_bins the first hidden channels carry the calorimeter position (overwritten, so no gradient)
     const int position = c.spatial_bins ? mlpf_position_dims : 0;
     std::vector<block_type> blocks;
