@@ -21,10 +21,12 @@
 // Also: the fixed-point network of uniform <16,6> against a scalar fixed<16,6> loop in hls4ml's order (same bits,
 // speed), and against the same loop written with Xilinx's ap_fixed<16,6> when the example is built with
 // HEPGNN_AP_TYPES_DIR (scripts/setup_ap_types.sh); otherwise apfixed.bit_exact is null.
-// Options: --quick, --metrics-out FILE, --out-dir DIR (plot; default example_quantization_out).
+// Options: --quick, --metrics-out FILE, --out-dir DIR (plot and the HGQ network's export for a firmware flow;
+// default example_quantization_out).
 #include <hepgnn/core/aggregation.hpp>
 #include <hepgnn/data/toy_jets.hpp>
 #include <hepgnn/graph/fully_connected.hpp>
+#include <hepgnn/io/hls4ml_interaction_export.hpp>
 #include <hepgnn/loss/classification.hpp>
 #include <hepgnn/nn/aggregate.hpp>
 #include <hepgnn/nn/dense.hpp>
@@ -624,6 +626,10 @@ int main(int argc, char** argv) {
   const auto svg = (std::filesystem::path(out_dir) / "accuracy_vs_ebops.svg").string();
   p.save(svg);
   std::printf("plot: %s\n", svg.c_str());
+  // The HGQ network for a firmware flow: its stages, formats and weights (io/hls4ml_interaction_export.hpp).
+  const auto exported = std::filesystem::path(out_dir) / "hgq_interaction_network";
+  write_hls4ml_interaction_export(exported, hgq_fixed);
+  std::printf("hls4ml export of the HGQ network: %s\n", exported.string().c_str());
 
   if (!metrics_out.empty()) {
     std::ofstream m(metrics_out);

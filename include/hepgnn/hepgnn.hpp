@@ -125,6 +125,7 @@
 #include "hepgnn/io/fastjet_events.hpp"
 #include "hepgnn/io/gzip.hpp"
 #include "hepgnn/io/hls4ml_export.hpp"
+#include "hepgnn/io/hls4ml_interaction_export.hpp"
 #include "hepgnn/io/jetnet_npy.hpp"
 #include "hepgnn/io/model_file.hpp"
 #include "hepgnn/io/npy.hpp"

@@ -128,8 +128,43 @@ inline void check_on_grid(const std::vector<double>& v, const quant::fixed_spec&
                  " = ", v[e], " is not a value of ", quant::to_string(f));
 }
 
-}  // namespace detail::hls4ml
+/// Writes <name>_kernel.npy [in, out] and, with a bias, <name>_bias.npy [out] (float64, exact on their grids).
+inline void write_weights(const std::filesystem::path& dir, const std::string& name, const quant::quantized_dense& q) {
+  const int in = q.in_features(), out = q.out_features();
+  std::vector<double> w(static_cast<std::size_t>(in) * out), b(static_cast<std::size_t>(out));
+  for (int i = 0; i < in; ++i)
+    for (int o = 0; o < out; ++o)
+      w[static_cast<std::size_t>(i) * out + o] = quant::raw_to_double(q.weight_raw(o, i), q.precision().weight);
+  for (int o = 0; o < out; ++o) b[static_cast<std::size_t>(o)] = quant::raw_to_double(q.bias_raw(o), q.precision().bias);
+  write_npy(dir / (name + "_kernel.npy"), npy_array::from<double>({in, out}, w));
+  if (q.has_bias()) write_npy(dir / (name + "_bias.npy"), npy_array::from<double>({out}, b));
+}
 
+/// The dense layer whose "kernel" (and optional "bias") files the layer entry `e` names, in precision p; every
+/// value must lie on its format's grid.
+inline quant::quantized_dense read_weights(const std::filesystem::path& dir, const json::value& e, int in, int out,
+                                           const quant::dense_precision& p, const char* who) {
+  using kind = json::value::kind;
+  const auto kfile = member(e, "kernel", kind::string, who).text;
+  const auto karr = read_npy(dir / kfile);
+  HEPGNN_CHECK((karr.shape == std::vector<std::int64_t>{in, out}), who, ": ", kfile, " must have shape [", in, ", ",
+               out, "]");
+  const auto wk = karr.as<double>();
+  check_on_grid(wk, p.weight, kfile, who);
+  std::vector<double> w(wk.size()), b;
+  for (int i = 0; i < in; ++i)
+    for (int o = 0; o < out; ++o) w[static_cast<std::size_t>(o) * in + i] = wk[static_cast<std::size_t>(i) * out + o];
+  const json::value* bias = e.find("bias");
+  if (bias && bias->type == kind::string) {
+    const auto barr = read_npy(dir / bias->text);
+    HEPGNN_CHECK(barr.shape == std::vector<std::int64_t>{out}, who, ": ", bias->text, " must have shape [", out, "]");
+    b = barr.as<double>();
+    check_on_grid(b, p.bias, bias->text, who);
+  }
+  return quant::quantized_dense(w.data(), b.empty() ? nullptr : b.data(), in, out, p);
+}
+
+}  // namespace detail::hls4ml
 /// @brief The hls4ml configuration dictionary as JSON text (see the file comment).
 inline std::string hls4ml_config_json(const std::vector<hls4ml_dense_layer>& layers, const hls4ml_export_options& opt = {}) {
   namespace dj = detail::json;
@@ -180,13 +215,7 @@ inline void write_hls4ml_export(const std::filesystem::path& dir, const std::vec
     const auto& l = layers[k];
     const auto& q = l.layer;
     const int in = q.in_features(), out = q.out_features();
-    std::vector<double> w(static_cast<std::size_t>(in) * out), b(out);
-    for (int i = 0; i < in; ++i)
-      for (int o = 0; o < out; ++o)
-        w[static_cast<std::size_t>(i) * out + o] = quant::raw_to_double(q.weight_raw(o, i), q.precision().weight);
-    for (int o = 0; o < out; ++o) b[o] = quant::raw_to_double(q.bias_raw(o), q.precision().bias);
-    write_npy(dir / (l.name + "_kernel.npy"), npy_array::from<double>({in, out}, w));
-    if (q.has_bias()) write_npy(dir / (l.name + "_bias.npy"), npy_array::from<double>({out}, b));
+    detail::hls4ml::write_weights(dir, l.name, q);
     m += k ? ",\n    {" : "\n    {";
     m += "\"name\": ";
     dj::append_string(m, l.name);
@@ -230,25 +259,9 @@ inline std::vector<hls4ml_dense_layer> read_hls4ml_export(const std::filesystem:
     p.bias = detail::hls4ml::precision_of(cfg, "bias", who);
     p.accum = detail::hls4ml::precision_of(cfg, "accum", who);
     p.result = detail::hls4ml::precision_of(cfg, "result", who);
-    const auto kfile = detail::hls4ml::member(e, "kernel", kind::string, who).text;
-    const auto karr = read_npy(dir / kfile);
-    HEPGNN_CHECK((karr.shape == std::vector<std::int64_t>{in, out}), who, ": ", kfile, " must have shape [", in, ", ",
-                 out, "]");
-    const auto wk = karr.as<double>();
-    detail::hls4ml::check_on_grid(wk, p.weight, kfile, who);
-    std::vector<double> w(wk.size()), b;
-    for (int i = 0; i < in; ++i)
-      for (int o = 0; o < out; ++o) w[static_cast<std::size_t>(o) * in + i] = wk[static_cast<std::size_t>(i) * out + o];
-    const dj::value* bias = e.find("bias");
-    if (bias && bias->type == kind::string) {
-      const auto barr = read_npy(dir / bias->text);
-      HEPGNN_CHECK(barr.shape == std::vector<std::int64_t>{out}, who, ": ", bias->text, " must have shape [", out, "]");
-      b = barr.as<double>();
-      detail::hls4ml::check_on_grid(b, p.bias, bias->text, who);
-    }
     const std::string act = detail::hls4ml::member(e, "activation", kind::string, who).text;
     HEPGNN_CHECK(act == "relu" || act == "linear", who, ": layer '", name, "': activation must be relu or linear, got ", act);
-    hls4ml_dense_layer l{name, quant::quantized_dense(w.data(), b.empty() ? nullptr : b.data(), in, out, p), act == "relu", {}};
+    hls4ml_dense_layer l{name, detail::hls4ml::read_weights(dir, e, in, out, p, who), act == "relu", {}};
     if (l.relu)
       l.relu_result = detail::hls4ml::precision_of(
           detail::hls4ml::member(names, name + "_relu", kind::object, who), "result", who);
