@@ -27,31 +27,6 @@
 
 using namespace hepgnn;
 
-namespace {
-
-/// Every Linear in for_each_param order: the k-th one from seed base + 2k (weight), base + 2k + 1 (bias).
-template <class Model>
-void init_rb(Model& m, std::uint64_t base) {
-  std::uint64_t seed = base;
-  float bound = 0;
-  bool open = false;  // a weight whose Linear has not been closed by a bias yet
-  m.for_each_param("", [&](const std::string& name, auto p) {
-    if (name.ends_with("weight")) {
-      if (open) seed += 2;  // the previous Linear had no bias
-      const long in = p.shape.back(), out = p.size() / in;  // weights: out x in
-      bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
-      for (long k = 0; k < out * in; ++k) p.value[k] = bound * rb::upm1(seed, std::uint64_t(k));
-      open = true;
-    } else {
-      for (long k = 0; k < p.size(); ++k) p.value[k] = bound * rb::upm1(seed + 1, std::uint64_t(k));
-      seed += 2;
-      open = false;
-    }
-  });
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   const std::string w = argc > 1 ? argv[1] : "W6/epic/b256";
   int threads = 1;
@@ -63,7 +38,7 @@ int main(int argc, char** argv) {
   epic_generator_config cfg;  // EPiC-GAN's widths (the defaults)
   cfg.num_particles = static_cast<int>(N);
   epic_generator<float> G(cfg);
-  init_rb(G, 8000);
+  rb::init_linears(G, 8000);
   epic_noise<float> z;
   z.local.resize(B * N, cfg.local_noise);
   z.global.resize(B, cfg.latent);

@@ -36,24 +36,6 @@ using namespace hepgnn;
 
 namespace {
 
-/// Every Linear of a model, in for_each_param order (weight then bias), filled the WORKLOADS.md way from seeds
-/// base, base + 2, ...
-template <class Model>
-void init_rb(Model& m, std::uint64_t base) {
-  std::uint64_t seed = base;
-  float bound = 0;
-  m.for_each_param("", [&](const std::string& name, auto p) {
-    if (name.ends_with("weight")) {
-      const long out = p.shape[0], in = p.shape[1];
-      bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
-      for (long k = 0; k < out * in; ++k) p.value[k] = bound * rb::upm1(seed, std::uint64_t(k));
-    } else {
-      for (long k = 0; k < p.size(); ++k) p.value[k] = bound * rb::upm1(seed + 1, std::uint64_t(k));
-      seed += 2;
-    }
-  });
-}
-
 /// Noise (B*N) x 32: uniform with MPGAN's standard deviation 0.2 (0.2 sqrt 3 * U[-1, 1)); multiplicities 1..N.
 matrix<float> make_noise(long B, long N, std::uint64_t seed) {
   matrix<float> z(B * N, 32);
@@ -117,8 +99,8 @@ int main(int argc, char** argv) {
 
   if (w.find("/train/") != std::string::npos) {
     mpgan_gan<float> gan(gc, dc, mpgan_training_config::for_jet_type(mpgan_jet_type::top));
-    init_rb(gan.generator(), 6000);
-    init_rb(gan.discriminator(), 7000);
+    rb::init_linears(gan.generator(), 6000);
+    rb::init_linears(gan.discriminator(), 7000);
     mpgan_training_data<float> data;
     data.num_particles = N;
     data.multiplicity = counts;
@@ -134,7 +116,7 @@ int main(int argc, char** argv) {
   }
 
   mpgan_generator<float> G(gc);
-  init_rb(G, 6000);
+  rb::init_linears(G, 6000);
   const long chunk = n150 ? 32 : B;
   std::vector<mpgan_generator<float>::workspace> ws(1);
   matrix<float> out(B * N, 4);
@@ -170,7 +152,7 @@ int main(int argc, char** argv) {
     // D on real jets and on the generated ones (eval mode), first 32 jets
     const long nb = 32;
     mpgan_discriminator<float> D(dc);
-    init_rb(D, 7000);
+    rb::init_linears(D, 7000);
     const matrix<float> real = make_real(counts, N, 603).topRows(nb * N);
     const matrix<float> fake = out.topRows(nb * N);
     mpgan_discriminator<float>::workspace wr, wf;

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as Fn
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rb_common import median_seconds, rb_randint, rb_upm1, report, threads_from_env  # noqa: E402
+from rb_common import median_time, rb_randint, rb_upm1, report, threads_from_env  # noqa: E402
 
 FE, FN, NOISE, HIDDEN, OUT, ITERS, SLOPE = [96, 160, 192], [256, 256], 32, 32, 3, 2, 0.2
 
@@ -151,19 +151,6 @@ def inputs(B, N):
     return noise, n, torch.from_numpy(real)
 
 
-def timed(fn, min_reps, min_seconds):
-    """rb_common.median_seconds, on process CPU time with REFBENCH_CPU_TIME=1 (as rb.hpp's, for a loaded machine)."""
-    if os.environ.get("REFBENCH_CPU_TIME") != "1":
-        return median_seconds(fn, min_reps, min_seconds)
-    fn()
-    t = []
-    while len(t) < min_reps or sum(t) < min_seconds:
-        a = time.process_time()
-        fn()
-        t.append(time.process_time() - a)
-    return sorted(t)[len(t) // 2]
-
-
 def grad_norm(m):
     return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in m.parameters())))
 
@@ -232,7 +219,7 @@ def main():
             optG.step()
             losses[:] = [float(dl), float(gl)]
 
-        report(w, "torch-dense", threads, timed(step, 2, 0.0))
+        report(w, "torch-dense", threads, median_time(step, 2, 0.0))
         print(f"{w} torch-dense: last step d_loss {losses[0]:.5g} g_loss {losses[1]:.5g}", file=sys.stderr)
         return
 
@@ -257,7 +244,7 @@ def main():
                 y = generate()
                 s = clock() - a
             else:
-                s = timed(generate, 7 if B == 1 else 5, 1.0)
+                s = median_time(generate, 7 if B == 1 else 5, 1.0)
                 y = generate()
         report(w, "torch-" + name, threads, s)
         print(f"{w} torch-{name}: {s / B * 1e6:.4g} us per jet, {B / s:.4g} jets/s", file=sys.stderr)

@@ -37,6 +37,28 @@ void init_linear(Dense& d, std::uint64_t seed) {
     for (int o = 0; o < out; ++o) d.bias()(0, o) = static_cast<typename Dense::scalar>(b * upm1(seed + 1, o));
 }
 
+/// Every Linear of a model, in for_each_param order (weight, then its bias if it has one): the k-th one from seeds
+/// base + 2k (weight) and base + 2k + 1 (bias), uniform in +-1/sqrt(fan_in), as rb_common.py's linear().
+template <class Model>
+void init_linears(Model& m, std::uint64_t base) {
+  std::uint64_t seed = base;
+  float bound = 0;
+  bool open = false;  // a weight whose Linear has not been closed by a bias yet
+  m.for_each_param("", [&](const std::string& name, auto p) {
+    if (name.ends_with("weight")) {
+      if (open) seed += 2;  // the previous Linear had no bias
+      const long in = p.shape.back(), out = p.size() / in;  // weights: out x in
+      bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
+      for (long k = 0; k < out * in; ++k) p.value[k] = bound * upm1(seed, std::uint64_t(k));
+      open = true;
+    } else {
+      for (long k = 0; k < p.size(); ++k) p.value[k] = bound * upm1(seed + 1, std::uint64_t(k));
+      seed += 2;
+      open = false;
+    }
+  });
+}
+
 /// Times fn() per the measurement rules: one warm-up, then at least `min_reps` repetitions and about
 /// `min_seconds` of timed work; returns the median seconds. With REFBENCH_CPU_TIME=1 the same rule runs on process
 /// CPU time (for a loaded machine; not the MEASURING.md rule, compare only with a reference run the same way).

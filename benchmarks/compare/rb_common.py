@@ -45,13 +45,15 @@ def linear_params(fan_in, fan_out, seed):
     return w.astype(np.float32), bias.astype(np.float32)
 
 
-def median_seconds(fn, min_reps=7, min_seconds=1.0):
+def median_seconds(fn, min_reps=7, min_seconds=1.0, clock=time.perf_counter):
+    """One warm-up call, then at least min_reps timed calls and about min_seconds of timed work (at most 1000);
+    the median of the `clock` intervals."""
     fn()
     t = []
     while len(t) < min_reps or sum(t) < min_seconds:
-        a = time.perf_counter()
+        a = clock()
         fn()
-        t.append(time.perf_counter() - a)
+        t.append(clock() - a)
         if len(t) >= 1000:
             break
     return statistics.median(t)
@@ -59,17 +61,8 @@ def median_seconds(fn, min_reps=7, min_seconds=1.0):
 
 def median_time(fn, min_reps=7, min_seconds=1.0):
     """median_seconds, on process CPU time with REFBENCH_CPU_TIME=1 (rb.hpp's rule for a loaded machine)."""
-    if os.environ.get("REFBENCH_CPU_TIME") != "1":
-        return median_seconds(fn, min_reps, min_seconds)
-    fn()
-    t = []
-    while len(t) < min_reps or sum(t) < min_seconds:
-        a = time.process_time()
-        fn()
-        t.append(time.process_time() - a)
-        if len(t) >= 1000:
-            break
-    return statistics.median(t)
+    cpu = os.environ.get("REFBENCH_CPU_TIME") == "1"
+    return median_seconds(fn, min_reps, min_seconds, time.process_time if cpu else time.perf_counter)
 
 
 def report(workload, impl, threads, seconds):
