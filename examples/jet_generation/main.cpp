@@ -11,8 +11,8 @@
 //
 // Training keeps the generator of the step with the best validation score (w1m and w1p over their truth floors, on a
 // validation sample that is neither the training nor the test sample): GAN training see-saws, and MPGAN's own runs
-// likewise keep the best epoch. --checkpoint DIR writes DIR/generator.ckpt and DIR/discriminator.ckpt (weights, Adam
-// state, step) every --eval-every steps; --resume continues from them (see the note at save_pair).
+// likewise keep the best epoch. --checkpoint DIR writes the GAN's checkpoint (models/gan_checkpoint.hpp: both
+// networks, Adam state, step, noise and batch generators) every --eval-every steps; --resume continues from it.
 #include <chrono>
 #include <ctime>
 #include <cmath>
@@ -33,6 +33,7 @@
 #include "hepgnn/data/jet_conventions.hpp"
 #include "hepgnn/data/toy_jets.hpp"
 #include "hepgnn/io/checkpoint.hpp"
+#include "hepgnn/models/gan_checkpoint.hpp"
 #include "hepgnn/io/npy.hpp"
 #include "hepgnn/io/torch_pt.hpp"
 #include "hepgnn/metrics/coverage.hpp"
@@ -223,24 +224,6 @@ void print_marginals(const char* name, const jet_array<T>& jets) {
 
 using gan_type = epic_gan<T>;
 
-/// A GAN is two models with two optimizers; io/checkpoint.hpp saves one pair, so each network goes to its own file
-/// with the step in the position. Not saved: gan_pair's noise generator (private to it), so a resumed run draws
-/// other noise than an uninterrupted one would; a bit-exact pair checkpoint needs gan_pair to expose that rng.
-void save_pair(const fs::path& dir, gan_type& gan, long step) {
-  fs::create_directories(dir);
-  training_position at;
-  at.global_step = step;
-  save_checkpoint(dir / "generator.ckpt", gan.generator(), gan.generator_optimizer(), at);
-  save_checkpoint(dir / "discriminator.ckpt", gan.discriminator(), gan.discriminator_optimizer(), at);
-}
-long load_pair(const fs::path& dir, gan_type& gan) {
-  const auto a = load_checkpoint(dir / "generator.ckpt", gan.generator(), gan.generator_optimizer());
-  const auto b = load_checkpoint(dir / "discriminator.ckpt", gan.discriminator(), gan.discriminator_optimizer());
-  HEPGNN_CHECK(a.global_step == b.global_step, "--resume: the generator's checkpoint is at step ", a.global_step,
-               ", the discriminator's at ", b.global_step);
-  return a.global_step;
-}
-
 /// Microseconds per generated jet of an EPiC generator with this config at n particles (batch 256, full jets).
 double epic_us_per_jet(epic_generator_config cfg, int n, int reps) {
   cfg.num_particles = n;
@@ -321,9 +304,14 @@ int main(int argc, char** argv) {
   tc.seed = opt.seed + 3;
   gan_type gan(gc, dc, tc);
   long step = 0;
+  // The checkpoint (models/gan_checkpoint.hpp) holds both networks, their Adam state, the pair's noise generator
+  // and these two: a resumed run draws what an uninterrupted one would. Not in it: the best generator so far (the
+  // resumed run keeps its own) and the clock, so the learning-rate decay matches when the step budget drives it.
+  rng draw(opt.seed + 4), noise(opt.seed + 5);
+  const checkpoint_rngs example_rngs{{"batches", &draw}, {"validation_noise", &noise}};
   if (opt.resume) {
     HEPGNN_CHECK(!opt.checkpoint.empty(), "--resume needs --checkpoint DIR");
-    step = load_pair(opt.checkpoint, gan);
+    step = load_gan_checkpoint(opt.checkpoint, gan, example_rngs).global_step;
     std::printf("resumed from %s at step %ld\n", opt.checkpoint.c_str(), step);
     std::fflush(stdout);
   }
@@ -332,7 +320,6 @@ int main(int argc, char** argv) {
   epic_generator<T> best = gan.generator();
   val_score best_score{std::numeric_limits<double>::infinity(), 0, 0};
   long best_step = -1;
-  rng draw(opt.seed + 4), noise(opt.seed + 5);
   std::vector<std::size_t> items(static_cast<std::size_t>(opt.batch));
   const auto t_train = clock_type::now();
   const std::clock_t cpu_train = std::clock();  // process CPU time: on a shared machine wall time says little
@@ -354,7 +341,11 @@ int main(int argc, char** argv) {
       if (opt.conventions) apply_jet_conventions(g, conv);
       const auto v = validate(val, g, floor_m, floor_p);
       if (v.score < best_score.score) best_score = v, best = gan.generator(), best_step = step;
-      if (!opt.checkpoint.empty()) save_pair(opt.checkpoint, gan, step);
+      if (!opt.checkpoint.empty()) {
+        training_position at;
+        at.global_step = step;
+        save_gan_checkpoint(opt.checkpoint, gan, at, example_rngs);
+      }
       std::fprintf(stderr, "%sstep %ld/%ld  %.0f s  D %.3f  G %.3f  val w1m %.2g (floor %.2g) w1p %.2g (floor %.2g)%s",
                    tty ? "\r" : "", step, opt.steps, seconds_since(t_train), d_loss, g_loss, v.w1m, floor_m, v.w1p,
                    floor_p, tty ? "   " : "\n");
